@@ -1,0 +1,392 @@
+//! Async ends of one SPSC ring: `send` waits while full (backpressure), `recv` waits while empty
+//! and reports the end of stream only after every sent item was received.
+//!
+//! Both ends are created `Send` ([`SharedSender`], [`SharedReceiver`]) and bound to the thread that
+//! will use them by `connect()`. A connected end on a shard batches: the sender publishes its tail
+//! when `batch` items are pending or at the end of the shard's loop turn; the receiver tells a
+//! blocked sender about freed room at the same points. Off a shard every operation publishes at once.
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use super::ring::{self, Consumer, Empty, Producer};
+use crate::runtime::context::{self, Deferred};
+
+/// Creates a channel holding up to `capacity` items (rounded up to a power of two).
+pub fn bounded<T: Send>(capacity: usize) -> (SharedSender<T>, SharedReceiver<T>) {
+    let (p, c) = ring::ring(capacity);
+    (SharedSender { producer: p }, SharedReceiver { consumer: c })
+}
+
+fn batch_for(capacity: usize) -> usize {
+    (capacity / 4).clamp(1, 32)
+}
+
+/// The receiver was dropped; the item is handed back.
+#[derive(PartialEq, Eq, thiserror::Error)]
+#[error("the receiving end of the channel is gone")]
+pub struct SendError<T>(pub T);
+
+impl<T> std::fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+/// Why [`Sender::try_send`] did not send; the item is handed back.
+#[derive(PartialEq, Eq, thiserror::Error)]
+pub enum TrySendError<T> {
+    /// The ring is full now.
+    #[error("the channel is full")]
+    Full(T),
+    /// The receiver was dropped.
+    #[error("the receiving end of the channel is gone")]
+    Disconnected(T),
+}
+
+impl<T> std::fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "Full(..)",
+            TrySendError::Disconnected(_) => "Disconnected(..)",
+        })
+    }
+}
+
+/// Why [`Receiver::try_recv`] returned no item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TryRecvError {
+    /// Nothing is published now.
+    #[error("the channel is empty")]
+    Empty,
+    /// The sender is gone and every item was received.
+    #[error("the channel is closed and drained")]
+    Disconnected,
+}
+
+/// The sending end before it is bound to a thread. `Send`: move it to the shard that will send.
+#[derive(Debug)]
+pub struct SharedSender<T> {
+    producer: Producer<T>,
+}
+
+/// The receiving end before it is bound to a thread.
+#[derive(Debug)]
+pub struct SharedReceiver<T> {
+    consumer: Consumer<T>,
+}
+
+impl<T: Send + 'static> SharedSender<T> {
+    /// Binds the sender to the calling thread (a shard, for batched publication).
+    pub fn connect(self) -> Sender<T> {
+        let batch = batch_for(self.producer.capacity());
+        Sender {
+            inner: Rc::new(SenderInner {
+                producer: RefCell::new(self.producer),
+                flush_queued: Cell::new(false),
+                batch,
+                on_shard: context::on_shard(),
+            }),
+        }
+    }
+}
+
+impl<T: Send + 'static> SharedReceiver<T> {
+    /// Binds the receiver to the calling thread.
+    pub fn connect(self) -> Receiver<T> {
+        let batch = batch_for(self.consumer.capacity());
+        Receiver {
+            inner: Rc::new(ReceiverInner {
+                consumer: RefCell::new(self.consumer),
+                freed: Cell::new(0),
+                flush_queued: Cell::new(false),
+                batch,
+                on_shard: context::on_shard(),
+            }),
+        }
+    }
+}
+
+struct SenderInner<T> {
+    producer: RefCell<Producer<T>>,
+    flush_queued: Cell<bool>,
+    batch: usize,
+    on_shard: bool,
+}
+
+impl<T> SenderInner<T> {
+    fn publish(&self, p: &mut Producer<T>) {
+        if p.publish() {
+            p.shared.recv_wait.notify();
+        }
+    }
+}
+
+impl<T: 'static> Deferred for SenderInner<T> {
+    fn flush(&self) {
+        self.flush_queued.set(false);
+        self.publish(&mut self.producer.borrow_mut());
+    }
+}
+
+/// The sending end, bound to one thread (`!Send`).
+pub struct Sender<T: 'static> {
+    inner: Rc<SenderInner<T>>,
+}
+
+impl<T> std::fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender").field("batch", &self.inner.batch).finish_non_exhaustive()
+    }
+}
+
+impl<T: 'static> Sender<T> {
+    /// Sends `value`, waiting while the ring is full. Errors (handing the value back) only if the
+    /// receiver is gone.
+    pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
+        let mut slot = Some(value);
+        poll_fn(|cx| self.poll_send(cx, &mut slot)).await
+    }
+
+    fn poll_send(&self, cx: &mut Context<'_>, slot: &mut Option<T>) -> Poll<Result<(), SendError<T>>> {
+        let mut p = self.inner.producer.borrow_mut();
+        let value = slot.take().expect("send polled after completion");
+        if p.is_consumer_gone() {
+            return Poll::Ready(Err(SendError(value)));
+        }
+        if crate::runtime::poll_budget(cx).is_pending() {
+            *slot = Some(value);
+            return Poll::Pending;
+        }
+        match p.try_push(value) {
+            Ok(()) => {
+                self.after_push(&mut p);
+                Poll::Ready(Ok(()))
+            }
+            Err(value) => {
+                // Full: let the consumer see everything we batched, then wait for room.
+                self.inner.publish(&mut p);
+                p.shared.send_wait.register(cx.waker());
+                match p.try_push(value) {
+                    Ok(()) => {
+                        p.shared.send_wait.cancel();
+                        self.after_push(&mut p);
+                        Poll::Ready(Ok(()))
+                    }
+                    Err(value) if p.is_consumer_gone() => {
+                        p.shared.send_wait.cancel();
+                        Poll::Ready(Err(SendError(value)))
+                    }
+                    Err(value) => {
+                        *slot = Some(value);
+                        Poll::Pending
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn after_push(&self, p: &mut Producer<T>) {
+        let inner = &self.inner;
+        if !inner.on_shard || p.unpublished() >= inner.batch {
+            inner.publish(p);
+        } else if !inner.flush_queued.get() {
+            inner.flush_queued.set(true);
+            context::defer_flush(self.inner.clone());
+        }
+    }
+
+    /// Sends without waiting.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let mut p = self.inner.producer.borrow_mut();
+        if p.is_consumer_gone() {
+            return Err(TrySendError::Disconnected(value));
+        }
+        match p.try_push(value) {
+            Ok(()) => {
+                self.after_push(&mut p);
+                Ok(())
+            }
+            Err(v) => {
+                self.inner.publish(&mut p);
+                Err(TrySendError::Full(v))
+            }
+        }
+    }
+
+    /// Publishes every batched item now.
+    pub fn flush(&self) {
+        self.inner.publish(&mut self.inner.producer.borrow_mut());
+    }
+
+    /// Blocks a non-shard thread until `value` is sent.
+    pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
+        crate::runtime::block_on(self.send(value))
+    }
+
+    /// Ring capacity in items.
+    pub fn capacity(&self) -> usize {
+        self.inner.producer.borrow().capacity()
+    }
+}
+
+struct ReceiverInner<T> {
+    consumer: RefCell<Consumer<T>>,
+    /// Items taken since a blocked sender was last told about room.
+    freed: Cell<usize>,
+    flush_queued: Cell<bool>,
+    batch: usize,
+    on_shard: bool,
+}
+
+impl<T> ReceiverInner<T> {
+    fn notify_room(&self, c: &Consumer<T>) {
+        if self.freed.replace(0) > 0 {
+            c.shared.send_wait.notify();
+        }
+    }
+}
+
+impl<T: 'static> Deferred for ReceiverInner<T> {
+    fn flush(&self) {
+        self.flush_queued.set(false);
+        self.notify_room(&self.consumer.borrow());
+    }
+}
+
+/// The receiving end, bound to one thread (`!Send`).
+pub struct Receiver<T: 'static> {
+    inner: Rc<ReceiverInner<T>>,
+}
+
+impl<T> std::fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver").field("batch", &self.inner.batch).finish_non_exhaustive()
+    }
+}
+
+impl<T: 'static> Receiver<T> {
+    /// Receives the next item; `None` once the sender is gone and every item was received.
+    pub async fn recv(&self) -> Option<T> {
+        poll_fn(|cx| {
+            if crate::runtime::poll_budget(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.poll_recv_unbudgeted(cx)
+        })
+        .await
+    }
+
+    pub(crate) fn poll_recv_unbudgeted(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut c = self.inner.consumer.borrow_mut();
+        match c.try_pop() {
+            Ok(v) => {
+                self.after_pop(&c, 1);
+                Poll::Ready(Some(v))
+            }
+            Err(Empty::Closed) => Poll::Ready(None),
+            Err(Empty::Now) => {
+                self.inner.notify_room(&c);
+                c.shared.recv_wait.register(cx.waker());
+                match c.try_pop() {
+                    Ok(v) => {
+                        c.shared.recv_wait.cancel();
+                        self.after_pop(&c, 1);
+                        Poll::Ready(Some(v))
+                    }
+                    Err(Empty::Closed) => {
+                        c.shared.recv_wait.cancel();
+                        Poll::Ready(None)
+                    }
+                    Err(Empty::Now) => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    /// Receives every published item (up to `max`) into `buf` with one index update; waits while
+    /// empty. Returns how many were added; 0 means the channel is closed and drained.
+    pub async fn recv_many(&self, buf: &mut Vec<T>, max: usize) -> usize {
+        let max = max.max(1);
+        poll_fn(|cx| {
+            if crate::runtime::poll_budget(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let mut c = self.inner.consumer.borrow_mut();
+            let mut pop = |c: &mut Consumer<T>| c.pop_batch(max, |v| buf.push(v));
+            match pop(&mut c) {
+                Ok(n) => {
+                    self.after_pop(&c, n);
+                    Poll::Ready(n)
+                }
+                Err(Empty::Closed) => Poll::Ready(0),
+                Err(Empty::Now) => {
+                    self.inner.notify_room(&c);
+                    c.shared.recv_wait.register(cx.waker());
+                    match pop(&mut c) {
+                        Ok(n) => {
+                            c.shared.recv_wait.cancel();
+                            self.after_pop(&c, n);
+                            Poll::Ready(n)
+                        }
+                        Err(Empty::Closed) => {
+                            c.shared.recv_wait.cancel();
+                            Poll::Ready(0)
+                        }
+                        Err(Empty::Now) => Poll::Pending,
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    #[inline]
+    fn after_pop(&self, c: &Consumer<T>, n: usize) {
+        let inner = &self.inner;
+        let freed = inner.freed.get() + n;
+        inner.freed.set(freed);
+        if !inner.on_shard || freed >= inner.batch {
+            inner.notify_room(c);
+        } else if !inner.flush_queued.get() {
+            inner.flush_queued.set(true);
+            context::defer_flush(self.inner.clone());
+        }
+    }
+
+    /// Receives without waiting.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut c = self.inner.consumer.borrow_mut();
+        match c.try_pop() {
+            Ok(v) => {
+                self.after_pop(&c, 1);
+                Ok(v)
+            }
+            Err(Empty::Now) => Err(TryRecvError::Empty),
+            Err(Empty::Closed) => Err(TryRecvError::Disconnected),
+        }
+    }
+
+    /// Blocks a non-shard thread until an item arrives or the channel ends.
+    pub fn recv_blocking(&self) -> Option<T> {
+        crate::runtime::block_on(self.recv())
+    }
+
+    /// Published items waiting to be received.
+    pub fn len(&self) -> usize {
+        self.inner.consumer.borrow_mut().len()
+    }
+
+    /// True when no published item is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True once the sender is gone (items may remain to be received).
+    pub fn is_sender_gone(&self) -> bool {
+        self.inner.consumer.borrow().is_producer_gone()
+    }
+}

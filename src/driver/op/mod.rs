@@ -1,0 +1,75 @@
+//! Operation futures in the owned-buffer style: an [`Op`] owns everything the kernel reads or
+//! writes, and hands it back with the result. One operation per file below.
+//!
+//! Dropping an `Op` before it completes moves its data into the driver's slot and submits a cancel
+//! (see the driver's `# Safety` invariant 1), so no buffer is freed under the kernel.
+
+pub(crate) mod close;
+pub(crate) mod open;
+pub(crate) mod read;
+pub(crate) mod statx;
+pub(crate) mod timeout;
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use io_uring::squeue;
+
+use super::Completion;
+use crate::runtime::context;
+
+/// An operation in flight on the current shard's ring.
+#[derive(Debug)]
+pub(crate) struct Op<D: 'static> {
+    idx: usize,
+    data: Option<D>,
+    /// Bound to the shard whose driver holds the slot.
+    _not_send: PhantomData<*const ()>,
+}
+
+/// Why an operation could not be started.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("io operations must run inside a shard task (spawn it with Runtime::spawn_on or spawn_local)")]
+pub struct NotOnShard;
+
+impl<D: 'static> Op<D> {
+    /// Submits `entry`, whose pointers point into heap memory owned by `data`.
+    ///
+    /// # Safety
+    /// Every pointer in `entry` must point into heap allocations owned by `data` (not into
+    /// `data`'s own bytes, which move), valid for as long as `data` lives.
+    pub(crate) unsafe fn submit(entry: squeue::Entry, data: D) -> Result<Self, NotOnShard> {
+        let idx = context::with_driver(|d| {
+            // SAFETY: the caller guarantees the pointers live in `data`, which this `Op` keeps
+            // until the completion is reaped or hands to `Driver::abandon`.
+            unsafe { d.submit(entry) }
+        })
+        .ok_or(NotOnShard)?;
+        Ok(Self { idx, data: Some(data), _not_send: PhantomData })
+    }
+}
+
+impl<D: Unpin + 'static> Future for Op<D> {
+    type Output = (Completion, D);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let idx = self.idx;
+        let done = context::with_driver(|d| d.poll_op(idx, cx)).expect("an Op is created and polled on its shard");
+        match done {
+            Poll::Ready(c) => Poll::Ready((c, self.data.take().expect("Op polled after completion"))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<D: 'static> Drop for Op<D> {
+    fn drop(&mut self) {
+        if let Some(data) = self.data.take() {
+            // If the shard's context is already gone the driver was dropped too, and its drop
+            // waited for this completion before returning (driver invariant 2).
+            let _ = context::with_driver(|d| d.abandon(self.idx, Box::new(data)));
+        }
+    }
+}

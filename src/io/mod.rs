@@ -1,0 +1,98 @@
+//! File operations through the current shard's io_uring, in the owned-buffer style: a read takes
+//! a `Vec<u8>` and hands it back with the result, so no buffer is ever borrowed by the kernel.
+//!
+//! Every function here must run inside a shard task; off a shard it fails with
+//! [`NotOnShard`](crate::io::NotOnShard) (as an `io::Error` of kind `Other`).
+
+#![forbid(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::driver::op::{self, close, open, read, statx, timeout};
+
+pub use op::NotOnShard;
+
+fn not_on_shard(e: NotOnShard) -> io::Error {
+    io::Error::other(e)
+}
+
+/// A file opened through the ring. Dropping it closes the descriptor synchronously; call
+/// [`File::close`] to close through the ring instead.
+#[derive(Debug)]
+pub struct File {
+    fd: OwnedFd,
+}
+
+impl File {
+    /// Opens `path` read-only.
+    pub async fn open(path: impl AsRef<Path>) -> io::Result<File> {
+        let path = path.as_ref();
+        let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("path {} contains a NUL byte", path.display()))
+        })?;
+        let op = open::open(c, libc::O_RDONLY, 0).map_err(not_on_shard)?;
+        Ok(File { fd: open::run(op).await? })
+    }
+
+    /// Reads up to `buf.capacity() - buf.len()` bytes at `offset`, appending them to `buf`.
+    /// Returns the byte count (0 at end of file) and the buffer.
+    pub async fn read_at(&self, buf: Vec<u8>, offset: u64) -> (io::Result<usize>, Vec<u8>) {
+        match read::read_at(self.fd.as_raw_fd(), buf, offset) {
+            Ok(op) => read::run(op).await,
+            Err(e) => (Err(not_on_shard(e)), Vec::new()),
+        }
+    }
+
+    /// The file's size in bytes (statx).
+    pub async fn size(&self) -> io::Result<u64> {
+        let op = statx::statx(self.fd.as_raw_fd()).map_err(not_on_shard)?;
+        statx::run(op).await
+    }
+
+    /// Reads the whole file into a new buffer sized by [`File::size`]. Stops at end of file or
+    /// once the size seen by statx is read (bytes appended to the file after that are not read).
+    pub async fn read_to_end(&self) -> io::Result<Vec<u8>> {
+        let size = self.size().await?;
+        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(usize::MAX).max(1));
+        loop {
+            if buf.len() == buf.capacity() {
+                buf.reserve(4096);
+            }
+            // read_at appends at buf.len(), which is also the file offset reached so far.
+            let offset = buf.len() as u64;
+            let (res, b) = self.read_at(buf, offset).await;
+            buf = b;
+            if res? == 0 || buf.len() as u64 >= size {
+                return Ok(buf);
+            }
+        }
+    }
+
+    /// Closes the descriptor through the ring and reports the kernel's verdict.
+    pub async fn close(self) -> io::Result<()> {
+        match close::close(self.fd) {
+            Ok(op) => close::run(op).await,
+            Err((_fd, e)) => Err(not_on_shard(e)), // `_fd` drops here and closes synchronously
+        }
+    }
+}
+
+/// Reads a whole file, like `std::fs::read`, through the ring.
+pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
+    let f = File::open(path).await?;
+    let data = f.read_to_end().await?;
+    f.close().await?;
+    Ok(data)
+}
+
+/// Waits `d` with an `IORING_OP_TIMEOUT` (a kernel timer; [`crate::time::sleep`] is the cheaper
+/// user-space timer for most uses).
+pub async fn uring_timeout(d: Duration) -> io::Result<()> {
+    let op = timeout::timeout(d).map_err(not_on_shard)?;
+    timeout::run(op).await
+}

@@ -1,0 +1,48 @@
+//! # shardpipe
+//!
+//! A thread-per-core sharded executor for data-loading pipelines. Every shard is a thread pinned
+//! to one CPU that runs its own executor and its own io_uring; shards hand items to each other
+//! through lock-free single-producer/single-consumer rings that a busy shard crosses without a
+//! syscall.
+//!
+//! ```text
+//!   ┌──────── shard 0 (CPU 0) ────────┐        ┌──────── shard 1 (CPU 1) ────────┐
+//!   │ tasks ◀─ local queue ◀─ inbox ◀─┼─wake───┼─ ...                            │
+//!   │   │  ops ▶ io_uring ▶ completions│        │                                 │
+//!   │   └─ send ▶ ring 0→1 ───────────┼───────▶┼─ recv ▶ tasks                   │
+//!   └─────────────────────────────────┘        └─────────────────────────────────┘
+//! ```
+//!
+//! ```no_run
+//! use shardpipe::{Runtime, channel};
+//!
+//! let rt = Runtime::builder().shards(2).build()?;
+//! let (tx, rx) = channel::bounded::<u64>(1024);
+//! let producer = rt.run_on(0, move || async move {
+//!     let tx = tx.connect();
+//!     for i in 0..1000 { tx.send(i).await.unwrap(); }
+//! })?;
+//! let consumer = rt.run_on(1, move || async move {
+//!     let rx = rx.connect();
+//!     let mut sum = 0;
+//!     while let Some(v) = rx.recv().await { sum += v; }
+//!     sum
+//! })?;
+//! producer.join()?;
+//! assert_eq!(consumer.join()?, 499_500);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod channel;
+pub(crate) mod driver;
+pub mod io;
+pub mod runtime;
+pub(crate) mod sync;
+pub(crate) mod sys;
+
+pub use driver::{DriverStats, RingMode, UringUnavailable};
+pub use runtime::time;
+pub use runtime::{
+    BuildError, Builder, JoinError, JoinHandle, RunError, Runtime, ShardInfo, ShardReport, SpawnError, current_shard,
+    spawn_local, try_spawn_local, yield_now,
+};

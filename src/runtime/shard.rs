@@ -1,0 +1,301 @@
+//! One shard: a pinned thread running the loop below over its run queues, timers and ring.
+//!
+//! ```text
+//!   other threads ──push──▶ inbox (SegQueue) ─┐          ┌──▶ local run queue (VecDeque)
+//!   other shards  ──wake──▶ inbox + doorbell ─┴─ drain ──┤        │ run ≤ tasks_per_turn
+//!                                                        │        ▼
+//!   ring completions ─── reap ── wake ───────────────────┘   tasks poll: ops push SQEs,
+//!   timers (BTreeMap) ── fire ── wake ───────────────────┘   channel sends batch items
+//!                                                              │
+//!   end of turn: flush channel batches, submit SQEs + reap ◀───┘
+//!   idle: spin `spin_before_park`, arm doorbell, re-check, block in io_uring_enter
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_task::Runnable;
+use crossbeam_queue::SegQueue;
+use crossbeam_utils::CachePadded;
+
+use super::context::{self, Context};
+use super::time::Timers;
+use crate::channel::doorbell::Doorbell;
+use super::builder::BuildError;
+use crate::driver::{Driver, DriverStats, RingMode};
+
+/// Work handed to a shard from another thread.
+pub(crate) enum Remote {
+    /// A task woken or spawned elsewhere.
+    Run(Runnable),
+}
+
+const CLOSED: usize = 1;
+const ONE_PENDING: usize = 2;
+
+/// The part of a shard other threads can reach.
+pub(crate) struct ShardShared {
+    pub(crate) id: usize,
+    inbox: SegQueue<Remote>,
+    /// Armed while the shard is about to block in its ring.
+    bell: CachePadded<Doorbell>,
+    /// The shard's ring fd for `MSG_RING` wakes; -1 before start and after exit.
+    ring_fd: AtomicI32,
+    eventfd: OwnedFd,
+    /// `CLOSED` bit, plus `ONE_PENDING` per remote spawn between its check and its push.
+    state: AtomicUsize,
+}
+
+impl std::fmt::Debug for ShardShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardShared").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl ShardShared {
+    pub(crate) fn new(id: usize) -> std::io::Result<Self> {
+        Ok(Self {
+            id,
+            inbox: SegQueue::new(),
+            bell: CachePadded::new(Doorbell::new()),
+            ring_fd: AtomicI32::new(-1),
+            eventfd: crate::sys::eventfd()?,
+            state: AtomicUsize::new(0),
+        })
+    }
+
+    /// Hands `r` to this shard and wakes it if (and only if) it announced sleep.
+    pub(crate) fn push_remote(&self, r: Remote) {
+        self.inbox.push(r);
+        if self.bell.take() {
+            self.wake();
+        }
+    }
+
+    /// Delivers a wake: `MSG_RING` from a shard thread, else an eventfd write.
+    fn wake(&self) {
+        let ring_fd = self.ring_fd.load(Ordering::Acquire);
+        let efd = self.eventfd.as_raw_fd();
+        let sent = context::with(|cx| match cx.driver.try_borrow_mut() {
+            Ok(mut d) => {
+                d.wake_peer(ring_fd, efd);
+                true
+            }
+            Err(_) => false,
+        });
+        if sent != Some(true) {
+            crate::sys::eventfd_signal(efd);
+        }
+    }
+
+    /// Starts a remote submission; false once the runtime is closed.
+    pub(crate) fn begin_remote(&self) -> bool {
+        let s = self.state.fetch_add(ONE_PENDING, Ordering::AcqRel);
+        if s & CLOSED != 0 {
+            self.state.fetch_sub(ONE_PENDING, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn end_remote(&self) {
+        self.state.fetch_sub(ONE_PENDING, Ordering::Release);
+    }
+
+    /// Stops accepting remote work and wakes the shard so it notices.
+    pub(crate) fn close(&self) {
+        self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        crate::sys::eventfd_signal(self.eventfd.as_raw_fd());
+    }
+
+    fn closed_and_no_pending(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CLOSED
+    }
+}
+
+/// Per-shard settings taken from the builder.
+#[derive(Debug, Clone)]
+pub(crate) struct ShardConfig {
+    pub(crate) spin_before_park: Duration,
+    pub(crate) ring_entries: u32,
+    pub(crate) tasks_per_turn: u32,
+    pub(crate) task_budget: u32,
+}
+
+/// What a shard reports once it has started.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardInfo {
+    /// Shard index.
+    pub id: usize,
+    /// The CPU it is pinned to (`None` when pinning was turned off).
+    pub cpu: Option<usize>,
+    /// The ring's setup flags.
+    pub ring_mode: RingMode,
+    /// Whether it wakes peers with `MSG_RING` (else eventfd).
+    pub msg_ring: bool,
+}
+
+/// What a shard did, returned when the runtime shuts down.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardReport {
+    /// Shard index.
+    pub id: usize,
+    /// Task polls run.
+    pub tasks_run: u64,
+    /// Time the loop spent outside spinning and parking.
+    pub busy: Duration,
+    /// Time spent spinning before parking, and parked.
+    pub idle: Duration,
+    /// Ring counters.
+    pub driver: DriverStats,
+}
+
+/// Body of a shard thread: set up, report, loop until shut down and quiet, tear down.
+pub(crate) fn run(
+    shared: Arc<ShardShared>,
+    cfg: ShardConfig,
+    cpu: usize,
+    pin: bool,
+    started: std::sync::mpsc::Sender<Result<ShardInfo, BuildError>>,
+) -> ShardReport {
+    if pin && !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+        let _ = started.send(Err(BuildError::PinFailed { shard: shared.id, cpu }));
+        return ShardReport::empty(shared.id);
+    }
+    let cpu = pin.then_some(cpu);
+    // The ring is created here, on its own thread: SINGLE_ISSUER binds it to its creator.
+    let driver = match Driver::new(cfg.ring_entries, shared.eventfd.as_raw_fd()) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = started.send(Err(BuildError::Uring(e)));
+            return ShardReport::empty(shared.id);
+        }
+    };
+    shared.ring_fd.store(driver.ring_fd(), Ordering::Release);
+    let info = ShardInfo { id: shared.id, cpu, ring_mode: driver.mode(), msg_ring: driver.uses_msg_ring() };
+    let cx = Rc::new(Context {
+        shard: shared.clone(),
+        local: RefCell::new(VecDeque::with_capacity(256)),
+        driver: RefCell::new(driver),
+        timers: RefCell::new(Timers::default()),
+        deferred: RefCell::new(Vec::new()),
+        budget: Cell::new(cfg.task_budget),
+        live: Cell::new(0),
+        tasks_run: Cell::new(0),
+    });
+    context::enter(cx.clone());
+    let _ = started.send(Ok(info));
+
+    let (busy, idle) = run_loop(&cx, &cfg);
+
+    shared.ring_fd.store(-1, Ordering::Release);
+    let driver = cx.driver.borrow().stats;
+    let report = ShardReport { id: shared.id, tasks_run: cx.tasks_run.get(), busy, idle, driver };
+    context::leave();
+    // Dropping the context drops the driver, which waits for every in-flight completion.
+    drop(cx);
+    report
+}
+
+fn run_loop(cx: &Context, cfg: &ShardConfig) -> (Duration, Duration) {
+    let shared = &cx.shard;
+    let started = Instant::now();
+    let mut idle = Duration::ZERO;
+    loop {
+        let mut progressed = drain_inbox(cx);
+        progressed |= run_tasks(cx, cfg);
+        flush_deferred(cx);
+        if cx.timers.borrow().len() > 0 {
+            progressed |= cx.timers.borrow_mut().fire(Instant::now()) > 0;
+        }
+        progressed |= cx.driver.borrow_mut().turn() > 0;
+        if progressed {
+            continue;
+        }
+        if shared.closed_and_no_pending()
+            && cx.live.get() == 0
+            && cx.local.borrow().is_empty()
+            && shared.inbox.is_empty()
+        {
+            break;
+        }
+        let t = Instant::now();
+        park(cx, cfg);
+        idle += t.elapsed();
+    }
+    (started.elapsed().saturating_sub(idle), idle)
+}
+
+fn drain_inbox(cx: &Context) -> bool {
+    let mut any = false;
+    while let Some(r) = cx.shard.inbox.pop() {
+        any = true;
+        let Remote::Run(r) = r;
+        cx.local.borrow_mut().push_back(r);
+    }
+    any
+}
+
+fn run_tasks(cx: &Context, cfg: &ShardConfig) -> bool {
+    let mut n = 0;
+    while n < cfg.tasks_per_turn {
+        let next = cx.local.borrow_mut().pop_front();
+        let Some(r) = next else { break };
+        cx.budget.set(cfg.task_budget);
+        r.run();
+        n += 1;
+    }
+    cx.tasks_run.set(cx.tasks_run.get() + n as u64);
+    n > 0
+}
+
+fn flush_deferred(cx: &Context) {
+    // Take the list so a flush that queues another flush cannot hit a RefCell borrow.
+    let list = std::mem::take(&mut *cx.deferred.borrow_mut());
+    for d in &list {
+        d.flush();
+    }
+    let mut slot = cx.deferred.borrow_mut();
+    if slot.is_empty() {
+        let mut list = list;
+        list.clear();
+        *slot = list; // keep the allocation
+    }
+}
+
+/// Anything runnable right now, without blocking?
+fn has_work(cx: &Context) -> bool {
+    !cx.local.borrow().is_empty()
+        || !cx.shard.inbox.is_empty()
+        || cx.driver.borrow_mut().has_work()
+        || cx.timers.borrow().next_wait(Instant::now()) == Some(Duration::ZERO)
+}
+
+/// Spin, then announce sleep, re-check, and block in the ring (docs/architecture.md).
+fn park(cx: &Context, cfg: &ShardConfig) {
+    let spin_until = Instant::now() + cfg.spin_before_park;
+    loop {
+        if has_work(cx) {
+            return;
+        }
+        if Instant::now() >= spin_until {
+            break;
+        }
+        for _ in 0..32 {
+            std::hint::spin_loop();
+        }
+    }
+    cx.shard.bell.arm();
+    if has_work(cx) {
+        cx.shard.bell.disarm();
+        return;
+    }
+    let wait = cx.timers.borrow().next_wait(Instant::now());
+    cx.driver.borrow_mut().park(wait);
+    cx.shard.bell.disarm();
+}

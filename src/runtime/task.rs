@@ -1,0 +1,242 @@
+//! Spawning tasks and joining them: `spawn_local`, [`JoinHandle`], panic capture, `yield_now`.
+//!
+//! A task is an `async-task` cell whose schedule function knows its home shard: a wake on the home
+//! thread pushes onto the local run queue (no atomics), a wake from any other thread goes to the
+//! home shard's remote inbox and rings its doorbell.
+
+use std::any::Any;
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_task::{Runnable, ScheduleInfo, WithInfo};
+
+use super::context;
+use super::shard::ShardShared;
+use std::sync::Arc;
+
+/// Why a task produced no value.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The task panicked; the shard caught it and lives on. Holds the panic message.
+    #[error("task panicked: {0}")]
+    Panicked(String),
+    /// The task was dropped before it finished (its shard shut down).
+    #[error("task was cancelled before it finished (its shard shut down)")]
+    Cancelled,
+    /// `join()` was called on a shard thread, where blocking would stall the shard.
+    #[error("JoinHandle::join blocks; on a shard thread use `.await` instead")]
+    WouldBlockShard,
+}
+
+/// Why a task could not be spawned.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SpawnError {
+    /// The runtime is shutting down and accepts no new work.
+    #[error("the runtime is shutting down and accepts no new tasks")]
+    ShuttingDown,
+    /// No shard has this index.
+    #[error("shard {shard} does not exist: the runtime has {count} shards (0..{count})")]
+    NoSuchShard {
+        /// The index asked for.
+        shard: usize,
+        /// How many shards there are.
+        count: usize,
+    },
+    /// `spawn_local` was called on a thread that is not a shard.
+    #[error("spawn_local must be called from a task running on a shard")]
+    NotOnShard,
+}
+
+pub(crate) type TaskResult<T> = Result<T, Box<dyn Any + Send>>;
+
+/// Yields the task's output once it finishes. Dropping the handle detaches the task (it runs on).
+#[derive(Debug)]
+pub struct JoinHandle<T> {
+    task: Option<async_task::FallibleTask<TaskResult<T>>>,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(task: async_task::Task<TaskResult<T>>) -> Self {
+        Self { task: Some(task.fallible()) }
+    }
+
+    /// Blocks the calling (non-shard) thread until the task finishes.
+    pub fn join(self) -> Result<T, JoinError> {
+        if context::on_shard() {
+            return Err(JoinError::WouldBlockShard);
+        }
+        super::block_on::block_on(self)
+    }
+
+    /// True once the task has finished (its output is ready).
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let task = self.task.as_mut().expect("JoinHandle polled after completion");
+        match Pin::new(task).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(out) => {
+                self.task = None;
+                Poll::Ready(match out {
+                    None => Err(JoinError::Cancelled),
+                    Some(Ok(v)) => Ok(v),
+                    Some(Err(panic)) => Err(JoinError::Panicked(panic_message(&*panic))),
+                })
+            }
+        }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.detach();
+        }
+    }
+}
+
+pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// Counts the task as live on its shard from its first poll to its drop.
+struct LiveGuard;
+
+impl LiveGuard {
+    fn enter() -> Self {
+        context::with(|c| c.live.set(c.live.get() + 1));
+        LiveGuard
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        context::with(|cx| cx.live.set(cx.live.get() - 1));
+    }
+}
+
+/// Wraps `fut` so a panic becomes an `Err` for the handle and the shard's live count stays right.
+/// The body of an async fn starts at the first poll, so the guard exists exactly while the task
+/// has started and not finished.
+async fn supervised<F: Future>(fut: F) -> TaskResult<F::Output> {
+    let _live = LiveGuard::enter();
+    let mut fut = std::pin::pin!(fut);
+    poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+        Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+        Ok(Poll::Pending) => Poll::Pending,
+        Err(p) => Poll::Ready(Err(p)),
+    })
+    .await
+}
+
+/// The schedule function for every task homed on `home`.
+pub(crate) fn scheduler(home: Arc<ShardShared>) -> impl Fn(Runnable, ScheduleInfo) + Send + Sync + 'static {
+    move |runnable, _info| {
+        let mut runnable = Some(runnable);
+        context::with(|cx| {
+            if Arc::ptr_eq(&cx.shard, &home) {
+                cx.local.borrow_mut().extend(runnable.take());
+            }
+        });
+        if let Some(r) = runnable {
+            home.push_remote(super::shard::Remote::Run(r));
+        }
+    }
+}
+
+/// Spawns a `!Send` future on the current shard.
+///
+/// # Panics
+/// When called off a shard; use [`try_spawn_local`] to get an error instead.
+pub fn spawn_local<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    try_spawn_local(fut).expect("spawn_local must be called from a task running on a shard")
+}
+
+/// Spawns a `!Send` future on the current shard, or says why it cannot.
+pub fn try_spawn_local<F>(fut: F) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let home = context::with(|cx| cx.shard.clone()).ok_or(SpawnError::NotOnShard)?;
+    let (runnable, task) = async_task::spawn_local(supervised(fut), WithInfo(scheduler(home)));
+    runnable.schedule();
+    Ok(JoinHandle::new(task))
+}
+
+/// Spawns a `Send` future homed on `home`, from any thread.
+pub(crate) fn spawn_remote<F>(home: &Arc<ShardShared>, fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (runnable, task) = async_task::spawn(supervised(fut), WithInfo(scheduler(home.clone())));
+    runnable.schedule();
+    JoinHandle::new(task)
+}
+
+/// Lets every other runnable task (and the reactor) go first, then resumes.
+pub async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(move |cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Cooperative-budget check for leaf futures: `Ready` while the task may go on, else wakes itself
+/// and returns `Pending` so the shard can run other tasks and reap I/O.
+pub(crate) fn poll_budget(cx: &mut Context<'_>) -> Poll<()> {
+    if context::consume_budget() {
+        Poll::Ready(())
+    } else {
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Spawns the future `f` builds, homed on `home`: `f` is sent there, the future never leaves.
+///
+/// The future returned by `f` may be `!Send`; the task's future is `Send` until its first poll
+/// (it holds only `f`), and every poll and drop happens on the home shard.
+pub(crate) fn spawn_pinned_to<F, Fut>(home: &Arc<ShardShared>, f: F) -> JoinHandle<Fut::Output>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future + 'static,
+    Fut::Output: Send + 'static,
+{
+    let fut = supervised(async move { f().await });
+    // SAFETY: async-task requires that a `!Send` future is polled and dropped only on one thread.
+    // Every schedule of this task goes through `scheduler(home)`, which puts the runnable on the
+    // home shard's local queue or its inbox, and only the home shard's thread pops either (the
+    // inbox is drained on that thread before it exits, and a shard exits only when no task of its
+    // own is live, so no runnable of this task outlives the shard loop). The future is `'static`
+    // and the schedule function is `Send + Sync + 'static`.
+    let (runnable, task) = unsafe { async_task::spawn_unchecked(fut, WithInfo(scheduler(home.clone()))) };
+    runnable.schedule();
+    JoinHandle::new(task)
+}

@@ -1,0 +1,40 @@
+//! Every raw libc call the crate makes outside the io_uring crate: eventfds, fd ownership,
+//! the io_uring sysctl. Callers above this module see safe functions only.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// Creates a close-on-exec eventfd (blocking, so a read through the ring waits for a write instead of failing with EAGAIN): the doorbell a non-shard thread rings, and
+/// a shard's fallback doorbell where `IORING_OP_MSG_RING` is missing.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes no pointers; a negative return is reported as an error below.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned_fd(fd))
+}
+
+/// Adds one to an eventfd's counter, waking a ring that has a read pending on it.
+pub(crate) fn eventfd_signal(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live local; a full counter (EAGAIN) already means "woken",
+    // and a closed fd (EBADF) means the target is gone: both are fine to ignore.
+    let _ = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
+/// Takes ownership of a descriptor the kernel has just returned to us.
+pub(crate) fn owned_fd(fd: RawFd) -> OwnedFd {
+    debug_assert!(fd >= 0);
+    // SAFETY: every caller passes a descriptor freshly returned by a successful syscall (eventfd,
+    // or an io_uring openat completion), which nothing else owns or will close.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// What `/proc/sys/kernel/io_uring_disabled` says (absent on kernels older than 6.6: 0).
+pub(crate) fn io_uring_disabled_sysctl() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
