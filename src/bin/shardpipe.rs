@@ -45,9 +45,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let to = (i + 1) % tx.peers();
                 let send = shardpipe::spawn_local(async move {
                     for v in 0..ITEMS_PER_SHARD {
-                        tx.send_to(to, v)
-                            .await
-                            .expect("peer receives until the end");
+                        tx.send_to(to, v).await.expect("peer receives until the end");
                     }
                     // dropping tx closes this shard's rings
                 });

@@ -45,7 +45,7 @@ impl Doorbell {
     }
 
     /// Whether the waiter has announced sleep (diagnostics and tests only).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn is_armed(&self) -> bool {
         self.armed.load(Ordering::Relaxed)
     }

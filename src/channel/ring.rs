@@ -162,7 +162,7 @@ impl<T> Producer<T> {
     }
 
     /// Free slots as last seen (refreshes the cached head).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn free(&mut self) -> usize {
         self.cached_head = self.shared.head.load(Ordering::Acquire);
         self.shared.capacity() - self.tail.wrapping_sub(self.cached_head)

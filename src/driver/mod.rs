@@ -49,11 +49,7 @@ pub(crate) struct Completion {
 impl Completion {
     /// The result as `io::Result`: negative values are `-errno`.
     pub(crate) fn into_io(self) -> io::Result<u32> {
-        if self.result < 0 {
-            Err(io::Error::from_raw_os_error(-self.result))
-        } else {
-            Ok(self.result as u32)
-        }
+        if self.result < 0 { Err(io::Error::from_raw_os_error(-self.result)) } else { Ok(self.result as u32) }
     }
 }
 
@@ -376,5 +372,37 @@ impl Drop for Driver {
             let _ = self.ring.submitter().submit_with_args(1, &args);
             self.reap();
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_results_are_errno() {
+        assert_eq!(Completion { result: 12 }.into_io().unwrap(), 12);
+        let e = Completion { result: -libc::ENOENT }.into_io().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn ring_setup_picks_the_best_mode_the_kernel_takes() {
+        match setup::build_ring(8) {
+            Ok((_ring, mode)) => eprintln!("ring mode here: {mode}"),
+            Err(e) => {
+                eprintln!("SKIPPED: {e}");
+                assert!(!e.remedy.is_empty(), "an unavailable ring comes with a remedy");
+            }
+        }
+    }
+
+    #[test]
+    fn tags_do_not_overlap_slot_indices() {
+        for tag in [TAG_WAKE, TAG_EVENTFD, TAG_CANCEL, TAG_MSG_SEND] {
+            assert_eq!(tag & !TAG_MASK, 0);
+            assert_ne!(tag, TAG_OP);
+        }
+        assert_eq!((TAG_MSG_SEND | 0xffff_ffff) & TAG_MASK, TAG_MSG_SEND, "an fd fits below the tag");
     }
 }

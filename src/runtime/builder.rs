@@ -11,7 +11,9 @@ use crate::driver::UringUnavailable;
 #[non_exhaustive]
 pub enum BuildError {
     /// Zero shards were asked for.
-    #[error("a runtime needs at least one shard; ask for 1 or more (or leave the count unset to use every allowed CPU)")]
+    #[error(
+        "a runtime needs at least one shard; ask for 1 or more (or leave the count unset to use every allowed CPU)"
+    )]
     ZeroShards,
     /// More shards than CPUs, without opting into oversubscription.
     #[error(
@@ -141,11 +143,8 @@ impl Builder {
     /// Checks the settings and returns the CPU for each shard.
     pub(crate) fn plan(&self) -> Result<Vec<usize>, BuildError> {
         // Read once, before anything is pinned: get_core_ids reads the calling thread's mask.
-        let allowed: Vec<usize> = core_affinity::get_core_ids()
-            .ok_or(BuildError::AffinityUnreadable)?
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+        let allowed: Vec<usize> =
+            core_affinity::get_core_ids().ok_or(BuildError::AffinityUnreadable)?.into_iter().map(|c| c.id).collect();
         let cpus = match &self.cpus {
             None => allowed.clone(),
             Some(list) => {

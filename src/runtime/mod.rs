@@ -19,8 +19,8 @@ use std::thread::JoinHandle as ThreadHandle;
 pub use block_on::block_on;
 pub use builder::{BuildError, Builder};
 pub use context::current_shard;
-pub use shard::{ShardInfo, ShardReport};
 use shard::ShardShared;
+pub use shard::{ShardInfo, ShardReport};
 pub(crate) use task::poll_budget;
 pub use task::{JoinError, JoinHandle, SpawnError, spawn_local, try_spawn_local, yield_now};
 
@@ -206,4 +206,3 @@ impl ShardReport {
         }
     }
 }
-

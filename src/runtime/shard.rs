@@ -23,10 +23,10 @@ use async_task::Runnable;
 use crossbeam_queue::SegQueue;
 use crossbeam_utils::CachePadded;
 
+use super::builder::BuildError;
 use super::context::{self, Context};
 use super::time::Timers;
 use crate::channel::doorbell::Doorbell;
-use super::builder::BuildError;
 use crate::driver::{Driver, DriverStats, RingMode};
 
 /// Work handed to a shard from another thread.

@@ -133,3 +133,47 @@ pub async fn timeout<F: Future>(d: Duration, fut: F) -> Result<F::Output, Elapse
     })
     .await
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn fires_only_what_is_due_and_reports_the_next_wait() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut t = Timers::default();
+        let now = Instant::now();
+        assert_eq!(t.next_wait(now), None, "no timers: wait without a deadline");
+        for ms in [30, 10, 20] {
+            t.insert(now + Duration::from_millis(ms), waker.clone());
+        }
+        assert_eq!(t.next_wait(now), Some(Duration::from_millis(10)));
+        assert_eq!(t.fire(now + Duration::from_millis(15)), 1);
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert_eq!(t.next_wait(now + Duration::from_millis(25)), Some(Duration::ZERO), "an overdue timer");
+        assert_eq!(t.fire(now + Duration::from_secs(1)), 2);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn equal_deadlines_are_distinct_entries() {
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut t = Timers::default();
+        let at = Instant::now();
+        let a = t.insert(at, waker.clone());
+        let b = t.insert(at, waker);
+        assert_ne!(a, b);
+        assert_eq!(t.len(), 2);
+    }
+}

@@ -33,8 +33,5 @@ pub(crate) fn owned_fd(fd: RawFd) -> OwnedFd {
 
 /// What `/proc/sys/kernel/io_uring_disabled` says (absent on kernels older than 6.6: 0).
 pub(crate) fn io_uring_disabled_sysctl() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+    std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }

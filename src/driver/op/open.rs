@@ -17,10 +17,8 @@ pub(crate) struct Open {
 
 /// Starts opening `path` with `flags` (always `O_CLOEXEC`) and `mode`.
 pub(crate) fn open(path: CString, flags: i32, mode: u32) -> Result<Op<Open>, NotOnShard> {
-    let entry = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
-        .flags(flags | libc::O_CLOEXEC)
-        .mode(mode)
-        .build();
+    let entry =
+        opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr()).flags(flags | libc::O_CLOEXEC).mode(mode).build();
     // SAFETY: the path pointer points into the CString's heap buffer, owned by `Open`.
     unsafe { Op::submit(entry, Open { path }) }
 }
