@@ -41,7 +41,10 @@ fn loom_ring_no_lost_or_duplicated_item() {
                     assert_eq!(v, next, "items arrive once and in order");
                     next += 1;
                 }
-                Err(Empty::Now) => thread::yield_now(),
+                Err(Empty::Now) => {
+                    c.release();
+                    thread::yield_now();
+                }
                 Err(Empty::Closed) => break,
             }
         }
@@ -69,6 +72,7 @@ fn loom_doorbell_no_lost_wakeup() {
                             got += 1;
                         }
                         Err(_) => {
+                            c.release();
                             bell.arm();
                             match c.try_pop() {
                                 Ok(v) => {

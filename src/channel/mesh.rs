@@ -113,7 +113,7 @@ impl<T: 'static> MeshReceiver<T> {
             let mut open = 0;
             for k in 0..n {
                 let from = (start + k) % n;
-                match self.receivers[from].poll_recv_unbudgeted(cx) {
+                match self.receivers[from].poll_recv_unbudgeted(cx, false) {
                     Poll::Ready(Some(v)) => {
                         self.next.set((from + 1) % n);
                         return Poll::Ready(Some((from, v)));

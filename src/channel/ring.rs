@@ -5,8 +5,9 @@
 //! 128-byte lines; each side keeps a private copy of the other's index and reloads it only when
 //! its copy says "full" (producer) or "empty" (consumer), so a streaming pair touches the other
 //! side's line about once per lap instead of once per item. The producer writes slots without
-//! publishing and [`Producer::publish`] stores `tail` once for the whole batch; the consumer can
-//! drain every available item with one `head` store ([`Consumer::pop_batch`]).
+//! publishing and [`Producer::publish`] stores `tail` once for the whole batch; symmetrically the
+//! consumer takes items without handing their slots back and [`Consumer::release`] stores `head`
+//! once for the batch, so a producer waiting for room does not pull the `head` line on every pop.
 //!
 //! Indices are free-running `usize` counters (wrapping); a slot is `index & mask`.
 //!
@@ -17,8 +18,9 @@
 //!    `Consumer` are unique (not `Clone`, created once by [`ring`]), so each range has one writer.
 //! 2. **Publication.** The producer writes a slot before it stores `tail` with `Release`; the
 //!    consumer loads `tail` with `Acquire` before reading a slot. Symmetrically the consumer
-//!    moves a value out before storing `head` with `Release`, and the producer loads `head` with
-//!    `Acquire` before reusing that slot.
+//!    moves a value out before storing `head` with `Release` (in [`Consumer::release`]), and the
+//!    producer loads `head` with `Acquire` before reusing that slot. Between a take and its
+//!    release the slot is empty but still counted as the consumer's: the producer never writes it.
 //! 3. **Unpublished slots** (between the published `tail` and the producer's private tail) are
 //!    initialised but invisible to the consumer; `Producer::drop` publishes them so that the ring's
 //!    own `Drop`, which runs when both ends are gone, drops every value exactly once.
@@ -71,7 +73,7 @@ pub(crate) fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         mask: cap - 1,
     });
     let producer = Producer { shared: shared.clone(), tail: 0, published: 0, cached_head: 0 };
-    let consumer = Consumer { shared, head: 0, cached_tail: 0 };
+    let consumer = Consumer { shared, head: 0, released: 0, cached_tail: 0 };
     (producer, consumer)
 }
 
@@ -161,6 +163,13 @@ impl<T> Producer<T> {
         self.shared.consumer_gone.load(Ordering::Acquire)
     }
 
+    /// True when at least one slot is free (refreshes the cached head).
+    #[inline]
+    pub(crate) fn has_room(&mut self) -> bool {
+        self.cached_head = self.shared.head.load(Ordering::Acquire);
+        self.tail.wrapping_sub(self.cached_head) < self.shared.capacity()
+    }
+
     /// Free slots as last seen (refreshes the cached head).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn free(&mut self) -> usize {
@@ -183,6 +192,8 @@ pub(crate) struct Consumer<T> {
     pub(crate) shared: Arc<Shared<T>>,
     /// Private head: next slot to read.
     head: usize,
+    /// The value of `shared.head` this consumer last stored (slots below it are the producer's).
+    released: usize,
     /// Last `tail` this consumer read; items below it are known published.
     cached_tail: usize,
 }
@@ -223,18 +234,18 @@ impl<T> Consumer<T> {
         value
     }
 
-    /// Takes the oldest published item.
+    /// Takes the oldest published item. Its slot goes back to the producer at the next
+    /// [`Consumer::release`].
     #[inline]
     pub(crate) fn try_pop(&mut self) -> Result<T, Empty> {
         if self.refresh() == 0 {
             return Err(self.empty_kind());
         }
-        let value = self.take_slot();
-        self.shared.head.store(self.head, Ordering::Release);
-        Ok(value)
+        Ok(self.take_slot())
     }
 
-    /// Moves up to `max` published items into `sink` with a single `head` store; returns how many.
+    /// Moves up to `max` published items into `sink`; returns how many. Like [`Consumer::try_pop`]
+    /// it leaves the release (and waking a producer that waits for room) to the caller.
     pub(crate) fn pop_batch(&mut self, max: usize, mut sink: impl FnMut(T)) -> Result<usize, Empty> {
         let n = self.refresh().min(max);
         if n == 0 {
@@ -244,8 +255,25 @@ impl<T> Consumer<T> {
             let v = self.take_slot();
             sink(v);
         }
-        self.shared.head.store(self.head, Ordering::Release);
         Ok(n)
+    }
+
+    /// Hands every taken slot back to the producer with one `Release` store of `head`.
+    /// Returns true when something new was released.
+    #[inline]
+    pub(crate) fn release(&mut self) -> bool {
+        if self.head == self.released {
+            return false;
+        }
+        self.shared.head.store(self.head, Ordering::Release);
+        self.released = self.head;
+        true
+    }
+
+    /// Items taken whose slots have not been released yet.
+    #[inline]
+    pub(crate) fn unreleased(&self) -> usize {
+        self.head.wrapping_sub(self.released)
     }
 
     /// Distinguishes "empty for now" from "closed and drained": the producer's `Release` store of
@@ -273,6 +301,8 @@ impl<T> Consumer<T> {
 
 impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
+        // Taken values are gone; `Shared::drop` must only see the slots still holding values.
+        self.release();
         self.shared.consumer_gone.store(true, Ordering::Release);
         self.shared.send_wait.notify();
     }
@@ -298,6 +328,10 @@ mod tests {
             assert_eq!(c.try_pop(), Ok(i));
         }
         assert_eq!(c.try_pop(), Err(Empty::Now));
+        assert_eq!(p.try_push(9), Err(9), "taken but unreleased slots still count as used");
+        assert_eq!(c.unreleased(), 4);
+        assert!(c.release());
+        assert_eq!(p.try_push(9), Ok(()));
     }
 
     #[test]
@@ -329,7 +363,7 @@ mod tests {
             p.try_push(marker.clone()).unwrap();
         }
         p.publish();
-        drop(c.try_pop().unwrap());
+        drop(c.try_pop().unwrap()); // taken, never released: must not be dropped twice
         p.try_push(marker.clone()).unwrap(); // unpublished at drop time
         drop(p);
         drop(c);
@@ -348,6 +382,8 @@ mod tests {
         assert_eq!(c.pop_batch(100, |v| got.push(v)), Ok(6));
         assert_eq!(got, (0..10).collect::<Vec<_>>());
         assert_eq!(c.pop_batch(100, |_| ()), Err(Empty::Now));
+        assert_eq!(p.free(), 6, "taken slots stay the consumer's until released");
+        assert!(c.release());
         assert_eq!(p.free(), 16);
     }
 
@@ -358,6 +394,7 @@ mod tests {
             p.try_push(i).unwrap();
             p.publish();
             assert_eq!(c.try_pop(), Ok(i));
+            c.release();
         }
     }
 
@@ -390,7 +427,9 @@ mod tests {
                 expected += 1;
                 sum = sum.wrapping_add(v);
             }) {
-                Ok(_) => {}
+                Ok(_) => {
+                    c.release();
+                }
                 Err(Empty::Now) => std::thread::yield_now(),
                 Err(Empty::Closed) => break,
             }

@@ -24,6 +24,28 @@ fn batch_for(capacity: usize) -> usize {
     (capacity / 4).clamp(1, 32)
 }
 
+/// Re-checks of an empty (or full) ring before a task parks, when its shard has nothing else to
+/// run. A streaming peer publishes every `batch` items, far sooner than a park and wake round trip
+/// (mutex, waker, remote inbox: microseconds). One check is one `pause` (10-140 cycles, by CPU)
+/// plus a load, so the spin stays in the low microseconds when the peer is idle.
+const SPIN_CHECKS: u32 = 32;
+
+/// Spins while `ready` is false, at most [`SPIN_CHECKS`] times, only while the shard has nothing
+/// else to run and spinning is allowed (shards do not share CPUs).
+#[inline]
+fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+    if !context::may_spin() {
+        return false;
+    }
+    for _ in 0..SPIN_CHECKS {
+        std::hint::spin_loop();
+        if ready() {
+            return true;
+        }
+    }
+    false
+}
+
 /// The receiver was dropped; the item is handed back.
 #[derive(PartialEq, Eq, thiserror::Error)]
 #[error("the receiving end of the channel is gone")]
@@ -100,7 +122,6 @@ impl<T: Send + 'static> SharedReceiver<T> {
         Receiver {
             inner: Rc::new(ReceiverInner {
                 consumer: RefCell::new(self.consumer),
-                freed: Cell::new(0),
                 flush_queued: Cell::new(false),
                 batch,
                 on_shard: context::on_shard(),
@@ -145,11 +166,13 @@ impl<T> std::fmt::Debug for Sender<T> {
 impl<T: 'static> Sender<T> {
     /// Sends `value`, waiting while the ring is full. Errors (handing the value back) only if the
     /// receiver is gone.
+    #[inline]
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
         let mut slot = Some(value);
         poll_fn(|cx| self.poll_send(cx, &mut slot)).await
     }
 
+    #[inline]
     fn poll_send(&self, cx: &mut Context<'_>, slot: &mut Option<T>) -> Poll<Result<(), SendError<T>>> {
         let mut p = self.inner.producer.borrow_mut();
         let value = slot.take().expect("send polled after completion");
@@ -168,6 +191,11 @@ impl<T: 'static> Sender<T> {
             Err(value) => {
                 // Full: let the consumer see everything we batched, then wait for room.
                 self.inner.publish(&mut p);
+                if spin_until(|| p.has_room() || p.is_consumer_gone()) {
+                    *slot = Some(value);
+                    drop(p);
+                    return self.poll_send(cx, slot);
+                }
                 p.shared.send_wait.register(cx.waker());
                 match p.try_push(value) {
                     Ok(()) => {
@@ -235,16 +263,15 @@ impl<T: 'static> Sender<T> {
 
 struct ReceiverInner<T> {
     consumer: RefCell<Consumer<T>>,
-    /// Items taken since a blocked sender was last told about room.
-    freed: Cell<usize>,
     flush_queued: Cell<bool>,
     batch: usize,
     on_shard: bool,
 }
 
 impl<T> ReceiverInner<T> {
-    fn notify_room(&self, c: &Consumer<T>) {
-        if self.freed.replace(0) > 0 {
+    /// Hands taken slots back and wakes a sender waiting for room.
+    fn notify_room(&self, c: &mut Consumer<T>) {
+        if c.release() {
             c.shared.send_wait.notify();
         }
     }
@@ -253,7 +280,7 @@ impl<T> ReceiverInner<T> {
 impl<T: 'static> Deferred for ReceiverInner<T> {
     fn flush(&self) {
         self.flush_queued.set(false);
-        self.notify_room(&self.consumer.borrow());
+        self.notify_room(&mut self.consumer.borrow_mut());
     }
 }
 
@@ -270,31 +297,38 @@ impl<T> std::fmt::Debug for Receiver<T> {
 
 impl<T: 'static> Receiver<T> {
     /// Receives the next item; `None` once the sender is gone and every item was received.
+    #[inline]
     pub async fn recv(&self) -> Option<T> {
         poll_fn(|cx| {
             if crate::runtime::poll_budget(cx).is_pending() {
                 return Poll::Pending;
             }
-            self.poll_recv_unbudgeted(cx)
+            self.poll_recv_unbudgeted(cx, true)
         })
         .await
     }
 
-    pub(crate) fn poll_recv_unbudgeted(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+    /// Polls for one item; `spin` allows a short spin before parking (the mesh polls several
+    /// rings in turn and must not spin on each).
+    #[inline]
+    pub(crate) fn poll_recv_unbudgeted(&self, cx: &mut Context<'_>, spin: bool) -> Poll<Option<T>> {
         let mut c = self.inner.consumer.borrow_mut();
         match c.try_pop() {
             Ok(v) => {
-                self.after_pop(&c, 1);
+                self.after_pop(&mut c, 1);
                 Poll::Ready(Some(v))
             }
             Err(Empty::Closed) => Poll::Ready(None),
             Err(Empty::Now) => {
-                self.inner.notify_room(&c);
+                self.inner.notify_room(&mut c);
+                if spin && spin_until(|| c.len() > 0 || c.is_producer_gone()) {
+                    return self.poll_recv_again(&mut c);
+                }
                 c.shared.recv_wait.register(cx.waker());
                 match c.try_pop() {
                     Ok(v) => {
                         c.shared.recv_wait.cancel();
-                        self.after_pop(&c, 1);
+                        self.after_pop(&mut c, 1);
                         Poll::Ready(Some(v))
                     }
                     Err(Empty::Closed) => {
@@ -304,6 +338,17 @@ impl<T: 'static> Receiver<T> {
                     Err(Empty::Now) => Poll::Pending,
                 }
             }
+        }
+    }
+
+    fn poll_recv_again(&self, c: &mut Consumer<T>) -> Poll<Option<T>> {
+        match c.try_pop() {
+            Ok(v) => {
+                self.after_pop(c, 1);
+                Poll::Ready(Some(v))
+            }
+            Err(Empty::Closed) => Poll::Ready(None),
+            Err(Empty::Now) => unreachable!("spin saw an item or the end"),
         }
     }
 
@@ -319,17 +364,26 @@ impl<T: 'static> Receiver<T> {
             let mut pop = |c: &mut Consumer<T>| c.pop_batch(max, |v| buf.push(v));
             match pop(&mut c) {
                 Ok(n) => {
-                    self.after_pop(&c, n);
+                    self.after_pop(&mut c, n);
                     Poll::Ready(n)
                 }
                 Err(Empty::Closed) => Poll::Ready(0),
                 Err(Empty::Now) => {
-                    self.inner.notify_room(&c);
+                    self.inner.notify_room(&mut c);
+                    if spin_until(|| c.len() > 0 || c.is_producer_gone()) {
+                        return match pop(&mut c) {
+                            Ok(n) => {
+                                self.after_pop(&mut c, n);
+                                Poll::Ready(n)
+                            }
+                            Err(_) => Poll::Ready(0),
+                        };
+                    }
                     c.shared.recv_wait.register(cx.waker());
                     match pop(&mut c) {
                         Ok(n) => {
                             c.shared.recv_wait.cancel();
-                            self.after_pop(&c, n);
+                            self.after_pop(&mut c, n);
                             Poll::Ready(n)
                         }
                         Err(Empty::Closed) => {
@@ -345,11 +399,9 @@ impl<T: 'static> Receiver<T> {
     }
 
     #[inline]
-    fn after_pop(&self, c: &Consumer<T>, n: usize) {
+    fn after_pop(&self, c: &mut Consumer<T>, _n: usize) {
         let inner = &self.inner;
-        let freed = inner.freed.get() + n;
-        inner.freed.set(freed);
-        if !inner.on_shard || freed >= inner.batch {
+        if !inner.on_shard || c.unreleased() >= inner.batch {
             inner.notify_room(c);
         } else if !inner.flush_queued.get() {
             inner.flush_queued.set(true);
@@ -362,7 +414,7 @@ impl<T: 'static> Receiver<T> {
         let mut c = self.inner.consumer.borrow_mut();
         match c.try_pop() {
             Ok(v) => {
-                self.after_pop(&c, 1);
+                self.after_pop(&mut c, 1);
                 Ok(v)
             }
             Err(Empty::Now) => Err(TryRecvError::Empty),

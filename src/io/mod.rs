@@ -54,11 +54,24 @@ impl File {
         statx::run(op).await
     }
 
-    /// Reads the whole file into a new buffer sized by [`File::size`]. Stops at end of file or
-    /// once the size seen by statx is read (bytes appended to the file after that are not read).
+    /// Reads the whole file into a new buffer. Stops at end of file, or once the size the file had
+    /// when the read started has been read (bytes appended meanwhile are not read).
     pub async fn read_to_end(&self) -> io::Result<Vec<u8>> {
-        let size = self.size().await?;
-        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(usize::MAX).max(1));
+        let (res, buf) = self.read_to_end_into(Vec::new()).await;
+        res.map(|()| buf)
+    }
+
+    /// Like [`File::read_to_end`], into `buf` (cleared first, grown as needed), which comes back
+    /// either way: reusing buffers avoids faulting fresh pages in for every file.
+    pub async fn read_to_end_into(&self, mut buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        buf.clear();
+        // fstat, not the ring's statx: the size is only a hint here, and statx always goes to an
+        // io-wq worker while fstat on an open descriptor is fast and never waits for I/O.
+        let size = match crate::sys::fstat_size(self.fd.as_raw_fd()) {
+            Ok(s) => s,
+            Err(e) => return (Err(e), buf),
+        };
+        buf.reserve(usize::try_from(size).unwrap_or(usize::MAX).max(1));
         loop {
             if buf.len() == buf.capacity() {
                 buf.reserve(4096);
@@ -67,8 +80,11 @@ impl File {
             let offset = buf.len() as u64;
             let (res, b) = self.read_at(buf, offset).await;
             buf = b;
-            if res? == 0 || buf.len() as u64 >= size {
-                return Ok(buf);
+            match res {
+                Ok(0) => return (Ok(()), buf),
+                Ok(_) if buf.len() as u64 >= size => return (Ok(()), buf),
+                Ok(_) => {}
+                Err(e) => return (Err(e), buf),
             }
         }
     }
@@ -84,10 +100,20 @@ impl File {
 
 /// Reads a whole file, like `std::fs::read`, through the ring.
 pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
-    let f = File::open(path).await?;
-    let data = f.read_to_end().await?;
-    f.close().await?;
-    Ok(data)
+    let (res, buf) = read_into(path, Vec::new()).await;
+    res.map(|()| buf)
+}
+
+/// Reads a whole file into `buf` (cleared first), which comes back either way. A loader that
+/// recycles its buffers this way reads from the page cache without faulting in fresh memory.
+pub async fn read_into(path: impl AsRef<Path>, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+    let f = match File::open(path).await {
+        Ok(f) => f,
+        Err(e) => return (Err(e), buf),
+    };
+    let (res, buf) = f.read_to_end_into(buf).await;
+    let closed = f.close().await;
+    (res.and(closed), buf)
 }
 
 /// Waits `d` with an `IORING_OP_TIMEOUT` (a kernel timer; [`crate::time::sleep`] is the cheaper

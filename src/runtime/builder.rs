@@ -65,6 +65,7 @@ pub struct Builder {
     pub(crate) cpus: Option<Vec<usize>>,
     pub(crate) oversubscribe: bool,
     pub(crate) pin: bool,
+    pub(crate) spin_set: bool,
     pub(crate) config: ShardConfig,
 }
 
@@ -75,6 +76,7 @@ impl Default for Builder {
             cpus: None,
             oversubscribe: false,
             pin: true,
+            spin_set: false,
             config: ShardConfig {
                 // Waking an idle vCPU here costs ~20-25 µs one way: spin longer than that.
                 spin_before_park: Duration::from_micros(50),
@@ -116,8 +118,11 @@ impl Builder {
         self
     }
 
-    /// How long an idle shard spins before it arms its doorbell and blocks (default 50 µs).
+    /// How long an idle shard spins before it arms its doorbell and blocks (default 50 µs, or
+    /// zero when shards outnumber CPUs: a spinning shard would hold the CPU its peer needs).
+    /// Zero also stops channel ends from spinning before they park their task.
     pub fn spin_before_park(&mut self, d: Duration) -> &mut Self {
+        self.spin_set = true;
         self.config.spin_before_park = d;
         self
     }

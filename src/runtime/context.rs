@@ -1,8 +1,10 @@
 //! The shard-local context: everything a shard thread owns, reached through one thread-local.
 //!
-//! Holds the local run queue (plain `VecDeque`, no atomics), the ring driver, the timers, the
-//! cooperative budget and the list of channel ends to flush at the end of the loop turn. Code that
-//! runs off a shard sees `None` from every accessor and takes its off-shard path.
+//! Holds the ring driver, the timers and the list of channel ends to flush at the end of the loop
+//! turn. The hottest per-task state (the local run queue, a plain `VecDeque`; the live-task count;
+//! the cooperative budget; which shard this thread is) lives in const thread-locals of its own, so
+//! a spawn or a wake touches no `RefCell<Option<Rc<_>>>`. Code that runs off a shard sees `None`
+//! (or shard key 0) and takes its off-shard path.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -23,28 +25,71 @@ pub(crate) trait Deferred {
 
 pub(crate) struct Context {
     pub(crate) shard: Arc<ShardShared>,
-    pub(crate) local: RefCell<VecDeque<Runnable>>,
     pub(crate) driver: RefCell<Driver>,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) deferred: RefCell<Vec<Rc<dyn Deferred>>>,
-    /// Polls left for the task running now before its leaf futures start yielding.
-    pub(crate) budget: Cell<u32>,
-    /// Tasks that have started and not yet finished on this shard.
-    pub(crate) live: Cell<usize>,
     pub(crate) tasks_run: Cell<u64>,
+    /// Whether this shard spins before parking (off when shards share CPUs).
+    pub(crate) spin: bool,
 }
 
 thread_local! {
     static CONTEXT: RefCell<Option<Rc<Context>>> = const { RefCell::new(None) };
+    /// Ready operations left to the running task before its leaf futures yield. Its own
+    /// const thread-local (no destructor, no `RefCell`): it is touched on every channel op.
+    static BUDGET: Cell<u32> = const { Cell::new(u32::MAX) };
+    /// The key of the shard this thread runs (0: not a shard thread).
+    static SHARD_KEY: Cell<u64> = const { Cell::new(0) };
+    /// The local run queue: runnables woken on this shard's own thread.
+    static LOCAL: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
+    /// Tasks that have started and not yet finished on this shard.
+    static LIVE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The key of the shard running on this thread, 0 off a shard.
+#[inline]
+pub(crate) fn shard_key() -> u64 {
+    SHARD_KEY.with(Cell::get)
+}
+
+/// Queues a runnable on this thread's local run queue.
+#[inline]
+pub(crate) fn push_local(r: Runnable) {
+    LOCAL.with(|q| q.borrow_mut().push_back(r));
+}
+
+/// Takes the next runnable from the local run queue.
+#[inline]
+pub(crate) fn pop_local() -> Option<Runnable> {
+    LOCAL.with(|q| q.borrow_mut().pop_front())
+}
+
+/// Whether the local run queue is empty.
+#[inline]
+pub(crate) fn local_is_empty() -> bool {
+    LOCAL.with(|q| q.borrow().is_empty())
+}
+
+/// Adds `delta` (+1 or -1) to this shard's live-task count.
+#[inline]
+pub(crate) fn add_live(delta: isize) {
+    LIVE.with(|l| l.set(l.get().wrapping_add_signed(delta)));
+}
+
+/// Tasks started and not yet finished on this shard.
+pub(crate) fn live() -> usize {
+    LIVE.with(Cell::get)
 }
 
 /// Installs `cx` as this thread's context (shard start).
 pub(crate) fn enter(cx: Rc<Context>) {
+    SHARD_KEY.with(|k| k.set(cx.shard.key));
     CONTEXT.with(|c| *c.borrow_mut() = Some(cx));
 }
 
 /// Removes this thread's context (shard exit).
 pub(crate) fn leave() -> Option<Rc<Context>> {
+    SHARD_KEY.with(|k| k.set(0));
     CONTEXT.with(|c| c.borrow_mut().take())
 }
 
@@ -71,23 +116,39 @@ pub(crate) fn defer_flush(d: Rc<dyn Deferred>) -> bool {
     with(|cx| cx.deferred.borrow_mut().push(d)).is_some()
 }
 
+/// Gives the task about to run its share of ready operations.
+#[inline]
+pub(crate) fn set_budget(n: u32) {
+    BUDGET.with(|b| b.set(n));
+}
+
 /// Cooperative budget: returns false once the running task has used its share of this turn,
-/// after which leaf futures wake themselves and return `Pending`. Always true off a shard.
+/// after which leaf futures wake themselves and return `Pending`. Off a shard nobody refills the
+/// budget, so it is refilled here instead of ever saying no.
 #[inline]
 pub(crate) fn consume_budget() -> bool {
-    with(|cx| {
-        let b = cx.budget.get();
-        if b == 0 {
+    BUDGET.with(|b| {
+        let v = b.get();
+        if v > 0 {
+            b.set(v - 1);
+            true
+        } else if on_shard() {
             false
         } else {
-            cx.budget.set(b - 1);
+            b.set(u32::MAX);
             true
         }
     })
-    .unwrap_or(true)
 }
 
 /// The index of the shard running the caller, if any.
 pub fn current_shard() -> Option<usize> {
     with(|cx| cx.shard.id)
+}
+
+/// True when a channel end may spin briefly instead of parking its task: on a shard that does
+/// not share its CPU (spinning is on) and has no other task ready to run.
+#[inline]
+pub(crate) fn may_spin() -> bool {
+    with(|cx| cx.spin && local_is_empty() && cx.shard.inbox_is_empty()).unwrap_or(false)
 }

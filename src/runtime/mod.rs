@@ -47,11 +47,16 @@ impl Runtime {
 
     fn start(b: &Builder) -> Result<Self, BuildError> {
         let plan = b.plan()?;
+        let mut config = b.config.clone();
+        let shares_cpus = (1..plan.len()).any(|i| plan[..i].contains(&plan[i]));
+        if shares_cpus && !b.spin_set {
+            config.spin_before_park = std::time::Duration::ZERO;
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let mut rt = Runtime { shards: Vec::new(), threads: Vec::new(), infos: Vec::new() };
         for (i, &cpu) in plan.iter().enumerate() {
             let shared = Arc::new(ShardShared::new(i)?);
-            let cfg = b.config.clone();
+            let cfg = config.clone();
             let tx = tx.clone();
             let pin = b.pin;
             let shared2 = shared.clone();

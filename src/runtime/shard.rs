@@ -12,11 +12,10 @@
 //! ```
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_task::Runnable;
@@ -41,6 +40,8 @@ const ONE_PENDING: usize = 2;
 /// The part of a shard other threads can reach.
 pub(crate) struct ShardShared {
     pub(crate) id: usize,
+    /// Unique in the process (shard ids repeat across runtimes): how a task knows it is home.
+    pub(crate) key: u64,
     inbox: SegQueue<Remote>,
     /// Armed while the shard is about to block in its ring.
     bell: CachePadded<Doorbell>,
@@ -59,8 +60,10 @@ impl std::fmt::Debug for ShardShared {
 
 impl ShardShared {
     pub(crate) fn new(id: usize) -> std::io::Result<Self> {
+        static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
         Ok(Self {
             id,
+            key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
             inbox: SegQueue::new(),
             bell: CachePadded::new(Doorbell::new()),
             ring_fd: AtomicI32::new(-1),
@@ -91,6 +94,10 @@ impl ShardShared {
         if sent != Some(true) {
             crate::sys::eventfd_signal(efd);
         }
+    }
+
+    pub(crate) fn inbox_is_empty(&self) -> bool {
+        self.inbox.is_empty()
     }
 
     /// Starts a remote submission; false once the runtime is closed.
@@ -180,13 +187,11 @@ pub(crate) fn run(
     let info = ShardInfo { id: shared.id, cpu, ring_mode: driver.mode(), msg_ring: driver.uses_msg_ring() };
     let cx = Rc::new(Context {
         shard: shared.clone(),
-        local: RefCell::new(VecDeque::with_capacity(256)),
         driver: RefCell::new(driver),
         timers: RefCell::new(Timers::default()),
         deferred: RefCell::new(Vec::new()),
-        budget: Cell::new(cfg.task_budget),
-        live: Cell::new(0),
         tasks_run: Cell::new(0),
+        spin: !cfg.spin_before_park.is_zero(),
     });
     context::enter(cx.clone());
     let _ = started.send(Ok(info));
@@ -218,8 +223,8 @@ fn run_loop(cx: &Context, cfg: &ShardConfig) -> (Duration, Duration) {
             continue;
         }
         if shared.closed_and_no_pending()
-            && cx.live.get() == 0
-            && cx.local.borrow().is_empty()
+            && context::live() == 0
+            && context::local_is_empty()
             && shared.inbox.is_empty()
         {
             break;
@@ -236,7 +241,7 @@ fn drain_inbox(cx: &Context) -> bool {
     while let Some(r) = cx.shard.inbox.pop() {
         any = true;
         let Remote::Run(r) = r;
-        cx.local.borrow_mut().push_back(r);
+        context::push_local(r);
     }
     any
 }
@@ -244,9 +249,9 @@ fn drain_inbox(cx: &Context) -> bool {
 fn run_tasks(cx: &Context, cfg: &ShardConfig) -> bool {
     let mut n = 0;
     while n < cfg.tasks_per_turn {
-        let next = cx.local.borrow_mut().pop_front();
+        let next = context::pop_local();
         let Some(r) = next else { break };
-        cx.budget.set(cfg.task_budget);
+        context::set_budget(cfg.task_budget);
         r.run();
         n += 1;
     }
@@ -270,7 +275,7 @@ fn flush_deferred(cx: &Context) {
 
 /// Anything runnable right now, without blocking?
 fn has_work(cx: &Context) -> bool {
-    !cx.local.borrow().is_empty()
+    !context::local_is_empty()
         || !cx.shard.inbox.is_empty()
         || cx.driver.borrow_mut().has_work()
         || cx.timers.borrow().next_wait(Instant::now()) == Some(Duration::ZERO)

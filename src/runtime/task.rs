@@ -118,14 +118,14 @@ struct LiveGuard;
 
 impl LiveGuard {
     fn enter() -> Self {
-        context::with(|c| c.live.set(c.live.get() + 1));
+        context::add_live(1);
         LiveGuard
     }
 }
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        context::with(|cx| cx.live.set(cx.live.get() - 1));
+        context::add_live(-1);
     }
 }
 
@@ -146,14 +146,10 @@ async fn supervised<F: Future>(fut: F) -> TaskResult<F::Output> {
 /// The schedule function for every task homed on `home`.
 pub(crate) fn scheduler(home: Arc<ShardShared>) -> impl Fn(Runnable, ScheduleInfo) + Send + Sync + 'static {
     move |runnable, _info| {
-        let mut runnable = Some(runnable);
-        context::with(|cx| {
-            if Arc::ptr_eq(&cx.shard, &home) {
-                cx.local.borrow_mut().extend(runnable.take());
-            }
-        });
-        if let Some(r) = runnable {
-            home.push_remote(super::shard::Remote::Run(r));
+        if context::shard_key() == home.key {
+            context::push_local(runnable);
+        } else {
+            home.push_remote(super::shard::Remote::Run(runnable));
         }
     }
 }
@@ -210,6 +206,7 @@ pub async fn yield_now() {
 
 /// Cooperative-budget check for leaf futures: `Ready` while the task may go on, else wakes itself
 /// and returns `Pending` so the shard can run other tasks and reap I/O.
+#[inline]
 pub(crate) fn poll_budget(cx: &mut Context<'_>) -> Poll<()> {
     if context::consume_budget() {
         Poll::Ready(())
