@@ -57,10 +57,13 @@ pub(crate) fn check_sysctl() -> Result<(), UringUnavailable> {
     }
 }
 
+/// Applies one set of optional setup flags to a ring builder.
+type ApplyFlags = fn(&mut io_uring::Builder);
+
 /// Builds a ring of `entries` submission slots on the calling thread.
 pub(crate) fn build_ring(entries: u32) -> Result<(IoUring, RingMode), UringUnavailable> {
     let cq = entries.saturating_mul(4);
-    let attempts: [(RingMode, fn(&mut io_uring::Builder)); 3] = [
+    let attempts: [(RingMode, ApplyFlags); 3] = [
         (RingMode::SingleIssuerDeferTaskrun, |b| {
             b.setup_single_issuer().setup_defer_taskrun().setup_taskrun_flag();
         }),
