@@ -32,6 +32,13 @@ use crossbeam_utils::CachePadded;
 use super::wait::WaitSlot;
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
 
+/// Cache line size assumed for the producer's prefetch stride.
+const LINE: usize = 64;
+/// How many lines ahead of its write position the producer prefetches.
+/// (4, 8, 16 and 32 measured within noise of each other here; 8 covers ~2 µs of production at
+/// streaming speed, longer than a cross-core ownership transfer.)
+const PREFETCH_LINES: usize = 8;
+
 /// State shared by the two ends of one ring.
 pub(crate) struct Shared<T> {
     head: CachePadded<AtomicUsize>,
@@ -114,6 +121,14 @@ pub(crate) struct Producer<T> {
 }
 
 impl<T> Producer<T> {
+    /// Slots per cache line (at least 1): the producer prefetches once per line.
+    const SLOTS_PER_LINE: usize = {
+        let size = std::mem::size_of::<T>();
+        if size == 0 || size >= LINE { 1 } else { LINE / size }
+    };
+    /// Prefetch distance in slots.
+    const PREFETCH_AHEAD: usize = Self::SLOTS_PER_LINE * PREFETCH_LINES;
+
     /// Ring capacity in items.
     pub(crate) fn capacity(&self) -> usize {
         self.shared.capacity()
@@ -130,6 +145,9 @@ impl<T> Producer<T> {
             }
         }
         let idx = self.tail & self.shared.mask;
+        if idx % Self::SLOTS_PER_LINE == 0 {
+            self.prefetch_for_write((idx + Self::PREFETCH_AHEAD) & self.shared.mask);
+        }
         self.shared.slots[idx].with_mut(|p| {
             // SAFETY: `tail - head < capacity`, so this slot is outside `[head, tail)` and owned
             // by the producer (invariant 1); the `Acquire` load of `head` above (or an earlier
@@ -138,6 +156,23 @@ impl<T> Producer<T> {
         });
         self.tail = self.tail.wrapping_add(1);
         Ok(())
+    }
+
+    /// Asks the CPU to take slot `idx`'s cache line for writing ahead of time (`prefetchw`), so the
+    /// store that fills it does not sit in the store buffer waiting for the line to come back from
+    /// the consumer's core (docs/benchmarks.md: the async producer went from 12.7 to ~7 ns per item).
+    #[inline(always)]
+    fn prefetch_for_write(&self, idx: usize) {
+        #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+        self.shared.slots[idx].with(|p| {
+            // SAFETY: `prefetchw` is a hint: it never faults, writes no memory, and is a NOP on
+            // CPUs without it; the address is inside the slot array anyway.
+            unsafe {
+                std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+            }
+        });
+        #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+        let _ = idx;
     }
 
     /// Items written but not yet visible to the consumer.

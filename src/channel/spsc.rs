@@ -20,8 +20,13 @@ pub fn bounded<T: Send>(capacity: usize) -> (SharedSender<T>, SharedReceiver<T>)
     (SharedSender { producer: p }, SharedReceiver { consumer: c })
 }
 
+/// Items a connected end lets pile up before it publishes (sender) or releases (receiver) without
+/// waiting for the end of the loop turn. Measured on the handoff bench: 32 → 8.1 ns/item,
+/// 64 → 7.0, 128 → 6.1 (each publish and release pays a `SeqCst` fence that waits for the other
+/// core's copy of the index line). 128 also equals the default task budget, so a streaming task
+/// yields, and its end-of-turn flush publishes, about when the threshold would fire.
 fn batch_for(capacity: usize) -> usize {
-    (capacity / 4).clamp(1, 32)
+    (capacity / 8).clamp(1, 128)
 }
 
 /// Re-checks of an empty (or full) ring before a task parks, when its shard has nothing else to
