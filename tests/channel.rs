@@ -83,13 +83,26 @@ fn ping_pong_between_shards() {
 }
 
 #[test]
-fn ping_pong_with_parking_shards_still_wakes() {
-    // No spinning: every message must be delivered through the park/doorbell path.
+fn ping_pong_with_parking_shards_wakes_by_msg_ring() {
+    ping_pong_with_parking_shards(false);
+}
+
+#[test]
+fn ping_pong_with_parking_shards_wakes_by_eventfd() {
+    ping_pong_with_parking_shards(true);
+}
+
+/// No spinning: every message must be delivered through the park/doorbell path.
+fn ping_pong_with_parking_shards(eventfd_wake: bool) {
     let Some(rt) = common::runtime(|b| {
-        b.shards(2).oversubscribe(true).spin_before_park(Duration::ZERO);
+        b.shards(2).oversubscribe(true).spin_before_park(Duration::ZERO).eventfd_wake(eventfd_wake);
     }) else {
         return;
     };
+    let uses_msg_ring = rt.shard_infos().iter().all(|i| i.msg_ring);
+    if eventfd_wake {
+        assert!(!uses_msg_ring, "eventfd_wake(true) turns MSG_RING off");
+    }
     let (ping_tx, ping_rx) = channel::bounded::<u32>(2);
     let (pong_tx, pong_rx) = channel::bounded::<u32>(2);
     rt.run_on(1, move || async move {
@@ -115,6 +128,13 @@ fn ping_pong_with_parking_shards_still_wakes() {
     let reports = rt.shutdown();
     let parks: u64 = reports.iter().map(|r| r.driver.parks).sum();
     assert!(parks > 0, "the shards parked between messages");
+    let (msg, efd): (u64, u64) =
+        reports.iter().fold((0, 0), |(m, e), r| (m + r.driver.msg_ring_wakes, e + r.driver.eventfd_wakes));
+    if uses_msg_ring {
+        assert!(msg > 0 && efd == 0, "peers were woken by MSG_RING ({msg}) and never by eventfd ({efd})");
+    } else {
+        assert!(efd > 0 && msg == 0, "peers were woken by eventfd ({efd}) and never by MSG_RING ({msg})");
+    }
 }
 
 #[test]

@@ -312,6 +312,68 @@ fn spawn(c: &mut Criterion) {
     g.finish();
 }
 
+/// Where spawn time goes: the same spawn-and-await loop on bare async-task with a trivial
+/// single-threaded executor (a `VecDeque` in a thread-local), and async-task's spawn+run alone.
+/// shardpipe's tasks are async-task cells, so these are the floor its `spawn` bench stands on.
+fn spawn_floor(c: &mut Criterion) {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    thread_local! {
+        static QUEUE: RefCell<VecDeque<async_task::Runnable>> = const { RefCell::new(VecDeque::new()) };
+    }
+    fn schedule(r: async_task::Runnable) {
+        QUEUE.with(|q| q.borrow_mut().push_back(r));
+    }
+    fn run_all() {
+        while let Some(r) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
+            r.run();
+        }
+    }
+    let mut g = c.benchmark_group("spawn_floor");
+    g.throughput(Throughput::Elements(1));
+    let w = ThreadWorker::new(CORE_A);
+    g.bench_function("async_task_spawn_await", |b| {
+        b.iter_custom(|iters| {
+            let (tx, rx) = mpsc::channel();
+            w.run(move || {
+                let (outer, task) = async_task::spawn_local(
+                    async move {
+                        let start = Instant::now();
+                        for i in 0..iters {
+                            let (r, t) = async_task::spawn_local(async move { black_box(i) }, schedule);
+                            r.schedule();
+                            black_box(t.await);
+                        }
+                        start.elapsed()
+                    },
+                    schedule,
+                );
+                outer.schedule();
+                run_all();
+                tx.send(futures_lite::future::block_on(task)).unwrap();
+            });
+            rx.recv().unwrap()
+        })
+    });
+    g.bench_function("async_task_spawn_run", |b| {
+        b.iter_custom(|iters| {
+            let (tx, rx) = mpsc::channel();
+            w.run(move || {
+                let start = Instant::now();
+                for i in 0..iters {
+                    let (r, t) = async_task::spawn_local(async move { black_box(i) }, schedule);
+                    t.detach();
+                    r.schedule();
+                    run_all();
+                }
+                tx.send(start.elapsed()).unwrap();
+            });
+            rx.recv().unwrap()
+        })
+    });
+    g.finish();
+}
+
 // ---------------------------------------------------------------- pingpong
 
 fn pingpong(c: &mut Criterion) {
@@ -488,5 +550,5 @@ fn read(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, handoff, spawn, pingpong, read);
+criterion_group!(benches, handoff, spawn, spawn_floor, pingpong, read);
 criterion_main!(benches);

@@ -102,14 +102,14 @@ impl std::fmt::Debug for Driver {
 impl Driver {
     /// Creates the ring on the calling thread. `eventfd` is the shard's doorbell for threads
     /// without a ring; it must outlive the driver.
-    pub(crate) fn new(entries: u32, eventfd: RawFd) -> Result<Self, UringUnavailable> {
+    pub(crate) fn new(entries: u32, eventfd: RawFd, allow_msg_ring: bool) -> Result<Self, UringUnavailable> {
         setup::check_sysctl()?;
         let (ring, mode) = setup::build_ring(entries)?;
         let mut probe = io_uring::Probe::new();
         let msg_ring = ring.submitter().register_probe(&mut probe).is_ok()
             && probe.is_supported(opcode::MsgRingData::CODE)
             && ring.params().is_feature_skip_cqe_on_success()
-            && std::env::var_os("SHARDPIPE_NO_MSG_RING").is_none();
+            && allow_msg_ring;
         Ok(Self {
             ring,
             mode,

@@ -83,6 +83,7 @@ impl Default for Builder {
                 ring_entries: 256,
                 tasks_per_turn: 128,
                 task_budget: 128,
+                eventfd_wake: false,
             },
         }
     }
@@ -142,6 +143,14 @@ impl Builder {
     /// Ready channel operations one task may do per poll before it must yield (default 128).
     pub fn task_budget(&mut self, n: u32) -> &mut Self {
         self.config.task_budget = n.max(1);
+        self
+    }
+
+    /// Wake sleeping peers by eventfd writes even where the kernel has `IORING_OP_MSG_RING`
+    /// (default false). The eventfd path is what kernels before 5.18 get; this forces it, to test
+    /// it or to compare the two.
+    pub fn eventfd_wake(&mut self, yes: bool) -> &mut Self {
+        self.config.eventfd_wake = yes;
         self
     }
 

@@ -132,6 +132,7 @@ pub(crate) struct ShardConfig {
     pub(crate) ring_entries: u32,
     pub(crate) tasks_per_turn: u32,
     pub(crate) task_budget: u32,
+    pub(crate) eventfd_wake: bool,
 }
 
 /// What a shard reports once it has started.
@@ -176,7 +177,7 @@ pub(crate) fn run(
     }
     let cpu = pin.then_some(cpu);
     // The ring is created here, on its own thread: SINGLE_ISSUER binds it to its creator.
-    let driver = match Driver::new(cfg.ring_entries, shared.eventfd.as_raw_fd()) {
+    let driver = match Driver::new(cfg.ring_entries, shared.eventfd.as_raw_fd(), !cfg.eventfd_wake) {
         Ok(d) => d,
         Err(e) => {
             let _ = started.send(Err(BuildError::Uring(e)));
