@@ -317,44 +317,7 @@ impl<T: 'static> Receiver<T> {
     /// rings in turn and must not spin on each).
     #[inline]
     pub(crate) fn poll_recv_unbudgeted(&self, cx: &mut Context<'_>, spin: bool) -> Poll<Option<T>> {
-        let mut c = self.inner.consumer.borrow_mut();
-        match c.try_pop() {
-            Ok(v) => {
-                self.after_pop(&mut c, 1);
-                Poll::Ready(Some(v))
-            }
-            Err(Empty::Closed) => Poll::Ready(None),
-            Err(Empty::Now) => {
-                self.inner.notify_room(&mut c);
-                if spin && spin_until(|| c.len() > 0 || c.is_producer_gone()) {
-                    return self.poll_recv_again(&mut c);
-                }
-                c.shared.recv_wait.register(cx.waker());
-                match c.try_pop() {
-                    Ok(v) => {
-                        c.shared.recv_wait.cancel();
-                        self.after_pop(&mut c, 1);
-                        Poll::Ready(Some(v))
-                    }
-                    Err(Empty::Closed) => {
-                        c.shared.recv_wait.cancel();
-                        Poll::Ready(None)
-                    }
-                    Err(Empty::Now) => Poll::Pending,
-                }
-            }
-        }
-    }
-
-    fn poll_recv_again(&self, c: &mut Consumer<T>) -> Poll<Option<T>> {
-        match c.try_pop() {
-            Ok(v) => {
-                self.after_pop(c, 1);
-                Poll::Ready(Some(v))
-            }
-            Err(Empty::Closed) => Poll::Ready(None),
-            Err(Empty::Now) => unreachable!("spin saw an item or the end"),
-        }
+        self.poll_take(cx, spin, Consumer::try_pop)
     }
 
     /// Receives every published item (up to `max`) into `buf` with one index update; waits while
@@ -365,46 +328,50 @@ impl<T: 'static> Receiver<T> {
             if crate::runtime::poll_budget(cx).is_pending() {
                 return Poll::Pending;
             }
-            let mut c = self.inner.consumer.borrow_mut();
-            let mut pop = |c: &mut Consumer<T>| c.pop_batch(max, |v| buf.push(v));
-            match pop(&mut c) {
-                Ok(n) => {
-                    self.after_pop(&mut c, n);
-                    Poll::Ready(n)
-                }
-                Err(Empty::Closed) => Poll::Ready(0),
-                Err(Empty::Now) => {
-                    self.inner.notify_room(&mut c);
-                    if spin_until(|| c.len() > 0 || c.is_producer_gone()) {
-                        return match pop(&mut c) {
-                            Ok(n) => {
-                                self.after_pop(&mut c, n);
-                                Poll::Ready(n)
-                            }
-                            Err(_) => Poll::Ready(0),
-                        };
-                    }
-                    c.shared.recv_wait.register(cx.waker());
-                    match pop(&mut c) {
-                        Ok(n) => {
-                            c.shared.recv_wait.cancel();
-                            self.after_pop(&mut c, n);
-                            Poll::Ready(n)
-                        }
-                        Err(Empty::Closed) => {
-                            c.shared.recv_wait.cancel();
-                            Poll::Ready(0)
-                        }
-                        Err(Empty::Now) => Poll::Pending,
-                    }
-                }
-            }
+            self.poll_take(cx, true, |c| c.pop_batch(max, |v| buf.push(v))).map(|n| n.unwrap_or(0))
         })
         .await
     }
 
+    /// The receive protocol shared by `recv` and `recv_many`: take; on empty, hand freed slots
+    /// back, spin briefly if allowed, then park the task (register, re-check, `Pending`).
+    /// `Ready(None)` is the end of the stream.
     #[inline]
-    fn after_pop(&self, c: &mut Consumer<T>, _n: usize) {
+    fn poll_take<R>(
+        &self,
+        cx: &mut Context<'_>,
+        spin: bool,
+        mut take: impl FnMut(&mut Consumer<T>) -> Result<R, Empty>,
+    ) -> Poll<Option<R>> {
+        let mut c = self.inner.consumer.borrow_mut();
+        let got = match take(&mut c) {
+            Err(Empty::Now) => {
+                self.inner.notify_room(&mut c);
+                if spin && spin_until(|| c.len() > 0 || c.is_producer_gone()) {
+                    take(&mut c)
+                } else {
+                    c.shared.recv_wait.register(cx.waker());
+                    let again = take(&mut c);
+                    if !matches!(again, Err(Empty::Now)) {
+                        c.shared.recv_wait.cancel();
+                    }
+                    again
+                }
+            }
+            other => other,
+        };
+        match got {
+            Ok(v) => {
+                self.after_pop(&mut c);
+                Poll::Ready(Some(v))
+            }
+            Err(Empty::Closed) => Poll::Ready(None),
+            Err(Empty::Now) => Poll::Pending,
+        }
+    }
+
+    #[inline]
+    fn after_pop(&self, c: &mut Consumer<T>) {
         let inner = &self.inner;
         if !inner.on_shard || c.unreleased() >= inner.batch {
             inner.notify_room(c);
@@ -419,7 +386,7 @@ impl<T: 'static> Receiver<T> {
         let mut c = self.inner.consumer.borrow_mut();
         match c.try_pop() {
             Ok(v) => {
-                self.after_pop(&mut c, 1);
+                self.after_pop(&mut c);
                 Ok(v)
             }
             Err(Empty::Now) => Err(TryRecvError::Empty),

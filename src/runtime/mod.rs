@@ -108,8 +108,15 @@ impl Runtime {
         self.infos[0].ring_mode
     }
 
-    fn shard(&self, shard: usize) -> Result<&Arc<ShardShared>, SpawnError> {
-        self.shards.get(shard).ok_or(SpawnError::NoSuchShard { shard, count: self.shards.len() })
+    /// Runs `spawn` for shard `shard` inside the remote-submission bracket that shutdown waits on.
+    fn submit<R>(&self, shard: usize, spawn: impl FnOnce(&Arc<ShardShared>) -> R) -> Result<R, SpawnError> {
+        let home = self.shards.get(shard).ok_or(SpawnError::NoSuchShard { shard, count: self.shards.len() })?;
+        if !home.begin_remote() {
+            return Err(SpawnError::ShuttingDown);
+        }
+        let out = spawn(home);
+        home.end_remote();
+        Ok(out)
     }
 
     /// Runs a `Send` future on shard `shard`; the handle yields its output.
@@ -118,13 +125,7 @@ impl Runtime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let home = self.shard(shard)?;
-        if !home.begin_remote() {
-            return Err(SpawnError::ShuttingDown);
-        }
-        let handle = task::spawn_remote(home, fut);
-        home.end_remote();
-        Ok(handle)
+        self.submit(shard, |home| task::spawn_remote(home, fut))
     }
 
     /// Runs `f` on shard `shard` and drives the (possibly `!Send`) future it returns there.
@@ -134,13 +135,7 @@ impl Runtime {
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
-        let home = self.shard(shard)?;
-        if !home.begin_remote() {
-            return Err(SpawnError::ShuttingDown);
-        }
-        let handle = task::spawn_pinned_to(home, f);
-        home.end_remote();
-        Ok(handle)
+        self.submit(shard, |home| task::spawn_pinned_to(home, f))
     }
 
     /// Runs `f(shard_index)` on every shard; one handle per shard, in shard order.
