@@ -31,6 +31,8 @@ pub(crate) struct Context {
     pub(crate) tasks_run: Cell<u64>,
     /// Whether this shard spins before parking (off when shards share CPUs).
     pub(crate) spin: bool,
+    /// Ready operations a task may do per poll.
+    pub(crate) task_budget: u32,
 }
 
 thread_local! {
@@ -139,6 +141,27 @@ pub(crate) fn consume_budget() -> bool {
             true
         }
     })
+}
+
+/// Charges `n` ready operations at once (a channel end charges a whole batch when it publishes
+/// or releases). Returns false when the running task has now used its share and must yield.
+#[inline]
+pub(crate) fn consume_budget_n(n: u32) -> bool {
+    BUDGET.with(|b| {
+        let left = b.get().saturating_sub(n);
+        if left > 0 || !on_shard() {
+            b.set(if left > 0 { left } else { u32::MAX });
+            true
+        } else {
+            b.set(0);
+            false
+        }
+    })
+}
+
+/// The per-poll budget shards give their tasks (the builder's `task_budget`); `u32::MAX` off a shard.
+pub(crate) fn task_budget() -> u32 {
+    with(|cx| cx.task_budget).unwrap_or(u32::MAX)
 }
 
 /// The index of the shard running the caller, if any.

@@ -193,6 +193,7 @@ pub(crate) fn run(
         deferred: RefCell::new(Vec::new()),
         tasks_run: Cell::new(0),
         spin: !cfg.spin_before_park.is_zero(),
+        task_budget: cfg.task_budget,
     });
     context::enter(cx.clone());
     let _ = started.send(Ok(info));
