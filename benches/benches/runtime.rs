@@ -109,39 +109,40 @@ fn shardpipe_runtime() -> shardpipe::Runtime {
 
 // ---------------------------------------------------------------- handoff
 
+/// Moves `iters` u64 items from shard 0 to shard 1, one `send` and one `recv` per item.
+fn shardpipe_handoff(rt: &shardpipe::Runtime, iters: u64) -> Duration {
+    let (tx, rx) = shardpipe::channel::bounded::<u64>(1024);
+    let start = Instant::now();
+    let p = rt
+        .run_on(0, move || async move {
+            let tx = tx.connect();
+            for i in 0..iters {
+                tx.send(i).await.unwrap();
+            }
+        })
+        .unwrap();
+    let c = rt
+        .run_on(1, move || async move {
+            let rx = rx.connect();
+            let mut sum = 0u64;
+            while let Some(v) = rx.recv().await {
+                sum = sum.wrapping_add(v);
+            }
+            sum
+        })
+        .unwrap();
+    p.join().unwrap();
+    black_box(c.join().unwrap());
+    start.elapsed()
+}
+
 fn handoff(c: &mut Criterion) {
     let mut g = c.benchmark_group("handoff");
     g.throughput(Throughput::Elements(1));
 
     {
         let rt = shardpipe_runtime();
-        g.bench_function("shardpipe", |b| {
-            b.iter_custom(|iters| {
-                let (tx, rx) = shardpipe::channel::bounded::<u64>(1024);
-                let start = Instant::now();
-                let p = rt
-                    .run_on(0, move || async move {
-                        let tx = tx.connect();
-                        for i in 0..iters {
-                            tx.send(i).await.unwrap();
-                        }
-                    })
-                    .unwrap();
-                let c = rt
-                    .run_on(1, move || async move {
-                        let rx = rx.connect();
-                        let mut sum = 0u64;
-                        while let Some(v) = rx.recv().await {
-                            sum = sum.wrapping_add(v);
-                        }
-                        sum
-                    })
-                    .unwrap();
-                p.join().unwrap();
-                black_box(c.join().unwrap());
-                start.elapsed()
-            })
-        });
+        g.bench_function("shardpipe", |b| b.iter_custom(|iters| shardpipe_handoff(&rt, iters)));
     }
 
     {

@@ -47,7 +47,12 @@ const SECCOMP_REMEDY: &str = "Allow the io_uring_setup, io_uring_enter and io_ur
 
 /// Checks the sysctl before touching the syscall, so the error can name the knob.
 pub(crate) fn check_sysctl() -> Result<(), UringUnavailable> {
-    match crate::sys::io_uring_disabled_sysctl() {
+    sysctl_verdict(crate::sys::io_uring_disabled_sysctl())
+}
+
+/// What a value of `kernel.io_uring_disabled` means for us.
+fn sysctl_verdict(value: u8) -> Result<(), UringUnavailable> {
+    match value {
         0 => Ok(()),
         1 => Ok(()), // allowed for root and the io_uring group; setup itself will tell
         v => Err(UringUnavailable {
@@ -93,4 +98,28 @@ fn unavailable(e: io::Error) -> UringUnavailable {
         _ => "Check that the kernel is 5.19 or newer and built with CONFIG_IO_URING",
     };
     UringUnavailable { cause: format!("io_uring_setup failed: {e}"), remedy }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disabled_sysctl_names_the_knob_and_the_fix() {
+        assert!(sysctl_verdict(0).is_ok());
+        assert!(sysctl_verdict(1).is_ok(), "1 still lets root and the io_uring group in");
+        let e = sysctl_verdict(2).unwrap_err().to_string();
+        assert!(e.contains("/proc/sys/kernel/io_uring_disabled is 2"), "{e}");
+        assert!(e.contains("sysctl -w kernel.io_uring_disabled=0"), "{e}");
+    }
+
+    #[test]
+    fn denied_setup_points_at_seccomp() {
+        let e = unavailable(std::io::Error::from_raw_os_error(libc::EPERM));
+        assert!(e.remedy.contains("seccomp"), "{e}");
+        let e = unavailable(std::io::Error::from_raw_os_error(libc::ENOSYS));
+        assert!(e.remedy.contains("seccomp"), "{e}");
+        let e = unavailable(std::io::Error::from_raw_os_error(libc::ENOMEM));
+        assert!(e.remedy.contains("ulimit -l"), "{e}");
+    }
 }
