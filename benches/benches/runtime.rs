@@ -472,7 +472,7 @@ fn make_files() -> Vec<std::path::PathBuf> {
 
 /// Reads in flight per shard: enough to overlap the ring's per-op latency, few enough that each
 /// reader's recycled buffer stays warm.
-const READERS_PER_SHARD: usize = 4;
+const READERS_PER_SHARD: usize = 2;
 
 /// Reads `files` on the current shard with [`READERS_PER_SHARD`] reader tasks, each recycling
 /// its buffer (the owned-buffer style); returns the total bytes.
