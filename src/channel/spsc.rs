@@ -4,7 +4,9 @@
 //! Both ends are created `Send` ([`SharedSender`], [`SharedReceiver`]) and bound to the thread that
 //! will use them by `connect()`. A connected end on a shard batches: the sender publishes its tail
 //! when `batch` items are pending or at the end of the shard's loop turn; the receiver tells a
-//! blocked sender about freed room at the same points. Off a shard every operation publishes at once.
+//! blocked sender about freed room at the same points. The cooperative budget is charged at those
+//! points too, a batch at a time; an end whose batch used up the budget yields on its next call.
+//! Off a shard every operation publishes at once.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;

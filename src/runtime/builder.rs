@@ -141,6 +141,7 @@ impl Builder {
     }
 
     /// Ready channel operations one task may do per poll before it must yield (default 128).
+    /// Channel ends charge it a batch at a time and never batch more than this many items.
     pub fn task_budget(&mut self, n: u32) -> &mut Self {
         self.config.task_budget = n.max(1);
         self
