@@ -140,8 +140,11 @@ fn spawn_local_off_shard_is_an_error() {
 
 #[test]
 fn a_busy_task_does_not_starve_others() {
-    // One task receives from an always-full channel forever; the budget must make it yield so
-    // a second task on the same shard still runs and can stop it.
+    // One task receives from a channel it keeps full and published, so `recv` is always ready and
+    // never parks; only the budget makes it yield so that a second task on the same shard runs and
+    // stops it. The spinner gives up after LIMIT rounds, so a missing budget fails the test instead
+    // of hanging it.
+    const LIMIT: u64 = 10_000_000;
     let Some(rt) = common::runtime(|b| {
         b.shards(1).task_budget(16);
     }) else {
@@ -155,9 +158,9 @@ fn a_busy_task_does_not_starve_others() {
             let s = stop.clone();
             let spinner = spawn_local(async move {
                 let mut n = 0u64;
-                while !s.get() {
-                    // always ready: refill then drain, never awaiting anything that pends
+                while !s.get() && n < LIMIT {
                     let _ = tx.try_send(1);
+                    tx.flush();
                     if rx.recv().await.is_some() {
                         n += 1;
                     }
@@ -175,6 +178,48 @@ fn a_busy_task_does_not_starve_others() {
         .unwrap();
     let spins = h.join().unwrap();
     assert!(spins > 0, "the spinner ran");
+    assert!(spins < LIMIT, "the stopper must run while the spinner is still going; spins: {spins}");
+}
+
+#[test]
+fn a_streaming_sender_does_not_starve_timers_on_its_shard() {
+    // The ring holds the whole stream, so `send` never finds it full and never parks: only the
+    // cooperative budget makes the producer yield. A timer on the same shard must fire while the
+    // stream is still going, not after it.
+    let Some(rt) = common::two_shards() else { return };
+    const N: u64 = 5_000_000;
+    let (tx, rx) = channel::bounded::<u64>(N as usize);
+    rt.run_on(1, move || async move {
+        let rx = rx.connect();
+        let mut buf = Vec::with_capacity(1024);
+        while rx.recv_many(&mut buf, 1024).await > 0 {
+            buf.clear();
+        }
+    })
+    .unwrap();
+    let sent_when_timer_fired = rt
+        .run_on(0, move || async move {
+            let sent = Rc::new(Cell::new(0u64));
+            let fired_at = Rc::new(Cell::new(None));
+            let (s, f) = (sent.clone(), fired_at.clone());
+            let timer = spawn_local(async move {
+                shardpipe::time::sleep(Duration::from_millis(1)).await;
+                f.set(Some(s.get()));
+            });
+            let tx = tx.connect();
+            for i in 0..N {
+                tx.send(i).await.unwrap();
+                sent.set(i + 1);
+            }
+            drop(tx);
+            timer.await.unwrap();
+            fired_at.get()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let at = sent_when_timer_fired.expect("the timer fired");
+    assert!(at < N, "the timer must fire mid-stream; it fired after {at} of {N} items were sent");
 }
 
 #[test]
