@@ -134,6 +134,16 @@ fn join_on_a_shard_thread_is_refused() {
 }
 
 #[test]
+fn block_on_inside_a_shard_is_refused_not_a_deadlock() {
+    let Some(rt) = common::two_shards() else { return };
+    let h = rt.run_on(0, || async { shardpipe::runtime::block_on(async { 1 }) }).unwrap();
+    match h.join() {
+        Err(JoinError::Panicked(msg)) => assert!(msg.contains("use .await inside shard tasks"), "{msg}"),
+        other => panic!("expected a clear refusal, got {other:?}"),
+    }
+}
+
+#[test]
 fn spawn_local_off_shard_is_an_error() {
     assert!(matches!(shardpipe::try_spawn_local(async {}), Err(SpawnError::NotOnShard)));
 }

@@ -17,7 +17,15 @@ impl Wake for ThreadWaker {
 }
 
 /// Polls `fut` on the calling thread, parking between polls.
+///
+/// # Panics
+/// On a shard thread: parking there would stop the shard's loop, and with it the ring and the
+/// timers the future may be waiting for. Inside a shard, `.await` instead.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
+    assert!(
+        !super::context::on_shard(),
+        "block_on would stall this shard's event loop (and deadlock on its own I/O); use .await inside shard tasks"
+    );
     let mut fut = std::pin::pin!(fut);
     let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
     let mut cx = Context::from_waker(&waker);
