@@ -204,29 +204,38 @@ impl<T: 'static> Sender<T> {
                 Poll::Ready(Ok(()))
             }
             Err(value) => {
-                // Full: let the consumer see everything we batched, then wait for room.
-                self.inner.publish(&mut p);
-                if spin_until(|| p.has_room() || p.is_consumer_gone()) {
-                    *slot = Some(value);
-                    drop(p);
-                    return self.poll_send(cx, slot);
-                }
-                p.shared.send_wait.register(cx.waker());
-                match p.try_push(value) {
-                    Ok(()) => {
-                        p.shared.send_wait.cancel();
-                        self.after_push(&mut p);
-                        Poll::Ready(Ok(()))
-                    }
-                    Err(value) if p.is_consumer_gone() => {
-                        p.shared.send_wait.cancel();
-                        Poll::Ready(Err(SendError(value)))
-                    }
-                    Err(value) => {
-                        *slot = Some(value);
-                        Poll::Pending
-                    }
-                }
+                drop(p);
+                self.poll_send_full(cx, slot, value)
+            }
+        }
+    }
+
+    /// The ring was full: publish what is batched, spin briefly, else park until there is room.
+    #[cold]
+    #[inline(never)]
+    fn poll_send_full(&self, cx: &mut Context<'_>, slot: &mut Option<T>, value: T) -> Poll<Result<(), SendError<T>>> {
+        let mut p = self.inner.producer.borrow_mut();
+        // Let the consumer see everything we batched, then wait for room.
+        self.inner.publish(&mut p);
+        if spin_until(|| p.has_room() || p.is_consumer_gone()) {
+            *slot = Some(value);
+            drop(p);
+            return self.poll_send(cx, slot);
+        }
+        p.shared.send_wait.register(cx.waker());
+        match p.try_push(value) {
+            Ok(()) => {
+                p.shared.send_wait.cancel();
+                self.after_push(&mut p);
+                Poll::Ready(Ok(()))
+            }
+            Err(value) if p.is_consumer_gone() => {
+                p.shared.send_wait.cancel();
+                Poll::Ready(Err(SendError(value)))
+            }
+            Err(value) => {
+                *slot = Some(value);
+                Poll::Pending
             }
         }
     }
@@ -236,14 +245,27 @@ impl<T: 'static> Sender<T> {
         let inner = &self.inner;
         let pending = p.unpublished();
         if !inner.on_shard || pending >= inner.batch {
-            inner.publish(p);
-            if !context::consume_budget_n(pending as u32) {
-                inner.must_yield.set(true);
-            }
+            self.publish_batch(p, pending);
         } else if !inner.flush_queued.get() {
-            inner.flush_queued.set(true);
-            context::defer_flush(self.inner.clone());
+            self.queue_flush();
         }
+    }
+
+    /// Publishes a full batch and charges it to the task's budget (once per batch: kept out of
+    /// the per-item path).
+    #[inline(never)]
+    fn publish_batch(&self, p: &mut Producer<T>, pending: usize) {
+        self.inner.publish(p);
+        if !context::consume_budget_n(pending as u32) {
+            self.inner.must_yield.set(true);
+        }
+    }
+
+    /// First item of a batch this turn: have the shard publish it at the end of the turn.
+    #[inline(never)]
+    fn queue_flush(&self) {
+        self.inner.flush_queued.set(true);
+        context::defer_flush(self.inner.clone());
     }
 
     /// Sends without waiting.
@@ -372,19 +394,7 @@ impl<T: 'static> Receiver<T> {
     ) -> Poll<Option<R>> {
         let mut c = self.inner.consumer.borrow_mut();
         let got = match take(&mut c) {
-            Err(Empty::Now) => {
-                self.inner.notify_room(&mut c);
-                if spin && spin_until(|| c.len() > 0 || c.is_producer_gone()) {
-                    take(&mut c)
-                } else {
-                    c.shared.recv_wait.register(cx.waker());
-                    let again = take(&mut c);
-                    if !matches!(again, Err(Empty::Now)) {
-                        c.shared.recv_wait.cancel();
-                    }
-                    again
-                }
-            }
+            Err(Empty::Now) => self.wait_for_items(&mut c, cx, spin, &mut take),
             other => other,
         };
         match got {
@@ -397,19 +407,54 @@ impl<T: 'static> Receiver<T> {
         }
     }
 
+    /// The ring was empty: hand freed slots back, spin briefly if allowed, else register the
+    /// task's waker and re-check (the doorbell protocol). Kept out of the per-item path.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_items<R>(
+        &self,
+        c: &mut Consumer<T>,
+        cx: &mut Context<'_>,
+        spin: bool,
+        take: &mut impl FnMut(&mut Consumer<T>) -> Result<R, Empty>,
+    ) -> Result<R, Empty> {
+        self.inner.notify_room(c);
+        if spin && spin_until(|| c.len() > 0 || c.is_producer_gone()) {
+            return take(c);
+        }
+        c.shared.recv_wait.register(cx.waker());
+        let again = take(c);
+        if !matches!(again, Err(Empty::Now)) {
+            c.shared.recv_wait.cancel();
+        }
+        again
+    }
+
     #[inline]
     fn after_pop(&self, c: &mut Consumer<T>) {
         let inner = &self.inner;
         let taken = c.unreleased();
         if !inner.on_shard || taken >= inner.batch {
-            inner.notify_room(c);
-            if !context::consume_budget_n(taken as u32) {
-                inner.must_yield.set(true);
-            }
+            self.release_batch(c, taken);
         } else if !inner.flush_queued.get() {
-            inner.flush_queued.set(true);
-            context::defer_flush(self.inner.clone());
+            self.queue_flush();
         }
+    }
+
+    /// Releases a full batch of slots and charges it to the task's budget (once per batch).
+    #[inline(never)]
+    fn release_batch(&self, c: &mut Consumer<T>, taken: usize) {
+        self.inner.notify_room(c);
+        if !context::consume_budget_n(taken as u32) {
+            self.inner.must_yield.set(true);
+        }
+    }
+
+    /// First item taken this turn: have the shard release the batch at the end of the turn.
+    #[inline(never)]
+    fn queue_flush(&self) {
+        self.inner.flush_queued.set(true);
+        context::defer_flush(self.inner.clone());
     }
 
     /// Receives without waiting.
