@@ -19,4 +19,6 @@ pub(crate) mod wait;
 mod loom_tests;
 
 pub use mesh::{MeshPeer, MeshReceiver, MeshSender, mesh};
-pub use spsc::{Receiver, SendError, Sender, SharedReceiver, SharedSender, TryRecvError, TrySendError, bounded};
+pub use spsc::{
+    Receiver, SendError, SendFuture, Sender, SharedReceiver, SharedSender, TryRecvError, TrySendError, bounded,
+};

@@ -165,6 +165,32 @@ impl<T: 'static> Deferred for SenderInner<T> {
     }
 }
 
+/// Future of [`Sender::send`]: holds the item until the ring takes it.
+#[must_use = "futures do nothing unless awaited"]
+pub struct SendFuture<'a, T: 'static> {
+    sender: &'a Sender<T>,
+    value: Option<T>,
+}
+
+// The item is moved in and out by value and never pinned, so the future may move freely.
+impl<T> Unpin for SendFuture<'_, T> {}
+
+impl<T> std::fmt::Debug for SendFuture<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendFuture").field("pending", &self.value.is_some()).finish()
+    }
+}
+
+impl<T: 'static> std::future::Future for SendFuture<'_, T> {
+    type Output = Result<(), SendError<T>>;
+
+    #[inline]
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.sender.poll_send(cx, &mut this.value)
+    }
+}
+
 /// The sending end, bound to one thread (`!Send`).
 pub struct Sender<T: 'static> {
     inner: Rc<SenderInner<T>>,
@@ -180,9 +206,8 @@ impl<T: 'static> Sender<T> {
     /// Sends `value`, waiting while the ring is full. Errors (handing the value back) only if the
     /// receiver is gone.
     #[inline]
-    pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
-        let mut slot = Some(value);
-        poll_fn(|cx| self.poll_send(cx, &mut slot)).await
+    pub fn send(&self, value: T) -> SendFuture<'_, T> {
+        SendFuture { sender: self, value: Some(value) }
     }
 
     #[inline]
