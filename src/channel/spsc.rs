@@ -352,6 +352,26 @@ impl<T: 'static> Deferred for ReceiverInner<T> {
     }
 }
 
+/// Future of [`Receiver::recv`].
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct RecvFuture<'a, T: 'static> {
+    receiver: &'a Receiver<T>,
+}
+
+impl<T: 'static> std::future::Future for RecvFuture<'_, T> {
+    type Output = Option<T>;
+
+    #[inline]
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let rx = self.receiver;
+        if rx.yield_if_spent(cx) {
+            return Poll::Pending;
+        }
+        rx.poll_recv_unbudgeted(cx, true)
+    }
+}
+
 /// The receiving end, bound to one thread (`!Send`).
 pub struct Receiver<T: 'static> {
     inner: Rc<ReceiverInner<T>>,
@@ -366,14 +386,8 @@ impl<T> std::fmt::Debug for Receiver<T> {
 impl<T: 'static> Receiver<T> {
     /// Receives the next item; `None` once the sender is gone and every item was received.
     #[inline]
-    pub async fn recv(&self) -> Option<T> {
-        poll_fn(|cx| {
-            if self.yield_if_spent(cx) {
-                return Poll::Pending;
-            }
-            self.poll_recv_unbudgeted(cx, true)
-        })
-        .await
+    pub fn recv(&self) -> RecvFuture<'_, T> {
+        RecvFuture { receiver: self }
     }
 
     /// Yields (wakes itself, `true`) when the last released batch used up the task's budget.
