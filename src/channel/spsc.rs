@@ -33,6 +33,74 @@ fn batch_for(capacity: usize) -> usize {
     (capacity / 8).clamp(1, 128).min(budget.max(1))
 }
 
+/// The batching bookkeeping both connected ends share: when to hand items over (the sender
+/// publishes, the receiver releases) without waiting for the end of the loop turn, the
+/// end-of-turn flush, and the cooperative budget charged a batch at a time.
+struct Batching {
+    batch: usize,
+    on_shard: bool,
+    flush_queued: Cell<bool>,
+    /// Set when a batch used up the task's budget: the end's next call yields first.
+    must_yield: Cell<bool>,
+}
+
+impl Batching {
+    /// Bookkeeping for an end of a ring of `capacity`, connected on the calling thread.
+    fn new(capacity: usize) -> Self {
+        Self {
+            batch: batch_for(capacity),
+            on_shard: context::on_shard(),
+            flush_queued: Cell::new(false),
+            must_yield: Cell::new(false),
+        }
+    }
+
+    /// Whether `pending` items must be handed over now rather than at the end of the turn.
+    #[inline]
+    fn due(&self, pending: usize) -> bool {
+        !self.on_shard || pending >= self.batch
+    }
+
+    /// Charges `n` handed-over items to the running task's budget.
+    #[inline]
+    fn charge(&self, n: usize) {
+        if !context::consume_budget_n(n as u32) {
+            self.must_yield.set(true);
+        }
+    }
+
+    /// When the last batch used up the budget: wakes the task and returns true (the caller
+    /// returns `Pending`).
+    #[inline]
+    fn yield_if_spent(&self, cx: &mut Context<'_>) -> bool {
+        if self.must_yield.get() {
+            self.must_yield.set(false);
+            cx.waker().wake_by_ref();
+            return true;
+        }
+        false
+    }
+
+    /// Whether the end-of-turn flush still has to be queued this turn.
+    #[inline]
+    fn needs_flush(&self) -> bool {
+        !self.flush_queued.get()
+    }
+
+    /// Queues `end` for the end-of-turn flush (first item of a batch this turn). The clone is
+    /// made here, out of line, to keep it off the per-item path.
+    #[inline(never)]
+    fn queue_flush<D: Deferred + 'static>(&self, end: &Rc<D>) {
+        self.flush_queued.set(true);
+        context::defer_flush(end.clone());
+    }
+
+    /// The end-of-turn flush ran.
+    fn flushed(&self) {
+        self.flush_queued.set(false);
+    }
+}
+
 /// Re-checks of an empty (or full) ring before a task parks, when its shard has nothing else to
 /// run. A streaming peer publishes every `batch` items, far sooner than a park and wake round trip
 /// (mutex, waker, remote inbox: microseconds). One check is one `pause` (10-140 cycles, by CPU)
@@ -112,42 +180,22 @@ pub struct SharedReceiver<T> {
 impl<T: Send + 'static> SharedSender<T> {
     /// Binds the sender to the calling thread (a shard, for batched publication).
     pub fn connect(self) -> Sender<T> {
-        let batch = batch_for(self.producer.capacity());
-        Sender {
-            inner: Rc::new(SenderInner {
-                producer: RefCell::new(self.producer),
-                flush_queued: Cell::new(false),
-                must_yield: Cell::new(false),
-                batch,
-                on_shard: context::on_shard(),
-            }),
-        }
+        let batching = Batching::new(self.producer.capacity());
+        Sender { inner: Rc::new(SenderInner { producer: RefCell::new(self.producer), batching }) }
     }
 }
 
 impl<T: Send + 'static> SharedReceiver<T> {
     /// Binds the receiver to the calling thread.
     pub fn connect(self) -> Receiver<T> {
-        let batch = batch_for(self.consumer.capacity());
-        Receiver {
-            inner: Rc::new(ReceiverInner {
-                consumer: RefCell::new(self.consumer),
-                flush_queued: Cell::new(false),
-                must_yield: Cell::new(false),
-                batch,
-                on_shard: context::on_shard(),
-            }),
-        }
+        let batching = Batching::new(self.consumer.capacity());
+        Receiver { inner: Rc::new(ReceiverInner { consumer: RefCell::new(self.consumer), batching }) }
     }
 }
 
 struct SenderInner<T> {
     producer: RefCell<Producer<T>>,
-    flush_queued: Cell<bool>,
-    /// Set when a batch used up the task's budget: the next send yields first.
-    must_yield: Cell<bool>,
-    batch: usize,
-    on_shard: bool,
+    batching: Batching,
 }
 
 impl<T> SenderInner<T> {
@@ -160,7 +208,7 @@ impl<T> SenderInner<T> {
 
 impl<T: 'static> Deferred for SenderInner<T> {
     fn flush(&self) {
-        self.flush_queued.set(false);
+        self.batching.flushed();
         self.publish(&mut self.producer.borrow_mut());
     }
 }
@@ -198,7 +246,7 @@ pub struct Sender<T: 'static> {
 
 impl<T> std::fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sender").field("batch", &self.inner.batch).finish_non_exhaustive()
+        f.debug_struct("Sender").field("batch", &self.inner.batching.batch).finish_non_exhaustive()
     }
 }
 
@@ -217,10 +265,8 @@ impl<T: 'static> Sender<T> {
         if p.is_consumer_gone() {
             return Poll::Ready(Err(SendError(value)));
         }
-        if self.inner.must_yield.get() {
-            self.inner.must_yield.set(false);
+        if self.inner.batching.yield_if_spent(cx) {
             *slot = Some(value);
-            cx.waker().wake_by_ref();
             return Poll::Pending;
         }
         match p.try_push(value) {
@@ -267,12 +313,12 @@ impl<T: 'static> Sender<T> {
 
     #[inline]
     fn after_push(&self, p: &mut Producer<T>) {
-        let inner = &self.inner;
+        let batching = &self.inner.batching;
         let pending = p.unpublished();
-        if !inner.on_shard || pending >= inner.batch {
+        if batching.due(pending) {
             self.publish_batch(p, pending);
-        } else if !inner.flush_queued.get() {
-            self.queue_flush();
+        } else if batching.needs_flush() {
+            batching.queue_flush(&self.inner);
         }
     }
 
@@ -281,16 +327,7 @@ impl<T: 'static> Sender<T> {
     #[inline(never)]
     fn publish_batch(&self, p: &mut Producer<T>, pending: usize) {
         self.inner.publish(p);
-        if !context::consume_budget_n(pending as u32) {
-            self.inner.must_yield.set(true);
-        }
-    }
-
-    /// First item of a batch this turn: have the shard publish it at the end of the turn.
-    #[inline(never)]
-    fn queue_flush(&self) {
-        self.inner.flush_queued.set(true);
-        context::defer_flush(self.inner.clone());
+        self.inner.batching.charge(pending);
     }
 
     /// Sends without waiting.
@@ -329,11 +366,7 @@ impl<T: 'static> Sender<T> {
 
 struct ReceiverInner<T> {
     consumer: RefCell<Consumer<T>>,
-    flush_queued: Cell<bool>,
-    /// Set when a batch used up the task's budget: the next receive yields first.
-    must_yield: Cell<bool>,
-    batch: usize,
-    on_shard: bool,
+    batching: Batching,
 }
 
 impl<T> ReceiverInner<T> {
@@ -347,7 +380,7 @@ impl<T> ReceiverInner<T> {
 
 impl<T: 'static> Deferred for ReceiverInner<T> {
     fn flush(&self) {
-        self.flush_queued.set(false);
+        self.batching.flushed();
         self.notify_room(&mut self.consumer.borrow_mut());
     }
 }
@@ -365,7 +398,7 @@ impl<T: 'static> std::future::Future for RecvFuture<'_, T> {
     #[inline]
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let rx = self.receiver;
-        if rx.yield_if_spent(cx) {
+        if rx.inner.batching.yield_if_spent(cx) {
             return Poll::Pending;
         }
         rx.poll_recv_unbudgeted(cx, true)
@@ -379,7 +412,7 @@ pub struct Receiver<T: 'static> {
 
 impl<T> std::fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver").field("batch", &self.inner.batch).finish_non_exhaustive()
+        f.debug_struct("Receiver").field("batch", &self.inner.batching.batch).finish_non_exhaustive()
     }
 }
 
@@ -388,17 +421,6 @@ impl<T: 'static> Receiver<T> {
     #[inline]
     pub fn recv(&self) -> RecvFuture<'_, T> {
         RecvFuture { receiver: self }
-    }
-
-    /// Yields (wakes itself, `true`) when the last released batch used up the task's budget.
-    #[inline]
-    fn yield_if_spent(&self, cx: &mut Context<'_>) -> bool {
-        if self.inner.must_yield.get() {
-            self.inner.must_yield.set(false);
-            cx.waker().wake_by_ref();
-            return true;
-        }
-        false
     }
 
     /// Polls for one item; `spin` allows a short spin before parking (the mesh polls several
@@ -413,7 +435,7 @@ impl<T: 'static> Receiver<T> {
     pub async fn recv_many(&self, buf: &mut Vec<T>, max: usize) -> usize {
         let max = max.max(1);
         poll_fn(|cx| {
-            if self.yield_if_spent(cx) {
+            if self.inner.batching.yield_if_spent(cx) {
                 return Poll::Pending;
             }
             self.poll_take(cx, true, |c| c.pop_batch(max, |v| buf.push(v))).map(|n| n.unwrap_or(0))
@@ -471,12 +493,12 @@ impl<T: 'static> Receiver<T> {
 
     #[inline]
     fn after_pop(&self, c: &mut Consumer<T>) {
-        let inner = &self.inner;
+        let batching = &self.inner.batching;
         let taken = c.unreleased();
-        if !inner.on_shard || taken >= inner.batch {
+        if batching.due(taken) {
             self.release_batch(c, taken);
-        } else if !inner.flush_queued.get() {
-            self.queue_flush();
+        } else if batching.needs_flush() {
+            batching.queue_flush(&self.inner);
         }
     }
 
@@ -484,16 +506,7 @@ impl<T: 'static> Receiver<T> {
     #[inline(never)]
     fn release_batch(&self, c: &mut Consumer<T>, taken: usize) {
         self.inner.notify_room(c);
-        if !context::consume_budget_n(taken as u32) {
-            self.inner.must_yield.set(true);
-        }
-    }
-
-    /// First item taken this turn: have the shard release the batch at the end of the turn.
-    #[inline(never)]
-    fn queue_flush(&self) {
-        self.inner.flush_queued.set(true);
-        context::defer_flush(self.inner.clone());
+        self.inner.batching.charge(taken);
     }
 
     /// Receives without waiting.

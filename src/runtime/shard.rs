@@ -28,12 +28,6 @@ use super::time::Timers;
 use crate::channel::doorbell::Doorbell;
 use crate::driver::{Driver, DriverStats, RingMode};
 
-/// Work handed to a shard from another thread.
-pub(crate) enum Remote {
-    /// A task woken or spawned elsewhere.
-    Run(Runnable),
-}
-
 const CLOSED: usize = 1;
 const ONE_PENDING: usize = 2;
 
@@ -42,7 +36,8 @@ pub(crate) struct ShardShared {
     pub(crate) id: usize,
     /// Unique in the process (shard ids repeat across runtimes): how a task knows it is home.
     pub(crate) key: u64,
-    inbox: SegQueue<Remote>,
+    /// Tasks woken or spawned from other threads.
+    inbox: SegQueue<Runnable>,
     /// Armed while the shard is about to block in its ring.
     bell: CachePadded<Doorbell>,
     /// The shard's ring fd for `MSG_RING` wakes; -1 before start and after exit.
@@ -73,7 +68,7 @@ impl ShardShared {
     }
 
     /// Hands `r` to this shard and wakes it if (and only if) it announced sleep.
-    pub(crate) fn push_remote(&self, r: Remote) {
+    pub(crate) fn push_remote(&self, r: Runnable) {
         self.inbox.push(r);
         if self.bell.take() {
             self.wake();
@@ -242,7 +237,6 @@ fn drain_inbox(cx: &Context) -> bool {
     let mut any = false;
     while let Some(r) = cx.shard.inbox.pop() {
         any = true;
-        let Remote::Run(r) = r;
         context::push_local(r);
     }
     any

@@ -149,7 +149,7 @@ pub(crate) fn scheduler(home: Arc<ShardShared>) -> impl Fn(Runnable, ScheduleInf
         if context::shard_key() == home.key {
             context::push_local(runnable);
         } else {
-            home.push_remote(super::shard::Remote::Run(runnable));
+            home.push_remote(runnable);
         }
     }
 }
