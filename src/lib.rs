@@ -36,7 +36,9 @@
 pub mod channel;
 pub(crate) mod driver;
 pub mod io;
+pub mod pipeline;
 pub mod runtime;
+pub mod stats;
 pub(crate) mod sync;
 pub(crate) mod sys;
 

@@ -193,6 +193,37 @@ impl<T: Send + 'static> SharedReceiver<T> {
     }
 }
 
+impl<T: Send> SharedReceiver<T> {
+    /// Polls for one item without binding the end to a thread: for a consumer that is not a
+    /// shard task and must stay `Send` (a pipeline's user-facing end). Every take releases its
+    /// slot at once. `Ready(None)` is the end of the stream; `Pending` registers `cx`'s waker,
+    /// which the sender wakes when it publishes.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let c = &mut self.consumer;
+        let got = match c.try_pop() {
+            Err(Empty::Now) => {
+                c.shared.recv_wait.register(cx.waker());
+                let again = c.try_pop();
+                if !matches!(again, Err(Empty::Now)) {
+                    c.shared.recv_wait.cancel();
+                }
+                again
+            }
+            other => other,
+        };
+        match got {
+            Ok(v) => {
+                if c.release() {
+                    c.shared.send_wait.notify();
+                }
+                Poll::Ready(Some(v))
+            }
+            Err(Empty::Closed) => Poll::Ready(None),
+            Err(Empty::Now) => Poll::Pending,
+        }
+    }
+}
+
 struct SenderInner<T> {
     producer: RefCell<Producer<T>>,
     batching: Batching,
@@ -433,14 +464,15 @@ impl<T: 'static> Receiver<T> {
     /// Receives every published item (up to `max`) into `buf` with one index update; waits while
     /// empty. Returns how many were added; 0 means the channel is closed and drained.
     pub async fn recv_many(&self, buf: &mut Vec<T>, max: usize) -> usize {
-        let max = max.max(1);
-        poll_fn(|cx| {
-            if self.inner.batching.yield_if_spent(cx) {
-                return Poll::Pending;
-            }
-            self.poll_take(cx, true, |c| c.pop_batch(max, |v| buf.push(v))).map(|n| n.unwrap_or(0))
-        })
-        .await
+        poll_fn(|cx| self.poll_recv_many(cx, buf, max)).await
+    }
+
+    /// Poll form of [`Receiver::recv_many`], for callers that wait on several things at once.
+    pub(crate) fn poll_recv_many(&self, cx: &mut Context<'_>, buf: &mut Vec<T>, max: usize) -> Poll<usize> {
+        if self.inner.batching.yield_if_spent(cx) {
+            return Poll::Pending;
+        }
+        self.poll_take(cx, true, |c| c.pop_batch(max.max(1), |v| buf.push(v))).map(|n| n.unwrap_or(0))
     }
 
     /// The receive protocol shared by `recv` and `recv_many`: take; on empty, hand freed slots

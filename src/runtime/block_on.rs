@@ -5,7 +5,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-struct ThreadWaker(Thread);
+/// Wakes a thread parked in `std::thread::park` (or `park_timeout`).
+pub(crate) struct ThreadWaker(pub(crate) Thread);
+
+impl ThreadWaker {
+    /// A waker that unparks the calling thread.
+    pub(crate) fn current() -> Waker {
+        Waker::from(Arc::new(ThreadWaker(thread::current())))
+    }
+}
 
 impl Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
@@ -27,7 +35,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
         "block_on would stall this shard's event loop (and deadlock on its own I/O); use .await inside shard tasks"
     );
     let mut fut = std::pin::pin!(fut);
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let waker = ThreadWaker::current();
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {

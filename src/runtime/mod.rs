@@ -21,6 +21,7 @@ pub use builder::{BuildError, Builder};
 pub use context::current_shard;
 use shard::ShardShared;
 pub use shard::{ShardInfo, ShardReport};
+pub(crate) use task::panic_message as task_panic_message;
 pub(crate) use task::poll_budget;
 pub use task::{JoinError, JoinHandle, SpawnError, spawn_local, try_spawn_local, yield_now};
 

@@ -1,0 +1,593 @@
+//! [`PipelineBuilder`]: SPDL's `PipelineBuilder` in Rust — a source, stages, a sink — built
+//! onto a [`Placement`].
+//!
+//! The builder is typed end to end (`PipelineBuilder<T>` emits `T`): each stage method composes
+//! the previous wiring with its own, and nothing is boxed per item. Options (`name`,
+//! `concurrency`, `ordered`, `max_failures`, `buffer`, `drop_last`) apply to the stage added last.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::aggregate::{Aggregator, Leftovers, aggregate_worker, custom_aggregate_worker};
+use super::consumer::Pipeline;
+use super::control::Control;
+use super::envelope::Envelope;
+use super::offload::Offload;
+use super::queue::local_queue;
+use super::source::{forward_to_consumer, source_task};
+use super::stage::{BATCH, Inbound, Timing, async_worker, inline_worker, ordered_async_worker};
+use super::wiring::{DEFAULT_BATCH_BUFFER, DEFAULT_BUFFER, ShardBuild, StageSpec, Step, Wiring};
+use crate::channel::{self, SharedReceiver};
+use crate::runtime::{BuildError, Runtime};
+
+/// What an op returns: `Option` (`None` drops the item: a filter) or `Result` (`Err` is a
+/// failure, counted and sampled with its message). For a plain value use
+/// [`PipelineBuilder::map`].
+pub trait Outcome {
+    /// The item passed on.
+    type Item;
+    /// `Ok(Some(item))`, `Ok(None)` to filter, `Err(message)` to fail.
+    fn into_outcome(self) -> Result<Option<Self::Item>, String>;
+}
+
+impl<U> Outcome for Option<U> {
+    type Item = U;
+    fn into_outcome(self) -> Result<Option<U>, String> {
+        Ok(self)
+    }
+}
+
+impl<U, E: Display> Outcome for Result<U, E> {
+    type Item = U;
+    fn into_outcome(self) -> Result<Option<U>, String> {
+        self.map(Some).map_err(|e| e.to_string())
+    }
+}
+
+/// Where the pipeline runs; the same builder code runs on either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// SPDL's architecture: one event loop (one unpinned shard) schedules every task of every
+    /// stage; `pipe_blocking` ops run on a pool of `offload_threads` OS threads (0: one per CPU).
+    SingleLoop {
+        /// Threads for blocking ops; 0 means one per CPU.
+        offload_threads: usize,
+    },
+    /// `shards` pinned shards (0: one per CPU), each holding a replica of every stage and running
+    /// blocking ops on its own core.
+    Sharded {
+        /// Shards; 0 means one per CPU in the affinity mask.
+        shards: usize,
+    },
+}
+
+impl Placement {
+    /// One loop with one offload thread per CPU.
+    pub fn single_loop() -> Self {
+        Placement::SingleLoop { offload_threads: 0 }
+    }
+
+    /// One shard per CPU.
+    pub fn sharded() -> Self {
+        Placement::Sharded { shards: 0 }
+    }
+
+    /// "single-loop" or "sharded".
+    pub fn label(&self) -> &'static str {
+        match self {
+            Placement::SingleLoop { .. } => "single-loop",
+            Placement::Sharded { .. } => "sharded",
+        }
+    }
+}
+
+/// Why a pipeline could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineBuildError {
+    /// An option that must be at least 1 was 0.
+    #[error("stage '{stage}': {option} must be at least 1, got 0")]
+    Zero {
+        /// The stage.
+        stage: String,
+        /// The option.
+        option: &'static str,
+    },
+    /// `drop_last` was set on a stage that is not `aggregate(n)`.
+    #[error("stage '{stage}': drop_last applies only to aggregate(n); call it right after .aggregate(n)")]
+    DropLastWithoutAggregate {
+        /// The stage.
+        stage: String,
+    },
+    /// The shards could not start.
+    #[error("cannot start the shards: {0}")]
+    Runtime(#[from] BuildError),
+    /// A shard refused the pipeline's task (it is shutting down).
+    #[error("cannot start the pipeline on its shards: {0}")]
+    Spawn(#[from] crate::runtime::SpawnError),
+    /// The offload threads could not start.
+    #[error("cannot start the offload threads: {0}")]
+    Offload(std::io::Error),
+}
+
+type Wire = Box<dyn FnOnce(&mut Wiring) + Send>;
+
+/// A pipeline being described; `T` is what its last stage emits.
+#[must_use = "a builder does nothing until .build(placement)"]
+pub struct PipelineBuilder<T> {
+    wire: Wire,
+    specs: Vec<StageSpec>,
+    max_failures_total: Option<u64>,
+    sink_buffer: usize,
+    _out: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for PipelineBuilder<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.specs.iter().map(|s| s.name.as_str()).collect();
+        f.debug_struct("PipelineBuilder").field("stages", &names).finish_non_exhaustive()
+    }
+}
+
+/// Starts a pipeline from `items` (any iterator whose items can cross threads).
+pub fn source<I>(items: I) -> PipelineBuilder<I::Item>
+where
+    I: IntoIterator,
+    I::IntoIter: Send + 'static,
+    I::Item: Send + 'static,
+{
+    let items = items.into_iter();
+    let wire: Wire = Box::new(move |w: &mut Wiring| {
+        let cap = w.specs[0].buffer;
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..w.shards).map(|_| channel::bounded(cap)).unzip();
+        w.hold(cap.max(2).next_power_of_two() + 1);
+        let mut items = Some(items);
+        let mut txs = Some(txs);
+        for (j, rx) in rxs.into_iter().enumerate() {
+            let mine = if j == 0 { items.take().zip(txs.take()) } else { None };
+            w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
+                if let Some((items, txs)) = mine {
+                    let cx = sb.stage(0);
+                    let txs = txs.into_iter().map(|t| t.connect()).collect();
+                    sb.spawn(source_task(items, txs, cx));
+                }
+                sb.stage(0);
+                sb.set_upstream(Inbound::Ring(rx.connect()));
+            }));
+        }
+    });
+    PipelineBuilder {
+        wire,
+        specs: vec![StageSpec::new("source".into(), 256)],
+        max_failures_total: None,
+        sink_buffer: 3,
+        _out: PhantomData,
+    }
+}
+
+impl<T: Send + 'static> PipelineBuilder<T> {
+    fn push_stage<U>(
+        mut self,
+        name: &str,
+        buffer: usize,
+        stage: impl FnOnce(&mut Wiring, usize) + Send + 'static,
+    ) -> PipelineBuilder<U> {
+        let index = self.specs.len();
+        self.specs.push(StageSpec::new(format!("{name}{index}"), buffer));
+        let prev = self.wire;
+        PipelineBuilder {
+            wire: Box::new(move |w: &mut Wiring| {
+                prev(w);
+                stage(w, index);
+            }),
+            specs: self.specs,
+            max_failures_total: self.max_failures_total,
+            sink_buffer: self.sink_buffer,
+            _out: PhantomData,
+        }
+    }
+
+    /// An inline op on every shard: `apply` pushes the outputs of one input.
+    fn inline<U, A>(self, name: &str, apply: A, timing: Timing) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        A: Fn(T, &mut Vec<U>) -> Result<(), String> + Send + Sync + 'static,
+    {
+        let apply = Arc::new(apply);
+        self.push_stage(name, DEFAULT_BUFFER, move |w, index| {
+            let buffer = w.specs[index].buffer;
+            w.hold(buffer + BATCH + 1);
+            for steps in &mut w.steps {
+                let apply = apply.clone();
+                steps.push(Box::new(move |sb: &mut ShardBuild| {
+                    let input = sb.take_upstream::<T>();
+                    let (tx, rx) = local_queue(buffer);
+                    let cx = sb.stage(index);
+                    sb.spawn(inline_worker(input, tx, move |x, out: &mut Vec<U>| apply(x, out), cx, timing));
+                    sb.set_upstream(Inbound::Local(rx));
+                }));
+            }
+        })
+    }
+
+    /// An async op: one task per item, `concurrency` in flight in total.
+    fn tasks<U, F, Fut>(self, name: &str, op: F) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Option<U>, String>> + 'static,
+    {
+        let op = Arc::new(op);
+        self.push_stage(name, DEFAULT_BUFFER, move |w, index| {
+            let spec = w.specs[index].clone();
+            let per_shard = w.concurrency_on(index, 0);
+            w.hold(spec.buffer + per_shard + 1);
+            for j in 0..w.shards {
+                let limit = w.concurrency_on(index, j);
+                let op = op.clone();
+                let ordered = spec.ordered;
+                let buffer = spec.buffer;
+                w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
+                    let input = sb.take_upstream::<T>();
+                    let (tx, rx) = local_queue(buffer);
+                    let cx = sb.stage(index);
+                    if ordered {
+                        sb.spawn(ordered_async_worker(input, tx, op, limit, cx));
+                    } else {
+                        sb.spawn(async_worker(input, tx, op, limit, cx));
+                    }
+                    sb.set_upstream(Inbound::Local(rx));
+                }));
+            }
+        })
+    }
+
+    /// A cheap function of each item (runs inline in the stage's worker, never as its own task).
+    pub fn map<U, F>(self, f: F) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        self.inline(
+            "map",
+            move |x, out| {
+                out.push(f(x));
+                Ok(())
+            },
+            Timing::Sampled,
+        )
+    }
+
+    /// A cheap function returning an [`Outcome`]: `None` filters the item, `Err` fails it.
+    pub fn pipe<R, F>(self, f: F) -> PipelineBuilder<R::Item>
+    where
+        R: Outcome,
+        R::Item: Send + 'static,
+        F: Fn(T) -> R + Send + Sync + 'static,
+    {
+        self.inline("pipe", move |x, out| push_outcome(f(x), out), Timing::Sampled)
+    }
+
+    /// A function returning an iterator: 1 → N outputs (none filters the item).
+    pub fn pipe_iter<I, F>(self, f: F) -> PipelineBuilder<I::Item>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(T) -> I + Send + Sync + 'static,
+    {
+        self.inline(
+            "pipe_iter",
+            move |x, out| {
+                out.extend(f(x));
+                Ok(())
+            },
+            Timing::Sampled,
+        )
+    }
+
+    /// An async function (it may await io_uring reads and timers): each item runs as a task on
+    /// its shard, up to `concurrency` in flight for the stage in total.
+    pub fn pipe_async<R, Fut, F>(self, f: F) -> PipelineBuilder<R::Item>
+    where
+        R: Outcome + 'static,
+        R::Item: Send + 'static,
+        Fut: Future<Output = R> + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+    {
+        self.tasks("pipe_async", move |x| {
+            let fut = f(x);
+            async move { fut.await.into_outcome() }
+        })
+    }
+
+    /// A CPU-heavy or blocking function: on a single loop it runs on the offload threads (up to
+    /// `concurrency` at once), sharded it runs inline on each shard's own core.
+    pub fn pipe_blocking<R, F>(self, f: F) -> PipelineBuilder<R::Item>
+    where
+        R: Outcome + Send + 'static,
+        R::Item: Send + 'static,
+        F: Fn(T) -> R + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        self.push_stage("pipe_blocking", DEFAULT_BUFFER, move |w, index| {
+            let spec = w.specs[index].clone();
+            if let Some(pool) = w.offload.clone() {
+                let limit = spec.concurrency.max(1);
+                w.hold(spec.buffer + limit + 1);
+                let op = Arc::new(move |x: T| {
+                    let f = f.clone();
+                    let job = pool.run(move || f(x).into_outcome());
+                    async move { job.await.and_then(|r| r) }
+                });
+                let buffer = spec.buffer;
+                w.steps[0].push(Box::new(move |sb: &mut ShardBuild| {
+                    let input = sb.take_upstream::<T>();
+                    let (tx, rx) = local_queue(buffer);
+                    let cx = sb.stage(index);
+                    if spec.ordered {
+                        sb.spawn(ordered_async_worker(input, tx, op, limit, cx));
+                    } else {
+                        sb.spawn(async_worker(input, tx, op, limit, cx));
+                    }
+                    sb.set_upstream(Inbound::Local(rx));
+                }));
+            } else {
+                w.hold(spec.buffer + BATCH + 1);
+                for steps in &mut w.steps {
+                    let f = f.clone();
+                    let buffer = spec.buffer;
+                    steps.push(Box::new(move |sb: &mut ShardBuild| {
+                        let input = sb.take_upstream::<T>();
+                        let (tx, rx) = local_queue(buffer);
+                        let cx = sb.stage(index);
+                        let apply = move |x, out: &mut Vec<R::Item>| push_outcome(f(x), out);
+                        sb.spawn(inline_worker(input, tx, apply, cx, Timing::Every));
+                        sb.set_upstream(Inbound::Local(rx));
+                    }));
+                }
+            }
+        })
+    }
+
+    /// Batches of `size` items (the last may be short; see [`PipelineBuilder::drop_last`]).
+    pub fn aggregate(self, size: usize) -> PipelineBuilder<Vec<T>> {
+        let mut next = self.push_stage("aggregate", DEFAULT_BATCH_BUFFER, move |w, index| {
+            let spec = w.specs[index].clone();
+            w.hold(BATCH + size);
+            w.units_per_item *= size.max(1) as u64;
+            w.hold(spec.buffer + 1);
+            let (txs, mut rxs): (Vec<_>, Vec<_>) = (1..w.shards).map(|_| channel::bounded(2)).unzip();
+            let mut txs = txs.into_iter();
+            for (j, steps) in w.steps.iter_mut().enumerate() {
+                let leftovers = match j {
+                    _ if rxs.is_empty() && j == 0 => Prepared::Alone,
+                    0 => Prepared::Gather(std::mem::take(&mut rxs)),
+                    _ => Prepared::SendTo(txs.next().expect("one ring per other shard")),
+                };
+                let (buffer, drop_last) = (spec.buffer, spec.drop_last);
+                steps.push(Box::new(move |sb: &mut ShardBuild| {
+                    let input = sb.take_upstream::<T>();
+                    let (tx, rx) = local_queue(buffer);
+                    let cx = sb.stage(index);
+                    sb.spawn(aggregate_worker(input, tx, size, drop_last, leftovers.connect(), cx));
+                    sb.set_upstream(Inbound::Local(rx));
+                }));
+            }
+        });
+        next.last().batch = Some(size);
+        next
+    }
+
+    /// A custom aggregator, one instance per shard made by `make` (SPDL's accumulate/flush).
+    pub fn aggregate_with<A, M>(self, make: M) -> PipelineBuilder<A::Output>
+    where
+        A: Aggregator<T> + 'static,
+        A::Output: Send + 'static,
+        M: Fn() -> A + Send + Sync + 'static,
+    {
+        let make = Arc::new(make);
+        self.push_stage("aggregate", DEFAULT_BATCH_BUFFER, move |w, index| {
+            let buffer = w.specs[index].buffer;
+            w.hold(BATCH + buffer + 1);
+            for steps in &mut w.steps {
+                let make = make.clone();
+                steps.push(Box::new(move |sb: &mut ShardBuild| {
+                    let input = sb.take_upstream::<T>();
+                    let (tx, rx) = local_queue(buffer);
+                    let cx = sb.stage(index);
+                    sb.spawn(custom_aggregate_worker(input, tx, make(), cx));
+                    sb.set_upstream(Inbound::Local(rx));
+                }));
+            }
+        })
+    }
+
+    /// Splits each item (a batch) back into its elements.
+    pub fn disaggregate<U>(self) -> PipelineBuilder<U>
+    where
+        T: IntoIterator<Item = U>,
+        U: Send + 'static,
+    {
+        self.inline(
+            "disaggregate",
+            |x: T, out| {
+                out.extend(x);
+                Ok(())
+            },
+            Timing::Sampled,
+        )
+    }
+
+    fn last(&mut self) -> &mut StageSpec {
+        self.specs.last_mut().expect("a builder always has its source")
+    }
+
+    /// Names the stage added last (reports and errors use it).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.last().name = name.into();
+        self
+    }
+
+    /// Tasks in flight for the stage added last, in total over all shards (split evenly, at
+    /// least one per shard). Inline ops run one call at a time per shard whatever this says.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.last().concurrency = n;
+        self
+    }
+
+    /// The stage added last emits in input order (default: completion order).
+    pub fn ordered(mut self) -> Self {
+        self.last().ordered = true;
+        self
+    }
+
+    /// Failures the stage added last may have; one more cancels it and everything upstream.
+    pub fn max_failures(mut self, n: u64) -> Self {
+        self.last().max_failures = Some(n);
+        self
+    }
+
+    /// Capacity of the queue after the stage added last, per shard (default 64 items; 2 after
+    /// `aggregate`; the source's ring to each shard holds 256).
+    pub fn buffer(mut self, n: usize) -> Self {
+        self.last().buffer = n;
+        self
+    }
+
+    /// After `aggregate(n)`: drop the incomplete last batch (its items are counted as left over).
+    pub fn drop_last(mut self) -> Self {
+        self.last().drop_last = true;
+        self
+    }
+
+    /// Failures the whole pipeline may have; one more cancels the stage where it happened and
+    /// everything upstream of it.
+    pub fn max_failures_total(mut self, n: u64) -> Self {
+        self.max_failures_total = Some(n);
+        self
+    }
+
+    /// Capacity of each shard's ring to the consumer (SPDL's `add_sink(buffer_size)`; default 3,
+    /// rounded up to a power of two).
+    pub fn sink(mut self, buffer: usize) -> Self {
+        self.sink_buffer = buffer;
+        self
+    }
+
+    fn validate(&self) -> Result<(), PipelineBuildError> {
+        for spec in &self.specs {
+            let zero = |option| PipelineBuildError::Zero { stage: spec.name.clone(), option };
+            if spec.concurrency == 0 {
+                return Err(zero("concurrency"));
+            }
+            if spec.batch == Some(0) {
+                return Err(zero("the batch size"));
+            }
+            if spec.buffer == 0 {
+                return Err(zero("buffer"));
+            }
+            if spec.drop_last && spec.batch.is_none() {
+                return Err(PipelineBuildError::DropLastWithoutAggregate { stage: spec.name.clone() });
+            }
+        }
+        if self.sink_buffer == 0 {
+            return Err(PipelineBuildError::Zero { stage: "sink".into(), option: "buffer" });
+        }
+        Ok(())
+    }
+
+    /// Starts the pipeline on `placement`. Items flow at once; iterate the returned
+    /// [`Pipeline`] to receive them.
+    pub fn build(self, placement: Placement) -> Result<Pipeline<T>, PipelineBuildError> {
+        self.validate()?;
+        let mut rb = Runtime::builder();
+        let (shards_wanted, offload_threads) = match placement {
+            Placement::SingleLoop { offload_threads } => {
+                rb.shards(1).pin(false);
+                (1, Some(offload_threads))
+            }
+            Placement::Sharded { shards } => {
+                if shards > 0 {
+                    rb.shards(shards);
+                }
+                (shards, None)
+            }
+        };
+        let runtime = rb.build()?;
+        let shards = runtime.shard_count();
+        debug_assert!(shards_wanted == 0 || shards_wanted == shards);
+        let offload = match offload_threads {
+            Some(n) => {
+                let n = if n == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { n };
+                Some(Arc::new(Offload::new(n).map_err(PipelineBuildError::Offload)?))
+            }
+            None => None,
+        };
+        let mut specs = self.specs;
+        let sink_index = specs.len();
+        specs.push(StageSpec::new("sink".into(), self.sink_buffer));
+        let stage_limits = specs.iter().map(|s| (s.name.clone(), s.max_failures)).collect();
+        let control = Arc::new(Control::new(stage_limits, self.max_failures_total));
+        let mut w = Wiring {
+            shards,
+            offload: offload.clone(),
+            specs,
+            steps: (0..shards).map(|_| Vec::<Step>::new()).collect(),
+            bound: 0,
+            units_per_item: 1,
+        };
+        (self.wire)(&mut w);
+        let mut consumer_ends: Vec<SharedReceiver<Envelope<T>>> = Vec::new();
+        for steps in &mut w.steps {
+            let (tx, rx) = channel::bounded::<Envelope<T>>(self.sink_buffer);
+            consumer_ends.push(rx);
+            steps.push(Box::new(move |sb: &mut ShardBuild| {
+                let input = sb.take_upstream::<T>();
+                let cx = sb.stage(sink_index);
+                sb.spawn(forward_to_consumer(input, tx.connect(), cx));
+            }));
+        }
+        let sink_cap = self.sink_buffer.max(2).next_power_of_two();
+        w.hold(BATCH + sink_cap);
+        let stages = sink_index + 1;
+        let names = w.specs.iter().map(|s| s.name.clone()).collect();
+        let mut handles = Vec::with_capacity(shards);
+        for (j, steps) in std::mem::take(&mut w.steps).into_iter().enumerate() {
+            let control = control.clone();
+            let h = runtime.run_on(j, move || async move {
+                let mut sb = ShardBuild::new(control);
+                for step in steps {
+                    step(&mut sb);
+                }
+                sb.finish(stages).await
+            });
+            handles.push(h?);
+        }
+        Ok(Pipeline::new(placement, runtime, offload, control, handles, consumer_ends, names, w.bound))
+    }
+}
+
+/// `aggregate`'s leftover rings before they are bound to their shard.
+enum Prepared<T> {
+    Alone,
+    SendTo(channel::SharedSender<Vec<Envelope<T>>>),
+    Gather(Vec<SharedReceiver<Vec<Envelope<T>>>>),
+}
+
+impl<T: Send + 'static> Prepared<T> {
+    fn connect(self) -> Leftovers<T> {
+        match self {
+            Prepared::Alone => Leftovers::Alone,
+            Prepared::SendTo(tx) => Leftovers::SendTo(tx.connect()),
+            Prepared::Gather(rxs) => Leftovers::Gather(rxs.into_iter().map(SharedReceiver::connect).collect()),
+        }
+    }
+}
+
+fn push_outcome<R: Outcome>(r: R, out: &mut Vec<R::Item>) -> Result<(), String> {
+    if let Some(v) = r.into_outcome()? {
+        out.push(v);
+    }
+    Ok(())
+}

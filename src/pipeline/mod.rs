@@ -1,0 +1,31 @@
+//! Pipelines: SPDL's model (source → stages → sink) on the shards, without the single-loop
+//! ceiling.
+//!
+//! ```text
+//!  source (shard 0) ──deal, ring per shard──▶ shard j: stage 1 ─▶ queue ─▶ stage 2 ─▶ … ─▶ ring ──▶ consumer
+//!                                             (every shard holds a replica of every stage)
+//! ```
+//! [`source`] starts a [`PipelineBuilder`]; stages are added with `map`, `pipe`, `pipe_iter`,
+//! `pipe_async`, `pipe_blocking`, `aggregate`, `disaggregate`; `build(placement)` starts it on a
+//! [`Placement`]: one loop with offload threads (SPDL's architecture) or N pinned shards. The
+//! consumer iterates the returned [`Pipeline`]; the [`Report`] accounts for every source item.
+//! See docs/pipeline.md.
+
+#![forbid(unsafe_code)]
+
+mod aggregate;
+mod builder;
+mod consumer;
+mod control;
+mod envelope;
+mod offload;
+mod queue;
+mod report;
+mod source;
+mod stage;
+mod wiring;
+
+pub use aggregate::Aggregator;
+pub use builder::{Outcome, PipelineBuildError, PipelineBuilder, Placement, source};
+pub use consumer::{Items, Pipeline, PipelineFailed, RecvTimeoutError};
+pub use report::{Account, FailureLimitExceeded, Report, ShardUsage, StageFailures, StageReport, StageStats, fmt_ns};

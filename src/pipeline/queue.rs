@@ -1,0 +1,179 @@
+//! The bounded queue between two stages on the same shard: plain `Rc<RefCell>`, no atomics.
+//!
+//! Many senders (a stage's item tasks) and one receiver (the next stage's worker). `send` waits
+//! while the queue is full (backpressure); `recv_many` waits while it is empty and returns 0 once
+//! every sender is gone and the queue is drained. Dropping the receiver makes every later send
+//! hand its item back, so nothing vanishes unaccounted.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+struct State<T> {
+    items: VecDeque<T>,
+    capacity: usize,
+    senders: usize,
+    receiver_alive: bool,
+    recv_waker: Option<Waker>,
+    send_wakers: Vec<Waker>,
+}
+
+/// Creates a queue holding at most `capacity` items (at least 1).
+pub(crate) fn local_queue<T>(capacity: usize) -> (LocalSender<T>, LocalReceiver<T>) {
+    let capacity = capacity.max(1);
+    let state = Rc::new(RefCell::new(State {
+        items: VecDeque::with_capacity(capacity),
+        capacity,
+        senders: 1,
+        receiver_alive: true,
+        recv_waker: None,
+        send_wakers: Vec::new(),
+    }));
+    (LocalSender { state: state.clone() }, LocalReceiver { state })
+}
+
+/// A sending end; clone it for each task that sends.
+pub(crate) struct LocalSender<T> {
+    state: Rc<RefCell<State<T>>>,
+}
+
+impl<T> Clone for LocalSender<T> {
+    fn clone(&self) -> Self {
+        self.state.borrow_mut().senders += 1;
+        Self { state: self.state.clone() }
+    }
+}
+
+impl<T> Drop for LocalSender<T> {
+    fn drop(&mut self) {
+        let mut s = self.state.borrow_mut();
+        s.senders -= 1;
+        if s.senders == 0
+            && let Some(w) = s.recv_waker.take()
+        {
+            drop(s);
+            w.wake();
+        }
+    }
+}
+
+impl<T> LocalSender<T> {
+    /// Sends `value`, waiting while the queue is full. Hands it back if the receiver is gone.
+    pub(crate) async fn send(&self, value: T) -> Result<(), T> {
+        let mut value = Some(value);
+        poll_fn(|cx| self.poll_send(cx, &mut value)).await
+    }
+
+    fn poll_send(&self, cx: &mut Context<'_>, value: &mut Option<T>) -> Poll<Result<(), T>> {
+        let mut s = self.state.borrow_mut();
+        let v = value.take().expect("polled after completion");
+        if !s.receiver_alive {
+            return Poll::Ready(Err(v));
+        }
+        if s.items.len() >= s.capacity {
+            s.send_wakers.push(cx.waker().clone());
+            *value = Some(v);
+            return Poll::Pending;
+        }
+        s.items.push_back(v);
+        if let Some(w) = s.recv_waker.take() {
+            drop(s);
+            w.wake();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The receiving end.
+pub(crate) struct LocalReceiver<T> {
+    state: Rc<RefCell<State<T>>>,
+}
+
+impl<T> Drop for LocalReceiver<T> {
+    fn drop(&mut self) {
+        let wakers = {
+            let mut s = self.state.borrow_mut();
+            s.receiver_alive = false;
+            std::mem::take(&mut s.send_wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+impl<T> LocalReceiver<T> {
+    /// Moves up to `max` items into `buf`, waiting while empty; 0 means closed and drained.
+    pub(crate) fn poll_recv_many(&self, cx: &mut Context<'_>, buf: &mut Vec<T>, max: usize) -> Poll<usize> {
+        let mut s = self.state.borrow_mut();
+        if s.items.is_empty() {
+            if s.senders == 0 {
+                return Poll::Ready(0);
+            }
+            s.recv_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = s.items.len().min(max.max(1));
+        buf.extend(s.items.drain(..n));
+        // Every waiting sender re-checks; those that find no room wait again.
+        let wakers = std::mem::take(&mut s.send_wakers);
+        drop(s);
+        wakers.into_iter().for_each(Waker::wake);
+        Poll::Ready(n)
+    }
+
+    /// Items queued now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.state.borrow().items.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn poll_many<T>(rx: &LocalReceiver<T>, buf: &mut Vec<T>) -> Poll<usize> {
+        rx.poll_recv_many(&mut Context::from_waker(Waker::noop()), buf, usize::MAX)
+    }
+
+    #[test]
+    fn a_full_queue_makes_the_sender_wait_and_hands_nothing_back() {
+        let (tx, rx) = local_queue::<u32>(2);
+        let cx = &mut Context::from_waker(Waker::noop());
+        for i in 0..2 {
+            assert!(matches!(tx.poll_send(cx, &mut Some(i)), Poll::Ready(Ok(()))));
+        }
+        let mut third = Some(2);
+        assert!(tx.poll_send(cx, &mut third).is_pending());
+        assert_eq!(third, Some(2), "a waiting send keeps its item");
+        let mut buf = Vec::new();
+        assert_eq!(poll_many(&rx, &mut buf), Poll::Ready(2));
+        assert!(matches!(tx.poll_send(cx, &mut third), Poll::Ready(Ok(()))));
+        assert_eq!(rx.len(), 1);
+    }
+
+    #[test]
+    fn the_end_comes_after_the_last_item_and_the_last_sender() {
+        let (tx, rx) = local_queue::<u32>(4);
+        let tx2 = tx.clone();
+        let cx = &mut Context::from_waker(Waker::noop());
+        assert!(tx.poll_send(cx, &mut Some(7)).is_ready());
+        drop(tx);
+        let mut buf = Vec::new();
+        assert_eq!(poll_many(&rx, &mut buf), Poll::Ready(1));
+        assert!(poll_many(&rx, &mut buf).is_pending(), "one sender is still there");
+        drop(tx2);
+        assert_eq!(poll_many(&rx, &mut buf), Poll::Ready(0));
+        assert_eq!(buf, vec![7]);
+    }
+
+    #[test]
+    fn a_send_after_the_receiver_left_hands_the_item_back() {
+        let (tx, rx) = local_queue::<u32>(4);
+        drop(rx);
+        let cx = &mut Context::from_waker(Waker::noop());
+        assert!(matches!(tx.poll_send(cx, &mut Some(3)), Poll::Ready(Err(3))));
+    }
+}

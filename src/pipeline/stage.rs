@@ -1,0 +1,341 @@
+//! The tasks that run a stage on one shard, and what they share: inputs, accounting, emission.
+//!
+//! Every stage replica is one worker task reading its input queue in batches. An inline op
+//! (`map`, `pipe`, `pipe_iter`, and `pipe_blocking` on a shard) runs inside the worker; an async
+//! op runs as one task per item, at most the stage's per-shard concurrency at a time, and in
+//! input order when the stage is `ordered`. Each received envelope leaves the stage as outputs,
+//! a filter, a failure, or a discard (after `stop()` or a failure limit), and is counted so.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use super::control::Control;
+use super::envelope::{Envelope, Stamps};
+use super::queue::{LocalReceiver, LocalSender};
+use super::report::StageStats;
+use crate::channel::Receiver;
+use crate::runtime::{JoinHandle, context, spawn_local, task_panic_message, yield_now};
+
+/// Envelopes a worker takes from its input per batch.
+pub(crate) const BATCH: usize = 64;
+
+/// Inline ops are timed on one call in this many (two clock reads cost ~40 ns here, more than a
+/// cheap op itself); blocking and async ops are timed on every call.
+const TIME_ONE_IN: u64 = 16;
+
+/// Where a stage replica reads from: the queue of the stage before it on this shard, or a ring
+/// from another shard (the source's deal).
+pub(crate) enum Inbound<T: 'static> {
+    Local(LocalReceiver<Envelope<T>>),
+    Ring(Receiver<Envelope<T>>),
+}
+
+impl<T: Send + 'static> Inbound<T> {
+    fn poll_recv_many(&self, cx: &mut std::task::Context<'_>, buf: &mut Vec<Envelope<T>>, max: usize) -> Poll<usize> {
+        match self {
+            Inbound::Local(r) => r.poll_recv_many(cx, buf, max),
+            Inbound::Ring(r) => r.poll_recv_many(cx, buf, max),
+        }
+    }
+
+    pub(crate) async fn recv_many(&self, buf: &mut Vec<Envelope<T>>, max: usize) -> usize {
+        poll_fn(|cx| self.poll_recv_many(cx, buf, max)).await
+    }
+}
+
+/// How an op's calls are timed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Timing {
+    Sampled,
+    Every,
+}
+
+/// One stage replica's identity, counters and the pipeline's shared control.
+#[derive(Clone)]
+pub(crate) struct StageCx {
+    pub(crate) index: usize,
+    pub(crate) control: Arc<Control>,
+    pub(crate) stats: Rc<RefCell<StageStats>>,
+}
+
+impl StageCx {
+    pub(crate) fn received(&self, n: usize) {
+        self.stats.borrow_mut().received += n as u64;
+    }
+
+    pub(crate) fn discarding(&self) -> bool {
+        self.control.discarding(self.index)
+    }
+
+    pub(crate) fn discard(&self, units: u64) {
+        self.stats.borrow_mut().discarded_units += units;
+    }
+
+    pub(crate) fn fail(&self, units: u64, message: String) {
+        {
+            let mut s = self.stats.borrow_mut();
+            s.failures += 1;
+            s.failed_units += units;
+        }
+        self.control.fail(self.index, || message);
+    }
+
+    fn filtered(&self, units: u64) {
+        let mut s = self.stats.borrow_mut();
+        s.filtered += 1;
+        s.filtered_units += units;
+    }
+
+    fn record_time(&self, since: Instant) {
+        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.stats.borrow_mut().task_time.record(ns);
+    }
+
+    /// Sends one envelope on; a gone receiver (the pipeline is stopping) makes it a discard.
+    pub(crate) async fn emit<U>(&self, out: &LocalSender<Envelope<U>>, env: Envelope<U>) {
+        match out.send(env).await {
+            Ok(()) => self.stats.borrow_mut().emitted += 1,
+            Err(env) => self.discard(env.units()),
+        }
+    }
+
+    /// Sends the outputs of one call, sharing out the input's stamps; no output is a filter.
+    async fn emit_all<U>(&self, out: &LocalSender<Envelope<U>>, outputs: &mut Vec<U>, stamps: Stamps) {
+        match outputs.len() {
+            0 => self.filtered(stamps.units()),
+            1 => {
+                let value = outputs.pop().expect("one output");
+                self.emit(out, Envelope { value, stamps }).await;
+            }
+            n => {
+                let parts = stamps.split(n);
+                for (value, stamps) in outputs.drain(..).zip(parts) {
+                    self.emit(out, Envelope { value, stamps }).await;
+                }
+            }
+        }
+    }
+
+    /// The end of one op call: outputs, a filter, or a failure.
+    async fn settle<U>(&self, out: &LocalSender<Envelope<U>>, result: Result<Option<U>, String>, stamps: Stamps) {
+        match result {
+            Ok(Some(value)) => self.emit(out, Envelope { value, stamps }).await,
+            Ok(None) => self.filtered(stamps.units()),
+            Err(msg) => self.fail(stamps.units(), msg),
+        }
+    }
+}
+
+/// Charges `n` handled items to the task's cooperative budget and yields when it is spent.
+pub(crate) async fn charge(n: usize) {
+    if !context::consume_budget_n(u32::try_from(n).unwrap_or(u32::MAX)) {
+        yield_now().await;
+    }
+}
+
+/// Runs `fut`, turning a panic into its message.
+pub(crate) async fn caught<F: Future>(fut: F) -> Result<F::Output, String> {
+    let mut fut = std::pin::pin!(fut);
+    poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+        Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+        Ok(Poll::Pending) => Poll::Pending,
+        Err(p) => Poll::Ready(Err(format!("panicked: {}", task_panic_message(&*p)))),
+    })
+    .await
+}
+
+/// The worker of an inline op: `apply` pushes the outputs of one input (none filters it) or
+/// returns the failure message.
+pub(crate) async fn inline_worker<T, U, A>(
+    input: Inbound<T>,
+    output: LocalSender<Envelope<U>>,
+    apply: A,
+    cx: StageCx,
+    timing: Timing,
+) where
+    T: Send + 'static,
+    A: Fn(T, &mut Vec<U>) -> Result<(), String>,
+{
+    let mut buf = Vec::with_capacity(BATCH);
+    let mut outputs = Vec::new();
+    let mut calls = 0u64;
+    loop {
+        let n = input.recv_many(&mut buf, BATCH).await;
+        if n == 0 {
+            break;
+        }
+        cx.received(n);
+        let discarding = cx.discarding();
+        for Envelope { value, stamps } in buf.drain(..) {
+            if discarding {
+                cx.discard(stamps.units());
+                continue;
+            }
+            let timed = matches!(timing, Timing::Every) || calls % TIME_ONE_IN == 0;
+            calls += 1;
+            let t0 = timed.then(Instant::now);
+            let r = catch_unwind(AssertUnwindSafe(|| apply(value, &mut outputs)));
+            if let Some(t0) = t0 {
+                cx.record_time(t0);
+            }
+            match r {
+                Ok(Ok(())) => cx.emit_all(&output, &mut outputs, stamps).await,
+                Ok(Err(msg)) => {
+                    outputs.clear();
+                    cx.fail(stamps.units(), msg);
+                }
+                Err(p) => {
+                    outputs.clear();
+                    cx.fail(stamps.units(), format!("panicked: {}", task_panic_message(&*p)));
+                }
+            }
+        }
+        charge(n).await;
+    }
+}
+
+/// A count of free task slots with one waiter (the worker).
+struct Slots {
+    free: Cell<usize>,
+    waiter: Cell<Option<Waker>>,
+}
+
+impl Slots {
+    fn new(n: usize) -> Rc<Self> {
+        Rc::new(Slots { free: Cell::new(n), waiter: Cell::new(None) })
+    }
+
+    /// Waits until at least `n` slots are free.
+    async fn wait_free(&self, n: usize) {
+        poll_fn(|cx| {
+            if self.free.get() >= n {
+                Poll::Ready(())
+            } else {
+                self.waiter.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    fn release(&self) {
+        self.free.set(self.free.get() + 1);
+        if let Some(w) = self.waiter.take() {
+            w.wake();
+        }
+    }
+}
+
+/// The worker of an async op in completion order: one task per item, at most `limit` at once;
+/// each item task emits its own result.
+pub(crate) async fn async_worker<T, U, F, Fut>(
+    input: Inbound<T>,
+    output: LocalSender<Envelope<U>>,
+    op: Arc<F>,
+    limit: usize,
+    cx: StageCx,
+) where
+    T: Send + 'static,
+    U: 'static,
+    F: Fn(T) -> Fut + 'static,
+    Fut: Future<Output = Result<Option<U>, String>> + 'static,
+{
+    let slots = Slots::new(limit);
+    let mut buf = Vec::with_capacity(1);
+    loop {
+        slots.wait_free(1).await;
+        if input.recv_many(&mut buf, 1).await == 0 {
+            break;
+        }
+        cx.received(1);
+        let Envelope { value, stamps } = buf.pop().expect("one received");
+        if cx.discarding() {
+            cx.discard(stamps.units());
+            continue;
+        }
+        slots.free.set(slots.free.get() - 1);
+        let (op, cx, out, slots) = (op.clone(), cx.clone(), output.clone(), slots.clone());
+        drop(spawn_local(async move {
+            let t0 = Instant::now();
+            let r = caught(op(value)).await.and_then(|r| r);
+            cx.record_time(t0);
+            cx.settle(&out, r, stamps).await;
+            slots.release();
+        }));
+    }
+    slots.wait_free(limit).await;
+}
+
+/// The worker of an async op in input order: at most `limit` items in flight, results emitted
+/// in the order their inputs arrived.
+pub(crate) async fn ordered_async_worker<T, U, F, Fut>(
+    input: Inbound<T>,
+    output: LocalSender<Envelope<U>>,
+    op: Arc<F>,
+    limit: usize,
+    cx: StageCx,
+) where
+    T: Send + 'static,
+    U: 'static,
+    F: Fn(T) -> Fut + 'static,
+    Fut: Future<Output = Result<Option<U>, String>> + 'static,
+{
+    type Done<U> = JoinHandle<Result<Option<U>, String>>;
+    let mut in_flight: VecDeque<(Done<U>, Stamps)> = VecDeque::new();
+    let mut buf = Vec::with_capacity(1);
+    let mut input_open = true;
+    enum Event<U> {
+        Received(usize),
+        Finished(Result<Option<U>, String>),
+        End,
+    }
+    loop {
+        let event = poll_fn(|c| {
+            if let Some((front, _)) = in_flight.front_mut()
+                && let Poll::Ready(r) = Pin::new(front).poll(c)
+            {
+                return Poll::Ready(Event::Finished(r.map_err(|e| e.to_string()).and_then(|r| r)));
+            }
+            if input_open && in_flight.len() < limit {
+                if let Poll::Ready(n) = input.poll_recv_many(c, &mut buf, 1) {
+                    return Poll::Ready(Event::Received(n));
+                }
+            } else if !input_open && in_flight.is_empty() {
+                return Poll::Ready(Event::End);
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Received(0) => input_open = false,
+            Event::Received(_) => {
+                cx.received(1);
+                let Envelope { value, stamps } = buf.pop().expect("one received");
+                if cx.discarding() {
+                    cx.discard(stamps.units());
+                    continue;
+                }
+                let (op, timer) = (op.clone(), cx.clone());
+                let task = spawn_local(async move {
+                    let t0 = Instant::now();
+                    let r = caught(op(value)).await.and_then(|r| r);
+                    timer.record_time(t0);
+                    r
+                });
+                in_flight.push_back((task, stamps));
+            }
+            Event::Finished(r) => {
+                let (_, stamps) = in_flight.pop_front().expect("the front finished");
+                cx.settle(&output, r, stamps).await;
+            }
+            Event::End => break,
+        }
+    }
+}

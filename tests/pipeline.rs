@@ -1,0 +1,316 @@
+//! Pipelines end to end, in every placement: outputs, order, failures, stop, backpressure, and
+//! the account of every source item.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shardpipe::BuildError;
+use shardpipe::pipeline::{Pipeline, PipelineBuildError, PipelineBuilder, Placement, RecvTimeoutError, Report, source};
+use shardpipe::time::sleep;
+
+/// The placements every behaviour is checked in.
+const PLACEMENTS: [Placement; 3] =
+    [Placement::SingleLoop { offload_threads: 2 }, Placement::Sharded { shards: 1 }, Placement::Sharded { shards: 0 }];
+
+/// Builds, or prints why io_uring is unavailable and returns `None` (the test skips).
+fn start<T: Send + 'static>(b: PipelineBuilder<T>, p: Placement) -> Option<Pipeline<T>> {
+    match b.build(p) {
+        Ok(p) => Some(p),
+        Err(PipelineBuildError::Runtime(BuildError::Uring(e))) => {
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+        Err(e) => panic!("pipeline failed to start: {e}"),
+    }
+}
+
+fn assert_balanced(r: &Report) {
+    assert!(r.account.balances(), "account does not balance: {:?}\n{r}", r.account);
+}
+
+/// Every op kind in one chain: map, filter, 1 → N, async, blocking, batch and unbatch.
+fn every_kind(n: u64) -> PipelineBuilder<u64> {
+    source(0..n)
+        .map(|x| x * 3)
+        .pipe(|x| (x % 7 != 0).then_some(x))
+        .pipe_iter(|x| if x % 5 == 0 { vec![x, x + 1] } else { vec![x] })
+        .pipe_async(|x| async move {
+            if x % 97 == 0 {
+                sleep(Duration::from_micros(50)).await;
+            }
+            Some(x)
+        })
+        .concurrency(8)
+        .pipe_blocking(|x| Ok::<_, String>(x ^ 1))
+        .concurrency(4)
+        .aggregate(64)
+        .disaggregate()
+}
+
+#[test]
+fn every_placement_yields_the_same_multiset_and_accounts_for_every_item() {
+    let n = 20_000;
+    let mut expected: Vec<u64> = (0..n)
+        .map(|x| x * 3)
+        .filter(|x| x % 7 != 0)
+        .flat_map(|x| if x % 5 == 0 { vec![x, x + 1] } else { vec![x] })
+        .map(|x| x ^ 1)
+        .collect();
+    expected.sort_unstable();
+    for p in PLACEMENTS {
+        let Some(mut pipe) = start(every_kind(n), p) else { return };
+        let mut got: Vec<u64> = pipe.iter().collect();
+        got.sort_unstable();
+        let report = pipe.finish().expect("no failure limit");
+        assert_eq!(got, expected, "{p:?}");
+        assert_balanced(&report);
+        assert_eq!(report.account.produced, n);
+        assert_eq!(report.account.filtered, (0..n).filter(|x| (x * 3) % 7 == 0).count() as u64);
+        assert_eq!(report.account.delivered + report.account.filtered, n, "{p:?}");
+        assert_eq!(report.latency.count, report.account.delivered, "one latency per delivered source item");
+    }
+}
+
+#[test]
+fn an_ordered_stage_keeps_input_order_on_a_single_loop() {
+    // Later items finish first (shorter sleeps), so completion order differs from input order.
+    let b = source(0..400u64)
+        .pipe_async(|x| async move {
+            sleep(Duration::from_micros(400 - x)).await;
+            Some(x)
+        })
+        .concurrency(32)
+        .ordered();
+    let Some(mut pipe) = start(b, Placement::single_loop()) else { return };
+    let got: Vec<u64> = pipe.iter().collect();
+    assert_eq!(got, (0..400).collect::<Vec<_>>());
+    assert_balanced(&pipe.finish().unwrap());
+}
+
+#[test]
+fn completion_order_is_the_default_for_async_stages() {
+    let b = source(0..64u64)
+        .pipe_async(|x| async move {
+            sleep(Duration::from_micros(2000 - 30 * x)).await;
+            Some(x)
+        })
+        .concurrency(64);
+    let Some(mut pipe) = start(b, Placement::single_loop()) else { return };
+    let got: Vec<u64> = pipe.iter().collect();
+    assert_eq!(got.len(), 64);
+    assert_ne!(got, (0..64).collect::<Vec<_>>(), "items that finish first come first");
+}
+
+/// Fails (error or panic) items at every kind of stage; no limit, so the run completes.
+fn failing_everywhere(n: u64) -> PipelineBuilder<Vec<u64>> {
+    source(0..n)
+        .pipe(|x| if x % 101 == 0 { Err(format!("bad item {x}")) } else { Ok(x) })
+        .name("check")
+        .map(|x| {
+            assert!(x % 103 != 0, "map panics on {x}");
+            x
+        })
+        .name("panicky")
+        .pipe_async(|x| async move { if x % 107 == 0 { Err("async failure") } else { Ok(x) } })
+        .name("fetch")
+        .concurrency(4)
+        .pipe_blocking(|x| {
+            assert!(x % 109 != 0, "blocking op panics on {x}");
+            Some(x)
+        })
+        .name("decode")
+        .aggregate(10)
+}
+
+#[test]
+fn failures_at_every_stage_are_counted_per_stage_and_balance_the_account() {
+    let n = 10_000u64;
+    let count =
+        |m: u64, earlier: &[u64]| (0..n).filter(|x| x % m == 0 && earlier.iter().all(|e| x % e != 0)).count() as u64;
+    let expect = [count(101, &[]), count(103, &[101]), count(107, &[101, 103]), count(109, &[101, 103, 107])];
+    for p in PLACEMENTS {
+        let Some(mut pipe) = start(failing_everywhere(n), p) else { return };
+        let delivered: u64 = pipe.iter().map(|b| b.len() as u64).sum();
+        let r = pipe.finish().expect("no limit set");
+        assert_balanced(&r);
+        let failures: Vec<u64> = r.stages[1..5].iter().map(|s| s.stats.failures).collect();
+        assert_eq!(failures, expect, "{p:?}");
+        assert_eq!(r.account.failed, expect.iter().sum::<u64>());
+        assert_eq!(delivered, r.account.delivered);
+    }
+}
+
+#[test]
+fn exceeding_max_failures_stops_the_source_and_names_every_failing_stage() {
+    for p in PLACEMENTS {
+        let b = source(0..1_000_000u64)
+            .pipe(|x| if x % 10 == 0 { Err("tens are bad") } else { Ok(x) })
+            .name("tens")
+            .pipe(|x| if x % 3 == 0 { Err("threes are bad") } else { Ok(x) })
+            .name("threes")
+            .max_failures(50);
+        let Some(mut pipe) = start(b, p) else { return };
+        let mut error = None;
+        loop {
+            match pipe.recv_timeout(Duration::from_secs(30)) {
+                Ok(_) => {}
+                Err(RecvTimeoutError::Failed(e)) => error = Some(e),
+                Err(RecvTimeoutError::Ended) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("a cancelled pipeline must end"),
+            }
+        }
+        let e = error.expect("the limit error is returned once");
+        let names: Vec<&str> = e.stages.iter().map(|s| s.stage.as_str()).collect();
+        assert_eq!(names, ["tens", "threes"], "{p:?}: {e}");
+        assert!(e.stages[1].count > 50);
+        assert!(e.to_string().contains("threes are bad"), "{e}");
+        let failed = pipe.finish().expect_err("finish reports the error too");
+        assert_balanced(&failed.report);
+        assert!(failed.report.account.produced < 1_000_000, "the source was cancelled");
+    }
+}
+
+#[test]
+fn stopping_early_ends_quickly_and_accounts_for_what_was_in_flight() {
+    for p in PLACEMENTS {
+        let b = source(0..u64::MAX).map(|x| x + 1).pipe_blocking(Some).aggregate(16);
+        let Some(mut pipe) = start(b, p) else { return };
+        for _ in 0..100 {
+            pipe.recv().expect("an endless source");
+        }
+        pipe.stop();
+        pipe.stop();
+        assert_eq!(pipe.recv_timeout(Duration::ZERO), Err(RecvTimeoutError::Ended));
+        let r = pipe.report().expect("stopped pipelines report").clone();
+        assert_balanced(&r);
+        assert_eq!(r.account.delivered, 1600);
+        assert!(r.account.discarded > 0, "{p:?}: something was in flight");
+    }
+}
+
+#[test]
+fn a_slow_consumer_holds_the_source_within_the_bound() {
+    for p in PLACEMENTS {
+        let pulled = Arc::new(AtomicU64::new(0));
+        let counter = pulled.clone();
+        let items = (0..20_000u64).inspect(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        let b = source(items).map(|x| x * 2).pipe_blocking(Some).aggregate(32);
+        let Some(mut pipe) = start(b, p) else { return };
+        let bound = pipe.in_flight_bound();
+        assert!(bound < 20_000, "the bound must be able to catch a leak: {bound}");
+        let mut consumed = 0u64;
+        let mut worst = 0;
+        while let Some(batch) = pipe.recv() {
+            std::thread::sleep(Duration::from_micros(200));
+            consumed += batch.len() as u64;
+            worst = worst.max(pulled.load(Ordering::Relaxed) - consumed);
+        }
+        assert!(worst <= bound, "{p:?}: {worst} source items in flight, bound {bound}");
+        assert!(worst > 0);
+        assert_balanced(&pipe.finish().unwrap());
+    }
+}
+
+#[test]
+fn recv_timeout_tells_timed_out_from_ended() {
+    let b = source(0..2u64).pipe_async(|x| async move {
+        sleep(Duration::from_millis(300)).await;
+        Some(x)
+    });
+    let Some(mut pipe) = start(b, Placement::sharded()) else { return };
+    let t = Instant::now();
+    assert_eq!(pipe.recv_timeout(Duration::from_millis(20)), Err(RecvTimeoutError::Timeout));
+    assert!(t.elapsed() >= Duration::from_millis(20));
+    let mut got =
+        vec![pipe.recv_timeout(Duration::from_secs(30)).unwrap(), pipe.recv_timeout(Duration::from_secs(30)).unwrap()];
+    got.sort_unstable();
+    assert_eq!(got, [0, 1]);
+    assert_eq!(pipe.recv_timeout(Duration::from_secs(30)), Err(RecvTimeoutError::Ended));
+    assert_eq!(pipe.recv_timeout(Duration::ZERO), Err(RecvTimeoutError::Ended));
+}
+
+#[test]
+fn drop_last_leaves_fewer_than_one_batch_in_total_across_shards() {
+    for p in PLACEMENTS {
+        let b = source(0..1000u64).aggregate(64).drop_last();
+        let Some(mut pipe) = start(b, p) else { return };
+        let batches: Vec<Vec<u64>> = pipe.iter().collect();
+        let r = pipe.finish().unwrap();
+        assert_eq!(batches.len(), 15, "{p:?}");
+        assert!(batches.iter().all(|b| b.len() == 64));
+        assert_eq!(r.account.left_over, 1000 - 15 * 64);
+        assert_balanced(&r);
+        let mut all: Vec<u64> = batches.into_iter().flatten().collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 960, "no item twice");
+    }
+}
+
+#[test]
+fn without_drop_last_only_one_batch_is_short() {
+    for p in PLACEMENTS {
+        let Some(mut pipe) = start(source(0..1000u64).aggregate(64), p) else { return };
+        let mut sizes: Vec<usize> = pipe.iter().map(|b| b.len()).collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes[0], 1000 % 64, "{p:?}");
+        assert!(sizes[1..].iter().all(|&s| s == 64));
+    }
+}
+
+#[test]
+fn a_custom_aggregator_runs_per_shard_and_flushes_its_rest() {
+    struct Sum(u64, u32);
+    impl shardpipe::pipeline::Aggregator<u64> for Sum {
+        type Output = u64;
+        fn push(&mut self, x: u64) -> Option<u64> {
+            self.0 += x;
+            self.1 += 1;
+            (self.1 == 10).then(|| std::mem::replace(self, Sum(0, 0)).0)
+        }
+        fn flush(&mut self) -> Option<u64> {
+            (self.1 > 0).then_some(self.0)
+        }
+    }
+    for p in PLACEMENTS {
+        let Some(mut pipe) = start(source(0..1005u64).aggregate_with(|| Sum(0, 0)), p) else { return };
+        let total: u64 = pipe.iter().sum();
+        assert_eq!(total, (0..1005).sum::<u64>(), "{p:?}");
+        assert_balanced(&pipe.finish().unwrap());
+    }
+}
+
+#[test]
+fn bad_options_are_refused_with_the_stage_and_the_fix() {
+    let e = source(0..1u64).map(|x| x).name("work").concurrency(0).build(Placement::sharded()).unwrap_err();
+    assert_eq!(e.to_string(), "stage 'work': concurrency must be at least 1, got 0");
+    let e = source(0..1u64).map(|x| x).drop_last().build(Placement::sharded()).unwrap_err();
+    assert!(e.to_string().contains("drop_last applies only to aggregate(n)"), "{e}");
+    let e = source(0..1u64).aggregate(0).build(Placement::sharded()).unwrap_err();
+    assert!(e.to_string().contains("the batch size must be at least 1"), "{e}");
+    let e = source(0..1u64).sink(0).build(Placement::sharded()).unwrap_err();
+    assert!(e.to_string().contains("'sink': buffer"), "{e}");
+}
+
+#[test]
+fn the_report_has_every_stage_and_shard() {
+    for p in PLACEMENTS {
+        let b = source(0..5000u64).map(|x| x + 1).name("inc").pipe_blocking(Some).name("heavy");
+        let Some(mut pipe) = start(b, p) else { return };
+        assert_eq!(pipe.iter().count(), 5000);
+        let r = pipe.finish().unwrap();
+        let names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["source", "inc", "heavy", "sink"]);
+        assert_eq!(r.stages[1].stats.received, 5000);
+        assert_eq!(r.stages[2].stats.task_time.count(), 5000, "blocking ops are timed on every call");
+        assert!(r.stages[1].stats.task_time.count() > 0, "inline ops are timed on a sample");
+        assert_eq!(r.shard_usage.len(), r.shards);
+        let text = r.to_string();
+        assert!(text.contains("account: produced 5000 = delivered 5000"), "{text}");
+    }
+}
