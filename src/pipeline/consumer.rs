@@ -36,7 +36,13 @@ pub enum RecvTimeoutError {
 
 enum State {
     Running,
-    Ended { report: Box<Report>, error: Option<FailureLimitExceeded>, error_returned: bool },
+    Ended {
+        report: Box<Report>,
+        error: Option<FailureLimitExceeded>,
+        error_returned: bool,
+    },
+    /// `finish()` took the report; only the drop is left.
+    Finished,
 }
 
 /// A running pipeline. Dropping it stops it and joins every thread it started.
@@ -148,14 +154,13 @@ impl<T: Send + 'static> Pipeline<T> {
 
     /// Waits up to `timeout` for the next item.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        if let State::Ended { error, error_returned, .. } = &mut self.state {
-            return match error {
-                Some(e) if !*error_returned => {
-                    *error_returned = true;
-                    Err(RecvTimeoutError::Failed(e.clone()))
-                }
-                _ => Err(RecvTimeoutError::Ended),
-            };
+        match &mut self.state {
+            State::Running => {}
+            State::Ended { error: Some(e), error_returned, .. } if !*error_returned => {
+                *error_returned = true;
+                return Err(RecvTimeoutError::Failed(e.clone()));
+            }
+            State::Ended { .. } | State::Finished => return Err(RecvTimeoutError::Ended),
         }
         let deadline = Instant::now().checked_add(timeout);
         let waker = self.waker();
@@ -222,7 +227,7 @@ impl<T: Send + 'static> Pipeline<T> {
     /// Takes whatever is still coming without handing it to the caller (counted as discarded),
     /// then ends.
     fn drain_and_end(&mut self) {
-        if matches!(self.state, State::Ended { .. }) {
+        if !matches!(self.state, State::Running) {
             return;
         }
         let waker = self.waker();
@@ -240,10 +245,10 @@ impl<T: Send + 'static> Pipeline<T> {
     /// inside. Items not received by then are counted as discarded.
     pub fn finish(mut self) -> Result<Report, PipelineFailed> {
         self.drain_and_end();
-        match std::mem::replace(&mut self.state, State::Running) {
+        match std::mem::replace(&mut self.state, State::Finished) {
             State::Ended { report, error: None, .. } => Ok(*report),
             State::Ended { report, error: Some(error), .. } => Err(PipelineFailed { error, report }),
-            State::Running => unreachable!("drain_and_end() leaves the pipeline ended"),
+            State::Running | State::Finished => unreachable!("drain_and_end() leaves the pipeline ended"),
         }
     }
 
@@ -251,13 +256,13 @@ impl<T: Send + 'static> Pipeline<T> {
     pub fn report(&self) -> Option<&Report> {
         match &self.state {
             State::Ended { report, .. } => Some(report),
-            State::Running => None,
+            State::Running | State::Finished => None,
         }
     }
 
     /// All rings ended: join the shards and assemble the report.
     fn end(&mut self) {
-        if matches!(self.state, State::Ended { .. }) {
+        if !matches!(self.state, State::Running) {
             return;
         }
         let elapsed = self.control.start.elapsed();

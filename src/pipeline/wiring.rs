@@ -112,8 +112,9 @@ impl ShardBuild {
             // A worker that panicked (a bug, not an op failure) still leaves its counters.
             let _ = t.await;
         }
-        let mut out: Vec<StageStats> =
-            self.stats.into_iter().map(|s| s.map(|s| s.borrow().clone()).unwrap_or_default()).collect();
+        let take =
+            |s: Rc<RefCell<StageStats>>| Rc::try_unwrap(s).map_or_else(|s| s.borrow().clone(), RefCell::into_inner);
+        let mut out: Vec<StageStats> = self.stats.into_iter().map(|s| s.map(take).unwrap_or_default()).collect();
         out.resize(stages, StageStats::default());
         out
     }

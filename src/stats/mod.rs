@@ -8,60 +8,67 @@
 use hdrhistogram::Histogram;
 
 /// Nanosecond durations from 1 ns to one hour at 3 significant digits.
-#[derive(Debug, Clone)]
+///
+/// The histogram (~270 KB of counters) is allocated at the first record: a pipeline has a
+/// recorder per stage per shard, most stages never record, and allocating them all up front cost
+/// ~100 µs each at pipeline start.
+#[derive(Debug, Clone, Default)]
 pub struct Recorder {
-    hist: Histogram<u64>,
-}
-
-impl Default for Recorder {
-    fn default() -> Self {
-        Self::new()
-    }
+    hist: Option<Histogram<u64>>,
 }
 
 /// One hour in nanoseconds: longer values are clamped (and still counted).
 const MAX_NS: u64 = 3_600_000_000_000;
 
+fn empty_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_NS, 3).expect("constant bounds are valid")
+}
+
 impl Recorder {
-    /// An empty recorder.
+    /// An empty recorder (allocates nothing yet).
     pub fn new() -> Self {
-        let hist = Histogram::new_with_bounds(1, MAX_NS, 3).expect("constant bounds are valid");
-        Self { hist }
+        Self { hist: None }
     }
 
     /// Records one duration in nanoseconds (clamped to 1 ns ..= 1 h).
     #[inline]
     pub fn record(&mut self, ns: u64) {
-        self.hist.saturating_record(ns.clamp(1, MAX_NS));
+        self.hist.get_or_insert_with(empty_histogram).saturating_record(ns.clamp(1, MAX_NS));
     }
 
     /// Adds every value of `other`.
     pub fn merge(&mut self, other: &Recorder) {
-        self.hist.add(&other.hist).expect("recorders share their bounds");
+        let Some(theirs) = &other.hist else { return };
+        match &mut self.hist {
+            Some(mine) => mine.add(theirs).expect("recorders share their bounds"),
+            None => self.hist = Some(theirs.clone()),
+        }
     }
 
     /// Values recorded.
     pub fn count(&self) -> u64 {
-        self.hist.len()
+        self.hist.as_ref().map_or(0, Histogram::len)
     }
 
-    /// The underlying histogram (for `.hgrm` output and custom quantiles).
-    pub fn histogram(&self) -> &Histogram<u64> {
-        &self.hist
+    /// The underlying histogram (for `.hgrm` output and custom quantiles); `None` until the
+    /// first record.
+    pub fn histogram(&self) -> Option<&Histogram<u64>> {
+        self.hist.as_ref()
     }
 
     /// The quantiles reports print.
     pub fn summary(&self) -> Summary {
-        let q = |p: f64| if self.hist.is_empty() { 0 } else { self.hist.value_at_quantile(p) };
+        let Some(h) = self.hist.as_ref().filter(|h| !h.is_empty()) else { return Summary::default() };
+        let q = |p: f64| h.value_at_quantile(p);
         Summary {
-            count: self.hist.len(),
-            mean: if self.hist.is_empty() { 0.0 } else { self.hist.mean() },
+            count: h.len(),
+            mean: h.mean(),
             p50: q(0.5),
             p90: q(0.9),
             p99: q(0.99),
             p999: q(0.999),
             p9999: q(0.9999),
-            max: if self.hist.is_empty() { 0 } else { self.hist.max() },
+            max: h.max(),
         }
     }
 }

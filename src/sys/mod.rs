@@ -50,3 +50,11 @@ pub(crate) fn fstat_size(fd: RawFd) -> io::Result<u64> {
     let st = unsafe { st.assume_init() };
     Ok(st.st_size as u64)
 }
+
+/// Sets the calling thread's timer slack to 1 ns. The default (50 µs) lets the kernel delay the
+/// wake-up of a timed wait by up to that much, so every `sleep` on a parked shard overshot by
+/// ~50 µs (a 1 ms sleep took 1.05 ms). Returns false if the kernel refused.
+pub(crate) fn tight_timer_slack() -> bool {
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and touches no memory of ours.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) == 0 }
+}

@@ -1,0 +1,87 @@
+//! Pipeline throughput, single loop against sharded (see docs/benchmarks.md). Every iteration
+//! builds the pipeline, pushes exactly 100,000 source items through it, ends with
+//! `aggregate(256)` before the sink, and drains it on the bench thread (the consumer):
+//!
+//! - `noop3_*`: three no-op `pipe` stages (where the single loop's scheduling is the ceiling);
+//! - `spin2us_*`, `spin20us_*`: one `pipe_blocking` stage burning 2 or 20 µs of CPU per item,
+//!   concurrency 8;
+//! - `sleep1ms_sharded`: one stage awaiting a 1 ms timer per item, concurrency 256 in total.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use shardpipe::pipeline::{PipelineBuilder, Placement, source};
+
+const ITEMS: u64 = 100_000;
+
+fn single() -> Placement {
+    Placement::single_loop()
+}
+
+fn sharded() -> Placement {
+    Placement::sharded()
+}
+
+/// Burns `d` of CPU on the calling thread.
+fn spin(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// Builds `b` on `p`, drains it, and checks that every item arrived.
+fn run(b: PipelineBuilder<Vec<u64>>, p: Placement) {
+    let mut pipe = b.build(p).expect("pipeline");
+    let mut n = 0;
+    for batch in pipe.iter() {
+        n += batch.len() as u64;
+        black_box(batch);
+    }
+    assert_eq!(n, ITEMS, "every item must arrive");
+}
+
+fn noop3() -> PipelineBuilder<Vec<u64>> {
+    source(0..ITEMS).pipe(Some).pipe(Some).pipe(Some).aggregate(256)
+}
+
+fn spin_stage(us: u64) -> PipelineBuilder<Vec<u64>> {
+    let d = Duration::from_micros(us);
+    source(0..ITEMS)
+        .pipe_blocking(move |x| {
+            spin(d);
+            Some(x)
+        })
+        .concurrency(8)
+        .aggregate(256)
+}
+
+fn sleep1ms() -> PipelineBuilder<Vec<u64>> {
+    source(0..ITEMS)
+        .pipe_async(|x| async move {
+            shardpipe::time::sleep(Duration::from_millis(1)).await;
+            Some(x)
+        })
+        .concurrency(256)
+        .aggregate(256)
+}
+
+fn pipeline(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(ITEMS));
+    g.sample_size(10);
+    g.bench_function("noop3_single", |b| b.iter(|| run(noop3(), single())));
+    g.bench_function("noop3_sharded", |b| b.iter(|| run(noop3(), sharded())));
+    g.bench_function("spin2us_single", |b| b.iter(|| run(spin_stage(2), single())));
+    g.bench_function("spin2us_sharded", |b| b.iter(|| run(spin_stage(2), sharded())));
+    g.measurement_time(Duration::from_secs(12));
+    g.bench_function("spin20us_single", |b| b.iter(|| run(spin_stage(20), single())));
+    g.bench_function("spin20us_sharded", |b| b.iter(|| run(spin_stage(20), sharded())));
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function("sleep1ms_sharded", |b| b.iter(|| run(sleep1ms(), sharded())));
+    g.finish();
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);
