@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shardpipe::BuildError;
-use shardpipe::pipeline::{Pipeline, PipelineBuildError, PipelineBuilder, Placement, RecvTimeoutError, Report, source};
+use shardpipe::pipeline::{
+    Pipeline, PipelineBuildError, PipelineBuilder, Placement, RecvTimeoutError, Report, source, source_epochs,
+};
 use shardpipe::time::sleep;
 
 /// The placements every behaviour is checked in.
@@ -312,5 +314,137 @@ fn the_report_has_every_stage_and_shard() {
         assert_eq!(r.shard_usage.len(), r.shards);
         let text = r.to_string();
         assert!(text.contains("account: produced 5000 = delivered 5000"), "{text}");
+    }
+}
+
+/// Reorders (later items finish first), filters, expands and batches: an ordered pipeline must
+/// still come out in source order.
+fn ordered_everything(n: u64) -> PipelineBuilder<u64> {
+    source(0..n)
+        .pipe_async(|x| async move {
+            sleep(Duration::from_micros(30 * (x % 7))).await;
+            Some(x)
+        })
+        .concurrency(16)
+        .ordered()
+        .pipe(|x| (x % 3 != 0).then_some(x))
+        .pipe_iter(|x| if x % 4 == 0 { vec![x, 1_000_000 + x] } else { vec![x] })
+        .pipe_blocking(|x| Ok::<_, String>(x * 2))
+        .concurrency(4)
+        .ordered()
+        .aggregate(16)
+        .disaggregate()
+}
+
+#[test]
+fn an_ordered_pipeline_yields_the_same_sequence_in_every_placement() {
+    let n = 3000;
+    let expected: Vec<u64> = (0..n)
+        .filter(|x| x % 3 != 0)
+        .flat_map(|x| if x % 4 == 0 { vec![x, 1_000_000 + x] } else { vec![x] })
+        .map(|x| x * 2)
+        .collect();
+    for p in PLACEMENTS {
+        let Some(mut pipe) = start(ordered_everything(n), p) else { return };
+        let got: Vec<u64> = pipe.iter().collect();
+        assert!(
+            got == expected,
+            "{p:?}: order differs (first difference at {:?})",
+            got.iter().zip(&expected).position(|(a, b)| a != b)
+        );
+        assert_balanced(&pipe.finish().unwrap());
+    }
+}
+
+#[test]
+fn ordered_batches_hold_consecutive_items_on_shards_too() {
+    for p in PLACEMENTS {
+        let b = source(0..1000u64).pipe_async(|x| async move { Some(x) }).concurrency(8).ordered().aggregate(64);
+        let Some(mut pipe) = start(b, p) else { return };
+        let batches: Vec<Vec<u64>> = pipe.iter().collect();
+        let expected: Vec<Vec<u64>> = (0..1000).collect::<Vec<_>>().chunks(64).map(<[u64]>::to_vec).collect();
+        assert_eq!(batches, expected, "{p:?}");
+    }
+}
+
+#[test]
+fn each_epoch_is_its_own_iterator_and_batches_do_not_straddle_epochs() {
+    for p in PLACEMENTS {
+        let b =
+            source_epochs(|e| (e < 3).then(|| (0..1000u64).map(move |x| x + 10_000 * e))).map(|x| x + 1).aggregate(64);
+        let Some(mut pipe) = start(b, p) else { return };
+        for e in 0..3u64 {
+            let batches: Vec<Vec<u64>> = pipe.epoch().collect();
+            let mut items: Vec<u64> = batches.iter().flatten().copied().collect();
+            items.sort_unstable();
+            assert_eq!(items, (0..1000).map(|x| x + 1 + 10_000 * e).collect::<Vec<_>>(), "{p:?} epoch {e}");
+            assert_eq!(batches.iter().filter(|b| b.len() < 64).count(), 1, "{p:?}: one short batch per epoch");
+            assert_eq!(pipe.epochs_done(), e + 1);
+        }
+        assert_eq!(pipe.epoch().count(), 0, "the stream ended after three epochs");
+        let r = pipe.finish().unwrap();
+        assert_eq!(r.account.produced, 3000);
+        assert_balanced(&r);
+    }
+}
+
+#[test]
+fn an_endless_epoch_source_runs_until_stopped() {
+    for p in PLACEMENTS {
+        let b = source_epochs(|_| Some(0..100u64)).pipe_async(|x| async move { Some(x) }).concurrency(4);
+        let Some(mut pipe) = start(b, p) else { return };
+        for _ in 0..5 {
+            let mut epoch: Vec<u64> = pipe.epoch().collect();
+            epoch.sort_unstable();
+            assert_eq!(epoch, (0..100).collect::<Vec<_>>(), "{p:?}");
+        }
+        pipe.stop();
+        let r = pipe.report().unwrap();
+        assert_balanced(r);
+        assert!(r.account.produced >= 500);
+    }
+}
+
+#[test]
+fn a_pinned_stage_runs_only_on_its_shards() {
+    for p in PLACEMENTS {
+        let b = source(0..5000u64)
+            .map(|x| x * 2)
+            .map(|x| (x, shardpipe::current_shard()))
+            .name("writer")
+            .on_shards([0])
+            .map(|(x, shard)| (x + 1, shard));
+        let Some(mut pipe) = start(b, p) else { return };
+        let got: Vec<(u64, Option<usize>)> = pipe.iter().collect();
+        assert!(got.iter().all(|&(_, s)| s == Some(0)), "{p:?}: the writer ran off shard 0");
+        let mut values: Vec<u64> = got.into_iter().map(|(x, _)| x).collect();
+        values.sort_unstable();
+        assert_eq!(values, (0..5000).map(|x| x * 2 + 1).collect::<Vec<_>>());
+        assert_balanced(&pipe.finish().unwrap());
+    }
+}
+
+#[test]
+fn pinning_to_a_shard_the_placement_lacks_is_refused() {
+    let b = source(0..10u64).map(|x| x).name("writer").on_shards([0, 7]);
+    match b.build(Placement::Sharded { shards: 1 }) {
+        Err(e) => assert!(e.to_string().contains("stage 'writer': on_shards([0, 7])"), "{e}"),
+        Ok(_) => panic!("shard 7 does not exist"),
+    }
+}
+
+#[test]
+fn a_panicking_source_fails_the_pipeline_and_names_the_source() {
+    for p in PLACEMENTS {
+        let items = (0..1000u64).map(|x| {
+            assert!(x != 500, "source broke at {x}");
+            x
+        });
+        let Some(mut pipe) = start(source(items), p) else { return };
+        let got = pipe.iter().count();
+        assert_eq!(got, 500, "{p:?}");
+        let err = pipe.finish().expect_err("a broken source is a failure");
+        assert!(err.to_string().contains("'source'") && err.to_string().contains("source broke at 500"), "{err}");
+        assert_balanced(&err.report);
     }
 }

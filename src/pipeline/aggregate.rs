@@ -6,10 +6,13 @@
 
 use std::mem;
 
-use super::envelope::{Envelope, Stamps};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::envelope::{Envelope, Msg, Stamps};
 use super::queue::LocalSender;
-use super::stage::{BATCH, Inbound, StageCx, charge};
+use super::stage::{BATCH, Inbound, StageCx, charge, forward_marker};
 use crate::channel::{Receiver, Sender};
+use crate::runtime::task_panic_message;
 
 /// A custom aggregator (SPDL's accumulate/flush): one instance per shard.
 pub trait Aggregator<T> {
@@ -21,7 +24,8 @@ pub trait Aggregator<T> {
     fn flush(&mut self) -> Option<Self::Output>;
 }
 
-/// Where a shard's incomplete last batch goes at the end of the stream.
+/// Where a shard's incomplete last batch goes at the end of each epoch and of the stream: one
+/// message per shard each time (empty when nothing is left), so shard 0 knows when it has all.
 pub(crate) enum Leftovers<T: 'static> {
     /// Alone (one shard): nothing to merge.
     Alone,
@@ -61,8 +65,8 @@ impl<T> Batcher<T> {
 
 /// The worker of `aggregate(size)`.
 pub(crate) async fn aggregate_worker<T: Send + 'static>(
-    input: Inbound<T>,
-    output: LocalSender<Envelope<Vec<T>>>,
+    mut input: Inbound<T>,
+    output: LocalSender<Msg<Vec<T>>>,
     size: usize,
     drop_last: bool,
     leftovers: Leftovers<T>,
@@ -75,36 +79,55 @@ pub(crate) async fn aggregate_worker<T: Send + 'static>(
         if n == 0 {
             break;
         }
-        cx.received(n);
         let discarding = cx.discarding();
-        for env in buf.drain(..) {
-            if discarding {
-                cx.discard(env.units());
-            } else if let Some(batch) = batcher.push(env) {
-                cx.emit(&output, batch).await;
+        for msg in buf.drain(..) {
+            match msg {
+                Msg::Item(env) => {
+                    cx.received(1);
+                    if discarding {
+                        cx.discard(env.units());
+                    } else if let Some(batch) = batcher.push(env) {
+                        cx.emit(&output, batch).await;
+                    }
+                }
+                // Order markers end here: an ordered pipeline aggregates on one shard, and
+                // whatever deals its batches out makes chunks of its own.
+                Msg::Chunk => {}
+                Msg::Epoch(e) => {
+                    flush(&mut batcher, drop_last, &leftovers, &output, &cx).await;
+                    forward_marker(&output, Msg::Epoch(e)).await;
+                }
             }
         }
         charge(n).await;
     }
+    flush(&mut batcher, drop_last, &leftovers, &output, &cx).await;
+}
+
+/// The end of an epoch or of the stream: merge the shards' incomplete batches on shard 0, then
+/// emit (or under `drop_last` count as left over) what is still short of a batch.
+async fn flush<T: Send + 'static>(
+    batcher: &mut Batcher<T>,
+    drop_last: bool,
+    leftovers: &Leftovers<T>,
+    output: &LocalSender<Msg<Vec<T>>>,
+    cx: &StageCx,
+) {
     match leftovers {
         Leftovers::SendTo(tx) => {
             let rest = mem::take(&mut batcher.pending);
-            if !rest.is_empty()
-                && let Err(e) = tx.send(rest).await
-            {
+            if let Err(e) = tx.send(rest).await {
                 cx.discard(e.0.iter().map(Envelope::units).sum());
             }
             return;
         }
         Leftovers::Gather(rxs) => {
             for rx in rxs {
-                while let Some(rest) = rx.recv().await {
-                    for env in rest {
-                        if cx.discarding() {
-                            cx.discard(env.units());
-                        } else if let Some(batch) = batcher.push(env) {
-                            cx.emit(&output, batch).await;
-                        }
+                for env in rx.recv().await.unwrap_or_default() {
+                    if cx.discarding() {
+                        cx.discard(env.units());
+                    } else if let Some(batch) = batcher.push(env) {
+                        cx.emit(output, batch).await;
                     }
                 }
             }
@@ -116,19 +139,21 @@ pub(crate) async fn aggregate_worker<T: Send + 'static>(
     }
     if cx.discarding() {
         cx.discard(batcher.pending_units());
+        batcher.pending.clear();
     } else if drop_last {
         cx.stats.borrow_mut().left_over_units += batcher.pending_units();
+        batcher.pending.clear();
     } else {
         let last = batcher.take();
-        cx.emit(&output, last).await;
+        cx.emit(output, last).await;
     }
 }
 
 /// The worker of a custom aggregator: each output carries the stamps of every item pushed
-/// since the previous output.
+/// since the previous output; the aggregator is flushed at every epoch end and at the end.
 pub(crate) async fn custom_aggregate_worker<T: Send + 'static, A: Aggregator<T>>(
-    input: Inbound<T>,
-    output: LocalSender<Envelope<A::Output>>,
+    mut input: Inbound<T>,
+    output: LocalSender<Msg<A::Output>>,
     mut agg: A,
     cx: StageCx,
 ) {
@@ -139,34 +164,53 @@ pub(crate) async fn custom_aggregate_worker<T: Send + 'static, A: Aggregator<T>>
         if n == 0 {
             break;
         }
-        cx.received(n);
         let discarding = cx.discarding();
-        for env in buf.drain(..) {
+        for msg in buf.drain(..) {
+            let env = match msg {
+                Msg::Item(env) => env,
+                Msg::Chunk => continue,
+                Msg::Epoch(e) => {
+                    flush_custom(&mut agg, &mut stamps, &output, &cx).await;
+                    forward_marker(&output, Msg::Epoch(e)).await;
+                    continue;
+                }
+            };
+            cx.received(1);
             if discarding {
                 cx.discard(env.units());
                 continue;
             }
             let units = env.units();
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| agg.push(env.value))) {
+            match catch_unwind(AssertUnwindSafe(|| agg.push(env.value))) {
                 Ok(out) => {
                     stamps.absorb(env.stamps);
                     if let Some(value) = out {
                         cx.emit(&output, Envelope { value, stamps: mem::take(&mut stamps) }).await;
                     }
                 }
-                Err(p) => cx.fail(units, format!("panicked: {}", crate::runtime::task_panic_message(&*p))),
+                Err(p) => cx.fail(units, format!("panicked: {}", task_panic_message(&*p))),
             }
         }
         charge(n).await;
     }
+    flush_custom(&mut agg, &mut stamps, &output, &cx).await;
+}
+
+async fn flush_custom<T, A: Aggregator<T>>(
+    agg: &mut A,
+    stamps: &mut Stamps,
+    output: &LocalSender<Msg<A::Output>>,
+    cx: &StageCx,
+) {
+    let stamps = mem::take(stamps);
     let units = stamps.units();
     if cx.discarding() {
         cx.discard(units);
         return;
     }
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| agg.flush())) {
-        Ok(Some(value)) => cx.emit(&output, Envelope { value, stamps }).await,
+    match catch_unwind(AssertUnwindSafe(|| agg.flush())) {
+        Ok(Some(value)) => cx.emit(output, Envelope { value, stamps }).await,
         Ok(None) => cx.stats.borrow_mut().left_over_units += units,
-        Err(p) => cx.fail(units, format!("panicked in flush: {}", crate::runtime::task_panic_message(&*p))),
+        Err(p) => cx.fail(units, format!("panicked in flush: {}", task_panic_message(&*p))),
     }
 }

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use super::aggregate::{Aggregator, Leftovers, aggregate_worker, custom_aggregate_worker};
 use super::consumer::Pipeline;
 use super::control::Control;
-use super::envelope::Envelope;
+use super::envelope::{Envelope, Msg};
+use super::exchange::{Dealer, Merge};
 use super::offload::Offload;
 use super::queue::local_queue;
-use super::source::{forward_to_consumer, source_task};
+use super::source::{deal_task, source_task};
 use super::stage::{BATCH, Inbound, Timing, async_worker, inline_worker, ordered_async_worker};
-use super::wiring::{DEFAULT_BATCH_BUFFER, DEFAULT_BUFFER, ShardBuild, StageSpec, Step, Wiring};
+use super::wiring::{DEFAULT_BATCH_BUFFER, DEFAULT_BUFFER, Kind, ShardBuild, StageSpec, Step, Wiring};
 use crate::channel::{self, SharedReceiver};
 use crate::runtime::{BuildError, Runtime};
 
@@ -100,6 +101,32 @@ pub enum PipelineBuildError {
         /// The stage.
         stage: String,
     },
+    /// `on_shards` named no shard, a shard twice, or a shard the placement does not have.
+    #[error(
+        "stage '{stage}': on_shards({shards:?}) must name distinct shards below {count} (the placement has {count}); \
+         fix the list or ask for more shards"
+    )]
+    BadShards {
+        /// The stage.
+        stage: String,
+        /// The shards asked for.
+        shards: Vec<usize>,
+        /// Shards the placement has.
+        count: usize,
+    },
+    /// An ordered pipeline would need to merge and re-deal between two multi-shard sets.
+    #[error(
+        "stage '{stage}': an ordered pipeline cannot move from shards {from:?} to shards {to:?}; \
+         pin one side to a single shard (on_shards([0])) or leave both on every shard"
+    )]
+    OrderedExchange {
+        /// The stage.
+        stage: String,
+        /// Where the items are.
+        from: Vec<usize>,
+        /// Where the stage runs.
+        to: Vec<usize>,
+    },
     /// The shards could not start.
     #[error("cannot start the shards: {0}")]
     Runtime(#[from] BuildError),
@@ -135,36 +162,57 @@ impl<T> std::fmt::Debug for PipelineBuilder<T> {
     }
 }
 
-/// Starts a pipeline from `items` (any iterator whose items can cross threads).
+/// Starts a pipeline from `items` (any iterator whose items can cross threads): one pass.
 pub fn source<I>(items: I) -> PipelineBuilder<I::Item>
 where
     I: IntoIterator,
     I::IntoIter: Send + 'static,
     I::Item: Send + 'static,
 {
-    let items = items.into_iter();
+    let mut once = Some(items.into_iter());
+    source_passes(move |_| once.take(), false)
+}
+
+/// A continuous source (SPDL's `continuous=True`): `make(epoch)` gives the items of each pass,
+/// `None` ends the stream (never returning `None` runs until `stop()`). An end-of-epoch marker
+/// follows each pass; the consumer sees it as the end of [`Pipeline::epoch`]'s iterator. The
+/// iterator is made on shard 0, so it need not be `Send` (a seeded shuffle per epoch, say).
+pub fn source_epochs<I, M>(make: M) -> PipelineBuilder<I::Item>
+where
+    I: IntoIterator,
+    I::IntoIter: 'static,
+    I::Item: Send + 'static,
+    M: FnMut(u64) -> Option<I> + Send + 'static,
+{
+    let mut make = make;
+    source_passes(move |e| make(e).map(IntoIterator::into_iter), true)
+}
+
+fn source_passes<I, M>(make: M, mark_epochs: bool) -> PipelineBuilder<I::Item>
+where
+    I: Iterator + 'static,
+    I::Item: Send + 'static,
+    M: FnMut(u64) -> Option<I> + Send + 'static,
+{
     let wire: Wire = Box::new(move |w: &mut Wiring| {
-        let cap = w.specs[0].buffer;
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..w.shards).map(|_| channel::bounded(cap)).unzip();
-        w.hold(cap.max(2).next_power_of_two() + 1);
-        let mut items = Some(items);
-        let mut txs = Some(txs);
-        for (j, rx) in rxs.into_iter().enumerate() {
-            let mine = if j == 0 { items.take().zip(txs.take()) } else { None };
-            w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
-                if let Some((items, txs)) = mine {
-                    let cx = sb.stage(0);
-                    let txs = txs.into_iter().map(|t| t.connect()).collect();
-                    sb.spawn(source_task(items, txs, cx));
-                }
-                sb.stage(0);
-                sb.set_upstream(Inbound::Ring(rx.connect()));
+        w.source = Some(Box::new(move |w: &mut Wiring, targets: &[usize]| {
+            let cap = w.specs[0].buffer;
+            let ordered = w.ordered;
+            let (txs, rxs): (Vec<_>, Vec<_>) = targets.iter().map(|_| channel::bounded::<Msg<I::Item>>(cap)).unzip();
+            w.hold(cap.max(2).next_power_of_two() + 1, targets.len());
+            w.steps[0].push(Box::new(move |sb: &mut ShardBuild| {
+                let dealer = Dealer::new(txs.into_iter().map(|t| t.connect()).collect(), ordered, true);
+                let cx = sb.stage(0);
+                sb.spawn(source_task(make, mark_epochs, dealer, cx));
             }));
-        }
+            for (&t, rx) in targets.iter().zip(rxs) {
+                w.steps[t].push(Box::new(move |sb: &mut ShardBuild| sb.set_upstream(Inbound::Ring(rx.connect()))));
+            }
+        }));
     });
     PipelineBuilder {
         wire,
-        specs: vec![StageSpec::new("source".into(), SOURCE_RING)],
+        specs: vec![StageSpec::new("source".into(), Kind::Source, SOURCE_RING)],
         max_failures_total: None,
         sink_buffer: 3,
         _out: PhantomData,
@@ -175,11 +223,12 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     fn push_stage<U>(
         mut self,
         name: &str,
+        kind: Kind,
         buffer: usize,
         stage: impl FnOnce(&mut Wiring, usize) + Send + 'static,
     ) -> PipelineBuilder<U> {
         let index = self.specs.len();
-        self.specs.push(StageSpec::new(format!("{name}{index}"), buffer));
+        self.specs.push(StageSpec::new(format!("{name}{index}"), kind, buffer));
         let prev = self.wire;
         PipelineBuilder {
             wire: Box::new(move |w: &mut Wiring| {
@@ -200,12 +249,13 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         A: Fn(T, &mut Vec<U>) -> Result<(), String> + Send + Sync + 'static,
     {
         let apply = Arc::new(apply);
-        self.push_stage(name, DEFAULT_BUFFER, move |w, index| {
+        self.push_stage(name, Kind::Inline, DEFAULT_BUFFER, move |w, index| {
+            let set = w.enter::<T>(index);
             let buffer = w.specs[index].buffer;
-            w.hold(buffer + BATCH + 1);
-            for steps in &mut w.steps {
+            w.hold(buffer + BATCH + 1, set.len());
+            for &j in &set {
                 let apply = apply.clone();
-                steps.push(Box::new(move |sb: &mut ShardBuild| {
+                w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
                     let input = sb.take_upstream::<T>();
                     let (tx, rx) = local_queue(buffer);
                     let cx = sb.stage(index);
@@ -224,24 +274,18 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         Fut: Future<Output = Result<Option<U>, String>> + 'static,
     {
         let op = Arc::new(op);
-        self.push_stage(name, DEFAULT_BUFFER, move |w, index| {
+        self.push_stage(name, Kind::Tasks, DEFAULT_BUFFER, move |w, index| {
+            let set = w.enter::<T>(index);
             let spec = w.specs[index].clone();
-            let per_shard = w.concurrency_on(index, 0);
-            w.hold(spec.buffer + per_shard + 1);
-            for j in 0..w.shards {
-                let limit = w.concurrency_on(index, j);
+            w.hold(spec.buffer + w.concurrency_on(index, 0, set.len()) + 1, set.len());
+            for (pos, &j) in set.iter().enumerate() {
+                let limit = w.concurrency_on(index, pos, set.len());
                 let op = op.clone();
-                let ordered = spec.ordered;
-                let buffer = spec.buffer;
                 w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
                     let input = sb.take_upstream::<T>();
-                    let (tx, rx) = local_queue(buffer);
+                    let (tx, rx) = local_queue(spec.buffer);
                     let cx = sb.stage(index);
-                    if ordered {
-                        sb.spawn(ordered_async_worker(input, tx, op, limit, cx));
-                    } else {
-                        sb.spawn(async_worker(input, tx, op, limit, cx));
-                    }
+                    spawn_tasks_worker(sb, input, tx, op, limit, spec.ordered, cx);
                     sb.set_upstream(Inbound::Local(rx));
                 }));
             }
@@ -315,34 +359,30 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         F: Fn(T) -> R + Send + Sync + 'static,
     {
         let f = Arc::new(f);
-        self.push_stage("pipe_blocking", DEFAULT_BUFFER, move |w, index| {
+        self.push_stage("pipe_blocking", Kind::Blocking, DEFAULT_BUFFER, move |w, index| {
+            let set = w.enter::<T>(index);
             let spec = w.specs[index].clone();
             if let Some(pool) = w.offload.clone() {
                 let limit = spec.concurrency.max(1);
-                w.hold(spec.buffer + limit + 1);
+                w.hold(spec.buffer + limit + 1, 1);
                 let op = Arc::new(move |x: T| {
                     let f = f.clone();
                     let job = pool.run(move || f(x).into_outcome());
                     async move { job.await.and_then(|r| r) }
                 });
-                let buffer = spec.buffer;
-                w.steps[0].push(Box::new(move |sb: &mut ShardBuild| {
+                w.steps[set[0]].push(Box::new(move |sb: &mut ShardBuild| {
                     let input = sb.take_upstream::<T>();
-                    let (tx, rx) = local_queue(buffer);
+                    let (tx, rx) = local_queue(spec.buffer);
                     let cx = sb.stage(index);
-                    if spec.ordered {
-                        sb.spawn(ordered_async_worker(input, tx, op, limit, cx));
-                    } else {
-                        sb.spawn(async_worker(input, tx, op, limit, cx));
-                    }
+                    spawn_tasks_worker(sb, input, tx, op, limit, spec.ordered, cx);
                     sb.set_upstream(Inbound::Local(rx));
                 }));
             } else {
-                w.hold(spec.buffer + BATCH + 1);
-                for steps in &mut w.steps {
+                w.hold(spec.buffer + BATCH + 1, set.len());
+                for &j in &set {
                     let f = f.clone();
                     let buffer = spec.buffer;
-                    steps.push(Box::new(move |sb: &mut ShardBuild| {
+                    w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
                         let input = sb.take_upstream::<T>();
                         let (tx, rx) = local_queue(buffer);
                         let cx = sb.stage(index);
@@ -357,21 +397,22 @@ impl<T: Send + 'static> PipelineBuilder<T> {
 
     /// Batches of `size` items (the last may be short; see [`PipelineBuilder::drop_last`]).
     pub fn aggregate(self, size: usize) -> PipelineBuilder<Vec<T>> {
-        let mut next = self.push_stage("aggregate", DEFAULT_BATCH_BUFFER, move |w, index| {
+        let mut next = self.push_stage("aggregate", Kind::Aggregate, DEFAULT_BATCH_BUFFER, move |w, index| {
+            let set = w.enter::<T>(index);
             let spec = w.specs[index].clone();
-            w.hold(BATCH + size);
+            w.hold(BATCH + size, set.len());
             w.units_per_item *= size.max(1) as u64;
-            w.hold(spec.buffer + 1);
-            let (txs, mut rxs): (Vec<_>, Vec<_>) = (1..w.shards).map(|_| channel::bounded(2)).unzip();
+            w.hold(spec.buffer + 1, set.len());
+            let (txs, mut rxs): (Vec<_>, Vec<_>) = (1..set.len()).map(|_| channel::bounded(2)).unzip();
             let mut txs = txs.into_iter();
-            for (j, steps) in w.steps.iter_mut().enumerate() {
-                let leftovers = match j {
-                    _ if rxs.is_empty() && j == 0 => Prepared::Alone,
+            for (pos, &j) in set.iter().enumerate() {
+                let leftovers = match pos {
+                    0 if rxs.is_empty() => Prepared::Alone,
                     0 => Prepared::Gather(std::mem::take(&mut rxs)),
                     _ => Prepared::SendTo(txs.next().expect("one ring per other shard")),
                 };
                 let (buffer, drop_last) = (spec.buffer, spec.drop_last);
-                steps.push(Box::new(move |sb: &mut ShardBuild| {
+                w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
                     let input = sb.take_upstream::<T>();
                     let (tx, rx) = local_queue(buffer);
                     let cx = sb.stage(index);
@@ -392,12 +433,13 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         M: Fn() -> A + Send + Sync + 'static,
     {
         let make = Arc::new(make);
-        self.push_stage("aggregate", DEFAULT_BATCH_BUFFER, move |w, index| {
+        self.push_stage("aggregate", Kind::Aggregate, DEFAULT_BATCH_BUFFER, move |w, index| {
+            let set = w.enter::<T>(index);
             let buffer = w.specs[index].buffer;
-            w.hold(BATCH + buffer + 1);
-            for steps in &mut w.steps {
+            w.hold(BATCH + buffer + 1, set.len());
+            for &j in &set {
                 let make = make.clone();
-                steps.push(Box::new(move |sb: &mut ShardBuild| {
+                w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
                     let input = sb.take_upstream::<T>();
                     let (tx, rx) = local_queue(buffer);
                     let cx = sb.stage(index);
@@ -460,6 +502,14 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
+    /// Runs the stage added last only on these shards (a stateful writer on shard 0, say);
+    /// items move there and back through rings. Ignored on a single loop, where every stage
+    /// shares the one loop.
+    pub fn on_shards(mut self, shards: impl IntoIterator<Item = usize>) -> Self {
+        self.last().shards = Some(shards.into_iter().collect());
+        self
+    }
+
     /// After `aggregate(n)`: drop the incomplete last batch (its items are counted as left over).
     pub fn drop_last(mut self) -> Self {
         self.last().drop_last = true;
@@ -502,26 +552,73 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         Ok(())
     }
 
+    /// Whether the pipeline keeps source order end to end: some stage asked for it, and every
+    /// stage that could reorder (tasks; blocking ops on a single loop) keeps its input order.
+    fn keeps_order(&self, single_loop: bool) -> bool {
+        let reorders = |s: &StageSpec| s.kind == Kind::Tasks || (s.kind == Kind::Blocking && single_loop);
+        self.specs.iter().any(|s| s.ordered) && self.specs.iter().all(|s| !reorders(s) || s.ordered)
+    }
+
+    /// Checks the stage shard sets against the placement (what `Wiring::enter` will build).
+    fn validate_placement(&self, shards: usize, ordered: bool, single_loop: bool) -> Result<(), PipelineBuildError> {
+        if single_loop {
+            return Ok(());
+        }
+        let mut current: Vec<usize> = Vec::new();
+        for spec in &self.specs[1..] {
+            if let Some(set) = &spec.shards {
+                let mut sorted = set.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                if set.is_empty() || sorted.len() != set.len() || sorted.last().is_some_and(|&m| m >= shards) {
+                    return Err(PipelineBuildError::BadShards {
+                        stage: spec.name.clone(),
+                        shards: set.clone(),
+                        count: shards,
+                    });
+                }
+            }
+            let set = match &spec.shards {
+                Some(s) => s.clone(),
+                None if spec.kind == Kind::Aggregate && ordered => vec![current.first().copied().unwrap_or(0)],
+                None => (0..shards).collect(),
+            };
+            if ordered && spec.kind == Kind::Aggregate && set.len() > 1 {
+                return Err(PipelineBuildError::OrderedExchange { stage: spec.name.clone(), from: current, to: set });
+            }
+            if ordered && current.len() > 1 && set.len() > 1 && current != set {
+                return Err(PipelineBuildError::OrderedExchange { stage: spec.name.clone(), from: current, to: set });
+            }
+            current = set;
+        }
+        Ok(())
+    }
+
     /// Starts the pipeline on `placement`. Items flow at once; iterate the returned
     /// [`Pipeline`] to receive them.
     pub fn build(self, placement: Placement) -> Result<Pipeline<T>, PipelineBuildError> {
         self.validate()?;
         let mut rb = Runtime::builder();
-        let (shards_wanted, offload_threads) = match placement {
+        let offload_threads = match placement {
             Placement::SingleLoop { offload_threads } => {
                 rb.shards(1).pin(false);
-                (1, Some(offload_threads))
+                Some(offload_threads)
             }
             Placement::Sharded { shards } => {
                 if shards > 0 {
                     rb.shards(shards);
                 }
-                (shards, None)
+                None
             }
         };
+        let ordered = self.keeps_order(offload_threads.is_some());
+        let shards = match placement {
+            Placement::SingleLoop { .. } => 1,
+            Placement::Sharded { shards: 0 } => rb.plan()?.len(),
+            Placement::Sharded { shards } => shards,
+        };
+        self.validate_placement(shards, ordered, offload_threads.is_some())?;
         let runtime = rb.build()?;
-        let shards = runtime.shard_count();
-        debug_assert!(shards_wanted == 0 || shards_wanted == shards);
         let offload = match offload_threads {
             Some(n) => {
                 let n = if n == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { n };
@@ -531,7 +628,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         };
         let mut specs = self.specs;
         let sink_index = specs.len();
-        specs.push(StageSpec::new("sink".into(), self.sink_buffer));
+        specs.push(StageSpec::new("sink".into(), Kind::Sink, self.sink_buffer));
         let stage_limits = specs.iter().map(|s| (s.name.clone(), s.max_failures)).collect();
         let control = Arc::new(Control::new(stage_limits, self.max_failures_total));
         let mut w = Wiring {
@@ -539,22 +636,25 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             offload: offload.clone(),
             specs,
             steps: (0..shards).map(|_| Vec::<Step>::new()).collect(),
+            ordered,
+            source: None,
+            current: Vec::new(),
             bound: 0,
             units_per_item: 1,
         };
         (self.wire)(&mut w);
-        let mut consumer_ends: Vec<SharedReceiver<Envelope<T>>> = Vec::new();
-        for steps in &mut w.steps {
-            let (tx, rx) = channel::bounded::<Envelope<T>>(self.sink_buffer);
-            consumer_ends.push(rx);
-            steps.push(Box::new(move |sb: &mut ShardBuild| {
+        let from = w.enter::<T>(sink_index);
+        let mut consumer_rings: Vec<SharedReceiver<Msg<T>>> = Vec::new();
+        for &j in &from {
+            let (tx, rx) = channel::bounded::<Msg<T>>(self.sink_buffer);
+            consumer_rings.push(rx);
+            w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
                 let input = sb.take_upstream::<T>();
                 let cx = sb.stage(sink_index);
-                sb.spawn(forward_to_consumer(input, tx.connect(), cx));
+                sb.spawn(deal_task(input, Dealer::new(vec![tx.connect()], false, true), cx));
             }));
         }
-        let sink_cap = self.sink_buffer.max(2).next_power_of_two();
-        w.hold(BATCH + sink_cap);
+        w.hold(BATCH + self.sink_buffer.max(2).next_power_of_two(), from.len());
         let stages = sink_index + 1;
         let names = w.specs.iter().map(|s| s.name.clone()).collect();
         let mut handles = Vec::with_capacity(shards);
@@ -569,7 +669,30 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             });
             handles.push(h?);
         }
-        Ok(Pipeline::new(placement, runtime, offload, control, handles, consumer_ends, names, w.bound))
+        let merge = Merge::new(consumer_rings, ordered && from.len() > 1);
+        Ok(Pipeline::new(placement, runtime, offload, control, handles, merge, names, w.bound))
+    }
+}
+
+/// Spawns the worker of a task stage, in input order or completion order.
+fn spawn_tasks_worker<T, U, F, Fut>(
+    sb: &mut ShardBuild,
+    input: Inbound<T>,
+    output: super::queue::LocalSender<Msg<U>>,
+    op: Arc<F>,
+    limit: usize,
+    ordered: bool,
+    cx: super::stage::StageCx,
+) where
+    T: Send + 'static,
+    U: 'static,
+    F: Fn(T) -> Fut + 'static,
+    Fut: Future<Output = Result<Option<U>, String>> + 'static,
+{
+    if ordered {
+        sb.spawn(ordered_async_worker(input, output, op, limit, cx));
+    } else {
+        sb.spawn(async_worker(input, output, op, limit, cx));
     }
 }
 

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::builder::Placement;
 use super::control::Control;
-use super::envelope::Envelope;
+use super::envelope::{Envelope, Msg};
+use super::exchange::Merge;
 use super::offload::Offload;
 use super::report::{Account, FailureLimitExceeded, Report, ShardUsage, StageReport, StageStats, rate};
 use crate::channel::SharedReceiver;
@@ -52,8 +53,10 @@ pub struct Pipeline<T: Send + 'static> {
     offload: Option<Arc<Offload>>,
     control: Arc<Control>,
     shard_tasks: Vec<JoinHandle<Vec<StageStats>>>,
-    rings: Vec<Option<SharedReceiver<Envelope<T>>>>,
-    next_ring: usize,
+    rings: Merge<SharedReceiver<Msg<T>>>,
+    shards: usize,
+    /// Epochs whose end marker the consumer has passed.
+    epochs_done: u64,
     waker: Option<(std::thread::ThreadId, Waker)>,
     names: Vec<String>,
     bound: u64,
@@ -86,18 +89,19 @@ impl<T: Send + 'static> Pipeline<T> {
         offload: Option<Arc<Offload>>,
         control: Arc<Control>,
         shard_tasks: Vec<JoinHandle<Vec<StageStats>>>,
-        rings: Vec<SharedReceiver<Envelope<T>>>,
+        rings: Merge<SharedReceiver<Msg<T>>>,
         names: Vec<String>,
         bound: u64,
     ) -> Self {
         Self {
             placement,
+            shards: runtime.shard_count(),
             runtime: Some(runtime),
             offload,
             control,
             shard_tasks,
-            rings: rings.into_iter().map(Some).collect(),
-            next_ring: 0,
+            rings,
+            epochs_done: 0,
             waker: None,
             names,
             bound,
@@ -132,28 +136,13 @@ impl<T: Send + 'static> Pipeline<T> {
         }
     }
 
-    /// One pass over the rings: an envelope, `Ready(None)` once all ended, or `Pending`.
-    fn poll_rings(&mut self, waker: &Waker) -> Poll<Option<Envelope<T>>> {
-        let mut cx = Context::from_waker(waker);
-        let n = self.rings.len();
-        let mut open = 0;
-        for k in 0..n {
-            let i = (self.next_ring + k) % n;
-            let Some(ring) = &mut self.rings[i] else { continue };
-            match ring.poll_recv(&mut cx) {
-                Poll::Ready(Some(env)) => {
-                    self.next_ring = (i + 1) % n;
-                    return Poll::Ready(Some(env));
-                }
-                Poll::Ready(None) => self.rings[i] = None,
-                Poll::Pending => open += 1,
-            }
-        }
-        if open == 0 { Poll::Ready(None) } else { Poll::Pending }
+    /// The next message from the shards: an item, an epoch marker, or `Ready(None)` at the end.
+    fn poll_rings(&mut self, waker: &Waker) -> Poll<Option<Msg<T>>> {
+        self.rings.poll_next(&mut Context::from_waker(waker))
     }
 
-    /// Waits up to `timeout` for the next item.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+    /// Waits up to `timeout` for the next message; `Err` when it timed out or the stream ended.
+    fn next_msg(&mut self, timeout: Duration) -> Result<Msg<T>, RecvTimeoutError> {
         match &mut self.state {
             State::Running => {}
             State::Ended { error: Some(e), error_returned, .. } if !*error_returned => {
@@ -167,10 +156,15 @@ impl<T: Send + 'static> Pipeline<T> {
         let mut spins = 0;
         loop {
             match self.poll_rings(&waker) {
-                Poll::Ready(Some(env)) => return Ok(self.deliver(env)),
+                Poll::Ready(Some(Msg::Item(env))) => return Ok(Msg::Item(env)),
+                Poll::Ready(Some(Msg::Epoch(e))) => {
+                    self.epochs_done = e + 1;
+                    return Ok(Msg::Epoch(e));
+                }
+                Poll::Ready(Some(Msg::Chunk)) => continue,
                 Poll::Ready(None) => {
                     self.end();
-                    return self.recv_timeout(Duration::ZERO);
+                    return self.next_msg(Duration::ZERO);
                 }
                 Poll::Pending => {}
             }
@@ -190,6 +184,31 @@ impl<T: Send + 'static> Pipeline<T> {
                 }
             }
         }
+    }
+
+    /// Waits up to `timeout` for the next item (epoch boundaries pass unseen; iterate
+    /// [`Pipeline::epoch`] to see them).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+            match self.next_msg(left)? {
+                Msg::Item(env) => return Ok(self.deliver(env)),
+                Msg::Epoch(_) | Msg::Chunk => {}
+            }
+        }
+    }
+
+    /// The items of the next epoch of a [`source_epochs`](super::source_epochs) pipeline: the
+    /// iterator ends at the epoch's end marker (or at the end of the stream). For a one-pass
+    /// source the one "epoch" is the whole stream.
+    pub fn epoch(&mut self) -> EpochItems<'_, T> {
+        EpochItems { pipeline: self, done: false }
+    }
+
+    /// Epochs the consumer has finished (passed the end marker of).
+    pub fn epochs_done(&self) -> u64 {
+        self.epochs_done
     }
 
     /// Waits for the next item; `None` at the end (see [`Pipeline::finish`] for why it ended).
@@ -233,7 +252,8 @@ impl<T: Send + 'static> Pipeline<T> {
         let waker = self.waker();
         loop {
             match self.poll_rings(&waker) {
-                Poll::Ready(Some(env)) => self.discarded += env.units(),
+                Poll::Ready(Some(Msg::Item(env))) => self.discarded += env.units(),
+                Poll::Ready(Some(_)) => {}
                 Poll::Ready(None) => break,
                 Poll::Pending => std::thread::park_timeout(Duration::from_millis(10)),
             }
@@ -295,7 +315,7 @@ impl<T: Send + 'static> Pipeline<T> {
         };
         let report = Report {
             placement: self.placement.label(),
-            shards: self.rings.len(),
+            shards: self.shards,
             elapsed,
             account,
             received: self.received,
@@ -331,6 +351,27 @@ pub struct PipelineFailed {
     pub error: FailureLimitExceeded,
     /// The run's report (the account still balances).
     pub report: Box<Report>,
+}
+
+/// Iterator over one epoch's items (see [`Pipeline::epoch`]).
+#[derive(Debug)]
+pub struct EpochItems<'a, T: Send + 'static> {
+    pipeline: &'a mut Pipeline<T>,
+    done: bool,
+}
+
+impl<T: Send + 'static> Iterator for EpochItems<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        while !self.done {
+            match self.pipeline.next_msg(Duration::from_secs(3600)) {
+                Ok(Msg::Item(env)) => return Some(self.pipeline.deliver(env)),
+                Ok(Msg::Epoch(_)) | Err(RecvTimeoutError::Ended | RecvTimeoutError::Failed(_)) => self.done = true,
+                Ok(Msg::Chunk) | Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        None
+    }
 }
 
 /// Iterator over a pipeline's items (see [`Pipeline::iter`]).

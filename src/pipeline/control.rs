@@ -106,6 +106,13 @@ impl Control {
         }
     }
 
+    /// A failure that ends the pipeline whatever the limits (the source itself broke).
+    pub(crate) fn fail_fatal(&self, index: usize, message: String) {
+        self.fail(index, || message);
+        self.tripped.store(true, Ordering::Relaxed);
+        self.cancel_below(index + 1);
+    }
+
     /// The aggregated error naming every stage that failed, if a limit was exceeded.
     pub(crate) fn limit_error(&self) -> Option<FailureLimitExceeded> {
         if !self.tripped.load(Ordering::Relaxed) {

@@ -85,6 +85,32 @@ impl<T> Envelope<T> {
     }
 }
 
+/// What queues and rings between stages carry: items and the markers that keep epochs (and, in
+/// an ordered pipeline, source order) intact across shards.
+#[derive(Debug)]
+pub(crate) enum Msg<T> {
+    Item(Envelope<T>),
+    /// The end of one of the source's chunks (ordered pipelines dealt over several shards): the
+    /// merge that restores source order moves on to the next shard's ring.
+    Chunk,
+    /// Every item of epoch `n` came before this.
+    Epoch(u64),
+}
+
+impl<T> Msg<T> {
+    /// The same marker for a stream of another item type.
+    ///
+    /// # Panics
+    /// On an item (callers pass markers only).
+    pub(crate) fn recast<U>(self) -> Msg<U> {
+        match self {
+            Msg::Chunk => Msg::Chunk,
+            Msg::Epoch(e) => Msg::Epoch(e),
+            Msg::Item(_) => unreachable!("only markers are recast"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

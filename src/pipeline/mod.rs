@@ -18,6 +18,7 @@ mod builder;
 mod consumer;
 mod control;
 mod envelope;
+mod exchange;
 mod offload;
 mod queue;
 mod report;
@@ -26,6 +27,6 @@ mod stage;
 mod wiring;
 
 pub use aggregate::Aggregator;
-pub use builder::{Outcome, PipelineBuildError, PipelineBuilder, Placement, source};
-pub use consumer::{Items, Pipeline, PipelineFailed, RecvTimeoutError};
+pub use builder::{Outcome, PipelineBuildError, PipelineBuilder, Placement, source, source_epochs};
+pub use consumer::{EpochItems, Items, Pipeline, PipelineFailed, RecvTimeoutError};
 pub use report::{Account, FailureLimitExceeded, Report, ShardUsage, StageFailures, StageReport, StageStats, fmt_ns};

@@ -17,7 +17,8 @@ use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use super::control::Control;
-use super::envelope::{Envelope, Stamps};
+use super::envelope::{Envelope, Msg, Stamps};
+use super::exchange::Merge;
 use super::queue::{LocalReceiver, LocalSender};
 use super::report::StageStats;
 use crate::channel::Receiver;
@@ -30,22 +31,39 @@ pub(crate) const BATCH: usize = 64;
 /// cheap op itself); blocking and async ops are timed on every call.
 const TIME_ONE_IN: u64 = 16;
 
-/// Where a stage replica reads from: the queue of the stage before it on this shard, or a ring
-/// from another shard (the source's deal).
+/// Where a stage replica reads from: the queue of the stage before it on this shard, one ring
+/// (the source's deal), or several rings merged (a boundary between shard sets).
 pub(crate) enum Inbound<T: 'static> {
-    Local(LocalReceiver<Envelope<T>>),
-    Ring(Receiver<Envelope<T>>),
+    Local(LocalReceiver<Msg<T>>),
+    Ring(Receiver<Msg<T>>),
+    Merge(Merge<Receiver<Msg<T>>>),
 }
 
 impl<T: Send + 'static> Inbound<T> {
-    fn poll_recv_many(&self, cx: &mut std::task::Context<'_>, buf: &mut Vec<Envelope<T>>, max: usize) -> Poll<usize> {
+    fn poll_recv_many(&mut self, cx: &mut std::task::Context<'_>, buf: &mut Vec<Msg<T>>, max: usize) -> Poll<usize> {
         match self {
             Inbound::Local(r) => r.poll_recv_many(cx, buf, max),
             Inbound::Ring(r) => r.poll_recv_many(cx, buf, max),
+            Inbound::Merge(m) => {
+                let mut n = 0;
+                while n < max {
+                    match m.poll_next(cx) {
+                        Poll::Ready(Some(msg)) => {
+                            buf.push(msg);
+                            n += 1;
+                        }
+                        Poll::Ready(None) if n == 0 => return Poll::Ready(0),
+                        Poll::Pending if n == 0 => return Poll::Pending,
+                        Poll::Ready(None) | Poll::Pending => break,
+                    }
+                }
+                Poll::Ready(n)
+            }
         }
     }
 
-    pub(crate) async fn recv_many(&self, buf: &mut Vec<Envelope<T>>, max: usize) -> usize {
+    /// Up to `max` messages into `buf`, waiting while there are none; 0 at the end.
+    pub(crate) async fn recv_many(&mut self, buf: &mut Vec<Msg<T>>, max: usize) -> usize {
         poll_fn(|cx| self.poll_recv_many(cx, buf, max)).await
     }
 }
@@ -99,15 +117,16 @@ impl StageCx {
     }
 
     /// Sends one envelope on; a gone receiver (the pipeline is stopping) makes it a discard.
-    pub(crate) async fn emit<U>(&self, out: &LocalSender<Envelope<U>>, env: Envelope<U>) {
-        match out.send(env).await {
+    pub(crate) async fn emit<U>(&self, out: &LocalSender<Msg<U>>, env: Envelope<U>) {
+        match out.send(Msg::Item(env)).await {
             Ok(()) => self.stats.borrow_mut().emitted += 1,
-            Err(env) => self.discard(env.units()),
+            Err(Msg::Item(env)) => self.discard(env.units()),
+            Err(_) => {}
         }
     }
 
     /// Sends the outputs of one call, sharing out the input's stamps; no output is a filter.
-    async fn emit_all<U>(&self, out: &LocalSender<Envelope<U>>, outputs: &mut Vec<U>, stamps: Stamps) {
+    async fn emit_all<U>(&self, out: &LocalSender<Msg<U>>, outputs: &mut Vec<U>, stamps: Stamps) {
         match outputs.len() {
             0 => self.filtered(stamps.units()),
             1 => {
@@ -124,7 +143,7 @@ impl StageCx {
     }
 
     /// The end of one op call: outputs, a filter, or a failure.
-    async fn settle<U>(&self, out: &LocalSender<Envelope<U>>, result: Result<Option<U>, String>, stamps: Stamps) {
+    async fn settle<U>(&self, out: &LocalSender<Msg<U>>, result: Result<Option<U>, String>, stamps: Stamps) {
         match result {
             Ok(Some(value)) => self.emit(out, Envelope { value, stamps }).await,
             Ok(None) => self.filtered(stamps.units()),
@@ -151,11 +170,17 @@ pub(crate) async fn caught<F: Future>(fut: F) -> Result<F::Output, String> {
     .await
 }
 
+/// Passes a marker on (after everything before it, which the caller has already emitted).
+pub(crate) async fn forward_marker<U>(out: &LocalSender<Msg<U>>, marker: Msg<U>) {
+    // A gone receiver means the pipeline is stopping: the marker has nobody to tell.
+    let _ = out.send(marker).await;
+}
+
 /// The worker of an inline op: `apply` pushes the outputs of one input (none filters it) or
 /// returns the failure message.
 pub(crate) async fn inline_worker<T, U, A>(
-    input: Inbound<T>,
-    output: LocalSender<Envelope<U>>,
+    mut input: Inbound<T>,
+    output: LocalSender<Msg<U>>,
     apply: A,
     cx: StageCx,
     timing: Timing,
@@ -171,9 +196,20 @@ pub(crate) async fn inline_worker<T, U, A>(
         if n == 0 {
             break;
         }
-        cx.received(n);
         let discarding = cx.discarding();
-        for Envelope { value, stamps } in buf.drain(..) {
+        for msg in buf.drain(..) {
+            let Envelope { value, stamps } = match msg {
+                Msg::Item(env) => env,
+                Msg::Chunk => {
+                    forward_marker(&output, Msg::Chunk).await;
+                    continue;
+                }
+                Msg::Epoch(e) => {
+                    forward_marker(&output, Msg::Epoch(e)).await;
+                    continue;
+                }
+            };
+            cx.received(1);
             if discarding {
                 cx.discard(stamps.units());
                 continue;
@@ -234,10 +270,10 @@ impl Slots {
 }
 
 /// The worker of an async op in completion order: one task per item, at most `limit` at once;
-/// each item task emits its own result.
+/// each item task emits its own result. An epoch marker waits for every task started before it.
 pub(crate) async fn async_worker<T, U, F, Fut>(
-    input: Inbound<T>,
-    output: LocalSender<Envelope<U>>,
+    mut input: Inbound<T>,
+    output: LocalSender<Msg<U>>,
     op: Arc<F>,
     limit: usize,
     cx: StageCx,
@@ -254,8 +290,15 @@ pub(crate) async fn async_worker<T, U, F, Fut>(
         if input.recv_many(&mut buf, 1).await == 0 {
             break;
         }
+        let Envelope { value, stamps } = match buf.pop().expect("one received") {
+            Msg::Item(env) => env,
+            marker => {
+                slots.wait_free(limit).await;
+                forward_marker(&output, marker.recast()).await;
+                continue;
+            }
+        };
         cx.received(1);
-        let Envelope { value, stamps } = buf.pop().expect("one received");
         if cx.discarding() {
             cx.discard(stamps.units());
             continue;
@@ -273,11 +316,17 @@ pub(crate) async fn async_worker<T, U, F, Fut>(
     slots.wait_free(limit).await;
 }
 
-/// The worker of an async op in input order: at most `limit` items in flight, results emitted
-/// in the order their inputs arrived.
+/// What an ordered worker has in flight, in input order.
+enum InFlight<U> {
+    Task(JoinHandle<Result<Option<U>, String>>, Stamps),
+    Marker(Msg<U>),
+}
+
+/// The worker of an async op in input order: at most `limit` items in flight, results (and
+/// markers) emitted in the order their inputs arrived.
 pub(crate) async fn ordered_async_worker<T, U, F, Fut>(
-    input: Inbound<T>,
-    output: LocalSender<Envelope<U>>,
+    mut input: Inbound<T>,
+    output: LocalSender<Msg<U>>,
     op: Arc<F>,
     limit: usize,
     cx: StageCx,
@@ -287,21 +336,25 @@ pub(crate) async fn ordered_async_worker<T, U, F, Fut>(
     F: Fn(T) -> Fut + 'static,
     Fut: Future<Output = Result<Option<U>, String>> + 'static,
 {
-    type Done<U> = JoinHandle<Result<Option<U>, String>>;
-    let mut in_flight: VecDeque<(Done<U>, Stamps)> = VecDeque::new();
+    let mut in_flight: VecDeque<InFlight<U>> = VecDeque::new();
     let mut buf = Vec::with_capacity(1);
     let mut input_open = true;
     enum Event<U> {
         Received(usize),
         Finished(Result<Option<U>, String>),
+        Marker,
         End,
     }
     loop {
         let event = poll_fn(|c| {
-            if let Some((front, _)) = in_flight.front_mut()
-                && let Poll::Ready(r) = Pin::new(front).poll(c)
-            {
-                return Poll::Ready(Event::Finished(r.map_err(|e| e.to_string()).and_then(|r| r)));
+            match in_flight.front_mut() {
+                Some(InFlight::Marker(_)) => return Poll::Ready(Event::Marker),
+                Some(InFlight::Task(task, _)) => {
+                    if let Poll::Ready(r) = Pin::new(task).poll(c) {
+                        return Poll::Ready(Event::Finished(r.map_err(|e| e.to_string()).and_then(|r| r)));
+                    }
+                }
+                None => {}
             }
             if input_open && in_flight.len() < limit {
                 if let Poll::Ready(n) = input.poll_recv_many(c, &mut buf, 1) {
@@ -315,25 +368,32 @@ pub(crate) async fn ordered_async_worker<T, U, F, Fut>(
         .await;
         match event {
             Event::Received(0) => input_open = false,
-            Event::Received(_) => {
-                cx.received(1);
-                let Envelope { value, stamps } = buf.pop().expect("one received");
-                if cx.discarding() {
-                    cx.discard(stamps.units());
-                    continue;
+            Event::Received(_) => match buf.pop().expect("one received") {
+                Msg::Item(Envelope { value, stamps }) => {
+                    cx.received(1);
+                    if cx.discarding() {
+                        cx.discard(stamps.units());
+                        continue;
+                    }
+                    let (op, timer) = (op.clone(), cx.clone());
+                    let task = spawn_local(async move {
+                        let t0 = Instant::now();
+                        let r = caught(op(value)).await.and_then(|r| r);
+                        timer.record_time(t0);
+                        r
+                    });
+                    in_flight.push_back(InFlight::Task(task, stamps));
                 }
-                let (op, timer) = (op.clone(), cx.clone());
-                let task = spawn_local(async move {
-                    let t0 = Instant::now();
-                    let r = caught(op(value)).await.and_then(|r| r);
-                    timer.record_time(t0);
-                    r
-                });
-                in_flight.push_back((task, stamps));
-            }
+                Msg::Chunk => in_flight.push_back(InFlight::Marker(Msg::Chunk)),
+                Msg::Epoch(e) => in_flight.push_back(InFlight::Marker(Msg::Epoch(e))),
+            },
             Event::Finished(r) => {
-                let (_, stamps) = in_flight.pop_front().expect("the front finished");
+                let Some(InFlight::Task(_, stamps)) = in_flight.pop_front() else { unreachable!("the front finished") };
                 cx.settle(&output, r, stamps).await;
+            }
+            Event::Marker => {
+                let Some(InFlight::Marker(m)) = in_flight.pop_front() else { unreachable!("a marker is in front") };
+                forward_marker(&output, m).await;
             }
             Event::End => break,
         }

@@ -1,10 +1,12 @@
 //! Turning a builder's stage list into tasks: what is prepared on the building thread (rings
-//! between shards, the failure policy) and what each shard builds for itself (local queues,
+//! between shard sets, the failure policy) and what each shard builds for itself (local queues,
 //! workers), in stage order.
 //!
-//! Each stage adds one [`Step`] per shard. On shard `j` the steps run in order inside one task:
-//! a step takes the previous stage's output from [`ShardBuild`], spawns its worker, and leaves
-//! its own output queue there for the next step.
+//! Each stage adds one [`Step`] per shard of its set. On shard `j` the steps run in order inside
+//! one task: a step takes the previous stage's output from [`ShardBuild`], spawns its worker,
+//! and leaves its own output queue there for the next step. Where the next stage runs on other
+//! shards, an exchange (a dealer on each upstream shard, a merge on each downstream one) carries
+//! the stream across.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -12,20 +14,41 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::control::Control;
+use super::envelope::Msg;
+use super::exchange::{Dealer, Merge};
 use super::offload::Offload;
 use super::report::StageStats;
+use super::source::deal_task;
 use super::stage::{Inbound, StageCx};
+use crate::channel::{self, SharedReceiver, SharedSender};
 use crate::runtime::{JoinHandle, spawn_local};
 
 /// Output queue capacity of a stage unless set with `buffer(n)`.
 pub(crate) const DEFAULT_BUFFER: usize = 64;
 /// Output queue capacity after `aggregate` (batches are large).
 pub(crate) const DEFAULT_BATCH_BUFFER: usize = 2;
+/// Capacity of each ring of an exchange between shard sets.
+pub(crate) const EXCHANGE_RING: usize = 256;
+
+/// What a stage does, as far as placement and ordering care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Source,
+    /// One call at a time in input order (map, pipe, pipe_iter, disaggregate).
+    Inline,
+    /// Tasks that may finish out of order unless `ordered`.
+    Tasks,
+    /// `pipe_blocking`: tasks on a single loop (offloaded), inline on shards.
+    Blocking,
+    Aggregate,
+    Sink,
+}
 
 /// A stage's options.
 #[derive(Debug, Clone)]
 pub(crate) struct StageSpec {
     pub(crate) name: String,
+    pub(crate) kind: Kind,
     pub(crate) concurrency: usize,
     pub(crate) ordered: bool,
     pub(crate) max_failures: Option<u64>,
@@ -33,16 +56,31 @@ pub(crate) struct StageSpec {
     pub(crate) drop_last: bool,
     /// `Some(n)` for `aggregate(n)`.
     pub(crate) batch: Option<usize>,
+    /// `on_shards(..)`: the shards this stage runs on (default: all).
+    pub(crate) shards: Option<Vec<usize>>,
 }
 
 impl StageSpec {
-    pub(crate) fn new(name: String, buffer: usize) -> Self {
-        Self { name, concurrency: 1, ordered: false, max_failures: None, buffer, drop_last: false, batch: None }
+    pub(crate) fn new(name: String, kind: Kind, buffer: usize) -> Self {
+        Self {
+            name,
+            kind,
+            concurrency: 1,
+            ordered: false,
+            max_failures: None,
+            buffer,
+            drop_last: false,
+            batch: None,
+            shards: None,
+        }
     }
 }
 
 /// What one shard runs for one stage.
 pub(crate) type Step = Box<dyn FnOnce(&mut ShardBuild) + Send>;
+
+/// Places the source once the first stage's shards are known.
+pub(crate) type PlaceSource = Box<dyn FnOnce(&mut Wiring, &[usize]) + Send>;
 
 /// Prepared on the building thread.
 pub(crate) struct Wiring {
@@ -50,6 +88,12 @@ pub(crate) struct Wiring {
     pub(crate) offload: Option<Arc<Offload>>,
     pub(crate) specs: Vec<StageSpec>,
     pub(crate) steps: Vec<Vec<Step>>,
+    /// The pipeline keeps source order end to end (see `exchange`).
+    pub(crate) ordered: bool,
+    /// The source, until the first stage says where its items go.
+    pub(crate) source: Option<PlaceSource>,
+    /// The shards holding the chain's output so far.
+    pub(crate) current: Vec<usize>,
     /// Upper bound on source items inside the pipeline at once (queues, batches, tasks).
     pub(crate) bound: u64,
     /// Source items one item holds at the current point of the chain (batches hold many).
@@ -57,16 +101,82 @@ pub(crate) struct Wiring {
 }
 
 impl Wiring {
-    /// Tasks of stage `index` in flight on shard `shard`: the stage's total split over the
-    /// shards, at least 1 each.
-    pub(crate) fn concurrency_on(&self, index: usize, shard: usize) -> usize {
-        let c = self.specs[index].concurrency;
-        (c / self.shards + usize::from(shard < c % self.shards)).max(1)
+    /// The shards stage `index` runs on.
+    pub(crate) fn set_of(&self, index: usize) -> Vec<usize> {
+        let spec = &self.specs[index];
+        if self.shards == 1 {
+            return vec![0];
+        }
+        match &spec.shards {
+            Some(s) => s.clone(),
+            // An ordered pipeline batches on one shard, so batches hold consecutive items.
+            None if spec.kind == Kind::Aggregate && self.ordered => vec![self.current.first().copied().unwrap_or(0)],
+            None => (0..self.shards).collect(),
+        }
     }
 
-    /// Adds `items` held at this point of the chain (on every shard) to the bound.
-    pub(crate) fn hold(&mut self, items_per_shard: usize) {
-        self.bound += items_per_shard as u64 * self.units_per_item * self.shards as u64;
+    /// Tasks of stage `index` in flight on the `pos`-th of its `of` shards: the stage's total
+    /// split evenly, at least 1 each.
+    pub(crate) fn concurrency_on(&self, index: usize, pos: usize, of: usize) -> usize {
+        let c = self.specs[index].concurrency;
+        (c / of + usize::from(pos < c % of)).max(1)
+    }
+
+    /// Adds `items` held at this point of the chain, on each of `shards` shards, to the bound.
+    pub(crate) fn hold(&mut self, items_per_shard: usize, shards: usize) {
+        self.bound += items_per_shard as u64 * self.units_per_item * shards as u64;
+    }
+
+    /// Brings the chain's output (items of type `T`) to the shards of stage `index` and returns
+    /// them: places the source there, or adds an exchange when they differ from where the
+    /// output is now.
+    pub(crate) fn enter<T: Send + 'static>(&mut self, index: usize) -> Vec<usize> {
+        let set = self.set_of(index);
+        if let Some(place) = self.source.take() {
+            place(self, &set);
+        } else if self.current != set {
+            self.exchange::<T>(&set, index);
+        }
+        self.current = set.clone();
+        set
+    }
+
+    /// Rings from every shard of `self.current` to every shard of `to`: a dealer on each
+    /// upstream shard, a merge on each downstream one.
+    fn exchange<T: Send + 'static>(&mut self, to: &[usize], next_index: usize) {
+        let from = self.current.clone();
+        let ordered = self.ordered;
+        let mut outs: Vec<Vec<SharedSender<Msg<T>>>> = from.iter().map(|_| Vec::new()).collect();
+        let mut ins: Vec<Vec<SharedReceiver<Msg<T>>>> = to.iter().map(|_| Vec::new()).collect();
+        for out in &mut outs {
+            for inn in &mut ins {
+                let (tx, rx) = channel::bounded(EXCHANGE_RING);
+                out.push(tx);
+                inn.push(rx);
+            }
+        }
+        self.hold(EXCHANGE_RING * to.len() + super::stage::BATCH, from.len());
+        for (&f, targets) in from.iter().zip(outs) {
+            self.steps[f].push(Box::new(move |sb: &mut ShardBuild| {
+                let input = sb.take_upstream::<T>();
+                let dealer = Dealer::new(targets.into_iter().map(SharedSender::connect).collect(), ordered, false);
+                let cx = sb.stage(next_index);
+                sb.spawn(deal_task(input, dealer, cx));
+            }));
+        }
+        for (&t, rings) in to.iter().zip(ins) {
+            self.steps[t].push(Box::new(move |sb: &mut ShardBuild| sb.set_upstream(merged(rings, ordered))));
+        }
+    }
+}
+
+/// The input a shard reads from `rings` (one per upstream shard).
+pub(crate) fn merged<T: Send + 'static>(rings: Vec<SharedReceiver<Msg<T>>>, ordered: bool) -> Inbound<T> {
+    let mut rings: Vec<_> = rings.into_iter().map(SharedReceiver::connect).collect();
+    if rings.len() == 1 {
+        Inbound::Ring(rings.pop().expect("one ring"))
+    } else {
+        Inbound::Merge(Merge::new(rings, ordered))
     }
 }
 

@@ -1,0 +1,266 @@
+//! Moving items between shard sets: the dealer that spreads one shard's stream over several
+//! rings, and the merge that reads several rings as one stream.
+//!
+//! The source is a dealer (from shard 0 to the first stage's shards); so is every boundary where
+//! the next stage runs on a different set of shards (per-stage pinning), and the last stage's
+//! hand-off to the consumer. Two policies:
+//!
+//! - **Balanced** (default): a chunk of [`CHUNK`] items goes to each target in turn, but a
+//!   target whose ring is full is skipped (its shard is behind), so load goes where there is
+//!   room. The merge reads its rings round-robin.
+//! - **Ordered** (every reordering stage is `ordered`): chunks go strictly in turn, each closed
+//!   by a `Chunk` marker; every stage keeps order within its shard, and the merge reads ring
+//!   `c mod n` up to the marker of chunk `c`, which restores source order exactly.
+//!
+//! Epoch markers go to every target; a merge passes `Epoch(e)` on only once every ring has
+//! delivered it, and reads no ring past its marker before then.
+
+use std::task::{Context, Poll};
+
+use super::envelope::{Envelope, Msg};
+use super::stage::StageCx;
+use crate::channel::{Receiver, Sender, SharedReceiver, TrySendError};
+
+/// Consecutive items dealt to one target before the next one's turn.
+pub(crate) const CHUNK: usize = 32;
+
+/// Spreads a stream over `targets`.
+pub(crate) struct Dealer<T: 'static> {
+    targets: Vec<Sender<Msg<T>>>,
+    ordered: bool,
+    /// Count delivered items as the stage's output (the source, the sink); a boundary between
+    /// stages only carries them.
+    counts_output: bool,
+    turn: usize,
+    in_chunk: usize,
+}
+
+impl<T: Send + 'static> Dealer<T> {
+    pub(crate) fn new(targets: Vec<Sender<Msg<T>>>, ordered: bool, counts_output: bool) -> Self {
+        Self { targets, ordered, counts_output, turn: 0, in_chunk: 0 }
+    }
+
+    /// Sends one message on; an item nobody will receive (the pipeline is stopping) is counted
+    /// as discarded.
+    pub(crate) async fn send(&mut self, msg: Msg<T>, cx: &StageCx) {
+        match msg {
+            Msg::Item(env) => self.item(env, cx).await,
+            // Only a single-target dealer passes chunk markers through (an ordered N → 1 merge
+            // downstream needs them); a multi-target dealer makes its own.
+            Msg::Chunk => {
+                if self.targets.len() == 1 {
+                    let _ = self.targets[0].send(Msg::Chunk).await;
+                }
+            }
+            Msg::Epoch(e) => {
+                if self.ordered && self.targets.len() > 1 && self.in_chunk > 0 {
+                    self.close_chunk().await;
+                }
+                for t in &self.targets {
+                    let _ = t.send(Msg::Epoch(e)).await;
+                }
+            }
+        }
+    }
+
+    async fn item(&mut self, env: Envelope<T>, cx: &StageCx) {
+        let n = self.targets.len();
+        let outcome = if n == 1 {
+            self.targets[0].send(Msg::Item(env)).await
+        } else if self.ordered {
+            let r = self.targets[self.turn].send(Msg::Item(env)).await;
+            self.in_chunk += 1;
+            if self.in_chunk == CHUNK {
+                self.close_chunk().await;
+            }
+            r
+        } else {
+            let r = match offer(&self.targets, self.turn, Msg::Item(env)) {
+                Ok(()) => Ok(()),
+                Err(msg) => self.targets[self.turn].send(msg).await,
+            };
+            self.in_chunk += 1;
+            if self.in_chunk == CHUNK {
+                self.in_chunk = 0;
+                self.turn = (self.turn + 1) % n;
+            }
+            r
+        };
+        match outcome {
+            Ok(()) => {
+                if self.counts_output {
+                    cx.stats.borrow_mut().emitted += 1;
+                }
+            }
+            Err(e) => {
+                if let Msg::Item(env) = e.0 {
+                    cx.discard(env.units());
+                }
+            }
+        }
+    }
+
+    async fn close_chunk(&mut self) {
+        let _ = self.targets[self.turn].send(Msg::Chunk).await;
+        self.in_chunk = 0;
+        self.turn = (self.turn + 1) % self.targets.len();
+    }
+}
+
+/// Offers `msg` to the target whose turn it is, then to the others; hands it back if every
+/// ring is full.
+fn offer<T: Send + 'static>(targets: &[Sender<Msg<T>>], turn: usize, mut msg: Msg<T>) -> Result<(), Msg<T>> {
+    let n = targets.len();
+    for k in 0..n {
+        match targets[(turn + k) % n].try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => msg = m,
+        }
+    }
+    Err(msg)
+}
+
+/// A ring the merge can poll without spinning (it has others to look at).
+pub(crate) trait PollRing<M> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<M>>;
+}
+
+impl<M: Send + 'static> PollRing<M> for Receiver<M> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<M>> {
+        self.poll_recv_unbudgeted(cx, false)
+    }
+}
+
+impl<M: Send> PollRing<M> for SharedReceiver<M> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<M>> {
+        self.poll_recv(cx)
+    }
+}
+
+/// Several rings read as one stream (see the module docs).
+pub(crate) struct Merge<R> {
+    /// `None` once a ring has ended.
+    rings: Vec<Option<R>>,
+    /// Parked at an epoch marker: not read until every ring has delivered it.
+    parked: Vec<bool>,
+    epoch: Option<u64>,
+    ordered: bool,
+    next: usize,
+}
+
+impl<R> Merge<R> {
+    pub(crate) fn new(rings: Vec<R>, ordered: bool) -> Self {
+        let n = rings.len();
+        Self { rings: rings.into_iter().map(Some).collect(), parked: vec![false; n], epoch: None, ordered, next: 0 }
+    }
+
+    /// The next message: an item, `Epoch(e)` once every ring delivered it, `None` at the end.
+    /// Chunk markers are consumed here.
+    pub(crate) fn poll_next<T>(&mut self, cx: &mut Context<'_>) -> Poll<Option<Msg<T>>>
+    where
+        R: PollRing<Msg<T>>,
+    {
+        if self.ordered { self.poll_ordered(cx) } else { self.poll_balanced(cx) }
+    }
+
+    /// Every open ring is parked at the epoch marker: release them and pass it on.
+    fn epoch_complete<T>(&mut self) -> Option<Msg<T>> {
+        let open = self.rings.iter().zip(&self.parked).filter(|(r, _)| r.is_some());
+        if self.epoch.is_some() && open.clone().all(|(_, &p)| p) {
+            self.parked.iter_mut().for_each(|p| *p = false);
+            return self.epoch.take().map(Msg::Epoch);
+        }
+        None
+    }
+
+    fn poll_balanced<T>(&mut self, cx: &mut Context<'_>) -> Poll<Option<Msg<T>>>
+    where
+        R: PollRing<Msg<T>>,
+    {
+        let n = self.rings.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if self.parked[i] {
+                continue;
+            }
+            let Some(ring) = &mut self.rings[i] else { continue };
+            loop {
+                match ring.poll_next(cx) {
+                    Poll::Ready(Some(Msg::Item(env))) => {
+                        self.next = (i + 1) % n;
+                        return Poll::Ready(Some(Msg::Item(env)));
+                    }
+                    Poll::Ready(Some(Msg::Chunk)) => continue,
+                    Poll::Ready(Some(Msg::Epoch(e))) => {
+                        self.parked[i] = true;
+                        self.epoch = Some(e);
+                    }
+                    Poll::Ready(None) => self.rings[i] = None,
+                    Poll::Pending => {}
+                }
+                break;
+            }
+        }
+        if let Some(m) = self.epoch_complete() {
+            return Poll::Ready(Some(m));
+        }
+        if self.rings.iter().all(Option::is_none) { Poll::Ready(None) } else { Poll::Pending }
+    }
+
+    fn poll_ordered<T>(&mut self, cx: &mut Context<'_>) -> Poll<Option<Msg<T>>>
+    where
+        R: PollRing<Msg<T>>,
+    {
+        let n = self.rings.len();
+        loop {
+            // Gathering an epoch marker from every ring: the expected ring already gave it.
+            if self.epoch.is_some() {
+                let mut waiting = false;
+                for i in 0..n {
+                    if self.parked[i] {
+                        continue;
+                    }
+                    let Some(ring) = &mut self.rings[i] else { continue };
+                    match ring.poll_next(cx) {
+                        Poll::Ready(Some(Msg::Epoch(_))) => self.parked[i] = true,
+                        Poll::Ready(Some(_)) => {
+                            unreachable!("ordered dealing puts the epoch marker next on every ring")
+                        }
+                        Poll::Ready(None) => self.rings[i] = None,
+                        Poll::Pending => waiting = true,
+                    }
+                }
+                if waiting {
+                    return Poll::Pending;
+                }
+                return Poll::Ready(self.epoch_complete());
+            }
+            let i = self.next;
+            let Some(ring) = &mut self.rings[i] else {
+                // The expected ring ended: so did the stream; wait for the others to close.
+                for slot in &mut self.rings {
+                    if let Some(r) = slot {
+                        match r.poll_next(cx) {
+                            Poll::Ready(None) => *slot = None,
+                            Poll::Ready(Some(_)) => {
+                                unreachable!("ordered dealing ends every ring after its last chunk")
+                            }
+                            Poll::Pending => return Poll::Pending,
+                        }
+                    }
+                }
+                return Poll::Ready(None);
+            };
+            match ring.poll_next(cx) {
+                Poll::Ready(Some(Msg::Item(env))) => return Poll::Ready(Some(Msg::Item(env))),
+                Poll::Ready(Some(Msg::Chunk)) => self.next = (i + 1) % n,
+                Poll::Ready(Some(Msg::Epoch(e))) => {
+                    self.parked[i] = true;
+                    self.epoch = Some(e);
+                }
+                Poll::Ready(None) => self.rings[i] = None,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
