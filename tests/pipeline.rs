@@ -436,10 +436,7 @@ fn pinning_to_a_shard_the_placement_lacks_is_refused() {
 #[test]
 fn a_panicking_source_fails_the_pipeline_and_names_the_source() {
     for p in PLACEMENTS {
-        let items = (0..1000u64).map(|x| {
-            assert!(x != 500, "source broke at {x}");
-            x
-        });
+        let items = (0..1000u64).inspect(|&x| assert!(x != 500, "source broke at {x}"));
         let Some(mut pipe) = start(source(items), p) else { return };
         let got = pipe.iter().count();
         assert_eq!(got, 500, "{p:?}");
