@@ -264,3 +264,94 @@ impl<R> Merge<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{SharedSender, bounded};
+    use crate::pipeline::envelope::Stamps;
+    use std::task::Waker;
+
+    fn item(v: u32) -> Msg<u32> {
+        Msg::Item(Envelope { value: v, stamps: Stamps::None })
+    }
+
+    /// Rings whose producers stay connected (off a shard every send publishes at once).
+    fn rings(n: usize) -> (Vec<crate::channel::Sender<Msg<u32>>>, Vec<SharedReceiver<Msg<u32>>>) {
+        let (tx, rx): (Vec<SharedSender<Msg<u32>>>, Vec<_>) = (0..n).map(|_| bounded(64)).unzip();
+        (tx.into_iter().map(SharedSender::connect).collect(), rx)
+    }
+
+    /// Everything the merge yields until it has nothing ready: values, and `u32::MAX` per epoch.
+    fn drain(m: &mut Merge<SharedReceiver<Msg<u32>>>) -> (Vec<u32>, bool) {
+        let cx = &mut Context::from_waker(Waker::noop());
+        let mut out = Vec::new();
+        loop {
+            match m.poll_next::<u32>(cx) {
+                Poll::Ready(Some(Msg::Item(e))) => out.push(e.value),
+                Poll::Ready(Some(Msg::Epoch(_))) => out.push(u32::MAX),
+                Poll::Ready(Some(Msg::Chunk)) => unreachable!("chunk markers are consumed"),
+                Poll::Ready(None) => return (out, true),
+                Poll::Pending => return (out, false),
+            }
+        }
+    }
+
+    #[test]
+    fn an_ordered_merge_follows_the_chunks_whatever_arrives_first() {
+        let (tx, rx) = rings(2);
+        let mut m = Merge::new(rx, true);
+        // Chunk 1 (ring 1) arrives before chunk 0 (ring 0): nothing may pass yet.
+        for v in [3, 4] {
+            tx[1].try_send(item(v)).unwrap();
+        }
+        tx[1].try_send(Msg::Chunk).unwrap();
+        assert_eq!(drain(&mut m), (vec![], false));
+        for v in [1, 2] {
+            tx[0].try_send(item(v)).unwrap();
+        }
+        tx[0].try_send(Msg::Chunk).unwrap();
+        tx[0].try_send(item(5)).unwrap();
+        assert_eq!(drain(&mut m), (vec![1, 2, 3, 4, 5], false));
+        drop(tx);
+        assert_eq!(drain(&mut m), (vec![], true));
+    }
+
+    #[test]
+    fn an_epoch_passes_only_once_every_ring_delivered_it_and_no_ring_is_read_past_it() {
+        for ordered in [false, true] {
+            let (tx, rx) = rings(2);
+            let mut m = Merge::new(rx, ordered);
+            tx[0].try_send(item(1)).unwrap();
+            tx[0].try_send(Msg::Chunk).unwrap();
+            tx[0].try_send(Msg::Epoch(0)).unwrap();
+            // Epoch 1's first item: ordered dealing puts it on the next ring in turn (ring 1,
+            // after its marker); balanced dealing may put it anywhere, here behind the marker.
+            if !ordered {
+                tx[0].try_send(item(10)).unwrap();
+            }
+            let (got, _) = drain(&mut m);
+            assert_eq!(got, vec![1], "ordered={ordered}");
+            tx[1].try_send(Msg::Epoch(0)).unwrap();
+            if ordered {
+                tx[1].try_send(item(10)).unwrap();
+            }
+            let (got, _) = drain(&mut m);
+            assert_eq!(got, vec![u32::MAX, 10], "ordered={ordered}");
+        }
+    }
+
+    #[test]
+    fn a_balanced_merge_reads_every_ring_and_ends_when_all_have_ended() {
+        let (tx, rx) = rings(3);
+        let mut m = Merge::new(rx, false);
+        for (i, t) in tx.iter().enumerate() {
+            t.try_send(item(i as u32)).unwrap();
+        }
+        let (mut got, ended) = drain(&mut m);
+        got.sort_unstable();
+        assert_eq!((got, ended), (vec![0, 1, 2], false));
+        drop(tx);
+        assert_eq!(drain(&mut m), (vec![], true));
+    }
+}
