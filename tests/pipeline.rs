@@ -445,3 +445,30 @@ fn a_panicking_source_fails_the_pipeline_and_names_the_source() {
         assert_balanced(&err.report);
     }
 }
+
+#[test]
+fn waits_and_occupancy_tell_which_side_is_slow() {
+    // A slow consumer: the map keeps its output queue full and waits for room.
+    let Some(mut pipe) = start(source(0..300u64).map(|x| x).name("fast"), Placement::sharded()) else { return };
+    while pipe.recv().is_some() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let r = pipe.finish().unwrap();
+    let fast = &r.stages[1].stats;
+    assert!(fast.output_wait > Duration::ZERO, "backpressure shows as output wait");
+    assert!(fast.occupancy().unwrap() > 0.5, "its queue was busy: {:?}", fast.occupancy());
+
+    // A slow stage upstream: the stage after it starves and says so.
+    let b = source(0..200u64)
+        .pipe_async(|x| async move {
+            sleep(Duration::from_micros(500)).await;
+            Some(x)
+        })
+        .map(|x| x)
+        .name("starved");
+    let Some(mut pipe) = start(b, Placement::sharded()) else { return };
+    assert_eq!(pipe.iter().count(), 200);
+    let r = pipe.finish().unwrap();
+    let starved = &r.stages[2].stats;
+    assert!(starved.input_wait >= Duration::from_millis(50), "waited {:?}", starved.input_wait);
+}

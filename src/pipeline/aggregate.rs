@@ -75,7 +75,7 @@ pub(crate) async fn aggregate_worker<T: Send + 'static>(
     let mut batcher = Batcher { size, pending: Vec::with_capacity(size) };
     let mut buf = Vec::with_capacity(BATCH);
     loop {
-        let n = input.recv_many(&mut buf, BATCH).await;
+        let n = cx.recv(&mut input, &mut buf, BATCH).await;
         if n == 0 {
             break;
         }
@@ -160,7 +160,7 @@ pub(crate) async fn custom_aggregate_worker<T: Send + 'static, A: Aggregator<T>>
     let mut buf = Vec::with_capacity(BATCH);
     let mut stamps = Stamps::None;
     loop {
-        let n = input.recv_many(&mut buf, BATCH).await;
+        let n = cx.recv(&mut input, &mut buf, BATCH).await;
         if n == 0 {
             break;
         }

@@ -257,8 +257,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 let apply = apply.clone();
                 w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
                     let input = sb.take_upstream::<T>();
-                    let (tx, rx) = local_queue(buffer);
                     let cx = sb.stage(index);
+                    let (tx, rx) = local_queue(buffer, Some(&cx.stats));
                     sb.spawn(inline_worker(input, tx, move |x, out: &mut Vec<U>| apply(x, out), cx, timing));
                     sb.set_upstream(Inbound::Local(rx));
                 }));
@@ -283,8 +283,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 let op = op.clone();
                 w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
                     let input = sb.take_upstream::<T>();
-                    let (tx, rx) = local_queue(spec.buffer);
                     let cx = sb.stage(index);
+                    let (tx, rx) = local_queue(spec.buffer, Some(&cx.stats));
                     spawn_tasks_worker(sb, input, tx, op, limit, spec.ordered, cx);
                     sb.set_upstream(Inbound::Local(rx));
                 }));
@@ -372,8 +372,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 });
                 w.steps[set[0]].push(Box::new(move |sb: &mut ShardBuild| {
                     let input = sb.take_upstream::<T>();
-                    let (tx, rx) = local_queue(spec.buffer);
                     let cx = sb.stage(index);
+                    let (tx, rx) = local_queue(spec.buffer, Some(&cx.stats));
                     spawn_tasks_worker(sb, input, tx, op, limit, spec.ordered, cx);
                     sb.set_upstream(Inbound::Local(rx));
                 }));
@@ -384,8 +384,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     let buffer = spec.buffer;
                     w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
                         let input = sb.take_upstream::<T>();
-                        let (tx, rx) = local_queue(buffer);
                         let cx = sb.stage(index);
+                        let (tx, rx) = local_queue(buffer, Some(&cx.stats));
                         let apply = move |x, out: &mut Vec<R::Item>| push_outcome(f(x), out);
                         sb.spawn(inline_worker(input, tx, apply, cx, Timing::Every));
                         sb.set_upstream(Inbound::Local(rx));
@@ -414,8 +414,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 let (buffer, drop_last) = (spec.buffer, spec.drop_last);
                 w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
                     let input = sb.take_upstream::<T>();
-                    let (tx, rx) = local_queue(buffer);
                     let cx = sb.stage(index);
+                    let (tx, rx) = local_queue(buffer, Some(&cx.stats));
                     sb.spawn(aggregate_worker(input, tx, size, drop_last, leftovers.connect(), cx));
                     sb.set_upstream(Inbound::Local(rx));
                 }));
@@ -441,8 +441,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 let make = make.clone();
                 w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
                     let input = sb.take_upstream::<T>();
-                    let (tx, rx) = local_queue(buffer);
                     let cx = sb.stage(index);
+                    let (tx, rx) = local_queue(buffer, Some(&cx.stats));
                     sb.spawn(custom_aggregate_worker(input, tx, make(), cx));
                     sb.set_upstream(Inbound::Local(rx));
                 }));

@@ -10,6 +10,29 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use super::report::StageStats;
+
+/// How long a queue held items, written into its producing stage's stats when the queue goes.
+/// The clock is read only when the queue turns empty or non-empty: a stage that keeps up drains
+/// a batch at a time, so that is about twice per batch, not per item.
+struct Occupancy {
+    stats: Rc<RefCell<StageStats>>,
+    created: Instant,
+    nonempty_since: Option<Instant>,
+    nonempty: Duration,
+}
+
+impl Drop for Occupancy {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        let open = self.nonempty_since.map_or(Duration::ZERO, |t| now - t);
+        let mut s = self.stats.borrow_mut();
+        s.output_nonempty += self.nonempty + open;
+        s.output_lifetime += now - self.created;
+    }
+}
 
 struct State<T> {
     items: VecDeque<T>,
@@ -18,10 +41,15 @@ struct State<T> {
     receiver_alive: bool,
     recv_waker: Option<Waker>,
     send_wakers: Vec<Waker>,
+    occupancy: Option<Occupancy>,
 }
 
-/// Creates a queue holding at most `capacity` items (at least 1).
-pub(crate) fn local_queue<T>(capacity: usize) -> (LocalSender<T>, LocalReceiver<T>) {
+/// Creates a queue holding at most `capacity` items (at least 1); with `stats`, its occupancy
+/// is added to them when the queue goes.
+pub(crate) fn local_queue<T>(
+    capacity: usize,
+    stats: Option<&Rc<RefCell<StageStats>>>,
+) -> (LocalSender<T>, LocalReceiver<T>) {
     let capacity = capacity.max(1);
     let state = Rc::new(RefCell::new(State {
         items: VecDeque::with_capacity(capacity),
@@ -30,6 +58,12 @@ pub(crate) fn local_queue<T>(capacity: usize) -> (LocalSender<T>, LocalReceiver<
         receiver_alive: true,
         recv_waker: None,
         send_wakers: Vec::new(),
+        occupancy: stats.map(|stats| Occupancy {
+            stats: stats.clone(),
+            created: Instant::now(),
+            nonempty_since: None,
+            nonempty: Duration::ZERO,
+        }),
     }));
     (LocalSender { state: state.clone() }, LocalReceiver { state })
 }
@@ -78,6 +112,11 @@ impl<T> LocalSender<T> {
             return Poll::Pending;
         }
         s.items.push_back(v);
+        if s.items.len() == 1
+            && let Some(o) = &mut s.occupancy
+        {
+            o.nonempty_since = Some(Instant::now());
+        }
         if let Some(w) = s.recv_waker.take() {
             drop(s);
             w.wake();
@@ -115,6 +154,12 @@ impl<T> LocalReceiver<T> {
         }
         let n = s.items.len().min(max.max(1));
         buf.extend(s.items.drain(..n));
+        if s.items.is_empty()
+            && let Some(o) = &mut s.occupancy
+            && let Some(since) = o.nonempty_since.take()
+        {
+            o.nonempty += since.elapsed();
+        }
         // Every waiting sender re-checks; those that find no room wait again.
         let wakers = std::mem::take(&mut s.send_wakers);
         drop(s);
@@ -140,7 +185,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_makes_the_sender_wait_and_hands_nothing_back() {
-        let (tx, rx) = local_queue::<u32>(2);
+        let (tx, rx) = local_queue::<u32>(2, None);
         let cx = &mut Context::from_waker(Waker::noop());
         for i in 0..2 {
             assert!(matches!(tx.poll_send(cx, &mut Some(i)), Poll::Ready(Ok(()))));
@@ -156,7 +201,7 @@ mod tests {
 
     #[test]
     fn the_end_comes_after_the_last_item_and_the_last_sender() {
-        let (tx, rx) = local_queue::<u32>(4);
+        let (tx, rx) = local_queue::<u32>(4, None);
         let tx2 = tx.clone();
         let cx = &mut Context::from_waker(Waker::noop());
         assert!(tx.poll_send(cx, &mut Some(7)).is_ready());
@@ -171,9 +216,28 @@ mod tests {
 
     #[test]
     fn a_send_after_the_receiver_left_hands_the_item_back() {
-        let (tx, rx) = local_queue::<u32>(4);
+        let (tx, rx) = local_queue::<u32>(4, None);
         drop(rx);
         let cx = &mut Context::from_waker(Waker::noop());
         assert!(matches!(tx.poll_send(cx, &mut Some(3)), Poll::Ready(Err(3))));
+    }
+
+    #[test]
+    fn occupancy_counts_the_time_the_queue_held_items() {
+        let stats = Rc::new(RefCell::new(StageStats::default()));
+        let (tx, rx) = local_queue::<u32>(4, Some(&stats));
+        let cx = &mut Context::from_waker(Waker::noop());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(tx.poll_send(cx, &mut Some(1)).is_ready());
+        std::thread::sleep(Duration::from_millis(20));
+        let mut buf = Vec::new();
+        assert_eq!(poll_many(&rx, &mut buf), Poll::Ready(1));
+        drop((tx, rx));
+        let s = stats.borrow();
+        // Lower bounds only (a sleep lasts at least as long as asked): it held the item for
+        // 20 ms or more, and lived 20 ms or more longer than that.
+        assert!(s.output_nonempty >= Duration::from_millis(20), "{:?}", s.output_nonempty);
+        assert!(s.output_lifetime >= s.output_nonempty + Duration::from_millis(20), "{:?}", s.output_lifetime);
+        assert!(s.occupancy().is_some_and(|o| o > 0.0 && o < 1.0));
     }
 }

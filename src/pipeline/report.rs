@@ -29,6 +29,14 @@ pub struct StageStats {
     pub discarded_units: u64,
     /// Time per op call, ns (inline functions are timed on a sample of calls; see docs/pipeline.md).
     pub task_time: Recorder,
+    /// Time the stage's worker waited for input (upstream too slow: the stage starved).
+    pub input_wait: Duration,
+    /// Time the stage waited for room in its output queue (downstream too slow: backpressure).
+    pub output_wait: Duration,
+    /// Time the stage's output queue held at least one item.
+    pub output_nonempty: Duration,
+    /// Time the stage's output queue existed.
+    pub output_lifetime: Duration,
 }
 
 impl StageStats {
@@ -43,6 +51,17 @@ impl StageStats {
         self.left_over_units += other.left_over_units;
         self.discarded_units += other.discarded_units;
         self.task_time.merge(&other.task_time);
+        self.input_wait += other.input_wait;
+        self.output_wait += other.output_wait;
+        self.output_nonempty += other.output_nonempty;
+        self.output_lifetime += other.output_lifetime;
+    }
+
+    /// Fraction of the time the output queue was non-empty (SPDL's "data readiness": near 1
+    /// means the next stage always had work waiting); `None` for stages without a queue.
+    pub fn occupancy(&self) -> Option<f64> {
+        let life = self.output_lifetime.as_secs_f64();
+        (life > 0.0).then(|| self.output_nonempty.as_secs_f64() / life)
     }
 }
 
@@ -170,16 +189,20 @@ impl fmt::Display for Report {
         )?;
         for s in &self.stages {
             let t = s.stats.task_time.summary();
+            let occupancy = s.stats.occupancy().map_or_else(|| "-".to_owned(), |o| format!("{:.0}%", 100.0 * o));
             writeln!(
                 f,
-                "  {:<16} in {:>9} out {:>9} failed {:>5} filtered {:>5}  task p50 {} p99 {}",
+                "  {:<16} in {:>9} out {:>9} failed {:>5} filtered {:>5}  task p50 {} p99 {}  waits in {:.3} s out {:.3} s  queue busy {}",
                 s.name,
                 s.stats.received,
                 s.stats.emitted,
                 s.stats.failures,
                 s.stats.filtered,
                 fmt_ns(t.p50),
-                fmt_ns(t.p99)
+                fmt_ns(t.p99),
+                s.stats.input_wait.as_secs_f64(),
+                s.stats.output_wait.as_secs_f64(),
+                occupancy
             )?;
         }
         for u in &self.shard_usage {

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::control::Control;
 use super::envelope::{Envelope, Msg, Stamps};
@@ -68,6 +68,25 @@ impl<T: Send + 'static> Inbound<T> {
     }
 }
 
+/// Awaits `fut`; when it had to wait, passes the time waited to `record`. The clock is read
+/// only when the future was not ready at once.
+pub(crate) async fn waited<F: Future>(fut: F, record: impl FnOnce(Duration)) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut since = None;
+    let out = poll_fn(|cx| {
+        let p = fut.as_mut().poll(cx);
+        if p.is_pending() {
+            since.get_or_insert_with(Instant::now);
+        }
+        p
+    })
+    .await;
+    if let Some(t) = since {
+        record(t.elapsed());
+    }
+    out
+}
+
 /// How an op's calls are timed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Timing {
@@ -116,9 +135,21 @@ impl StageCx {
         self.stats.borrow_mut().task_time.record(ns);
     }
 
+    /// Receives up to `max` messages, counting the time spent waiting as input wait.
+    pub(crate) async fn recv<T: Send + 'static>(
+        &self,
+        input: &mut Inbound<T>,
+        buf: &mut Vec<Msg<T>>,
+        max: usize,
+    ) -> usize {
+        waited(input.recv_many(buf, max), |d| self.stats.borrow_mut().input_wait += d).await
+    }
+
     /// Sends one envelope on; a gone receiver (the pipeline is stopping) makes it a discard.
+    /// Time spent waiting for room counts as output wait.
     pub(crate) async fn emit<U>(&self, out: &LocalSender<Msg<U>>, env: Envelope<U>) {
-        match out.send(Msg::Item(env)).await {
+        let sent = waited(out.send(Msg::Item(env)), |d| self.stats.borrow_mut().output_wait += d).await;
+        match sent {
             Ok(()) => self.stats.borrow_mut().emitted += 1,
             Err(Msg::Item(env)) => self.discard(env.units()),
             Err(_) => {}
@@ -192,7 +223,7 @@ pub(crate) async fn inline_worker<T, U, A>(
     let mut outputs = Vec::new();
     let mut calls = 0u64;
     loop {
-        let n = input.recv_many(&mut buf, BATCH).await;
+        let n = cx.recv(&mut input, &mut buf, BATCH).await;
         if n == 0 {
             break;
         }
@@ -287,7 +318,7 @@ pub(crate) async fn async_worker<T, U, F, Fut>(
     let mut buf = Vec::with_capacity(1);
     loop {
         slots.wait_free(1).await;
-        if input.recv_many(&mut buf, 1).await == 0 {
+        if cx.recv(&mut input, &mut buf, 1).await == 0 {
             break;
         }
         let Envelope { value, stamps } = match buf.pop().expect("one received") {
