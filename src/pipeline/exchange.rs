@@ -276,8 +276,10 @@ mod tests {
         Msg::Item(Envelope { value: v, stamps: Stamps::None })
     }
 
+    type Senders = Vec<crate::channel::Sender<Msg<u32>>>;
+
     /// Rings whose producers stay connected (off a shard every send publishes at once).
-    fn rings(n: usize) -> (Vec<crate::channel::Sender<Msg<u32>>>, Vec<SharedReceiver<Msg<u32>>>) {
+    fn rings(n: usize) -> (Senders, Vec<SharedReceiver<Msg<u32>>>) {
         let (tx, rx): (Vec<SharedSender<Msg<u32>>>, Vec<_>) = (0..n).map(|_| bounded(64)).unzip();
         (tx.into_iter().map(SharedSender::connect).collect(), rx)
     }
