@@ -472,3 +472,26 @@ fn waits_and_occupancy_tell_which_side_is_slow() {
     let starved = &r.stages[2].stats;
     assert!(starved.input_wait >= Duration::from_millis(50), "waited {:?}", starved.input_wait);
 }
+
+#[test]
+fn periodic_reports_arrive_while_running_and_the_final_one_last() {
+    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = reports.clone();
+    let b = source(0..400u64)
+        .pipe_async(|x| async move {
+            sleep(Duration::from_micros(500)).await;
+            Some(x)
+        })
+        .concurrency(2)
+        .report_every(Duration::from_millis(10), move |r| seen.lock().unwrap().push(r.account));
+    let Some(mut pipe) = start(b, Placement::sharded()) else { return };
+    assert_eq!(pipe.iter().count(), 400);
+    let final_report = pipe.finish().unwrap();
+    let reports = reports.lock().unwrap();
+    // 400 items at 2 × 500 µs take at least 100 ms, so at least a few 10 ms ticks happened.
+    assert!(reports.len() >= 3, "{} reports", reports.len());
+    assert_eq!(*reports.last().unwrap(), final_report.account, "the final report comes last");
+    let delivered: Vec<u64> = reports.iter().map(|a| a.delivered).collect();
+    assert!(delivered.windows(2).all(|w| w[0] <= w[1]), "counters only grow: {delivered:?}");
+    assert!(delivered[0] < 400, "the first report came mid-run");
+}

@@ -9,14 +9,17 @@ use std::fmt::Display;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::aggregate::{Aggregator, Leftovers, aggregate_worker, custom_aggregate_worker};
-use super::consumer::Pipeline;
+use super::consumer::{Parts, Pipeline};
 use super::control::Control;
 use super::envelope::{Envelope, Msg};
 use super::exchange::{Dealer, Merge};
 use super::offload::Offload;
+use super::progress::{ReportFn, Snapshots};
 use super::queue::local_queue;
+use super::report::Report;
 use super::source::{deal_task, source_task};
 use super::stage::{BATCH, Inbound, Timing, async_worker, inline_worker, ordered_async_worker};
 use super::wiring::{DEFAULT_BATCH_BUFFER, DEFAULT_BUFFER, Kind, ShardBuild, StageSpec, Step, Wiring};
@@ -152,6 +155,7 @@ pub struct PipelineBuilder<T> {
     specs: Vec<StageSpec>,
     max_failures_total: Option<u64>,
     sink_buffer: usize,
+    report_every: Option<(Duration, ReportFn)>,
     _out: PhantomData<fn() -> T>,
 }
 
@@ -215,6 +219,7 @@ where
         specs: vec![StageSpec::new("source".into(), Kind::Source, SOURCE_RING)],
         max_failures_total: None,
         sink_buffer: 3,
+        report_every: None,
         _out: PhantomData,
     }
 }
@@ -238,6 +243,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             specs: self.specs,
             max_failures_total: self.max_failures_total,
             sink_buffer: self.sink_buffer,
+            report_every: self.report_every,
             _out: PhantomData,
         }
     }
@@ -530,6 +536,14 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
+    /// Calls `callback` with a report every `interval` while the pipeline runs (counters so far;
+    /// shard usage is in the final report only), and once more with the final report. It runs
+    /// on its own thread, so a slow callback stalls nothing.
+    pub fn report_every(mut self, interval: Duration, callback: impl FnMut(&Report) + Send + 'static) -> Self {
+        self.report_every = Some((interval, Box::new(callback)));
+        self
+    }
+
     fn validate(&self) -> Result<(), PipelineBuildError> {
         for spec in &self.specs {
             let zero = |option| PipelineBuildError::Zero { stage: spec.name.clone(), option };
@@ -657,20 +671,32 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         w.hold(BATCH + self.sink_buffer.max(2).next_power_of_two(), from.len());
         let stages = sink_index + 1;
         let names = w.specs.iter().map(|s| s.name.clone()).collect();
+        let reporting = self.report_every.map(|(every, f)| (every, f, Arc::new(Snapshots::new(shards))));
         let mut handles = Vec::with_capacity(shards);
         for (j, steps) in std::mem::take(&mut w.steps).into_iter().enumerate() {
             let control = control.clone();
+            let snapshots = reporting.as_ref().map(|(every, _, s)| (*every, s.clone(), j));
             let h = runtime.run_on(j, move || async move {
                 let mut sb = ShardBuild::new(control);
                 for step in steps {
                     step(&mut sb);
                 }
-                sb.finish(stages).await
+                sb.finish(stages, snapshots).await
             });
             handles.push(h?);
         }
-        let merge = Merge::new(consumer_rings, ordered && from.len() > 1);
-        Ok(Pipeline::new(placement, runtime, offload, control, handles, merge, names, w.bound))
+        let rings = Merge::new(consumer_rings, ordered && from.len() > 1);
+        Ok(Pipeline::new(Parts {
+            placement,
+            runtime,
+            offload,
+            control,
+            shard_tasks: handles,
+            rings,
+            names,
+            bound: w.bound,
+            reporting,
+        }))
     }
 }
 

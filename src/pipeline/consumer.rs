@@ -15,11 +15,11 @@ use super::control::Control;
 use super::envelope::{Envelope, Msg};
 use super::exchange::Merge;
 use super::offload::Offload;
-use super::report::{Account, FailureLimitExceeded, Report, ShardUsage, StageReport, StageStats, rate};
+use super::progress::{Assembler, ConsumerCounts, Reporter, Snapshots, merge};
+use super::report::{FailureLimitExceeded, Report, ShardUsage, StageStats};
 use crate::channel::SharedReceiver;
 use crate::runtime::block_on::ThreadWaker;
 use crate::runtime::{JoinHandle, Runtime};
-use crate::stats::Recorder;
 
 /// Why [`Pipeline::recv_timeout`] returned no item.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,16 +54,14 @@ pub struct Pipeline<T: Send + 'static> {
     control: Arc<Control>,
     shard_tasks: Vec<JoinHandle<Vec<StageStats>>>,
     rings: Merge<SharedReceiver<Msg<T>>>,
-    shards: usize,
     /// Epochs whose end marker the consumer has passed.
     epochs_done: u64,
     waker: Option<(std::thread::ThreadId, Waker)>,
-    names: Vec<String>,
+    assembler: Assembler,
     bound: u64,
-    latency: Recorder,
-    delivered: u64,
-    received: u64,
-    discarded: u64,
+    counts: ConsumerCounts,
+    snapshots: Option<Arc<Snapshots>>,
+    reporter: Option<Reporter>,
     state: State,
 }
 
@@ -71,8 +69,8 @@ impl<T: Send> std::fmt::Debug for Pipeline<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
             .field("placement", &self.placement)
-            .field("stages", &self.names)
-            .field("received", &self.received)
+            .field("stages", &self.assembler.names)
+            .field("received", &self.counts.received)
             .finish_non_exhaustive()
     }
 }
@@ -82,20 +80,20 @@ impl<T: Send> std::fmt::Debug for Pipeline<T> {
 const SPINS_BEFORE_PARK: u32 = 64;
 
 impl<T: Send + 'static> Pipeline<T> {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        placement: Placement,
-        runtime: Runtime,
-        offload: Option<Arc<Offload>>,
-        control: Arc<Control>,
-        shard_tasks: Vec<JoinHandle<Vec<StageStats>>>,
-        rings: Merge<SharedReceiver<Msg<T>>>,
-        names: Vec<String>,
-        bound: u64,
-    ) -> Self {
+    pub(crate) fn new(parts: Parts<T>) -> Self {
+        let Parts { placement, runtime, offload, control, shard_tasks, rings, names, bound, reporting } = parts;
+        let assembler =
+            Assembler { placement: placement.label(), shards: runtime.shard_count(), names, start: control.start };
+        let (snapshots, reporter) = match reporting {
+            Some((every, callback, snapshots)) => {
+                // Without the thread there are no periodic reports; the final one still comes.
+                let reporter = Reporter::start(every, callback, snapshots.clone(), assembler.clone()).ok();
+                (Some(snapshots), reporter)
+            }
+            None => (None, None),
+        };
         Self {
             placement,
-            shards: runtime.shard_count(),
             runtime: Some(runtime),
             offload,
             control,
@@ -103,12 +101,11 @@ impl<T: Send + 'static> Pipeline<T> {
             rings,
             epochs_done: 0,
             waker: None,
-            names,
+            assembler,
             bound,
-            latency: Recorder::new(),
-            delivered: 0,
-            received: 0,
-            discarded: 0,
+            counts: ConsumerCounts::default(),
+            snapshots,
+            reporter,
             state: State::Running,
         }
     }
@@ -121,7 +118,7 @@ impl<T: Send + 'static> Pipeline<T> {
 
     /// Stage names, source first, sink last.
     pub fn stage_names(&self) -> &[String] {
-        &self.names
+        &self.assembler.names
     }
 
     fn waker(&mut self) -> Waker {
@@ -229,10 +226,15 @@ impl<T: Send + 'static> Pipeline<T> {
 
     fn deliver(&mut self, env: Envelope<T>) -> T {
         let now = self.control.now_ns();
-        self.received += 1;
-        self.delivered += env.units();
-        let latency = &mut self.latency;
-        env.stamps.for_each(|s| latency.record(now.saturating_sub(s)));
+        let c = &mut self.counts;
+        c.received += 1;
+        c.delivered += env.units();
+        env.stamps.for_each(|s| c.latency.record(now.saturating_sub(s)));
+        if let Some(s) = &self.snapshots
+            && s.wants_consumer()
+        {
+            s.store_consumer(&self.counts);
+        }
         env.value
     }
 
@@ -252,7 +254,7 @@ impl<T: Send + 'static> Pipeline<T> {
         let waker = self.waker();
         loop {
             match self.poll_rings(&waker) {
-                Poll::Ready(Some(Msg::Item(env))) => self.discarded += env.units(),
+                Poll::Ready(Some(Msg::Item(env))) => self.counts.discarded += env.units(),
                 Poll::Ready(Some(_)) => {}
                 Poll::Ready(None) => break,
                 Poll::Pending => std::thread::park_timeout(Duration::from_millis(10)),
@@ -285,17 +287,10 @@ impl<T: Send + 'static> Pipeline<T> {
         if !matches!(self.state, State::Running) {
             return;
         }
-        let elapsed = self.control.start.elapsed();
-        let mut stages: Vec<StageStats> = vec![StageStats::default(); self.names.len()];
-        for h in self.shard_tasks.drain(..) {
-            // A shard task that did not finish (it panicked: a bug) leaves its counters out and
-            // the account will not balance, which the report shows.
-            if let Ok(per_stage) = h.join() {
-                for (total, s) in stages.iter_mut().zip(&per_stage) {
-                    total.merge(s);
-                }
-            }
-        }
+        // A shard task that did not finish (it panicked: a bug) leaves its counters out and the
+        // account will not balance, which the report shows.
+        let per_shard: Vec<_> = self.shard_tasks.drain(..).filter_map(|h| h.join().ok()).collect();
+        let stages = merge(self.assembler.names.len(), per_shard);
         let shard_usage = self
             .runtime
             .take()
@@ -305,33 +300,10 @@ impl<T: Send + 'static> Pipeline<T> {
             .map(|r| ShardUsage { id: r.id, busy: r.busy, idle: r.idle, tasks_run: r.tasks_run })
             .collect();
         self.offload = None;
-        let account = Account {
-            produced: stages[0].received,
-            delivered: self.delivered,
-            failed: stages.iter().map(|s| s.failed_units).sum(),
-            filtered: stages.iter().map(|s| s.filtered_units).sum(),
-            left_over: stages.iter().map(|s| s.left_over_units).sum(),
-            discarded: stages.iter().map(|s| s.discarded_units).sum::<u64>() + self.discarded,
-        };
-        let report = Report {
-            placement: self.placement.label(),
-            shards: self.shards,
-            elapsed,
-            account,
-            received: self.received,
-            latency: self.latency.summary(),
-            stages: self
-                .names
-                .iter()
-                .zip(stages)
-                .map(|(name, stats)| StageReport {
-                    name: name.clone(),
-                    items_per_sec: rate(stats.received, elapsed),
-                    stats,
-                })
-                .collect(),
-            shard_usage,
-        };
+        let report = self.assembler.report(stages, &self.counts, shard_usage);
+        if let Some(mut callback) = self.reporter.take().and_then(Reporter::finish) {
+            callback(&report);
+        }
         let error = self.control.limit_error();
         self.state = State::Ended { report: Box::new(report), error, error_returned: false };
     }
@@ -341,6 +313,19 @@ impl<T: Send + 'static> Drop for Pipeline<T> {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Everything a built pipeline starts with.
+pub(crate) struct Parts<T: Send + 'static> {
+    pub(crate) placement: Placement,
+    pub(crate) runtime: Runtime,
+    pub(crate) offload: Option<Arc<Offload>>,
+    pub(crate) control: Arc<Control>,
+    pub(crate) shard_tasks: Vec<JoinHandle<Vec<StageStats>>>,
+    pub(crate) rings: Merge<SharedReceiver<Msg<T>>>,
+    pub(crate) names: Vec<String>,
+    pub(crate) bound: u64,
+    pub(crate) reporting: Option<(Duration, super::progress::ReportFn, Arc<Snapshots>)>,
 }
 
 /// The failure-limit error with the report of the run it ended.

@@ -20,6 +20,7 @@ mod control;
 mod envelope;
 mod exchange;
 mod offload;
+mod progress;
 mod queue;
 mod report;
 mod source;

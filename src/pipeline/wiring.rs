@@ -10,17 +10,23 @@
 
 use std::any::Any;
 use std::cell::RefCell;
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use super::control::Control;
 use super::envelope::Msg;
 use super::exchange::{Dealer, Merge};
 use super::offload::Offload;
+use super::progress::Snapshots;
 use super::report::StageStats;
 use super::source::deal_task;
 use super::stage::{Inbound, StageCx};
 use crate::channel::{self, SharedReceiver, SharedSender};
+use crate::runtime::time::sleep;
 use crate::runtime::{JoinHandle, spawn_local};
 
 /// Output queue capacity of a stage unless set with `buffer(n)`.
@@ -216,10 +222,45 @@ impl ShardBuild {
         self.tasks.push(spawn_local(fut));
     }
 
+    /// Copies of this shard's counters so far (by stage index).
+    fn snapshot(&self, stages: usize) -> Vec<StageStats> {
+        let mut out: Vec<StageStats> =
+            self.stats.iter().map(|s| s.as_ref().map(|s| s.borrow().clone()).unwrap_or_default()).collect();
+        out.resize(stages, StageStats::default());
+        out
+    }
+
     /// Waits for every worker of this shard, then hands back its counters (by stage index).
-    pub(crate) async fn finish(self, stages: usize) -> Vec<StageStats> {
-        for t in self.tasks {
-            // A worker that panicked (a bug, not an op failure) still leaves its counters.
+    /// With `reporting`, copies the counters into the snapshots every interval meanwhile.
+    pub(crate) async fn finish(
+        mut self,
+        stages: usize,
+        reporting: Option<(Duration, Arc<Snapshots>, usize)>,
+    ) -> Vec<StageStats> {
+        let mut tasks = std::mem::take(&mut self.tasks);
+        if let Some((every, snapshots, shard)) = reporting {
+            let mut tick = Box::pin(sleep(every));
+            loop {
+                let all_done = poll_fn(|cx| {
+                    // A worker that panicked (a bug, not an op failure) still leaves its counters.
+                    tasks.retain_mut(|t| Pin::new(t).poll(cx).is_pending());
+                    if tasks.is_empty() {
+                        Poll::Ready(true)
+                    } else if tick.as_mut().poll(cx).is_ready() {
+                        Poll::Ready(false)
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await;
+                if all_done {
+                    break;
+                }
+                snapshots.store_shard(shard, self.snapshot(stages));
+                tick = Box::pin(sleep(every));
+            }
+        }
+        for t in tasks {
             let _ = t.await;
         }
         let take =

@@ -1,0 +1,172 @@
+//! Reports while a pipeline runs (`report_every`), and the one assembly of counters into a
+//! [`Report`] that both periodic and final reports use.
+//!
+//! Every interval each shard copies its stage counters into [`Snapshots`]; the consumer copies
+//! its own (delivered, latency) when the reporter asks, on its next item. A `pipeline-report`
+//! thread merges the latest copies and calls the user's callback, so a slow callback never
+//! stalls a shard or the consumer.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::report::{Account, Report, ShardUsage, StageReport, StageStats, rate};
+use crate::stats::Recorder;
+
+/// The user's periodic report callback.
+pub(crate) type ReportFn = Box<dyn FnMut(&Report) + Send>;
+
+/// What the consumer has seen.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConsumerCounts {
+    pub(crate) delivered: u64,
+    pub(crate) received: u64,
+    pub(crate) discarded: u64,
+    pub(crate) latency: Recorder,
+}
+
+/// Builds reports from merged counters.
+#[derive(Debug, Clone)]
+pub(crate) struct Assembler {
+    pub(crate) placement: &'static str,
+    pub(crate) shards: usize,
+    pub(crate) names: Vec<String>,
+    pub(crate) start: Instant,
+}
+
+impl Assembler {
+    pub(crate) fn report(
+        &self,
+        stages: Vec<StageStats>,
+        consumer: &ConsumerCounts,
+        shard_usage: Vec<ShardUsage>,
+    ) -> Report {
+        let elapsed = self.start.elapsed();
+        let account = Account {
+            produced: stages.first().map_or(0, |s| s.received),
+            delivered: consumer.delivered,
+            failed: stages.iter().map(|s| s.failed_units).sum(),
+            filtered: stages.iter().map(|s| s.filtered_units).sum(),
+            left_over: stages.iter().map(|s| s.left_over_units).sum(),
+            discarded: stages.iter().map(|s| s.discarded_units).sum::<u64>() + consumer.discarded,
+        };
+        Report {
+            placement: self.placement,
+            shards: self.shards,
+            elapsed,
+            account,
+            received: consumer.received,
+            latency: consumer.latency.summary(),
+            stages: self
+                .names
+                .iter()
+                .zip(stages)
+                .map(|(name, stats)| StageReport {
+                    name: name.clone(),
+                    items_per_sec: rate(stats.received, elapsed),
+                    stats,
+                })
+                .collect(),
+            shard_usage,
+        }
+    }
+}
+
+/// Merges per-shard counters (index: stage).
+pub(crate) fn merge(stages: usize, per_shard: impl IntoIterator<Item = Vec<StageStats>>) -> Vec<StageStats> {
+    let mut total = vec![StageStats::default(); stages];
+    for shard in per_shard {
+        for (t, s) in total.iter_mut().zip(&shard) {
+            t.merge(s);
+        }
+    }
+    total
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The latest copies of every shard's and the consumer's counters.
+#[derive(Debug)]
+pub(crate) struct Snapshots {
+    shards: Mutex<Vec<Vec<StageStats>>>,
+    consumer: Mutex<ConsumerCounts>,
+    want_consumer: AtomicBool,
+}
+
+impl Snapshots {
+    pub(crate) fn new(shards: usize) -> Self {
+        Self {
+            shards: Mutex::new(vec![Vec::new(); shards]),
+            consumer: Mutex::new(ConsumerCounts::default()),
+            want_consumer: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn store_shard(&self, shard: usize, stats: Vec<StageStats>) {
+        lock(&self.shards)[shard] = stats;
+    }
+
+    /// Whether the reporter asked the consumer for a copy (one relaxed load per item).
+    #[inline]
+    pub(crate) fn wants_consumer(&self) -> bool {
+        self.want_consumer.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn store_consumer(&self, counts: &ConsumerCounts) {
+        *lock(&self.consumer) = counts.clone();
+        self.want_consumer.store(false, Ordering::Relaxed);
+    }
+
+    fn merged(&self, stages: usize) -> (Vec<StageStats>, ConsumerCounts) {
+        let per_shard = lock(&self.shards).clone();
+        (merge(stages, per_shard), lock(&self.consumer).clone())
+    }
+}
+
+/// The `pipeline-report` thread.
+pub(crate) struct Reporter {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: JoinHandle<ReportFn>,
+}
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reporter").finish_non_exhaustive()
+    }
+}
+
+impl Reporter {
+    pub(crate) fn start(
+        every: Duration,
+        mut callback: ReportFn,
+        snapshots: Arc<Snapshots>,
+        assembler: Assembler,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new().name("pipeline-report".into()).spawn(move || {
+            let (flag, cv) = &*stop2;
+            let mut stopped = lock(flag);
+            loop {
+                stopped = cv.wait_timeout(stopped, every).unwrap_or_else(|e| e.into_inner()).0;
+                if *stopped {
+                    return callback;
+                }
+                snapshots.want_consumer.store(true, Ordering::Relaxed);
+                let (stages, consumer) = snapshots.merged(assembler.names.len());
+                callback(&assembler.report(stages, &consumer, Vec::new()));
+            }
+        })?;
+        Ok(Self { stop, thread })
+    }
+
+    /// Stops the thread and hands the callback back (for the final report).
+    pub(crate) fn finish(self) -> Option<ReportFn> {
+        *lock(&self.stop.0) = true;
+        self.stop.1.notify_all();
+        self.thread.join().ok()
+    }
+}
