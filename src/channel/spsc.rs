@@ -195,13 +195,17 @@ impl<T: Send + 'static> SharedReceiver<T> {
 
 impl<T: Send> SharedReceiver<T> {
     /// Polls for one item without binding the end to a thread: for a consumer that is not a
-    /// shard task and must stay `Send` (a pipeline's user-facing end). Every take releases its
-    /// slot at once. `Ready(None)` is the end of the stream; `Pending` registers `cx`'s waker,
-    /// which the sender wakes when it publishes.
+    /// shard task and must stay `Send` (a pipeline's user-facing end). Taken slots go back to the
+    /// sender an eighth of the ring at a time, and always before this end waits (so a sender
+    /// waiting for room is never left waiting on slots already taken). `Ready(None)` is the end
+    /// of the stream; `Pending` registers `cx`'s waker, which the sender wakes when it publishes.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let c = &mut self.consumer;
         let got = match c.try_pop() {
             Err(Empty::Now) => {
+                if c.release() {
+                    c.shared.send_wait.notify();
+                }
                 c.shared.recv_wait.register(cx.waker());
                 let again = c.try_pop();
                 if !matches!(again, Err(Empty::Now)) {
@@ -213,7 +217,7 @@ impl<T: Send> SharedReceiver<T> {
         };
         match got {
             Ok(v) => {
-                if c.release() {
+                if c.unreleased() >= (c.capacity() / 8).max(1) && c.release() {
                     c.shared.send_wait.notify();
                 }
                 Poll::Ready(Some(v))

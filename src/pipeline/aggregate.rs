@@ -80,10 +80,10 @@ pub(crate) async fn aggregate_worker<T: Send + 'static>(
             break;
         }
         let discarding = cx.discarding();
+        cx.received(n);
         for msg in buf.drain(..) {
             match msg {
                 Msg::Item(env) => {
-                    cx.received(1);
                     if discarding {
                         cx.discard(env.units());
                     } else if let Some(batch) = batcher.push(env) {
@@ -92,8 +92,9 @@ pub(crate) async fn aggregate_worker<T: Send + 'static>(
                 }
                 // Order markers end here: an ordered pipeline aggregates on one shard, and
                 // whatever deals its batches out makes chunks of its own.
-                Msg::Chunk => {}
+                Msg::Chunk => cx.unreceived_marker(),
                 Msg::Epoch(e) => {
+                    cx.unreceived_marker();
                     flush(&mut batcher, drop_last, &leftovers, &output, &cx).await;
                     forward_marker(&output, Msg::Epoch(e)).await;
                 }

@@ -148,8 +148,10 @@ impl<T: Send + 'static> Pipeline<T> {
             }
             State::Ended { .. } | State::Finished => return Err(RecvTimeoutError::Ended),
         }
-        let deadline = Instant::now().checked_add(timeout);
-        let waker = self.waker();
+        // Fast path: something is ready. The no-op waker is safe here: if nothing is ready the
+        // loop below polls again with the real waker, which re-registers and re-checks.
+        let mut waker = Waker::noop().clone();
+        let mut deadline = None;
         let mut spins = 0;
         loop {
             match self.poll_rings(&waker) {
@@ -165,12 +167,17 @@ impl<T: Send + 'static> Pipeline<T> {
                 }
                 Poll::Pending => {}
             }
+            if deadline.is_none() {
+                deadline = Some(Instant::now().checked_add(timeout));
+                waker = self.waker();
+                continue;
+            }
             if spins < SPINS_BEFORE_PARK {
                 spins += 1;
                 std::hint::spin_loop();
                 continue;
             }
-            match deadline {
+            match deadline.flatten() {
                 None => std::thread::park(),
                 Some(d) => {
                     let now = Instant::now();
@@ -186,12 +193,18 @@ impl<T: Send + 'static> Pipeline<T> {
     /// Waits up to `timeout` for the next item (epoch boundaries pass unseen; iterate
     /// [`Pipeline::epoch`] to see them).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        let deadline = Instant::now().checked_add(timeout);
+        let mut deadline = None;
         loop {
-            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+            let left = match deadline {
+                None => timeout,
+                Some(d) => Instant::saturating_duration_since(&d, Instant::now()),
+            };
             match self.next_msg(left)? {
                 Msg::Item(env) => return Ok(self.deliver(env)),
-                Msg::Epoch(_) | Msg::Chunk => {}
+                // Markers are rare: only then is the clock read to keep the deadline.
+                Msg::Epoch(_) | Msg::Chunk => {
+                    deadline = deadline.or_else(|| Instant::now().checked_add(timeout));
+                }
             }
         }
     }

@@ -63,6 +63,11 @@ impl<T: Send + 'static> Dealer<T> {
         }
     }
 
+    /// Publishes everything batched on every target now (rather than at the end of the turn).
+    pub(crate) fn flush(&self) {
+        self.targets.iter().for_each(Sender::flush);
+    }
+
     async fn item(&mut self, env: Envelope<T>, cx: &StageCx) {
         let n = self.targets.len();
         let outcome = if n == 1 {

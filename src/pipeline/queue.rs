@@ -100,6 +100,30 @@ impl<T> LocalSender<T> {
         poll_fn(|cx| self.poll_send(cx, &mut value)).await
     }
 
+    /// Sends at once if there is room: `Ok`, or the value back with whether the receiver is
+    /// gone (`true`) or the queue is full (`false`).
+    #[inline]
+    pub(crate) fn try_send(&self, value: T) -> Result<(), (T, bool)> {
+        let mut s = self.state.borrow_mut();
+        if !s.receiver_alive {
+            return Err((value, true));
+        }
+        if s.items.len() >= s.capacity {
+            return Err((value, false));
+        }
+        s.items.push_back(value);
+        if s.items.len() == 1
+            && let Some(o) = &mut s.occupancy
+        {
+            o.nonempty_since = Some(Instant::now());
+        }
+        if let Some(w) = s.recv_waker.take() {
+            drop(s);
+            w.wake();
+        }
+        Ok(())
+    }
+
     fn poll_send(&self, cx: &mut Context<'_>, value: &mut Option<T>) -> Poll<Result<(), T>> {
         let mut s = self.state.borrow_mut();
         let v = value.take().expect("polled after completion");

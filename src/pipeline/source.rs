@@ -9,8 +9,17 @@ use super::exchange::Dealer;
 use super::stage::{BATCH, Inbound, StageCx, charge};
 use crate::runtime::task_panic_message;
 
+/// A gap between two items longer than this marks the source as slow (or blocking).
+const SLOW_SOURCE_NS: u64 = 20_000;
+
 /// Pulls pass after pass from `make_pass` (until it returns `None` or the pipeline stops), stamps
 /// each item, and deals it out; after each pass an epoch marker when `mark_epochs`.
+///
+/// Dealt items are published in batches, normally at the end of the shard's loop turn. The user's
+/// iterator may be slow, or even block (waiting on a socket, a token): then the turn would not
+/// end and items would sit unpublished. So the source also publishes when 20 µs have passed
+/// since it last did, and before every call into the iterator while items come slower than that
+/// (the gap between stamps, read anyway, tells). A fast iterator stays batched.
 pub(crate) async fn source_task<I, M>(mut make_pass: M, mark_epochs: bool, mut dealer: Dealer<I::Item>, cx: StageCx)
 where
     I: Iterator,
@@ -18,16 +27,28 @@ where
     M: FnMut(u64) -> Option<I>,
 {
     let mut since_charge = 0usize;
+    let (mut last_stamp, mut last_flush) = (0u64, 0u64);
+    let mut slow = true;
     for epoch in 0.. {
+        dealer.flush();
         let Some(mut items) = pull(&cx, || make_pass(epoch)).flatten() else { return };
         loop {
             if cx.control.source_stopped() {
                 return;
             }
+            if slow {
+                dealer.flush();
+            }
             let Some(value) = pull(&cx, || items.next()).flatten() else { break };
+            let now = cx.control.now_ns();
+            slow = now - last_stamp > SLOW_SOURCE_NS;
+            last_stamp = now;
             cx.received(1);
-            let env = Envelope { value, stamps: Stamps::One(cx.control.now_ns()) };
-            dealer.send(Msg::Item(env), &cx).await;
+            dealer.send(Msg::Item(Envelope { value, stamps: Stamps::One(now) }), &cx).await;
+            if now - last_flush > SLOW_SOURCE_NS {
+                dealer.flush();
+                last_flush = now;
+            }
             since_charge += 1;
             if since_charge == BATCH {
                 since_charge = 0;

@@ -107,6 +107,11 @@ impl StageCx {
         self.stats.borrow_mut().received += n as u64;
     }
 
+    /// A batch counted as received held a marker, which is not an item.
+    pub(crate) fn unreceived_marker(&self) {
+        self.stats.borrow_mut().received -= 1;
+    }
+
     pub(crate) fn discarding(&self) -> bool {
         self.control.discarding(self.index)
     }
@@ -148,7 +153,17 @@ impl StageCx {
     /// Sends one envelope on; a gone receiver (the pipeline is stopping) makes it a discard.
     /// Time spent waiting for room counts as output wait.
     pub(crate) async fn emit<U>(&self, out: &LocalSender<Msg<U>>, env: Envelope<U>) {
-        let sent = waited(out.send(Msg::Item(env)), |d| self.stats.borrow_mut().output_wait += d).await;
+        // The common case, room in the queue, without building a future.
+        let msg = match out.try_send(Msg::Item(env)) {
+            Ok(()) => {
+                self.stats.borrow_mut().emitted += 1;
+                return;
+            }
+            Err((msg, false)) => msg,
+            Err((Msg::Item(env), true)) => return self.discard(env.units()),
+            Err((_, true)) => return,
+        };
+        let sent = waited(out.send(msg), |d| self.stats.borrow_mut().output_wait += d).await;
         match sent {
             Ok(()) => self.stats.borrow_mut().emitted += 1,
             Err(Msg::Item(env)) => self.discard(env.units()),
@@ -228,19 +243,17 @@ pub(crate) async fn inline_worker<T, U, A>(
             break;
         }
         let discarding = cx.discarding();
+        // Counted per batch: markers are rare, so count them off instead of items on.
+        cx.received(n);
         for msg in buf.drain(..) {
             let Envelope { value, stamps } = match msg {
                 Msg::Item(env) => env,
-                Msg::Chunk => {
-                    forward_marker(&output, Msg::Chunk).await;
-                    continue;
-                }
-                Msg::Epoch(e) => {
-                    forward_marker(&output, Msg::Epoch(e)).await;
+                marker => {
+                    cx.unreceived_marker();
+                    forward_marker(&output, marker.recast()).await;
                     continue;
                 }
             };
-            cx.received(1);
             if discarding {
                 cx.discard(stamps.units());
                 continue;

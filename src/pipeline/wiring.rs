@@ -114,6 +114,8 @@ impl Wiring {
             return vec![0];
         }
         match &spec.shards {
+            // The hand-off to the consumer happens wherever the last stage ran.
+            None if spec.kind == Kind::Sink && !self.current.is_empty() => self.current.clone(),
             Some(s) => s.clone(),
             // An ordered pipeline batches on one shard, so batches hold consecutive items.
             None if spec.kind == Kind::Aggregate && self.ordered => vec![self.current.first().copied().unwrap_or(0)],

@@ -292,6 +292,9 @@ fn park(cx: &Context, cfg: &ShardConfig) {
         for _ in 0..32 {
             std::hint::spin_loop();
         }
+        // A thread that is not a shard (the pipeline's consumer, say) may be waiting for this
+        // CPU: an idle spin must not keep it off for the whole spin window.
+        std::thread::yield_now();
     }
     let next_timer = cx.timers.borrow().next_wait(Instant::now());
     if !cfg.spin_before_park.is_zero() && next_timer.is_some_and(|w| w <= cfg.spin_before_park) {
