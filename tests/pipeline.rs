@@ -495,3 +495,25 @@ fn periodic_reports_arrive_while_running_and_the_final_one_last() {
     assert!(delivered.windows(2).all(|w| w[0] <= w[1]), "counters only grow: {delivered:?}");
     assert!(delivered[0] < 400, "the first report came mid-run");
 }
+
+#[test]
+fn a_source_that_blocks_between_items_still_delivers_each_one() {
+    // The source waits for a token before each item (as a socket reader would); its items must
+    // not sit unpublished while it waits. The stage runs on shard 1, away from the source.
+    let (token_tx, token_rx) = std::sync::mpsc::channel::<()>();
+    let items = (0..50u64).inspect(move |_| {
+        let _ = token_rx.recv();
+    });
+    let b = source(items).map(|x| x * 2).on_shards([1]);
+    let Some(mut pipe) = start(b, Placement::Sharded { shards: 2 }) else { return };
+    for i in 0..50 {
+        token_tx.send(()).unwrap();
+        assert_eq!(
+            pipe.recv_timeout(Duration::from_secs(30)),
+            Ok(i * 2),
+            "item {i} must arrive while the source waits"
+        );
+    }
+    drop(token_tx);
+    assert_balanced(&pipe.finish().unwrap());
+}

@@ -9,17 +9,23 @@ use super::exchange::Dealer;
 use super::stage::{BATCH, Inbound, StageCx, charge};
 use crate::runtime::task_panic_message;
 
-/// A gap between two items longer than this marks the source as slow (or blocking).
-const SLOW_SOURCE_NS: u64 = 20_000;
+/// Items that come further apart than this mark the iterator as slow (it does work or waits per
+/// item): the source then publishes before each call into it. Even a pipeline round trip through
+/// the consumer (a source that waits for a token) takes longer.
+const SLOW_GAP_NS: u64 = 2_000;
+/// The longest a dealt item waits for publication while the iterator keeps returning items.
+const MAX_UNPUBLISHED_NS: u64 = 20_000;
 
 /// Pulls pass after pass from `make_pass` (until it returns `None` or the pipeline stops), stamps
 /// each item, and deals it out; after each pass an epoch marker when `mark_epochs`.
 ///
-/// Dealt items are published in batches, normally at the end of the shard's loop turn. The user's
-/// iterator may be slow, or even block (waiting on a socket, a token): then the turn would not
-/// end and items would sit unpublished. So the source also publishes when 20 µs have passed
-/// since it last did, and before every call into the iterator while items come slower than that
-/// (the gap between stamps, read anyway, tells). A fast iterator stays batched.
+/// Dealt items are published in batches, normally at the end of the shard's loop turn: one
+/// release store per batch, where one per item cost a fast source 40% of its throughput. But
+/// the user's iterator may be slow, or block (a socket, a token): the turn would not end, and
+/// items would sit unpublished. So the source also publishes when 20 µs have passed since it last
+/// did, and before every call into an iterator whose items come more than 2 µs apart (the gap
+/// between stamps, read anyway, tells). What this cannot catch: an iterator that returns items
+/// quickly and then blocks until the consumer has them (it waits on itself: docs/pipeline.md).
 pub(crate) async fn source_task<I, M>(mut make_pass: M, mark_epochs: bool, mut dealer: Dealer<I::Item>, cx: StageCx)
 where
     I: Iterator,
@@ -41,11 +47,11 @@ where
             }
             let Some(value) = pull(&cx, || items.next()).flatten() else { break };
             let now = cx.control.now_ns();
-            slow = now - last_stamp > SLOW_SOURCE_NS;
+            slow = now.saturating_sub(last_stamp) > SLOW_GAP_NS;
             last_stamp = now;
             cx.received(1);
             dealer.send(Msg::Item(Envelope { value, stamps: Stamps::One(now) }), &cx).await;
-            if now - last_flush > SLOW_SOURCE_NS {
+            if now.saturating_sub(last_flush) > MAX_UNPUBLISHED_NS {
                 dealer.flush();
                 last_flush = now;
             }
