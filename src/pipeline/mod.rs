@@ -9,8 +9,9 @@
 //! `pipe_async`, `pipe_blocking`, `aggregate`, `disaggregate`; `build(placement)` starts it on a
 //! [`Placement`]: one loop with offload threads (SPDL's architecture) or N pinned shards. The
 //! consumer iterates the returned [`Pipeline`]; the [`Report`] accounts for every source item.
-//! See docs/pipeline.md.
-
+//! The guide below is `docs/pipeline.md` (its example is compiled as a doc test).
+//!
+#![doc = include_str!("../../docs/pipeline.md")]
 #![forbid(unsafe_code)]
 
 mod aggregate;
