@@ -46,7 +46,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let t = Instant::now();
             let images: usize = pipe.epoch().map(|batch| batch.len()).sum();
             let secs = t.elapsed().as_secs_f64();
-            println!("{} epoch {epoch}: {images} items in {secs:.3} s ({:.0} items/s)", placement.label(), images as f64 / secs);
+            println!(
+                "{} epoch {epoch}: {images} items in {secs:.3} s ({:.0} items/s)",
+                placement.label(),
+                images as f64 / secs
+            );
         }
         match pipe.finish() {
             Ok(report) => println!("{report}"),

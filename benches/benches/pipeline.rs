@@ -5,7 +5,9 @@
 //! - `noop3_*`: three no-op `pipe` stages (where the single loop's scheduling is the ceiling);
 //! - `spin2us_*`, `spin20us_*`: one `pipe_blocking` stage burning 2 or 20 µs of CPU per item,
 //!   concurrency 8;
-//! - `sleep1ms_sharded`: one stage awaiting a 1 ms timer per item, concurrency 256 in total.
+//! - `sleep1ms_sharded`: one stage awaiting a 1 ms timer per item, concurrency 256 in total;
+//! - `spin2us_bare_threads`: the physical reference for `spin2us_*`: one plain thread per CPU,
+//!   pinned, burning 2 µs per item for its share of the items, no pipeline at all.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -67,6 +69,24 @@ fn sleep1ms() -> PipelineBuilder<Vec<u64>> {
         .aggregate(256)
 }
 
+/// Every CPU burns 2 µs per item for its share of `ITEMS`, on plain pinned threads.
+fn bare_threads_spin(d: Duration) {
+    let cores = core_affinity::get_core_ids().expect("affinity mask");
+    let per_core = ITEMS / cores.len() as u64;
+    let threads: Vec<_> = cores
+        .into_iter()
+        .map(|core| {
+            std::thread::spawn(move || {
+                core_affinity::set_for_current(core);
+                for _ in 0..per_core {
+                    spin(d);
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().expect("spinner"));
+}
+
 fn pipeline(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(ITEMS));
@@ -75,6 +95,7 @@ fn pipeline(c: &mut Criterion) {
     g.bench_function("noop3_sharded", |b| b.iter(|| run(noop3(), sharded())));
     g.bench_function("spin2us_single", |b| b.iter(|| run(spin_stage(2), single())));
     g.bench_function("spin2us_sharded", |b| b.iter(|| run(spin_stage(2), sharded())));
+    g.bench_function("spin2us_bare_threads", |b| b.iter(|| bare_threads_spin(Duration::from_micros(2))));
     g.measurement_time(Duration::from_secs(12));
     g.bench_function("spin20us_single", |b| b.iter(|| run(spin_stage(20), single())));
     g.bench_function("spin20us_sharded", |b| b.iter(|| run(spin_stage(20), sharded())));

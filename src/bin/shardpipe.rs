@@ -1,9 +1,11 @@
 //! `shardpipe`: for now, a demo that starts one shard per CPU, streams items around the shards
-//! through the cross-shard mesh, and prints what it measured.
+//! through the cross-shard mesh, measures a ping-pong, then runs the same pipeline on one loop
+//! and on every shard, and prints what it measured.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use shardpipe::pipeline::{Placement, source};
 use shardpipe::{Runtime, channel};
 
 const ITEMS_PER_SHARD: u64 = 5_000_000;
@@ -104,6 +106,50 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let reports = rt.shutdown();
+    print_shard_reports(reports);
+    compare_pipelines()
+}
+
+/// 3. The same pipeline on one loop (SPDL's architecture) and on every shard, alternating runs.
+fn compare_pipelines() -> Result<(), Box<dyn std::error::Error>> {
+    const ITEMS: u64 = 1_000_000;
+    const RUNS: usize = 3;
+    let build = |p: Placement| source(0..ITEMS).pipe(Some).pipe(Some).pipe(Some).aggregate(256).build(p);
+    let mut rates = [Vec::new(), Vec::new()];
+    let mut last_sharded = None;
+    for _ in 0..RUNS {
+        for (k, placement) in [Placement::single_loop(), Placement::sharded()].into_iter().enumerate() {
+            let mut pipe = build(placement)?;
+            let items: usize = pipe.iter().map(|b| b.len()).sum();
+            let report = pipe.finish()?;
+            if items as u64 != ITEMS || !report.account.balances() {
+                return Err(format!("{}: {items} of {ITEMS} items arrived", placement.label()).into());
+            }
+            rates[k].push(report.items_per_sec());
+            if k == 1 {
+                last_sharded = Some(report);
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (single, sharded) = (median(&mut rates[0]), median(&mut rates[1]));
+    println!(
+        "pipeline (source -> 3 no-op stages -> batches of 256, {ITEMS} items, median of {RUNS}): \
+         single loop {:.2} M items/s, sharded {:.2} M items/s = {:.2}x",
+        single / 1e6,
+        sharded / 1e6,
+        sharded / single
+    );
+    if let Some(r) = last_sharded {
+        print!("{r}");
+    }
+    Ok(())
+}
+
+fn print_shard_reports(reports: Vec<shardpipe::ShardReport>) {
     for r in reports {
         println!(
             "  shard-{}: {} task polls, busy {:.0} ms, idle {:.0} ms, {} parks, {} MSG_RING wakes sent",
@@ -115,5 +161,4 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             r.driver.msg_ring_wakes
         );
     }
-    Ok(())
 }
