@@ -2,7 +2,7 @@
 //! a `Vec<u8>` and hands it back with the result, so no buffer is ever borrowed by the kernel.
 //!
 //! Every function here must run inside a shard task; off a shard it fails with
-//! [`NotOnShard`](crate::io::NotOnShard) (as an `io::Error` of kind `Other`).
+//! [`NotOnShard`] (as an `io::Error` of kind `Other`).
 
 #![forbid(unsafe_code)]
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::builder::Placement;
+use super::build::Placement;
 use super::control::Control;
 use super::envelope::{Envelope, Msg};
 use super::exchange::Merge;

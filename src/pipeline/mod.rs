@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod aggregate;
+mod build;
 mod builder;
 mod consumer;
 mod control;
@@ -29,6 +30,7 @@ mod stage;
 mod wiring;
 
 pub use aggregate::Aggregator;
-pub use builder::{Outcome, PipelineBuildError, PipelineBuilder, Placement, source, source_epochs};
+pub use build::{PipelineBuildError, Placement};
+pub use builder::{Outcome, PipelineBuilder, source, source_epochs};
 pub use consumer::{EpochItems, Items, Pipeline, PipelineFailed, RecvTimeoutError};
 pub use report::{Account, FailureLimitExceeded, Report, ShardUsage, StageFailures, StageReport, StageStats, fmt_ns};

@@ -1,0 +1,266 @@
+//! Building: the placement a pipeline runs on, the checks a builder passes before anything
+//! starts, and `build` itself — start the shards (and the offload pool), lay every stage's steps
+//! out on them, and hand the consumer its end.
+
+use std::sync::Arc;
+
+use super::builder::PipelineBuilder;
+use super::consumer::{Parts, Pipeline};
+use super::control::Control;
+use super::envelope::Msg;
+use super::exchange::{Dealer, Merge};
+use super::offload::Offload;
+use super::progress::Snapshots;
+use super::source::deal_task;
+use super::stage::BATCH;
+use super::wiring::{Kind, ShardBuild, StageSpec, Step, Wiring};
+use crate::channel::{self, SharedReceiver};
+use crate::runtime::{BuildError, Runtime};
+
+/// Where the pipeline runs; the same builder code runs on either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// SPDL's architecture: one event loop (one unpinned shard) schedules every task of every
+    /// stage; `pipe_blocking` ops run on a pool of `offload_threads` OS threads (0: one per CPU).
+    SingleLoop {
+        /// Threads for blocking ops; 0 means one per CPU.
+        offload_threads: usize,
+    },
+    /// `shards` pinned shards (0: one per CPU), each holding a replica of every stage and running
+    /// blocking ops on its own core.
+    Sharded {
+        /// Shards; 0 means one per CPU in the affinity mask.
+        shards: usize,
+    },
+}
+
+impl Placement {
+    /// One loop with one offload thread per CPU.
+    pub fn single_loop() -> Self {
+        Placement::SingleLoop { offload_threads: 0 }
+    }
+
+    /// One shard per CPU.
+    pub fn sharded() -> Self {
+        Placement::Sharded { shards: 0 }
+    }
+
+    /// "single-loop" or "sharded".
+    pub fn label(&self) -> &'static str {
+        match self {
+            Placement::SingleLoop { .. } => "single-loop",
+            Placement::Sharded { .. } => "sharded",
+        }
+    }
+}
+
+/// Why a pipeline could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineBuildError {
+    /// An option that must be at least 1 was 0.
+    #[error("stage '{stage}': {option} must be at least 1, got 0")]
+    Zero {
+        /// The stage.
+        stage: String,
+        /// The option.
+        option: &'static str,
+    },
+    /// `drop_last` was set on a stage that is not `aggregate(n)`.
+    #[error("stage '{stage}': drop_last applies only to aggregate(n); call it right after .aggregate(n)")]
+    DropLastWithoutAggregate {
+        /// The stage.
+        stage: String,
+    },
+    /// `on_shards` named no shard, a shard twice, or a shard the placement does not have.
+    #[error(
+        "stage '{stage}': on_shards({shards:?}) must name distinct shards below {count} (the placement has {count}); \
+         fix the list or ask for more shards"
+    )]
+    BadShards {
+        /// The stage.
+        stage: String,
+        /// The shards asked for.
+        shards: Vec<usize>,
+        /// Shards the placement has.
+        count: usize,
+    },
+    /// An ordered pipeline would need to merge and re-deal between two multi-shard sets.
+    #[error(
+        "stage '{stage}': an ordered pipeline cannot move from shards {from:?} to shards {to:?}; \
+         pin one side to a single shard (on_shards([0])) or leave both on every shard"
+    )]
+    OrderedExchange {
+        /// The stage.
+        stage: String,
+        /// Where the items are.
+        from: Vec<usize>,
+        /// Where the stage runs.
+        to: Vec<usize>,
+    },
+    /// The shards could not start.
+    #[error("cannot start the shards: {0}")]
+    Runtime(#[from] BuildError),
+    /// A shard refused the pipeline's task (it is shutting down).
+    #[error("cannot start the pipeline on its shards: {0}")]
+    Spawn(#[from] crate::runtime::SpawnError),
+    /// The offload threads could not start.
+    #[error("cannot start the offload threads: {0}")]
+    Offload(std::io::Error),
+}
+
+impl<T: Send + 'static> PipelineBuilder<T> {
+    fn validate(&self) -> Result<(), PipelineBuildError> {
+        for spec in &self.specs {
+            let zero = |option| PipelineBuildError::Zero { stage: spec.name.clone(), option };
+            if spec.concurrency == 0 {
+                return Err(zero("concurrency"));
+            }
+            if spec.batch == Some(0) {
+                return Err(zero("the batch size"));
+            }
+            if spec.buffer == 0 {
+                return Err(zero("buffer"));
+            }
+            if spec.drop_last && spec.batch.is_none() {
+                return Err(PipelineBuildError::DropLastWithoutAggregate { stage: spec.name.clone() });
+            }
+        }
+        if self.sink_buffer == 0 {
+            return Err(PipelineBuildError::Zero { stage: "sink".into(), option: "buffer" });
+        }
+        Ok(())
+    }
+
+    /// Whether the pipeline keeps source order end to end: some stage asked for it, and every
+    /// stage that could reorder (tasks; blocking ops on a single loop) keeps its input order.
+    fn keeps_order(&self, single_loop: bool) -> bool {
+        let reorders = |s: &StageSpec| s.kind == Kind::Tasks || (s.kind == Kind::Blocking && single_loop);
+        self.specs.iter().any(|s| s.ordered) && self.specs.iter().all(|s| !reorders(s) || s.ordered)
+    }
+
+    /// Checks the stage shard sets against the placement (what `Wiring::enter` will build).
+    fn validate_placement(&self, shards: usize, ordered: bool, single_loop: bool) -> Result<(), PipelineBuildError> {
+        if single_loop {
+            return Ok(());
+        }
+        let mut current: Vec<usize> = Vec::new();
+        for spec in &self.specs[1..] {
+            if let Some(set) = &spec.shards {
+                let mut sorted = set.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                if set.is_empty() || sorted.len() != set.len() || sorted.last().is_some_and(|&m| m >= shards) {
+                    return Err(PipelineBuildError::BadShards {
+                        stage: spec.name.clone(),
+                        shards: set.clone(),
+                        count: shards,
+                    });
+                }
+            }
+            let set = match &spec.shards {
+                Some(s) => s.clone(),
+                None if spec.kind == Kind::Aggregate && ordered => vec![current.first().copied().unwrap_or(0)],
+                None => (0..shards).collect(),
+            };
+            if ordered && spec.kind == Kind::Aggregate && set.len() > 1 {
+                return Err(PipelineBuildError::OrderedExchange { stage: spec.name.clone(), from: current, to: set });
+            }
+            if ordered && current.len() > 1 && set.len() > 1 && current != set {
+                return Err(PipelineBuildError::OrderedExchange { stage: spec.name.clone(), from: current, to: set });
+            }
+            current = set;
+        }
+        Ok(())
+    }
+
+    /// Starts the pipeline on `placement`. Items flow at once; iterate the returned
+    /// [`Pipeline`] to receive them.
+    pub fn build(self, placement: Placement) -> Result<Pipeline<T>, PipelineBuildError> {
+        self.validate()?;
+        let mut rb = Runtime::builder();
+        let offload_threads = match placement {
+            Placement::SingleLoop { offload_threads } => {
+                rb.shards(1).pin(false);
+                Some(offload_threads)
+            }
+            Placement::Sharded { shards } => {
+                if shards > 0 {
+                    rb.shards(shards);
+                }
+                None
+            }
+        };
+        let ordered = self.keeps_order(offload_threads.is_some());
+        let shards = match placement {
+            Placement::SingleLoop { .. } => 1,
+            Placement::Sharded { shards: 0 } => rb.plan()?.len(),
+            Placement::Sharded { shards } => shards,
+        };
+        self.validate_placement(shards, ordered, offload_threads.is_some())?;
+        let runtime = rb.build()?;
+        let offload = match offload_threads {
+            Some(n) => {
+                let n = if n == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { n };
+                Some(Arc::new(Offload::new(n).map_err(PipelineBuildError::Offload)?))
+            }
+            None => None,
+        };
+        let mut specs = self.specs;
+        let sink_index = specs.len();
+        specs.push(StageSpec::new("sink".into(), Kind::Sink, self.sink_buffer));
+        let stage_limits = specs.iter().map(|s| (s.name.clone(), s.max_failures)).collect();
+        let control = Arc::new(Control::new(stage_limits, self.max_failures_total));
+        let mut w = Wiring {
+            shards,
+            offload: offload.clone(),
+            specs,
+            steps: (0..shards).map(|_| Vec::<Step>::new()).collect(),
+            ordered,
+            source: None,
+            current: Vec::new(),
+            bound: 0,
+            units_per_item: 1,
+        };
+        (self.wire)(&mut w);
+        let from = w.enter::<T>(sink_index);
+        let mut consumer_rings: Vec<SharedReceiver<Msg<T>>> = Vec::new();
+        for &j in &from {
+            let (tx, rx) = channel::bounded::<Msg<T>>(self.sink_buffer);
+            consumer_rings.push(rx);
+            w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
+                let input = sb.take_upstream::<T>();
+                let cx = sb.stage(sink_index);
+                sb.spawn(deal_task(input, Dealer::new(vec![tx.connect()], false, true), cx));
+            }));
+        }
+        w.hold(BATCH + self.sink_buffer.max(2).next_power_of_two(), from.len());
+        let stages = sink_index + 1;
+        let names = w.specs.iter().map(|s| s.name.clone()).collect();
+        let reporting = self.report_every.map(|(every, f)| (every, f, Arc::new(Snapshots::new(shards))));
+        let mut handles = Vec::with_capacity(shards);
+        for (j, steps) in std::mem::take(&mut w.steps).into_iter().enumerate() {
+            let control = control.clone();
+            let snapshots = reporting.as_ref().map(|(every, _, s)| (*every, s.clone(), j));
+            let h = runtime.run_on(j, move || async move {
+                let mut sb = ShardBuild::new(control);
+                for step in steps {
+                    step(&mut sb);
+                }
+                sb.finish(stages, snapshots).await
+            });
+            handles.push(h?);
+        }
+        let rings = Merge::new(consumer_rings, ordered && from.len() > 1);
+        Ok(Pipeline::new(Parts {
+            placement,
+            runtime,
+            offload,
+            control,
+            shard_tasks: handles,
+            rings,
+            names,
+            bound: w.bound,
+            reporting,
+        }))
+    }
+}
