@@ -74,13 +74,7 @@ pub(crate) async fn aggregate_worker<T: Send + 'static>(
 ) {
     let mut batcher = Batcher { size, pending: Vec::with_capacity(size) };
     let mut buf = Vec::with_capacity(BATCH);
-    loop {
-        let n = cx.recv(&mut input, &mut buf, BATCH).await;
-        if n == 0 {
-            break;
-        }
-        let discarding = cx.discarding();
-        cx.received(n);
+    while let Some((n, discarding)) = cx.next_batch(&mut input, &mut buf).await {
         for msg in buf.drain(..) {
             match msg {
                 Msg::Item(env) => {
@@ -160,23 +154,21 @@ pub(crate) async fn custom_aggregate_worker<T: Send + 'static, A: Aggregator<T>>
 ) {
     let mut buf = Vec::with_capacity(BATCH);
     let mut stamps = Stamps::None;
-    loop {
-        let n = cx.recv(&mut input, &mut buf, BATCH).await;
-        if n == 0 {
-            break;
-        }
-        let discarding = cx.discarding();
+    while let Some((n, discarding)) = cx.next_batch(&mut input, &mut buf).await {
         for msg in buf.drain(..) {
             let env = match msg {
                 Msg::Item(env) => env,
-                Msg::Chunk => continue,
+                Msg::Chunk => {
+                    cx.unreceived_marker();
+                    continue;
+                }
                 Msg::Epoch(e) => {
+                    cx.unreceived_marker();
                     flush_custom(&mut agg, &mut stamps, &output, &cx).await;
                     forward_marker(&output, Msg::Epoch(e)).await;
                     continue;
                 }
             };
-            cx.received(1);
             if discarding {
                 cx.discard(env.units());
                 continue;

@@ -125,27 +125,16 @@ impl<T> LocalSender<T> {
     }
 
     fn poll_send(&self, cx: &mut Context<'_>, value: &mut Option<T>) -> Poll<Result<(), T>> {
-        let mut s = self.state.borrow_mut();
         let v = value.take().expect("polled after completion");
-        if !s.receiver_alive {
-            return Poll::Ready(Err(v));
+        match self.try_send(v) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err((v, true)) => Poll::Ready(Err(v)),
+            Err((v, false)) => {
+                self.state.borrow_mut().send_wakers.push(cx.waker().clone());
+                *value = Some(v);
+                Poll::Pending
+            }
         }
-        if s.items.len() >= s.capacity {
-            s.send_wakers.push(cx.waker().clone());
-            *value = Some(v);
-            return Poll::Pending;
-        }
-        s.items.push_back(v);
-        if s.items.len() == 1
-            && let Some(o) = &mut s.occupancy
-        {
-            o.nonempty_since = Some(Instant::now());
-        }
-        if let Some(w) = s.recv_waker.take() {
-            drop(s);
-            w.wake();
-        }
-        Poll::Ready(Ok(()))
     }
 }
 

@@ -107,6 +107,22 @@ impl StageCx {
         self.stats.borrow_mut().received += n as u64;
     }
 
+    /// The next batch of up to [`BATCH`] messages into `buf`, counted as received: `None` at the
+    /// end of the input, else how many arrived and whether the stage now discards (cancelled).
+    pub(crate) async fn next_batch<T: Send + 'static>(
+        &self,
+        input: &mut Inbound<T>,
+        buf: &mut Vec<Msg<T>>,
+    ) -> Option<(usize, bool)> {
+        let n = self.recv(input, buf, BATCH).await;
+        if n == 0 {
+            return None;
+        }
+        // Counted per batch: markers are rare, so they are counted off instead of items on.
+        self.received(n);
+        Some((n, self.discarding()))
+    }
+
     /// A batch counted as received held a marker, which is not an item.
     pub(crate) fn unreceived_marker(&self) {
         self.stats.borrow_mut().received -= 1;
@@ -237,14 +253,7 @@ pub(crate) async fn inline_worker<T, U, A>(
     let mut buf = Vec::with_capacity(BATCH);
     let mut outputs = Vec::new();
     let mut calls = 0u64;
-    loop {
-        let n = cx.recv(&mut input, &mut buf, BATCH).await;
-        if n == 0 {
-            break;
-        }
-        let discarding = cx.discarding();
-        // Counted per batch: markers are rare, so count them off instead of items on.
-        cx.received(n);
+    while let Some((n, discarding)) = cx.next_batch(&mut input, &mut buf).await {
         for msg in buf.drain(..) {
             let Envelope { value, stamps } = match msg {
                 Msg::Item(env) => env,
