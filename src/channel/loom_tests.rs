@@ -124,3 +124,26 @@ fn loom_channel_waits_lose_nothing() {
         producer.join().unwrap();
     });
 }
+
+/// The unbound receiving end (`SharedReceiver::poll_recv`, a pipeline's consumer): it releases
+/// slots in batches but always before it waits, so a sender parked on a full ring is woken;
+/// every item arrives, in order, and the end comes after the last.
+#[test]
+fn loom_unbound_receiver_loses_nothing() {
+    loom::model(|| {
+        let (tx, mut rx) = bounded::<usize>(2);
+        let producer = thread::spawn(move || {
+            let tx = tx.connect();
+            for i in 0..ITEMS {
+                loom::future::block_on(tx.send(i)).unwrap();
+            }
+        });
+        let mut next = 0;
+        while let Some(v) = loom::future::block_on(std::future::poll_fn(|cx| rx.poll_recv(cx))) {
+            assert_eq!(v, next);
+            next += 1;
+        }
+        assert_eq!(next, ITEMS);
+        producer.join().unwrap();
+    });
+}
