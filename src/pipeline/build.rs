@@ -71,6 +71,12 @@ pub enum PipelineBuildError {
         /// The stage.
         stage: String,
     },
+    /// `rate` was zero, negative or not a number.
+    #[error("the source rate must be a positive number of items per second, got {rate}")]
+    BadRate {
+        /// The rate asked for.
+        rate: f64,
+    },
     /// `on_shards` named no shard, a shard twice, or a shard the placement does not have.
     #[error(
         "stage '{stage}': on_shards({shards:?}) must name distinct shards below {count} (the placement has {count}); \
@@ -124,6 +130,11 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             if spec.drop_last && spec.batch.is_none() {
                 return Err(PipelineBuildError::DropLastWithoutAggregate { stage: spec.name.clone() });
             }
+        }
+        if let Some(rate) = self.specs[0].rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(PipelineBuildError::BadRate { rate });
         }
         if self.sink_buffer == 0 {
             return Err(PipelineBuildError::Zero { stage: "sink".into(), option: "buffer" });

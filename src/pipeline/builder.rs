@@ -106,13 +106,14 @@ where
     let wire: Wire = Box::new(move |w: &mut Wiring| {
         w.source = Some(Box::new(move |w: &mut Wiring, targets: &[usize]| {
             let cap = w.specs[0].buffer;
+            let rate = w.specs[0].rate;
             let ordered = w.ordered;
             let (txs, rxs): (Vec<_>, Vec<_>) = targets.iter().map(|_| channel::bounded::<Msg<I::Item>>(cap)).unzip();
             w.hold(cap.max(2).next_power_of_two() + 1, targets.len());
             w.steps[0].push(Box::new(move |sb: &mut ShardBuild| {
                 let dealer = Dealer::new(txs.into_iter().map(|t| t.connect()).collect(), ordered, true);
                 let cx = sb.stage(0);
-                sb.spawn(source_task(make, mark_epochs, dealer, cx));
+                sb.spawn(source_task(make, mark_epochs, rate, dealer, cx));
             }));
             for (&t, rx) in targets.iter().zip(rxs) {
                 w.steps[t].push(Box::new(move |sb: &mut ShardBuild| sb.set_upstream(Inbound::Ring(rx.connect()))));
@@ -410,6 +411,16 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// `aggregate`; the source's ring to each shard holds 1024).
     pub fn buffer(mut self, n: usize) -> Self {
         self.last().buffer = n;
+        self
+    }
+
+    /// Open loop: the source emits `items_per_sec` items per second on a fixed schedule, whatever
+    /// the pipeline does, and each item's latency counts from its scheduled emission time, so a
+    /// stall shows in the latency of every item it delayed (no coordinated omission, as wrk2
+    /// does it). Applies to the source (call it right after `source`); non-positive rates are
+    /// refused at build.
+    pub fn rate(mut self, items_per_sec: f64) -> Self {
+        self.specs[0].rate = Some(items_per_sec);
         self
     }
 

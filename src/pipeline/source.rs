@@ -3,11 +3,13 @@
 //! stream across a boundary between shard sets (or to the consumer).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
 
 use super::envelope::{Envelope, Msg, Stamps};
 use super::exchange::Dealer;
 use super::stage::{BATCH, Inbound, StageCx, charge};
 use crate::runtime::task_panic_message;
+use crate::runtime::time::sleep;
 
 /// Items that come further apart than this mark the iterator as slow (it does work or waits per
 /// item): the source then publishes before each call into it. Even a pipeline round trip through
@@ -26,14 +28,23 @@ const MAX_UNPUBLISHED_NS: u64 = 20_000;
 /// did, and before every call into an iterator whose items come more than 2 µs apart (the gap
 /// between stamps, read anyway, tells). What this cannot catch: an iterator that returns items
 /// quickly and then blocks until the consumer has them (it waits on itself: docs/pipeline.md).
-pub(crate) async fn source_task<I, M>(mut make_pass: M, mark_epochs: bool, mut dealer: Dealer<I::Item>, cx: StageCx)
-where
+pub(crate) async fn source_task<I, M>(
+    mut make_pass: M,
+    mark_epochs: bool,
+    rate: Option<f64>,
+    mut dealer: Dealer<I::Item>,
+    cx: StageCx,
+) where
     I: Iterator,
     I::Item: Send + 'static,
     M: FnMut(u64) -> Option<I>,
 {
     let mut since_charge = 0usize;
     let (mut last_stamp, mut last_flush) = (0u64, 0u64);
+    // Open loop: item k is due at `first + k / rate`; it is stamped with that time.
+    let interval_ns = rate.map(|r| 1e9 / r);
+    let mut emitted = 0u64;
+    let first_ns = cx.control.now_ns();
     let mut slow = true;
     for epoch in 0.. {
         dealer.flush();
@@ -46,11 +57,24 @@ where
                 dealer.flush();
             }
             let Some(value) = pull(&cx, || items.next()).flatten() else { break };
-            let now = cx.control.now_ns();
+            let mut now = cx.control.now_ns();
+            let stamp = match interval_ns {
+                None => now,
+                Some(every) => {
+                    let due = first_ns + (emitted as f64 * every) as u64;
+                    if due > now {
+                        dealer.flush();
+                        sleep(Duration::from_nanos(due - now)).await;
+                        now = cx.control.now_ns();
+                    }
+                    due
+                }
+            };
+            emitted += 1;
             slow = now.saturating_sub(last_stamp) > SLOW_GAP_NS;
             last_stamp = now;
             cx.received(1);
-            dealer.send(Msg::Item(Envelope { value, stamps: Stamps::One(now) }), &cx).await;
+            dealer.send(Msg::Item(Envelope { value, stamps: Stamps::One(stamp) }), &cx).await;
             if now.saturating_sub(last_flush) > MAX_UNPUBLISHED_NS {
                 dealer.flush();
                 last_flush = now;

@@ -64,6 +64,8 @@ pub(crate) struct StageSpec {
     pub(crate) batch: Option<usize>,
     /// `on_shards(..)`: the shards this stage runs on (default: all).
     pub(crate) shards: Option<Vec<usize>>,
+    /// The source only: emit at this many items per second (open loop).
+    pub(crate) rate: Option<f64>,
 }
 
 impl StageSpec {
@@ -78,6 +80,7 @@ impl StageSpec {
             drop_last: false,
             batch: None,
             shards: None,
+            rate: None,
         }
     }
 }
