@@ -63,6 +63,11 @@ impl<T: Send + 'static> Dealer<T> {
         }
     }
 
+    /// Whether delivered items count as the stage's output.
+    pub(crate) fn counts_output(&self) -> bool {
+        self.counts_output
+    }
+
     /// Publishes everything batched on every target now (rather than at the end of the turn).
     pub(crate) fn flush(&self) {
         self.targets.iter().for_each(Sender::flush);

@@ -58,6 +58,7 @@ impl Assembler {
             account,
             received: consumer.received,
             latency: consumer.latency.summary(),
+            latency_histogram: consumer.latency.clone(),
             stages: self
                 .names
                 .iter()

@@ -136,6 +136,8 @@ pub struct Report {
     pub received: u64,
     /// Source emission to consumer receipt, per source item, ns.
     pub latency: Summary,
+    /// The same, every value (for `.hgrm` files and other quantiles).
+    pub latency_histogram: Recorder,
     /// Index 0 is the source, then every stage in order.
     pub stages: Vec<StageReport>,
     /// Per shard busy and idle time.

@@ -117,7 +117,14 @@ pub(crate) async fn deal_task<T: Send + 'static>(mut input: Inbound<T>, mut deal
         for msg in buf.drain(..) {
             match msg {
                 Msg::Item(env) if discarding => cx.discard(env.units()),
-                msg => dealer.send(msg, &cx).await,
+                msg => {
+                    // The sink's dealer is a stage of its own in the report; a boundary
+                    // between stages only carries items (the next stage counts them).
+                    if dealer.counts_output() && matches!(msg, Msg::Item(_)) {
+                        cx.received(1);
+                    }
+                    dealer.send(msg, &cx).await
+                }
             }
         }
         charge(n).await;

@@ -1,30 +1,20 @@
-//! `shardpipe`: for now, a demo that starts one shard per CPU, streams items around the shards
-//! through the cross-shard mesh, measures a ping-pong, then runs the same pipeline on one loop
-//! and on every shard, and prints what it measured.
+//! `shardpipe bench`: the runtime's micro-measures on this machine, in seconds — the ring set-up
+//! each shard chose, streaming hand-off around the shards (checksummed), a ping-pong round trip,
+//! spawn-and-await, and what each shard did. (The criterion benches in `benches/` are the
+//! careful version, against glommio, tokio and crossbeam.)
 
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use shardpipe::pipeline::{Placement, source};
 use shardpipe::{Runtime, channel};
 
 const ITEMS_PER_SHARD: u64 = 5_000_000;
 const PINGS: u32 = 20_000;
+const SPAWNS: u32 = 200_000;
 
-fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("shardpipe: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     let rt = Runtime::builder().build()?;
     let n = rt.shard_count();
-    println!("shardpipe demo: {n} shards");
+    println!("shardpipe bench: {n} shards");
     for info in rt.shard_infos() {
         println!(
             "  shard-{}: cpu {:?}, ring {}, peer wake by {}",
@@ -105,47 +95,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         rtt.as_nanos() as f64 / PINGS as f64
     );
 
+    // 3. Spawn one trivial task and await it, on shard 0.
+    let spawn = rt.run_on(0, || async {
+        let t = Instant::now();
+        for i in 0..SPAWNS {
+            assert_eq!(shardpipe::spawn_local(async move { i }).await.expect("task"), i);
+        }
+        t.elapsed()
+    })?;
+    let spawn = spawn.join()?;
+    println!("spawn + await: {:.0} ns per task ({SPAWNS} tasks)", spawn.as_nanos() as f64 / f64::from(SPAWNS));
+
     let reports = rt.shutdown();
     print_shard_reports(reports);
-    compare_pipelines()
-}
-
-/// 3. The same pipeline on one loop (SPDL's architecture) and on every shard, alternating runs.
-fn compare_pipelines() -> Result<(), Box<dyn std::error::Error>> {
-    const ITEMS: u64 = 1_000_000;
-    const RUNS: usize = 3;
-    let build = |p: Placement| source(0..ITEMS).pipe(Some).pipe(Some).pipe(Some).aggregate(256).build(p);
-    let mut rates = [Vec::new(), Vec::new()];
-    let mut last_sharded = None;
-    for _ in 0..RUNS {
-        for (k, placement) in [Placement::single_loop(), Placement::sharded()].into_iter().enumerate() {
-            let mut pipe = build(placement)?;
-            let items: usize = pipe.iter().map(|b| b.len()).sum();
-            let report = pipe.finish()?;
-            if items as u64 != ITEMS || !report.account.balances() {
-                return Err(format!("{}: {items} of {ITEMS} items arrived", placement.label()).into());
-            }
-            rates[k].push(report.items_per_sec());
-            if k == 1 {
-                last_sharded = Some(report);
-            }
-        }
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (single, sharded) = (median(&mut rates[0]), median(&mut rates[1]));
-    println!(
-        "pipeline (source -> 3 no-op stages -> batches of 256, {ITEMS} items, median of {RUNS}): \
-         single loop {:.2} M items/s, sharded {:.2} M items/s = {:.2}x",
-        single / 1e6,
-        sharded / 1e6,
-        sharded / single
-    );
-    if let Some(r) = last_sharded {
-        print!("{r}");
-    }
     Ok(())
 }
 

@@ -1,0 +1,332 @@
+//! `shardpipe`: runs shard plans (TOML pipeline descriptions) on one event loop or on every
+//! core, compares the two, and writes reports that other tools read.
+//!
+//! Errors in what the user gave (a plan, a flag) print one line and exit with code 2; a run that
+//! hit a failure limit prints its report and exits with code 1.
+
+mod bench;
+mod ops;
+mod output;
+mod plan;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use shardpipe::pipeline::{PipelineBuildError, RecvTimeoutError, Report};
+
+use crate::output::Run;
+use crate::plan::{Mode, Plan, PlanText};
+
+/// Run data-loading pipelines on one event loop or on every core, and compare the two.
+///
+/// A plan (a TOML file; see docs/plans.md) describes a source, stages from the op catalog
+/// (noop, spin, sleep, read, checksum, batch, unbatch) and a placement. With no command,
+/// `shardpipe` compares the embedded default plan on one loop and on every core.
+#[derive(Parser)]
+#[command(name = "shardpipe", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a plan once (on the placement it names, or --mode) and print its report.
+    ///
+    /// Example: shardpipe run tiny-tasks --mode single --set source.count=100000
+    Run(RunArgs),
+    /// Run a plan on the single loop and sharded, alternating, and print them side by side.
+    ///
+    /// Each mode runs --repeat times, alternating (single, sharded, single, …) so that a noisy
+    /// machine slows both alike; the table shows medians and the sharded/single ratio.
+    Compare(CompareArgs),
+    /// List the plans: those in ./shards and those built into the binary.
+    Plans,
+    /// Measure the runtime on this machine in seconds: hand-off, ping-pong, spawn.
+    Bench,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    /// A plan: a path to a .toml file, or a name from `shardpipe plans` (e.g. default).
+    plan: String,
+    /// Override any plan key by its dotted path; repeatable.
+    /// Lists take an index: --set stage.0.us=50 --set source.count=1000
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Open loop: emit this many items per second on a fixed schedule; latency counts from each
+    /// item's scheduled time, so stalls are not hidden (the source's `rate` key).
+    #[arg(long, value_name = "ITEMS_PER_SEC")]
+    rate: Option<f64>,
+    /// Stop after this many source items (the source's `count`, or the first N files).
+    #[arg(long, value_name = "N", conflicts_with = "duration")]
+    items: Option<u64>,
+    /// Run for this long (e.g. 10s, 500ms, 2m), then stop; the source is endless.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Print one JSON object on stdout instead of tables (schema in docs/plans.md).
+    #[arg(long)]
+    json: bool,
+    /// Write each run's end-to-end latency as an HdrHistogram .hgrm file into this directory.
+    #[arg(long, value_name = "DIR")]
+    hgrm: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// Where to run it (default: the plan's placement.mode).
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// Runs of each mode.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    repeat: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Single,
+    Sharded,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.trim().split_at(s.trim().find(|c: char| c.is_alphabetic()).unwrap_or(s.trim().len()));
+    let n: f64 = num.parse().map_err(|_| format!("'{s}': expected a number and a unit, e.g. 10s, 500ms, 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1e3,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}'; use ms, s, m or h")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("'{s}': the duration must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A failure that is the user's to fix (exit 2) or a run that failed (exit 1).
+enum Failure {
+    User(String),
+    Run(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::User(s)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => default_compare(),
+        Some(Command::Run(a)) => run_command(&a),
+        Some(Command::Compare(a)) => compare_command(&a.plan, a.repeat, None),
+        Some(Command::Plans) => list_plans(),
+        Some(Command::Bench) => bench::run().map_err(|e| Failure::User(e.to_string())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::User(msg)) => {
+            eprintln!("shardpipe: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(msg)) => {
+            eprintln!("shardpipe: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The plan with the command line's overrides applied.
+fn load(args: &PlanArgs) -> Result<(PlanText, Plan), Failure> {
+    let text = plan::find(&args.plan).map_err(|e| e.to_string())?;
+    let mut overrides = args.set.clone();
+    if let Some(rate) = args.rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(format!("--rate {rate}: the rate must be a positive number of items per second").into());
+        }
+        overrides.push(format!("source.rate={rate}"));
+    }
+    let plan = plan::load(&text, &overrides).map_err(|e| e.to_string())?;
+    Ok((text, plan))
+}
+
+/// Runs `plan` once on `mode`; `progress` shows a live bar on a terminal.
+fn run_once(plan: &Plan, mode: Mode, args: &PlanArgs, progress: bool) -> Result<(Report, Option<String>), Failure> {
+    let items = if args.duration.is_some() { Some(0) } else { args.items };
+    let builder = ops::pipeline(plan, items)?;
+    let mut pipe = builder.build(ops::placement(plan, mode)).map_err(|e| match e {
+        PipelineBuildError::Runtime(e) => Failure::User(e.to_string()),
+        other => Failure::User(other.to_string()),
+    })?;
+    let expected = items.filter(|&n| n > 0).or(plan.source.count).map(|n| n * plan.source.epochs);
+    let bar = progress.then(|| progress_bar(expected, mode));
+    let deadline = args.duration.map(|d| Instant::now() + d);
+    let mut error = None;
+    loop {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            pipe.stop();
+            break;
+        }
+        let wait = deadline.map_or(Duration::from_millis(250), |d| (d - now).min(Duration::from_millis(250)));
+        match pipe.recv_timeout(wait) {
+            Ok(v) => {
+                if let Some(b) = &bar {
+                    b.inc(v.items());
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Ended) => break,
+            Err(RecvTimeoutError::Failed(e)) => error = Some(e.to_string()),
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match pipe.finish() {
+        Ok(r) => Ok((r, error)),
+        Err(failed) => Ok((*failed.report, Some(failed.error.to_string()))),
+    }
+}
+
+fn progress_bar(expected: Option<u64>, mode: Mode) -> indicatif::ProgressBar {
+    let label = if mode == Mode::Single { "single " } else { "sharded" };
+    let bar = match expected {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    let template = format!("{label} {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} items, {{per_sec}}");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn mode_label(mode: Mode) -> &'static str {
+    if mode == Mode::Single { "single" } else { "sharded" }
+}
+
+/// Prints (or writes) what the runs produced.
+fn emit(name: &str, runs: &[Run], args: &PlanArgs) -> Result<(), Failure> {
+    if let Some(dir) = &args.hgrm {
+        let paths = output::write_hgrm(dir, name, runs)?;
+        if !args.json {
+            for p in paths {
+                println!("wrote {}", p.display());
+            }
+        }
+    }
+    if args.json {
+        println!("{}", output::json(name, runs));
+    }
+    Ok(())
+}
+
+fn run_command(a: &RunArgs) -> Result<(), Failure> {
+    let (text, plan) = load(&a.plan)?;
+    let mode = match a.mode {
+        Some(ModeArg::Single) => Mode::Single,
+        Some(ModeArg::Sharded) => Mode::Sharded,
+        None => plan.placement.mode,
+    };
+    let (report, error) = run_once(&plan, mode, &a.plan, !a.plan.json)?;
+    if !a.plan.json {
+        println!("{} — {}\n{report}", text.name, plan.description);
+    }
+    let runs = [Run { mode: mode_label(mode), repeat: 1, report }];
+    emit(&text.name, &runs, &a.plan)?;
+    error.map_or(Ok(()), |e| Err(Failure::Run(e)))
+}
+
+fn compare_command(args: &PlanArgs, repeat: usize, report_dir: Option<PathBuf>) -> Result<(), Failure> {
+    if repeat == 0 {
+        return Err("--repeat 0: compare needs at least one run of each mode".to_owned().into());
+    }
+    let (text, plan) = load(args)?;
+    let mut runs = Vec::new();
+    let mut errors = Vec::new();
+    for k in 1..=repeat {
+        for mode in [Mode::Single, Mode::Sharded] {
+            let (report, error) = run_once(&plan, mode, args, !args.json)?;
+            errors.extend(error);
+            runs.push(Run { mode: mode_label(mode), repeat: k, report });
+        }
+    }
+    if !args.json {
+        println!("{} — {}", text.name, plan.description);
+        println!("{} run(s) of each, alternating; medians:\n", repeat);
+        print!("{}", output::comparison(&runs));
+        if let Some(last) = runs.iter().rev().find(|r| r.mode == "sharded") {
+            println!("\nlast sharded run:\n{}", last.report);
+        }
+    }
+    emit(&text.name, &runs, args)?;
+    if let Some(dir) = report_dir {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+        let json = dir.join(format!("{}.json", text.name));
+        std::fs::write(&json, output::json(&text.name, &runs).to_string())
+            .map_err(|e| format!("cannot write {}: {e}", json.display()))?;
+        let hgrms = output::write_hgrm(&dir, &text.name, &runs)?;
+        println!("reports: {} and {} .hgrm files in {}", json.display(), hgrms.len(), dir.display());
+    }
+    match errors.first() {
+        Some(e) => Err(Failure::Run(e.clone())),
+        None => Ok(()),
+    }
+}
+
+/// No arguments: `compare` on the embedded default plan, reports written to a temporary directory.
+fn default_compare() -> Result<(), Failure> {
+    let args = PlanArgs {
+        plan: "default".into(),
+        set: Vec::new(),
+        rate: None,
+        items: None,
+        duration: None,
+        json: false,
+        hgrm: None,
+    };
+    let dir = std::env::temp_dir().join("shardpipe-reports");
+    compare_command(&args, 3, Some(dir))
+}
+
+fn list_plans() -> Result<(), Failure> {
+    let mut seen = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("shards") {
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let line = match plan::find(&p.display().to_string()).and_then(|t| plan::load(&t, &[])) {
+                Ok(plan) => plan.description,
+                Err(e) => format!("(does not load: {e})"),
+            };
+            println!("{name:<14} {line}  [{}]", p.display());
+            seen.push(name);
+        }
+    }
+    for (name, text) in plan::EMBEDDED {
+        if seen.iter().any(|s| s == name) {
+            continue;
+        }
+        let t = PlanText { origin: format!("<embedded {name}>"), name: (*name).to_owned(), text: (*text).to_owned() };
+        let line = plan::load(&t, &[]).map(|p| p.description).unwrap_or_else(|e| e.to_string());
+        println!("{name:<14} {line}  [built in]");
+    }
+    Ok(())
+}
