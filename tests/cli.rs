@@ -119,3 +119,26 @@ fn a_malformed_plan_file_names_the_file_and_the_line() {
     assert!(err.contains("broken.toml") && err.contains("line 2"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn ctrl_c_stops_the_run_and_prints_the_partial_report() {
+    let child = Command::new(env!("CARGO_BIN_EXE_shardpipe"))
+        .args(["run", "tiny-tasks", "--set", "source.count=0"]) // endless
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("io_uring") {
+        return;
+    }
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("account: produced") && !text.contains("DOES NOT BALANCE"), "{text}");
+    assert!(err.contains("interrupted"), "{err}");
+}

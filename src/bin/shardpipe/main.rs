@@ -11,6 +11,8 @@ mod plan;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -114,10 +116,28 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// A failure that is the user's to fix (exit 2) or a run that failed (exit 1).
+/// A failure that is the user's to fix (exit 2), a run that failed (exit 1), or a run the user
+/// interrupted (exit 130).
 enum Failure {
     User(String),
     Run(String),
+    Interrupted,
+}
+
+/// Set by the first Ctrl-C (or SIGTERM): the run stops, drains and reports what it did. A
+/// second one ends the process at once.
+fn interrupted() -> &'static Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // Registration fails only for forbidden signals, which these are not; without it
+            // Ctrl-C simply ends the process as usual.
+            let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone());
+            let _ = signal_hook::flag::register(sig, flag.clone());
+        }
+        flag
+    })
 }
 
 impl From<String> for Failure {
@@ -128,6 +148,7 @@ impl From<String> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    interrupted();
     let result = match cli.command {
         None => default_compare(),
         Some(Command::Run(a)) => run_command(&a),
@@ -144,6 +165,10 @@ fn main() -> ExitCode {
         Err(Failure::Run(msg)) => {
             eprintln!("shardpipe: {msg}");
             ExitCode::from(1)
+        }
+        Err(Failure::Interrupted) => {
+            eprintln!("shardpipe: interrupted; the report above covers what ran until then");
+            ExitCode::from(130)
         }
     }
 }
@@ -176,7 +201,7 @@ fn run_once(plan: &Plan, mode: Mode, args: &PlanArgs, progress: bool) -> Result<
     let mut error = None;
     loop {
         let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
+        if deadline.is_some_and(|d| now >= d) || interrupted().load(Ordering::Relaxed) {
             pipe.stop();
             break;
         }
@@ -247,6 +272,9 @@ fn run_command(a: &RunArgs) -> Result<(), Failure> {
     }
     let runs = [Run { mode: mode_label(mode), repeat: 1, report }];
     emit(&text.name, &runs, &a.plan)?;
+    if interrupted().load(Ordering::Relaxed) {
+        return Err(Failure::Interrupted);
+    }
     error.map_or(Ok(()), |e| Err(Failure::Run(e)))
 }
 
@@ -257,11 +285,14 @@ fn compare_command(args: &PlanArgs, repeat: usize, report_dir: Option<PathBuf>) 
     let (text, plan) = load(args)?;
     let mut runs = Vec::new();
     let mut errors = Vec::new();
-    for k in 1..=repeat {
+    'runs: for k in 1..=repeat {
         for mode in [Mode::Single, Mode::Sharded] {
             let (report, error) = run_once(&plan, mode, args, !args.json)?;
             errors.extend(error);
             runs.push(Run { mode: mode_label(mode), repeat: k, report });
+            if interrupted().load(Ordering::Relaxed) {
+                break 'runs;
+            }
         }
     }
     if !args.json {
@@ -280,6 +311,9 @@ fn compare_command(args: &PlanArgs, repeat: usize, report_dir: Option<PathBuf>) 
             .map_err(|e| format!("cannot write {}: {e}", json.display()))?;
         let hgrms = output::write_hgrm(&dir, &text.name, &runs)?;
         println!("reports: {} and {} .hgrm files in {}", json.display(), hgrms.len(), dir.display());
+    }
+    if interrupted().load(Ordering::Relaxed) {
+        return Err(Failure::Interrupted);
     }
     match errors.first() {
         Some(e) => Err(Failure::Run(e.clone())),
