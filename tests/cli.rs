@@ -142,3 +142,19 @@ fn ctrl_c_stops_the_run_and_prints_the_partial_report() {
     assert!(text.contains("account: produced") && !text.contains("DOES NOT BALANCE"), "{text}");
     assert!(err.contains("interrupted"), "{err}");
 }
+
+#[test]
+fn plot_draws_one_percentile_curve_per_run() {
+    let file = std::env::temp_dir().join(format!("shardpipe-plot-{}.svg", std::process::id()));
+    let out =
+        shardpipe(&["compare", "tiny-tasks", "--items", "5000", "--repeat", "1", "--plot", file.to_str().unwrap()]);
+    if String::from_utf8_lossy(&out.stderr).contains("io_uring") {
+        return;
+    }
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(&file).expect("the plot");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<polyline").count(), 2, "single and sharded");
+    assert!(svg.contains("99.9%") && svg.contains("single #1") && svg.contains("sharded #1"));
+    let _ = std::fs::remove_file(file);
+}

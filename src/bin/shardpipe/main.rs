@@ -8,6 +8,7 @@ mod bench;
 mod ops;
 mod output;
 mod plan;
+mod plot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +75,9 @@ struct PlanArgs {
     /// Write each run's end-to-end latency as an HdrHistogram .hgrm file into this directory.
     #[arg(long, value_name = "DIR")]
     hgrm: Option<PathBuf>,
+    /// Draw every run's latency percentile curve (and shard utilization) into an SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -253,6 +257,13 @@ fn emit(name: &str, runs: &[Run], args: &PlanArgs) -> Result<(), Failure> {
             }
         }
     }
+    if let Some(file) = &args.plot {
+        std::fs::write(file, plot::svg(name, runs))
+            .map_err(|e| format!("--plot {}: cannot write it: {e}", file.display()))?;
+        if !args.json {
+            println!("wrote {}", file.display());
+        }
+    }
     if args.json {
         println!("{}", output::json(name, runs));
     }
@@ -331,6 +342,7 @@ fn default_compare() -> Result<(), Failure> {
         duration: None,
         json: false,
         hgrm: None,
+        plot: None,
     };
     let dir = std::env::temp_dir().join("shardpipe-reports");
     compare_command(&args, 3, Some(dir))
