@@ -41,6 +41,7 @@ pub mod runtime;
 pub mod stats;
 pub(crate) mod sync;
 pub(crate) mod sys;
+pub mod trace;
 
 pub use driver::{DriverStats, RingMode, UringUnavailable};
 pub use runtime::time;

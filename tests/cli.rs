@@ -158,3 +158,32 @@ fn plot_draws_one_percentile_curve_per_run() {
     assert!(svg.contains("99.9%") && svg.contains("single #1") && svg.contains("sharded #1"));
     let _ = std::fs::remove_file(file);
 }
+
+#[test]
+fn trace_is_a_chrome_trace_with_a_track_per_shard_and_offload_thread() {
+    let file = std::env::temp_dir().join(format!("shardpipe-trace-{}.json", std::process::id()));
+    let out =
+        shardpipe(&["compare", "cpu-bound", "--items", "400", "--repeat", "1", "--trace", file.to_str().unwrap()]);
+    if String::from_utf8_lossy(&out.stderr).contains("io_uring") {
+        return;
+    }
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).expect("valid JSON");
+    let events = v["traceEvents"].as_array().expect("traceEvents");
+    let names = |pid: u64| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["pid"] == pid && e["name"] == "thread_name")
+            .map(|e| e["args"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let single = names(1);
+    assert!(single.contains(&"shard-0".to_owned()) && single.iter().any(|n| n.starts_with("offload-")), "{single:?}");
+    assert!(names(2).len() >= 2, "a track per shard: {:?}", names(2));
+    for e in events.iter().filter(|e| e["ph"] == "X") {
+        assert!(e["ts"].is_number() && e["dur"].as_f64().unwrap() >= 0.0 && e["tid"].is_u64(), "{e}");
+    }
+    let has = |pid: u64, name: &str| events.iter().any(|e| e["pid"] == pid && e["name"] == name);
+    assert!(has(1, "tasks") && has(1, "job") && has(2, "tasks"), "task turns and offloaded jobs are there");
+    let _ = std::fs::remove_file(file);
+}

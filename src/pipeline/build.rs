@@ -208,11 +208,15 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             Placement::Sharded { shards } => shards,
         };
         self.validate_placement(shards, ordered, offload_threads.is_some())?;
+        let start = std::time::Instant::now();
+        if self.trace {
+            rb.trace(start);
+        }
         let runtime = rb.build()?;
         let offload = match offload_threads {
             Some(n) => {
                 let n = if n == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { n };
-                Some(Arc::new(Offload::new(n).map_err(PipelineBuildError::Offload)?))
+                Some(Arc::new(Offload::new(n, self.trace.then_some(start)).map_err(PipelineBuildError::Offload)?))
             }
             None => None,
         };
@@ -220,7 +224,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let sink_index = specs.len();
         specs.push(StageSpec::new("sink".into(), Kind::Sink, self.sink_buffer));
         let stage_limits = specs.iter().map(|s| (s.name.clone(), s.max_failures)).collect();
-        let control = Arc::new(Control::new(stage_limits, self.max_failures_total));
+        let control = Arc::new(Control::starting_at(start, stage_limits, self.max_failures_total));
         let mut w = Wiring {
             shards,
             offload: offload.clone(),

@@ -61,6 +61,7 @@ pub struct PipelineBuilder<T> {
     pub(super) max_failures_total: Option<u64>,
     pub(super) sink_buffer: usize,
     pub(super) report_every: Option<(Duration, ReportFn)>,
+    pub(super) trace: bool,
     _out: PhantomData<fn() -> T>,
 }
 
@@ -126,6 +127,7 @@ where
         max_failures_total: None,
         sink_buffer: 3,
         report_every: None,
+        trace: false,
         _out: PhantomData,
     }
 }
@@ -150,6 +152,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             max_failures_total: self.max_failures_total,
             sink_buffer: self.sink_buffer,
             report_every: self.report_every,
+            trace: self.trace,
             _out: PhantomData,
         }
     }
@@ -449,6 +452,13 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// rounded up to a power of two).
     pub fn sink(mut self, buffer: usize) -> Self {
         self.sink_buffer = buffer;
+        self
+    }
+
+    /// Records a timeline of every shard (task turns, idle periods, wakes) and offload thread
+    /// (jobs), handed back in [`Report::trace`]; `shardpipe --trace` writes it as a Chrome trace.
+    pub fn trace(mut self) -> Self {
+        self.trace = true;
         self
     }
 

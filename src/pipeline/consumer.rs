@@ -304,16 +304,18 @@ impl<T: Send + 'static> Pipeline<T> {
         // account will not balance, which the report shows.
         let per_shard: Vec<_> = self.shard_tasks.drain(..).filter_map(|h| h.join().ok()).collect();
         let stages = merge(self.assembler.names.len(), per_shard);
-        let shard_usage = self
-            .runtime
-            .take()
-            .map(Runtime::shutdown)
-            .unwrap_or_default()
+        let shards = self.runtime.take().map(Runtime::shutdown).unwrap_or_default();
+        let mut trace: Vec<_> = shards.iter().filter_map(|r| r.trace.clone()).collect();
+        let shard_usage = shards
             .into_iter()
             .map(|r| ShardUsage { id: r.id, busy: r.busy, idle: r.idle, tasks_run: r.tasks_run })
             .collect();
-        self.offload = None;
-        let report = self.assembler.report(stages, &self.counts, shard_usage);
+        // Every task holding a clone of the pool has ended with the shards.
+        if let Some(mut pool) = self.offload.take().and_then(|p| Arc::try_unwrap(p).ok()) {
+            trace.extend(pool.shut_down());
+        }
+        let mut report = self.assembler.report(stages, &self.counts, shard_usage);
+        report.trace = trace;
         if let Some(mut callback) = self.reporter.take().and_then(Reporter::finish) {
             callback(&report);
         }

@@ -37,7 +37,17 @@ pub(crate) struct Control {
 
 impl Control {
     /// `stages[i]`: (name, per-stage limit) of stage `i` (0 is the source).
+    #[cfg(test)]
     pub(crate) fn new(stages: Vec<(String, Option<u64>)>, max_failures_total: Option<u64>) -> Self {
+        Self::starting_at(Instant::now(), stages, max_failures_total)
+    }
+
+    /// With the clock origin (stamps, traces) set to `start`.
+    pub(crate) fn starting_at(
+        start: Instant,
+        stages: Vec<(String, Option<u64>)>,
+        max_failures_total: Option<u64>,
+    ) -> Self {
         let stages = stages
             .into_iter()
             .map(|(name, max_failures)| StageControl {
@@ -48,7 +58,7 @@ impl Control {
             })
             .collect();
         Self {
-            start: Instant::now(),
+            start,
             cancel_below: AtomicUsize::new(0),
             stages,
             max_failures_total,

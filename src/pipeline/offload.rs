@@ -9,8 +9,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crate::runtime::task_panic_message;
+use crate::trace::{TraceBuf, Track};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -28,7 +30,7 @@ struct Shared {
 /// A fixed pool of OS threads named `offload-i`.
 pub(crate) struct Offload {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle<Option<Track>>>,
 }
 
 impl std::fmt::Debug for Offload {
@@ -38,15 +40,25 @@ impl std::fmt::Debug for Offload {
 }
 
 impl Offload {
-    pub(crate) fn new(threads: usize) -> std::io::Result<Self> {
+    /// `threads` threads; with `trace`, each records a span per job from that epoch.
+    pub(crate) fn new(threads: usize, trace: Option<Instant>) -> std::io::Result<Self> {
         let shared = Arc::new(Shared { queue: Mutex::new(Queue::default()), ready: Condvar::new() });
         let mut pool = Offload { shared, threads: Vec::new() };
         for i in 0..threads.max(1) {
             let shared = pool.shared.clone();
-            let h = std::thread::Builder::new().name(format!("offload-{i}")).spawn(move || worker(&shared))?;
+            let name = format!("offload-{i}");
+            let buf = trace.map(|epoch| TraceBuf::new(name.clone(), epoch));
+            let h = std::thread::Builder::new().name(name).spawn(move || worker(&shared, buf))?;
             pool.threads.push(h);
         }
         Ok(pool)
+    }
+
+    /// Stops the threads once the queue is empty and hands back their timelines.
+    pub(crate) fn shut_down(&mut self) -> Vec<Track> {
+        lock(&self.shared.queue).closed = true;
+        self.shared.ready.notify_all();
+        self.threads.drain(..).filter_map(|t| t.join().ok().flatten()).collect()
     }
 
     /// Runs `f` on a pool thread; the future yields its value, or the panic message.
@@ -72,11 +84,7 @@ impl Offload {
 
 impl Drop for Offload {
     fn drop(&mut self) {
-        lock(&self.shared.queue).closed = true;
-        self.shared.ready.notify_all();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        self.shut_down();
     }
 }
 
@@ -84,7 +92,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn worker(shared: &Shared) {
+fn worker(shared: &Shared, mut trace: Option<TraceBuf>) -> Option<Track> {
     loop {
         let job = {
             let mut q = lock(&shared.queue);
@@ -93,12 +101,16 @@ fn worker(shared: &Shared) {
                     break j;
                 }
                 if q.closed {
-                    return;
+                    return trace.map(TraceBuf::finish);
                 }
                 q = shared.ready.wait(q).unwrap_or_else(|e| e.into_inner());
             }
         };
+        let start = trace.is_some().then(Instant::now);
         job();
+        if let (Some(t), Some(start)) = (trace.as_mut(), start) {
+            t.span("job", start, Instant::now(), 1);
+        }
     }
 }
 
@@ -133,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_job_runs_on_a_pool_thread_and_a_panic_comes_back_as_its_message() {
-        let pool = Offload::new(2).unwrap();
+        let pool = Offload::new(2, None).unwrap();
         let name = crate::runtime::block_on(pool.run(|| std::thread::current().name().map(str::to_owned)));
         assert!(name.unwrap().unwrap().starts_with("offload-"));
         let r = crate::runtime::block_on(pool.run(|| -> u32 { panic!("boom") }));

@@ -70,6 +70,7 @@ impl Assembler {
                 })
                 .collect(),
             shard_usage,
+            trace: Vec::new(),
         }
     }
 }

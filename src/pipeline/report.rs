@@ -142,6 +142,8 @@ pub struct Report {
     pub stages: Vec<StageReport>,
     /// Per shard busy and idle time.
     pub shard_usage: Vec<ShardUsage>,
+    /// Every shard's and offload thread's timeline, when built with `trace()` (else empty).
+    pub trace: Vec<crate::trace::Track>,
 }
 
 impl Report {

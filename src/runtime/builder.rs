@@ -84,6 +84,7 @@ impl Default for Builder {
                 tasks_per_turn: 128,
                 task_budget: 128,
                 eventfd_wake: false,
+                trace: None,
             },
         }
     }
@@ -144,6 +145,13 @@ impl Builder {
     /// Channel ends charge it a batch at a time and never batch more than this many items.
     pub fn task_budget(&mut self, n: u32) -> &mut Self {
         self.config.task_budget = n.max(1);
+        self
+    }
+
+    /// Records each shard's timeline (task turns, idle periods, wakes sent), in ns since
+    /// `epoch`; [`ShardReport::trace`](crate::ShardReport::trace) hands it back at shutdown.
+    pub fn trace(&mut self, epoch: std::time::Instant) -> &mut Self {
+        self.config.trace = Some(epoch);
         self
     }
 

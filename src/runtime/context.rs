@@ -46,6 +46,30 @@ thread_local! {
     static LOCAL: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
     /// Tasks that have started and not yet finished on this shard.
     static LIVE: Cell<usize> = const { Cell::new(0) };
+    /// This shard's timeline, when tracing.
+    static TRACE: RefCell<Option<crate::trace::TraceBuf>> = const { RefCell::new(None) };
+}
+
+/// Starts recording this thread's timeline.
+pub(crate) fn start_trace(buf: crate::trace::TraceBuf) {
+    TRACE.with(|t| *t.borrow_mut() = Some(buf));
+}
+
+/// Stops recording and hands the timeline back.
+pub(crate) fn take_trace() -> Option<crate::trace::TraceBuf> {
+    TRACE.with(|t| t.borrow_mut().take())
+}
+
+/// Adds to this thread's timeline, if it records one (a no-op otherwise).
+#[inline]
+pub(crate) fn trace(f: impl FnOnce(&mut crate::trace::TraceBuf)) {
+    TRACE.with(|t| {
+        if let Ok(mut t) = t.try_borrow_mut()
+            && let Some(b) = t.as_mut()
+        {
+            f(b);
+        }
+    });
 }
 
 /// The key of the shard running on this thread, 0 off a shard.

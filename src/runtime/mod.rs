@@ -204,6 +204,7 @@ impl ShardReport {
             busy: std::time::Duration::ZERO,
             idle: std::time::Duration::ZERO,
             driver: Default::default(),
+            trace: None,
         }
     }
 }

@@ -79,6 +79,7 @@ impl ShardShared {
     fn wake(&self) {
         let ring_fd = self.ring_fd.load(Ordering::Acquire);
         let efd = self.eventfd.as_raw_fd();
+        context::trace(|b| b.instant("wake", Instant::now(), self.id as u64));
         let sent = context::with(|cx| match cx.driver.try_borrow_mut() {
             Ok(mut d) => {
                 d.wake_peer(ring_fd, efd);
@@ -128,6 +129,8 @@ pub(crate) struct ShardConfig {
     pub(crate) tasks_per_turn: u32,
     pub(crate) task_budget: u32,
     pub(crate) eventfd_wake: bool,
+    /// Record a timeline from this epoch (`Builder::trace`).
+    pub(crate) trace: Option<Instant>,
 }
 
 /// What a shard reports once it has started.
@@ -144,7 +147,7 @@ pub struct ShardInfo {
 }
 
 /// What a shard did, returned when the runtime shuts down.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ShardReport {
     /// Shard index.
     pub id: usize,
@@ -156,6 +159,8 @@ pub struct ShardReport {
     pub idle: Duration,
     /// Ring counters.
     pub driver: DriverStats,
+    /// The shard's timeline, when the runtime was built with `trace`.
+    pub trace: Option<crate::trace::Track>,
 }
 
 /// Body of a shard thread: set up, report, loop until shut down and quiet, tear down.
@@ -193,13 +198,17 @@ pub(crate) fn run(
         task_budget: cfg.task_budget,
     });
     context::enter(cx.clone());
+    if let Some(epoch) = cfg.trace {
+        context::start_trace(crate::trace::TraceBuf::new(format!("shard-{}", shared.id), epoch));
+    }
     let _ = started.send(Ok(info));
 
     let (busy, idle) = run_loop(&cx, &cfg);
 
     shared.ring_fd.store(-1, Ordering::Release);
     let driver = cx.driver.borrow().stats;
-    let report = ShardReport { id: shared.id, tasks_run: cx.tasks_run.get(), busy, idle, driver };
+    let trace = context::take_trace().map(crate::trace::TraceBuf::finish);
+    let report = ShardReport { id: shared.id, tasks_run: cx.tasks_run.get(), busy, idle, driver, trace };
     context::leave();
     // Dropping the context drops the driver, which waits for every in-flight completion.
     drop(cx);
@@ -210,9 +219,17 @@ fn run_loop(cx: &Context, cfg: &ShardConfig) -> (Duration, Duration) {
     let shared = &cx.shard;
     let started = Instant::now();
     let mut idle = Duration::ZERO;
+    let tracing = cfg.trace.is_some();
     loop {
         let mut progressed = drain_inbox(cx);
+        let turn = tracing.then(Instant::now);
+        let polls = cx.tasks_run.get();
         progressed |= run_tasks(cx, cfg);
+        if let Some(t) = turn
+            && cx.tasks_run.get() > polls
+        {
+            context::trace(|b| b.span("tasks", t, Instant::now(), cx.tasks_run.get() - polls));
+        }
         flush_deferred(cx);
         if cx.timers.borrow().len() > 0 {
             progressed |= cx.timers.borrow_mut().fire(Instant::now()) > 0;
@@ -230,7 +247,11 @@ fn run_loop(cx: &Context, cfg: &ShardConfig) -> (Duration, Duration) {
         }
         let t = Instant::now();
         park(cx, cfg);
-        idle += t.elapsed();
+        let woke = Instant::now();
+        idle += woke - t;
+        if tracing {
+            context::trace(|b| b.span("idle", t, woke, 0));
+        }
     }
     (started.elapsed().saturating_sub(idle), idle)
 }

@@ -78,6 +78,10 @@ struct PlanArgs {
     /// Draw every run's latency percentile curve (and shard utilization) into an SVG file.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// Write a Chrome trace (open it in Perfetto): per run, one track per shard and offload
+    /// thread with its task turns, idle periods, wakes sent and offloaded jobs.
+    #[arg(long, value_name = "FILE.json")]
+    trace: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -195,6 +199,7 @@ fn load(args: &PlanArgs) -> Result<(PlanText, Plan), Failure> {
 fn run_once(plan: &Plan, mode: Mode, args: &PlanArgs, progress: bool) -> Result<(Report, Option<String>), Failure> {
     let items = if args.duration.is_some() { Some(0) } else { args.items };
     let builder = ops::pipeline(plan, items)?;
+    let builder = if args.trace.is_some() { builder.trace() } else { builder };
     let mut pipe = builder.build(ops::placement(plan, mode)).map_err(|e| match e {
         PipelineBuildError::Runtime(e) => Failure::User(e.to_string()),
         other => Failure::User(other.to_string()),
@@ -262,6 +267,15 @@ fn emit(name: &str, runs: &[Run], args: &PlanArgs) -> Result<(), Failure> {
             .map_err(|e| format!("--plot {}: cannot write it: {e}", file.display()))?;
         if !args.json {
             println!("wrote {}", file.display());
+        }
+    }
+    if let Some(file) = &args.trace {
+        let groups: Vec<_> =
+            runs.iter().map(|r| (format!("{} #{}", r.mode, r.repeat), r.report.trace.clone())).collect();
+        std::fs::write(file, shardpipe::trace::chrome_json(&groups))
+            .map_err(|e| format!("--trace {}: cannot write it: {e}", file.display()))?;
+        if !args.json {
+            println!("wrote {} (open it in https://ui.perfetto.dev)", file.display());
         }
     }
     if args.json {
@@ -343,6 +357,7 @@ fn default_compare() -> Result<(), Failure> {
         json: false,
         hgrm: None,
         plot: None,
+        trace: None,
     };
     let dir = std::env::temp_dir().join("shardpipe-reports");
     compare_command(&args, 3, Some(dir))
