@@ -1,6 +1,6 @@
 //! `shardpipe bench`: the runtime's micro-measures on this machine, in seconds — the ring set-up
 //! each shard chose, streaming hand-off around the shards (checksummed), a ping-pong round trip,
-//! spawn-and-await, and what each shard did. (The criterion benches in `benches/` are the
+//! spawn-and-await, reading files from the page cache, and what each shard did. (The criterion benches in `benches/` are the
 //! careful version, against glommio, tokio and crossbeam.)
 
 use std::time::{Duration, Instant};
@@ -106,9 +106,86 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     let spawn = spawn.join()?;
     println!("spawn + await: {:.0} ns per task ({SPAWNS} tasks)", spawn.as_nanos() as f64 / f64::from(SPAWNS));
 
+    // 4. Read 256 files of 128 KiB from the page cache: every shard (2 readers each, buffers
+    //    reused) against std::fs::read on one thread.
+    let files = read_files()?;
+    // The one-thread baseline reuses one buffer too (a fresh 128 KiB buffer per file faults its
+    // pages in every time, which would flatter the shards).
+    let std_time = {
+        use std::io::Read as _;
+        let mut buf = Vec::with_capacity(128 * 1024);
+        let t = Instant::now();
+        for f in &files {
+            buf.clear();
+            std::fs::File::open(f)?.read_to_end(&mut buf)?;
+            std::hint::black_box(&buf);
+        }
+        t.elapsed()
+    };
+    let t = Instant::now();
+    let per_shard: Vec<Vec<std::path::PathBuf>> =
+        (0..n).map(|s| files.iter().skip(s).step_by(n).cloned().collect()).collect();
+    let readers = per_shard
+        .into_iter()
+        .enumerate()
+        .map(|(s, mine)| {
+            rt.run_on(s, move || async move {
+                let half = mine.len().div_ceil(2);
+                let (a, b) = mine.split_at(half);
+                let (a, b) = (a.to_vec(), b.to_vec());
+                let other = shardpipe::spawn_local(read_all(b));
+                read_all(a).await + other.await.unwrap_or(0)
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut bytes = 0;
+    for r in readers {
+        bytes += r.join()?;
+    }
+    let ours = t.elapsed();
+    println!(
+        "read {} files of 128 KiB ({} MiB): all shards {:.2} ms, std on one thread {:.2} ms = {:.2}x",
+        files.len(),
+        bytes >> 20,
+        ours.as_secs_f64() * 1e3,
+        std_time.as_secs_f64() * 1e3,
+        ours.as_secs_f64() / std_time.as_secs_f64()
+    );
+
     let reports = rt.shutdown();
     print_shard_reports(reports);
     Ok(())
+}
+
+/// Reads every file through the shard's ring, reusing one buffer; returns the bytes read.
+async fn read_all(files: Vec<std::path::PathBuf>) -> usize {
+    let mut buf = Vec::new();
+    let mut total = 0;
+    for f in files {
+        let (res, b) = shardpipe::io::read_into(&f, buf).await;
+        if res.is_ok() {
+            total += b.len();
+        }
+        buf = b;
+    }
+    total
+}
+
+/// 256 files of 128 KiB in the temporary directory, made once and read once (into the page cache).
+fn read_files() -> std::io::Result<Vec<std::path::PathBuf>> {
+    let dir = std::env::temp_dir().join("shardpipe-bench-read");
+    std::fs::create_dir_all(&dir)?;
+    let data = vec![0xa5u8; 128 * 1024];
+    (0..256)
+        .map(|i| {
+            let p = dir.join(format!("f{i:03}"));
+            if std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0) != data.len() as u64 {
+                std::fs::write(&p, &data)?;
+            }
+            std::hint::black_box(std::fs::read(&p)?);
+            Ok(p)
+        })
+        .collect()
 }
 
 fn print_shard_reports(reports: Vec<shardpipe::ShardReport>) {
