@@ -187,3 +187,22 @@ fn trace_is_a_chrome_trace_with_a_track_per_shard_and_offload_thread() {
     assert!(has(1, "tasks") && has(1, "job") && has(2, "tasks"), "task turns and offloaded jobs are there");
     let _ = std::fs::remove_file(file);
 }
+
+#[test]
+fn a_glob_source_reads_the_files_it_matches() {
+    let dir = std::env::temp_dir().join(format!("shardpipe-glob-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["a1.bin", "a2.bin", "b1.bin", "a3.txt"] {
+        std::fs::write(dir.join(name), b"data").unwrap();
+    }
+    let plan = dir.join("plan.toml");
+    let glob = dir.join("a?.bin");
+    std::fs::write(
+        &plan,
+        format!("description = \"g\"\n[source]\nglob = {:?}\n[[stage]]\nop = \"read\"\n", glob.to_str().unwrap()),
+    )
+    .unwrap();
+    let Some(v) = json(&["run", plan.to_str().unwrap(), "--json"]) else { return };
+    assert_eq!(v["runs"][0]["items"], 2, "a1.bin and a2.bin");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -184,11 +184,12 @@ impl fmt::Display for Report {
         let l = &self.latency;
         writeln!(
             f,
-            "latency: p50 {} p90 {} p99 {} p99.9 {} max {}",
+            "latency: p50 {} p90 {} p99 {} p99.9 {} p99.99 {} max {}",
             fmt_ns(l.p50),
             fmt_ns(l.p90),
             fmt_ns(l.p99),
             fmt_ns(l.p999),
+            fmt_ns(l.p9999),
             fmt_ns(l.max)
         )?;
         for s in &self.stages {

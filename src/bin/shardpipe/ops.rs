@@ -67,8 +67,42 @@ pub fn resolve_dir(dir: &Path) -> PathBuf {
     }
 }
 
-/// The regular files in `dir`, sorted; made first when the plan says how and there are none.
+/// Whether `name` matches `pattern` (`*`: any run of characters, `?`: one character).
+fn matches(pattern: &[char], name: &[char]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, None) => true,
+        (Some('*'), _) => matches(&pattern[1..], name) || (!name.is_empty() && matches(pattern, &name[1..])),
+        (Some('?'), Some(_)) => matches(&pattern[1..], &name[1..]),
+        (Some(p), Some(n)) if p == n => matches(&pattern[1..], &name[1..]),
+        _ => false,
+    }
+}
+
+/// The files a `glob` source names, sorted.
+fn glob_files(glob: &str) -> Result<Vec<Arc<Path>>, String> {
+    let full = resolve_dir(Path::new(glob));
+    let dir = full.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let pattern: Vec<char> = full.file_name().map(|n| n.to_string_lossy().chars().collect()).unwrap_or_default();
+    let mut v: Vec<Arc<Path>> = std::fs::read_dir(dir)
+        .map_err(|e| format!("[source] glob = \"{glob}\": {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .filter(|p| p.file_name().is_some_and(|n| matches(&pattern, &n.to_string_lossy().chars().collect::<Vec<_>>())))
+        .map(Arc::from)
+        .collect();
+    v.sort();
+    if v.is_empty() {
+        return Err(format!("[source] glob = \"{glob}\" matches no file"));
+    }
+    Ok(v)
+}
+
+/// The regular files in `dir` (made first when the plan says how and there are none), or those
+/// `glob` matches; sorted.
 pub fn files(plan: &Plan) -> Result<Vec<Arc<Path>>, String> {
+    if let Some(glob) = &plan.source.glob {
+        return glob_files(glob);
+    }
     let dir = resolve_dir(plan.source.dir.as_deref().expect("checked: a dir source"));
     let list = |dir: &Path| -> Result<Vec<Arc<Path>>, String> {
         let mut v: Vec<Arc<Path>> = std::fs::read_dir(dir)
@@ -111,7 +145,7 @@ pub fn files(plan: &Plan) -> Result<Vec<Arc<Path>>, String> {
 /// The source of a plan: `items` overrides the count (0: endless, for `--duration`).
 fn plan_source(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value>, String> {
     let epochs = plan.source.epochs;
-    let builder = if plan.source.dir.is_some() {
+    let builder = if plan.source.dir.is_some() || plan.source.glob.is_some() {
         let files = files(plan)?;
         let limit = items.map_or(files.len(), |n| (n as usize).min(files.len()));
         let files: Arc<[Arc<Path>]> = files[..limit].into();
@@ -189,4 +223,23 @@ fn options<T: Send + 'static>(mut b: PipelineBuilder<T>, st: &crate::plan::Stage
         b = b.on_shards(s.iter().copied());
     }
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    fn m(p: &str, n: &str) -> bool {
+        matches(&p.chars().collect::<Vec<_>>(), &n.chars().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn glob_patterns_match_names_as_shells_do() {
+        assert!(m("*.bin", "file-00001.bin"));
+        assert!(!m("*.bin", "file.binx"));
+        assert!(m("file-?????.bin", "file-00001.bin"));
+        assert!(!m("file-????.bin", "file-00001.bin"));
+        assert!(m("*", ""));
+        assert!(m("a*b*c", "a-x-b-y-c"));
+    }
 }

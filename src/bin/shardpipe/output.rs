@@ -135,6 +135,7 @@ pub fn comparison(runs: &[Run]) -> String {
     row("latency p90", &|r| r.latency.p90 as f64, true);
     row("latency p99", &|r| r.latency.p99 as f64, true);
     row("latency p99.9", &|r| r.latency.p999 as f64, true);
+    row("latency p99.99", &|r| r.latency.p9999 as f64, true);
     row("latency max", &|r| r.latency.max as f64, true);
     row("failed", &|r| r.account.failed as f64, false);
     row("filtered", &|r| r.account.filtered as f64, false);

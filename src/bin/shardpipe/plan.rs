@@ -40,6 +40,8 @@ pub struct Source {
     pub count: Option<u64>,
     /// A directory of files (every regular file in it, sorted).
     pub dir: Option<PathBuf>,
+    /// Files matching a pattern: `*` and `?` in the last part (`data/*.bin`), sorted.
+    pub glob: Option<String>,
     /// Make `files` files of `file_kib` KiB in `dir` first if it has none.
     pub generate: Option<Generate>,
     /// Passes over the source (each ends with an epoch marker when more than one).
@@ -282,12 +284,21 @@ impl Kind {
 /// kind of item it works on.
 fn check(plan: &Plan) -> Result<(), String> {
     let s = &plan.source;
-    let mut kind = match (s.count, &s.dir) {
-        (Some(_), None) => Kind::Int,
-        (None, Some(_)) => Kind::Path,
-        (Some(_), Some(_)) => return Err("[source] has both `count` and `dir`; keep one".into()),
-        (None, None) => return Err("[source] needs `count = N` (integers) or `dir = \"path\"` (files)".into()),
+    let mut kind = match (s.count.is_some(), s.dir.is_some(), s.glob.is_some()) {
+        (true, false, false) => Kind::Int,
+        (false, true, false) | (false, false, true) => Kind::Path,
+        (false, false, false) => {
+            return Err(
+                "[source] needs `count = N` (integers), `dir = \"path\"` or `glob = \"path/*.ext\"` (files)".into()
+            );
+        }
+        _ => return Err("[source] has more than one of `count`, `dir` and `glob`; keep one".into()),
     };
+    if let Some(g) = &s.glob
+        && Path::new(g).parent().is_some_and(|p| p.to_string_lossy().contains(['*', '?']))
+    {
+        return Err(format!("[source] glob = \"{g}\": `*` and `?` work in the file name only, not in directories"));
+    }
     if s.generate.is_some() && s.dir.is_none() {
         return Err("[source] `generate` needs `dir` (where to make the files)".into());
     }
