@@ -3,8 +3,9 @@
 //!
 //! Tracing is off unless asked for (`Builder::trace`, `PipelineBuilder::trace`). Then each
 //! thread appends to its own buffer — a span per loop turn that ran tasks, a span per idle period
-//! (spin and park), an instant per wake sent to another shard — with no locking, and hands the
-//! buffer back when it ends. Times are nanoseconds since a shared epoch.
+//! (spin and park), an instant per batch handed to a ring and per wake sent to another shard —
+//! with no locking, and hands the buffer back when it ends. Times are nanoseconds since a shared
+//! epoch.
 
 #![forbid(unsafe_code)]
 
@@ -17,13 +18,14 @@ const MAX_SPANS: usize = 500_000;
 /// One span (or, with `dur_ns == 0` and `instant`, one point) on a thread's timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
-    /// What the thread did: `tasks`, `idle`, `wake`, `job`.
+    /// What the thread did: `tasks`, `idle`, `handoff`, `wake`, `job`.
     pub name: &'static str,
     /// Start, ns since the trace's epoch.
     pub start_ns: u64,
     /// Length, ns.
     pub dur_ns: u64,
-    /// How many things it covers (tasks polled in a turn), or the peer shard of a wake.
+    /// How many things it covers (tasks polled in a turn, items in a hand-off), or the shard a
+    /// wake went to.
     pub count: u64,
     /// A point in time rather than a span.
     pub instant: bool,

@@ -235,8 +235,11 @@ struct SenderInner<T> {
 
 impl<T> SenderInner<T> {
     fn publish(&self, p: &mut Producer<T>) {
+        let n = p.unpublished();
         if p.publish() {
             p.shared.recv_wait.notify();
+            // A traced shard marks each batch it hands to another ring (a no-op otherwise).
+            context::trace(|b| b.instant("handoff", std::time::Instant::now(), n as u64));
         }
     }
 }
