@@ -201,7 +201,10 @@ fn run_once(plan: &Plan, mode: Mode, args: &PlanArgs, progress: bool) -> Result<
     let builder = ops::pipeline(plan, items)?;
     let builder = if args.trace.is_some() { builder.trace() } else { builder };
     let mut pipe = builder.build(ops::placement(plan, mode)).map_err(|e| match e {
-        PipelineBuildError::Runtime(e) => Failure::User(e.to_string()),
+        // The library's message names a builder call; a plan user needs the key.
+        PipelineBuildError::Runtime(shardpipe::BuildError::TooManyShards { asked, cpus }) => Failure::User(format!(
+            "placement.shards = {asked}, but this process may run on only {cpus} CPUs; set it to {cpus} or less (0: one per CPU)"
+        )),
         other => Failure::User(other.to_string()),
     })?;
     let expected = items.filter(|&n| n > 0).or(plan.source.count).map(|n| n * plan.source.epochs);
