@@ -203,22 +203,15 @@ impl<T: Send> SharedReceiver<T> {
         let c = &mut self.consumer;
         let got = match c.try_pop() {
             Err(Empty::Now) => {
-                if c.release() {
-                    c.shared.send_wait.notify();
-                }
-                c.shared.recv_wait.register(cx.waker());
-                let again = c.try_pop();
-                if !matches!(again, Err(Empty::Now)) {
-                    c.shared.recv_wait.cancel();
-                }
-                again
+                release_room(c);
+                park_or_take(c, cx, &mut Consumer::try_pop)
             }
             other => other,
         };
         match got {
             Ok(v) => {
-                if c.unreleased() >= (c.capacity() / 8).max(1) && c.release() {
-                    c.shared.send_wait.notify();
+                if c.unreleased() >= (c.capacity() / 8).max(1) {
+                    release_room(c);
                 }
                 Poll::Ready(Some(v))
             }
@@ -407,19 +400,32 @@ struct ReceiverInner<T> {
     batching: Batching,
 }
 
-impl<T> ReceiverInner<T> {
-    /// Hands taken slots back and wakes a sender waiting for room.
-    fn notify_room(&self, c: &mut Consumer<T>) {
-        if c.release() {
-            c.shared.send_wait.notify();
-        }
+/// Hands taken slots back and wakes a sender waiting for room.
+fn release_room<T>(c: &mut Consumer<T>) {
+    if c.release() {
+        c.shared.send_wait.notify();
     }
+}
+
+/// The receiver's side of the doorbell protocol on an empty ring: register the task's waker,
+/// then take again (an item published in between is seen, or its sender sees the waker).
+fn park_or_take<T, R>(
+    c: &mut Consumer<T>,
+    cx: &mut Context<'_>,
+    take: &mut impl FnMut(&mut Consumer<T>) -> Result<R, Empty>,
+) -> Result<R, Empty> {
+    c.shared.recv_wait.register(cx.waker());
+    let again = take(c);
+    if !matches!(again, Err(Empty::Now)) {
+        c.shared.recv_wait.cancel();
+    }
+    again
 }
 
 impl<T: 'static> Deferred for ReceiverInner<T> {
     fn flush(&self) {
         self.batching.flushed();
-        self.notify_room(&mut self.consumer.borrow_mut());
+        release_room(&mut self.consumer.borrow_mut());
     }
 }
 
@@ -518,16 +524,11 @@ impl<T: 'static> Receiver<T> {
         spin: bool,
         take: &mut impl FnMut(&mut Consumer<T>) -> Result<R, Empty>,
     ) -> Result<R, Empty> {
-        self.inner.notify_room(c);
+        release_room(c);
         if spin && spin_until(|| c.len() > 0 || c.is_producer_gone()) {
             return take(c);
         }
-        c.shared.recv_wait.register(cx.waker());
-        let again = take(c);
-        if !matches!(again, Err(Empty::Now)) {
-            c.shared.recv_wait.cancel();
-        }
-        again
+        park_or_take(c, cx, take)
     }
 
     #[inline]
@@ -544,7 +545,7 @@ impl<T: 'static> Receiver<T> {
     /// Releases a full batch of slots and charges it to the task's budget (once per batch).
     #[inline(never)]
     fn release_batch(&self, c: &mut Consumer<T>, taken: usize) {
-        self.inner.notify_room(c);
+        release_room(c);
         self.inner.batching.charge(taken);
     }
 
