@@ -15,10 +15,9 @@ use super::aggregate::{Aggregator, Leftovers, aggregate_worker, custom_aggregate
 use super::envelope::{Envelope, Msg};
 use super::exchange::Dealer;
 use super::progress::ReportFn;
-use super::queue::local_queue;
 use super::report::Report;
 use super::source::source_task;
-use super::stage::{BATCH, Inbound, Timing, async_worker, inline_worker, ordered_async_worker};
+use super::stage::{BATCH, Inbound, Timing, inline_worker, tasks_worker};
 use super::wiring::{DEFAULT_BATCH_BUFFER, DEFAULT_BUFFER, Kind, ShardBuild, StageSpec, Wiring};
 use crate::channel::{self, SharedReceiver};
 
@@ -171,11 +170,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             for &j in &set {
                 let apply = apply.clone();
                 w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
-                    let input = sb.take_upstream::<T>();
-                    let cx = sb.stage(index);
-                    let (tx, rx) = local_queue(buffer, Some(&cx.stats));
-                    sb.spawn(inline_worker(input, tx, move |x, out: &mut Vec<U>| apply(x, out), cx, timing));
-                    sb.set_upstream(Inbound::Local(rx));
+                    sb.add_worker(index, buffer, |input, tx, cx| {
+                        inline_worker(input, tx, move |x: T, out: &mut Vec<U>| apply(x, out), cx, timing)
+                    });
                 }));
             }
         })
@@ -191,19 +188,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let op = Arc::new(op);
         self.push_stage(name, Kind::Tasks, DEFAULT_BUFFER, move |w, index| {
             let set = w.enter::<T>(index);
-            let spec = w.specs[index].clone();
-            w.hold(spec.buffer + w.concurrency_on(index, 0, set.len()) + 1, set.len());
-            for (pos, &j) in set.iter().enumerate() {
-                let limit = w.concurrency_on(index, pos, set.len());
-                let op = op.clone();
-                w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
-                    let input = sb.take_upstream::<T>();
-                    let cx = sb.stage(index);
-                    let (tx, rx) = local_queue(spec.buffer, Some(&cx.stats));
-                    spawn_tasks_worker(sb, input, tx, op, limit, spec.ordered, cx);
-                    sb.set_upstream(Inbound::Local(rx));
-                }));
-            }
+            wire_tasks(w, index, &set, op);
         })
     }
 
@@ -278,32 +263,23 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             let set = w.enter::<T>(index);
             let spec = w.specs[index].clone();
             if let Some(pool) = w.offload.clone() {
-                let limit = spec.concurrency.max(1);
-                w.hold(spec.buffer + limit + 1, 1);
                 let op = Arc::new(move |x: T| {
                     let f = f.clone();
                     let job = pool.run(move || f(x).into_outcome());
                     async move { job.await.and_then(|r| r) }
                 });
-                w.steps[set[0]].push(Box::new(move |sb: &mut ShardBuild| {
-                    let input = sb.take_upstream::<T>();
-                    let cx = sb.stage(index);
-                    let (tx, rx) = local_queue(spec.buffer, Some(&cx.stats));
-                    spawn_tasks_worker(sb, input, tx, op, limit, spec.ordered, cx);
-                    sb.set_upstream(Inbound::Local(rx));
-                }));
+                // One loop: the pool's threads run `concurrency` calls at once.
+                wire_tasks(w, index, &set, op);
             } else {
                 w.hold(spec.buffer + BATCH + 1, set.len());
                 for &j in &set {
                     let f = f.clone();
                     let buffer = spec.buffer;
                     w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
-                        let input = sb.take_upstream::<T>();
-                        let cx = sb.stage(index);
-                        let (tx, rx) = local_queue(buffer, Some(&cx.stats));
                         let apply = move |x, out: &mut Vec<R::Item>| push_outcome(f(x), out);
-                        sb.spawn(inline_worker(input, tx, apply, cx, Timing::Every));
-                        sb.set_upstream(Inbound::Local(rx));
+                        sb.add_worker(index, buffer, |input, tx, cx| {
+                            inline_worker(input, tx, apply, cx, Timing::Every)
+                        });
                     }));
                 }
             }
@@ -318,7 +294,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             w.hold(BATCH + size, set.len());
             w.units_per_item *= size.max(1) as u64;
             w.hold(spec.buffer + 1, set.len());
-            let (txs, mut rxs): (Vec<_>, Vec<_>) = (1..set.len()).map(|_| channel::bounded(2)).unzip();
+            let (txs, mut rxs): (Vec<_>, Vec<_>) =
+                (1..set.len()).map(|_| channel::bounded::<Vec<Envelope<T>>>(2)).unzip();
             let mut txs = txs.into_iter();
             for (pos, &j) in set.iter().enumerate() {
                 let leftovers = match pos {
@@ -328,11 +305,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 };
                 let (buffer, drop_last) = (spec.buffer, spec.drop_last);
                 w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
-                    let input = sb.take_upstream::<T>();
-                    let cx = sb.stage(index);
-                    let (tx, rx) = local_queue(buffer, Some(&cx.stats));
-                    sb.spawn(aggregate_worker(input, tx, size, drop_last, leftovers.connect(), cx));
-                    sb.set_upstream(Inbound::Local(rx));
+                    let leftovers = leftovers.connect();
+                    sb.add_worker(index, buffer, |input, tx, cx| {
+                        aggregate_worker(input, tx, size, drop_last, leftovers, cx)
+                    });
                 }));
             }
         });
@@ -355,11 +331,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             for &j in &set {
                 let make = make.clone();
                 w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
-                    let input = sb.take_upstream::<T>();
-                    let cx = sb.stage(index);
-                    let (tx, rx) = local_queue(buffer, Some(&cx.stats));
-                    sb.spawn(custom_aggregate_worker(input, tx, make(), cx));
-                    sb.set_upstream(Inbound::Local(rx));
+                    sb.add_worker(index, buffer, |input, tx, cx| custom_aggregate_worker(input, tx, make(), cx));
                 }));
             }
         })
@@ -471,25 +443,23 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 }
 
-/// Spawns the worker of a task stage, in input order or completion order.
-fn spawn_tasks_worker<T, U, F, Fut>(
-    sb: &mut ShardBuild,
-    input: Inbound<T>,
-    output: super::queue::LocalSender<Msg<U>>,
-    op: Arc<F>,
-    limit: usize,
-    ordered: bool,
-    cx: super::stage::StageCx,
-) where
+/// Lays out a task stage on `set`: `concurrency` tasks in flight in total, split over the
+/// shards, in input order when the stage is `ordered`.
+fn wire_tasks<T, U, F, Fut>(w: &mut Wiring, index: usize, set: &[usize], op: Arc<F>)
+where
     T: Send + 'static,
-    U: 'static,
-    F: Fn(T) -> Fut + 'static,
+    U: Send + 'static,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Option<U>, String>> + 'static,
 {
-    if ordered {
-        sb.spawn(ordered_async_worker(input, output, op, limit, cx));
-    } else {
-        sb.spawn(async_worker(input, output, op, limit, cx));
+    let spec = w.specs[index].clone();
+    w.hold(spec.buffer + w.concurrency_on(index, 0, set.len()) + 1, set.len());
+    for (pos, &j) in set.iter().enumerate() {
+        let limit = w.concurrency_on(index, pos, set.len());
+        let (op, buffer, ordered) = (op.clone(), spec.buffer, spec.ordered);
+        w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
+            sb.add_worker(index, buffer, |input, tx, cx| tasks_worker(input, tx, op, limit, ordered, cx));
+        }));
     }
 }
 

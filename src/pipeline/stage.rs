@@ -204,6 +204,14 @@ impl StageCx {
         }
     }
 
+    /// Runs one async op call, timed, with a panic turned into a failure message.
+    async fn call<U>(&self, fut: impl Future<Output = Result<Option<U>, String>>) -> Result<Option<U>, String> {
+        let t0 = Instant::now();
+        let r = caught(fut).await.and_then(|r| r);
+        self.record_time(t0);
+        r
+    }
+
     /// The end of one op call: outputs, a filter, or a failure.
     async fn settle<U>(&self, out: &LocalSender<Msg<U>>, result: Result<Option<U>, String>, stamps: Stamps) {
         match result {
@@ -324,7 +332,7 @@ impl Slots {
 
 /// The worker of an async op in completion order: one task per item, at most `limit` at once;
 /// each item task emits its own result. An epoch marker waits for every task started before it.
-pub(crate) async fn async_worker<T, U, F, Fut>(
+async fn async_worker<T, U, F, Fut>(
     mut input: Inbound<T>,
     output: LocalSender<Msg<U>>,
     op: Arc<F>,
@@ -359,14 +367,33 @@ pub(crate) async fn async_worker<T, U, F, Fut>(
         slots.free.set(slots.free.get() - 1);
         let (op, cx, out, slots) = (op.clone(), cx.clone(), output.clone(), slots.clone());
         drop(spawn_local(async move {
-            let t0 = Instant::now();
-            let r = caught(op(value)).await.and_then(|r| r);
-            cx.record_time(t0);
+            let r = cx.call(op(value)).await;
             cx.settle(&out, r, stamps).await;
             slots.release();
         }));
     }
     slots.wait_free(limit).await;
+}
+
+/// The worker of a task stage, in input order or completion order.
+pub(crate) async fn tasks_worker<T, U, F, Fut>(
+    input: Inbound<T>,
+    output: LocalSender<Msg<U>>,
+    op: Arc<F>,
+    limit: usize,
+    ordered: bool,
+    cx: StageCx,
+) where
+    T: Send + 'static,
+    U: 'static,
+    F: Fn(T) -> Fut + 'static,
+    Fut: Future<Output = Result<Option<U>, String>> + 'static,
+{
+    if ordered {
+        ordered_async_worker(input, output, op, limit, cx).await;
+    } else {
+        async_worker(input, output, op, limit, cx).await;
+    }
 }
 
 /// What an ordered worker has in flight, in input order.
@@ -377,7 +404,7 @@ enum InFlight<U> {
 
 /// The worker of an async op in input order: at most `limit` items in flight, results (and
 /// markers) emitted in the order their inputs arrived.
-pub(crate) async fn ordered_async_worker<T, U, F, Fut>(
+async fn ordered_async_worker<T, U, F, Fut>(
     mut input: Inbound<T>,
     output: LocalSender<Msg<U>>,
     op: Arc<F>,
@@ -428,13 +455,8 @@ pub(crate) async fn ordered_async_worker<T, U, F, Fut>(
                         cx.discard(stamps.units());
                         continue;
                     }
-                    let (op, timer) = (op.clone(), cx.clone());
-                    let task = spawn_local(async move {
-                        let t0 = Instant::now();
-                        let r = caught(op(value)).await.and_then(|r| r);
-                        timer.record_time(t0);
-                        r
-                    });
+                    let (op, cx) = (op.clone(), cx.clone());
+                    let task = spawn_local(async move { cx.call(op(value)).await });
                     in_flight.push_back(InFlight::Task(task, stamps));
                 }
                 Msg::Chunk => in_flight.push_back(InFlight::Marker(Msg::Chunk)),

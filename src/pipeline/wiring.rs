@@ -22,6 +22,7 @@ use super::envelope::Msg;
 use super::exchange::{Dealer, Merge};
 use super::offload::Offload;
 use super::progress::Snapshots;
+use super::queue::{LocalSender, local_queue};
 use super::report::StageStats;
 use super::source::deal_task;
 use super::stage::{Inbound, StageCx};
@@ -225,6 +226,25 @@ impl ShardBuild {
 
     pub(crate) fn spawn(&mut self, fut: impl Future<Output = ()> + 'static) {
         self.tasks.push(spawn_local(fut));
+    }
+
+    /// The step of every stage with a worker: the worker reads the previous stage's output and
+    /// writes a new queue of `buffer` items, which becomes the next stage's input.
+    pub(crate) fn add_worker<T, U, Fut>(
+        &mut self,
+        index: usize,
+        buffer: usize,
+        worker: impl FnOnce(Inbound<T>, LocalSender<Msg<U>>, StageCx) -> Fut,
+    ) where
+        T: 'static,
+        U: 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let input = self.take_upstream::<T>();
+        let cx = self.stage(index);
+        let (tx, rx) = local_queue(buffer, Some(&cx.stats));
+        self.spawn(worker(input, tx, cx));
+        self.set_upstream(Inbound::Local(rx));
     }
 
     /// Copies of this shard's counters so far (by stage index).
