@@ -35,6 +35,7 @@
 
 pub mod channel;
 pub(crate) mod driver;
+pub mod images;
 pub mod io;
 pub mod pipeline;
 pub mod runtime;

@@ -54,6 +54,12 @@ impl File {
         statx::run(op).await
     }
 
+    /// The file's size in bytes now (fstat: never waits for I/O, unlike [`File::size`]'s statx,
+    /// which the kernel hands to a worker thread).
+    pub fn size_now(&self) -> io::Result<u64> {
+        crate::sys::fstat_size(self.fd.as_raw_fd())
+    }
+
     /// Reads the whole file into a new buffer. Stops at end of file, or once the size the file had
     /// when the read started has been read (bytes appended meanwhile are not read).
     pub async fn read_to_end(&self) -> io::Result<Vec<u8>> {

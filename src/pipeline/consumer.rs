@@ -82,8 +82,13 @@ const SPINS_BEFORE_PARK: u32 = 64;
 impl<T: Send + 'static> Pipeline<T> {
     pub(crate) fn new(parts: Parts<T>) -> Self {
         let Parts { placement, runtime, offload, control, shard_tasks, rings, names, bound, reporting } = parts;
-        let assembler =
-            Assembler { placement: placement.label(), shards: runtime.shard_count(), names, start: control.start };
+        let assembler = Assembler {
+            placement: placement.label(),
+            shards: runtime.shard_count(),
+            names,
+            start: control.start,
+            control: control.clone(),
+        };
         let (snapshots, reporter) = match reporting {
             Some((every, callback, snapshots)) => {
                 // Without the thread there are no periodic reports; the final one still comes.

@@ -123,6 +123,11 @@ impl Control {
         self.cancel_below(index + 1);
     }
 
+    /// Stage `index`'s kept failure messages.
+    pub(crate) fn samples(&self, index: usize) -> Vec<String> {
+        self.stages.get(index).map(|s| s.samples.lock().unwrap_or_else(|e| e.into_inner()).clone()).unwrap_or_default()
+    }
+
     /// The aggregated error naming every stage that failed, if a limit was exceeded.
     pub(crate) fn limit_error(&self) -> Option<FailureLimitExceeded> {
         if !self.tripped.load(Ordering::Relaxed) {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::control::Control;
 use super::report::{Account, Report, ShardUsage, StageReport, StageStats, rate};
 use crate::stats::Recorder;
 
@@ -33,6 +34,8 @@ pub(crate) struct Assembler {
     pub(crate) shards: usize,
     pub(crate) names: Vec<String>,
     pub(crate) start: Instant,
+    /// Where failure messages are kept.
+    pub(crate) control: Arc<Control>,
 }
 
 impl Assembler {
@@ -63,9 +66,11 @@ impl Assembler {
                 .names
                 .iter()
                 .zip(stages)
-                .map(|(name, stats)| StageReport {
+                .enumerate()
+                .map(|(i, (name, stats))| StageReport {
                     name: name.clone(),
                     items_per_sec: rate(stats.received, elapsed),
+                    failure_samples: self.control.samples(i),
                     stats,
                 })
                 .collect(),

@@ -74,6 +74,9 @@ pub struct StageReport {
     pub stats: StageStats,
     /// Items received per second over the run.
     pub items_per_sec: f64,
+    /// The first few failure messages (each names the item when the stage's error does, as
+    /// the image stages' `path: reason` do).
+    pub failure_samples: Vec<String>,
 }
 
 /// One shard's share of the run.
@@ -209,6 +212,12 @@ impl fmt::Display for Report {
                 s.stats.output_wait.as_secs_f64(),
                 occupancy
             )?;
+            for m in &s.failure_samples {
+                writeln!(f, "      failed: {m}")?;
+            }
+            if s.stats.failures > s.failure_samples.len() as u64 {
+                writeln!(f, "      ... and {} more failures", s.stats.failures - s.failure_samples.len() as u64)?;
+            }
         }
         for u in &self.shard_usage {
             writeln!(f, "  shard {}: {:.0}% busy, {} task polls", u.id, 100.0 * u.utilization(), u.tasks_run)?;

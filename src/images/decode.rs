@@ -1,0 +1,127 @@
+//! Reading a sample's bytes (io_uring) and decoding them (zune-jpeg) to RGB.
+
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+
+use super::{CHANNELS, Image, ImageError, ImageErrorKind, Sample};
+
+/// A sample's file contents, read and not yet decoded.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// Where they came from.
+    pub sample: Sample,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Reads `sample`'s file through the shard's io_uring (so it must run on a shard: a pipeline's
+/// `pipe_async` stage). A file over `max_bytes`, an empty file and an unreadable one are errors
+/// that name the file.
+pub async fn read(sample: Sample, max_bytes: u64) -> Result<Encoded, ImageError> {
+    let fail = |kind: ImageErrorKind| ImageError::new(&sample.path, kind);
+    let file = crate::io::File::open(&*sample.path).await.map_err(|e| fail(e.into()))?;
+    let size = file.size_now().map_err(|e| fail(e.into()))?;
+    if size > max_bytes {
+        let _ = file.close().await;
+        return Err(fail(ImageErrorKind::TooLarge { size, limit: max_bytes }));
+    }
+    let (res, bytes) = file.read_to_end_into(Vec::new()).await;
+    let closed = file.close().await;
+    res.and(closed).map_err(|e| fail(e.into()))?;
+    if bytes.is_empty() {
+        return Err(fail(ImageErrorKind::Empty));
+    }
+    Ok(Encoded { sample, bytes })
+}
+
+/// Sides longer than this are refused before any pixel memory is taken (zune's own default).
+const MAX_SIDE: usize = 1 << 14;
+
+/// Decodes JPEG bytes to RGB (grayscale and CMYK files are converted). Strict: a truncated or
+/// corrupt file is an error, not an image padded with grey.
+pub fn decode(encoded: Encoded) -> Result<Image<u8>, ImageError> {
+    let Encoded { sample, bytes } = encoded;
+    let fail = |kind: ImageErrorKind| ImageError::new(&sample.path, kind);
+    if bytes.is_empty() {
+        return Err(fail(ImageErrorKind::Empty));
+    }
+    if !bytes.starts_with(&[0xff, 0xd8]) {
+        return Err(fail(ImageErrorKind::NotJpeg(describe_magic(&bytes))));
+    }
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::RGB)
+        .set_strict_mode(true)
+        .set_max_width(MAX_SIDE)
+        .set_max_height(MAX_SIDE);
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes.as_slice()), options);
+    let corrupt = |e: zune_jpeg::errors::DecodeErrors| ImageErrorKind::Corrupt(e.to_string());
+    decoder.decode_headers().map_err(|e| fail(corrupt(e)))?;
+    let info = decoder.info().ok_or_else(|| fail(ImageErrorKind::Corrupt("no frame header".into())))?;
+    let (width, height) = (usize::from(info.width), usize::from(info.height));
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(fail(ImageErrorKind::TooManyPixels { width, height, max: MAX_SIDE }));
+    }
+    let len = width * height * CHANNELS;
+    if decoder.output_buffer_size() != Some(len) {
+        let msg = format!("decodes to {:?} bytes, not {len} RGB bytes", decoder.output_buffer_size());
+        return Err(fail(ImageErrorKind::Corrupt(msg)));
+    }
+    let mut data = vec![0u8; len];
+    decoder.decode_into(&mut data).map_err(|e| fail(corrupt(e)))?;
+    Ok(Image { sample, width: width as u32, height: height as u32, data })
+}
+
+/// What a file that is not a JPEG starts with: its first bytes, and the format they suggest.
+fn describe_magic(bytes: &[u8]) -> String {
+    let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let guess = match bytes {
+        [0x89, b'P', b'N', b'G', ..] => " (a PNG file)",
+        [b'G', b'I', b'F', b'8', ..] => " (a GIF file)",
+        [b'R', b'I', b'F', b'F', ..] => " (a RIFF file: WebP?)",
+        [b'B', b'M', ..] => " (a BMP file?)",
+        b if b.iter().take(64).all(|c| c.is_ascii_graphic() || c.is_ascii_whitespace()) => " (text)",
+        _ => "",
+    };
+    format!("bytes {}{guess}", head.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::images::synth;
+
+    fn encoded(bytes: Vec<u8>) -> Encoded {
+        Encoded { sample: Sample { index: 0, path: Arc::from(Path::new("x.jpg")), label: None }, bytes }
+    }
+
+    #[test]
+    fn a_generated_image_decodes_to_its_size_and_close_to_its_pixels() {
+        let (w, h, pixels) = synth::pixels(3);
+        let jpeg = synth::encode(w, h, &pixels, 95).unwrap();
+        let img = decode(encoded(jpeg)).unwrap();
+        assert_eq!((img.width, img.height, img.data.len()), (w, h, pixels.len()));
+        let err: u64 = img.data.iter().zip(&pixels).map(|(&a, &b)| u64::from(a.abs_diff(b))).sum();
+        let mean = err as f64 / pixels.len() as f64;
+        assert!(mean < 8.0, "lossy, but close: mean abs error {mean}");
+    }
+
+    #[test]
+    fn bad_bytes_are_errors_that_say_what_they_are() {
+        let (w, h, pixels) = synth::pixels(4);
+        let jpeg = synth::encode(w, h, &pixels, 90).unwrap();
+        let reason = |b: Vec<u8>| decode(encoded(b)).unwrap_err().to_string();
+        assert!(reason(Vec::new()).contains("empty"));
+        assert!(reason(b"\x89PNG\r\n".to_vec()).contains("PNG"));
+        assert!(reason(b"hello world".to_vec()).contains("(text)"));
+        let truncated = reason(jpeg[..jpeg.len() / 2].to_vec());
+        assert!(truncated.starts_with("x.jpg: corrupt or truncated JPEG"), "{truncated}");
+        let mut garbled = jpeg.clone();
+        garbled[2..200].fill(0x5a);
+        assert!(reason(garbled).contains("corrupt or truncated JPEG"));
+    }
+}

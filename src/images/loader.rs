@@ -1,0 +1,95 @@
+//! The usual loader chain as a pipeline: folder → read → decode → resize (→ batches).
+
+use std::sync::Arc;
+
+use super::{Image, ImageBatch, ImageFolder, collate, decode, read, resize};
+use crate::pipeline::{PipelineBuilder, source_epochs};
+
+/// How [`loader`] builds its chain.
+#[derive(Debug, Clone)]
+pub struct LoaderOptions {
+    /// Target width after center crop and resize.
+    pub width: u32,
+    /// Target height.
+    pub height: u32,
+    /// Passes over the folder (an epoch marker after each); `None`: until `stop()`.
+    pub epochs: Option<u64>,
+    /// Reads in flight for the whole pipeline (split over the shards).
+    pub read_concurrency: usize,
+    /// Decodes and resizes at once: on a single loop, how many offload threads work on them
+    /// at a time; sharded, each shard decodes inline on its own core and this is ignored.
+    pub decode_concurrency: usize,
+    /// Keep the folder's epoch order through every stage.
+    pub ordered: bool,
+    /// Failures each stage tolerates (bad files) before the pipeline fails; `None`: no limit.
+    pub max_failures: Option<u64>,
+    /// Files larger than this fail with a clear error instead of being read.
+    pub max_file_bytes: u64,
+}
+
+impl Default for LoaderOptions {
+    fn default() -> Self {
+        Self {
+            width: 224,
+            height: 224,
+            epochs: Some(1),
+            read_concurrency: 16,
+            decode_concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ordered: false,
+            max_failures: None,
+            max_file_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Source items queued ahead of the read stage. Items are few and slow (a millisecond of
+/// decode each): a short ring keeps the dealer handing them to whichever shard has room, so
+/// the shards finish an epoch together.
+const SOURCE_BUFFER: usize = 8;
+
+/// Stage queue length: enough to cover a shard's turn away, short enough that neither shard
+/// hoards work at the end of an epoch.
+const STAGE_BUFFER: usize = 4;
+
+/// `folder`'s samples, read through io_uring (stage `read`), decoded (`decode`) and
+/// center-cropped and resized (`resize`). Add `.aggregate(n)` and [`batches`]' collation, or
+/// call [`batches`] on it.
+pub fn loader(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Image<u8>> {
+    let epochs = opts.epochs;
+    let folder = Arc::new(folder);
+    let source = source_epochs(move |e| epochs.is_none_or(|n| e < n).then(|| folder.epoch(e))).buffer(SOURCE_BUFFER);
+    let limit = opts.max_file_bytes;
+    let (w, h) = (opts.width, opts.height);
+    let read = source.pipe_async(move |s| read(s, limit)).name("read").concurrency(opts.read_concurrency);
+    let read = stage_options(read, opts);
+    let decoded = stage_options(
+        read.pipe_blocking(decode).name("decode").concurrency(opts.decode_concurrency).buffer(STAGE_BUFFER),
+        opts,
+    );
+    stage_options(
+        decoded.pipe_blocking(move |img| resize(img, w, h)).name("resize").concurrency(opts.decode_concurrency),
+        opts,
+    )
+    .buffer(STAGE_BUFFER)
+}
+
+/// Batches of `size` images collated into one `[B, H, W, C]` buffer each (stages `batch` and
+/// `collate`); with `drop_last` the incomplete last batch of each epoch is left over (and
+/// counted) instead of delivered.
+pub fn batches<T: Copy + Send + 'static>(
+    images: PipelineBuilder<Image<T>>,
+    size: usize,
+    drop_last: bool,
+) -> PipelineBuilder<ImageBatch<T>> {
+    let batched = images.aggregate(size).name("batch");
+    let batched = if drop_last { batched.drop_last() } else { batched };
+    batched.pipe(collate).name("collate")
+}
+
+fn stage_options<T: Send + 'static>(b: PipelineBuilder<T>, opts: &LoaderOptions) -> PipelineBuilder<T> {
+    let b = if opts.ordered { b.ordered() } else { b };
+    match opts.max_failures {
+        Some(n) => b.max_failures(n),
+        None => b,
+    }
+}

@@ -1,0 +1,123 @@
+//! Image data loading: an image-folder source, JPEG decode, resize and crop, normalization and
+//! collation into one contiguous `[B, H, W, C]` batch, on the pipeline's shards.
+//!
+//! ```text
+//!  ImageFolder ─epoch(e)─▶ Sample ─read (io_uring)─▶ Encoded ─decode─▶ Image<u8>
+//!     (shuffle, rank/world_size)                      ─resize─▶ Image<u8> (W×H) ─aggregate(B)─▶ collate ─▶ ImageBatch
+//! ```
+//!
+//! - [`ImageFolder`] lists a directory (one sub-directory per class gives labels) or takes a
+//!   file list; [`ImageFolder::epoch`] gives each epoch's [`Sample`]s: shuffled with a seed
+//!   that mixes in the epoch number, then this rank's share when the job has several processes.
+//! - [`read`] reads a sample's file through io_uring; [`decode`] decodes JPEG with zune-jpeg;
+//!   [`resize`] center-crops to the target's aspect ratio and resizes with fast_image_resize
+//!   (a convolution with a bilinear filter, like Pillow's `BILINEAR`); [`normalize`] turns
+//!   pixels into `(x / 255 - mean) / std` floats; [`collate`] copies a batch's images once into
+//!   one buffer, which the consumer then owns (no further copy).
+//! - Every failure is an [`ImageError`] naming the file and the reason; in a pipeline it is a
+//!   counted failure of the stage, and the run goes on within `max_failures`.
+//! - [`loader`] wires the usual chain into a [`PipelineBuilder`](crate::pipeline::PipelineBuilder);
+//!   [`synth`] writes deterministic ImageNet-like JPEG sets for tests, benches and demos.
+//!
+//! The guide is `docs/data-loading.md`; the crate choice is measured in `docs/decisions.md`.
+
+#![forbid(unsafe_code)]
+
+mod batch;
+mod decode;
+mod folder;
+mod loader;
+mod resize;
+pub mod synth;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use batch::{ImageBatch, Normalize, collate, normalize};
+pub use decode::{Encoded, decode, read};
+pub use folder::{FolderError, ImageFolder, Sample};
+pub use loader::{LoaderOptions, batches, loader};
+pub use resize::resize;
+
+/// Channels per pixel: every image is decoded to RGB.
+pub const CHANNELS: usize = 3;
+
+/// A decoded RGB image, `height` rows of `width` pixels of [`CHANNELS`] values, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image<T> {
+    /// The file it came from (and its label).
+    pub sample: Sample,
+    /// Pixels per row.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// `height × width × CHANNELS` values.
+    pub data: Vec<T>,
+}
+
+/// Why one file could not become an image: [`Display`](std::fmt::Display) is
+/// `path: reason`, the line a stage's failure samples keep.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {kind}", path.display())]
+pub struct ImageError {
+    /// The file.
+    pub path: Arc<Path>,
+    /// What went wrong.
+    pub kind: ImageErrorKind,
+}
+
+/// What went wrong with one file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageErrorKind {
+    /// It could not be read (missing, permission denied, a directory...).
+    #[error("cannot read it: {0}")]
+    Read(#[from] std::io::Error),
+    /// It is larger than the loader accepts.
+    #[error("{size} bytes is more than the {limit}-byte limit per file (LoaderOptions::max_file_bytes)")]
+    TooLarge {
+        /// The file's size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// It has no bytes.
+    #[error("the file is empty (0 bytes)")]
+    Empty,
+    /// It does not start with a JPEG start-of-image marker.
+    #[error("not a JPEG file (it starts with {0})")]
+    NotJpeg(String),
+    /// The JPEG data is corrupt or truncated.
+    #[error("corrupt or truncated JPEG: {0}")]
+    Corrupt(String),
+    /// The image has more pixels than the decoder accepts.
+    #[error("{width}×{height} pixels is larger than the decoder's {max}×{max} limit")]
+    TooManyPixels {
+        /// Width in the header.
+        width: usize,
+        /// Height in the header.
+        height: usize,
+        /// The limit on either side.
+        max: usize,
+    },
+    /// The resize was refused (a zero-sized image or target).
+    #[error("cannot resize: {0}")]
+    Resize(String),
+    /// A batch held images of different sizes (resize them to one size first).
+    #[error(
+        "cannot collate: image {index} is {got:?} but the batch's first is {want:?} (resize every image to one size)"
+    )]
+    Collate {
+        /// Position in the batch.
+        index: usize,
+        /// Its (width, height).
+        got: (u32, u32),
+        /// The first image's (width, height).
+        want: (u32, u32),
+    },
+}
+
+impl ImageError {
+    pub(crate) fn new(path: &Arc<Path>, kind: impl Into<ImageErrorKind>) -> Self {
+        Self { path: path.clone(), kind: kind.into() }
+    }
+}

@@ -1,0 +1,98 @@
+//! Center-crop and resize (fast_image_resize: SIMD convolution, bilinear filter).
+
+use std::cell::RefCell;
+
+use fast_image_resize::images::Image as FrImage;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+
+use super::{Image, ImageError, ImageErrorKind};
+
+thread_local! {
+    // A resizer keeps its scratch buffers between calls: one per thread saves an allocation
+    // per image (a shard or an offload thread resizes one image at a time).
+    static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
+}
+
+/// Crops the largest centered region with the target's aspect ratio, then resizes it to
+/// `width × height` (a bilinear convolution that averages over the whole footprint when
+/// shrinking, as Pillow's `BILINEAR` does). An image already that size comes back unchanged.
+pub fn resize(image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
+    if image.width == width && image.height == height {
+        return Ok(image);
+    }
+    let Image { sample, width: w, height: h, data } = image;
+    let fail = |msg: String| ImageError::new(&sample.path, ImageErrorKind::Resize(msg));
+    if width == 0 || height == 0 {
+        return Err(fail(format!("the target {width}×{height} has no pixels")));
+    }
+    let (left, top, cw, ch) = center_crop(w, h, width, height);
+    let src = FrImage::from_vec_u8(w, h, data, PixelType::U8x3).map_err(|e| fail(e.to_string()))?;
+    let mut dst = FrImage::new(width, height, PixelType::U8x3);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)).crop(left, top, cw, ch);
+    RESIZER.with_borrow_mut(|r| r.resize(&src, &mut dst, &options)).map_err(|e| fail(e.to_string()))?;
+    Ok(Image { sample, width, height, data: dst.into_vec() })
+}
+
+/// The largest `(left, top, width, height)` box centered in `w × h` with the aspect ratio of
+/// `tw × th`.
+fn center_crop(w: u32, h: u32, tw: u32, th: u32) -> (f64, f64, f64, f64) {
+    let (w, h, tw, th) = (f64::from(w), f64::from(h), f64::from(tw), f64::from(th));
+    if w * th > h * tw {
+        let cw = h * tw / th;
+        ((w - cw) / 2.0, 0.0, cw, h)
+    } else {
+        let ch = w * th / tw;
+        (0.0, (h - ch) / 2.0, w, ch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::images::{CHANNELS, Sample};
+
+    fn image(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Image<u8> {
+        let mut data = Vec::with_capacity((w * h) as usize * CHANNELS);
+        for y in 0..h {
+            for x in 0..w {
+                data.extend(f(x, y));
+            }
+        }
+        Image { sample: Sample { index: 0, path: Arc::from(Path::new("x")), label: None }, width: w, height: h, data }
+    }
+
+    #[test]
+    fn crops_the_center_to_the_target_aspect() {
+        assert_eq!(center_crop(400, 300, 224, 224), (50.0, 0.0, 300.0, 300.0));
+        assert_eq!(center_crop(300, 400, 224, 224), (0.0, 50.0, 300.0, 300.0));
+        assert_eq!(center_crop(400, 200, 200, 100), (0.0, 0.0, 400.0, 200.0));
+    }
+
+    #[test]
+    fn resizing_keeps_flat_colours_and_drops_the_cropped_sides() {
+        // Left and right quarters red, the middle half blue: a square center crop of a 2:1
+        // image keeps only the blue.
+        let img = image(400, 200, |x, _| if (100..300).contains(&x) { [0, 0, 255] } else { [255, 0, 0] });
+        let out = resize(img, 64, 64).unwrap();
+        assert_eq!((out.width, out.height, out.data.len()), (64, 64, 64 * 64 * 3));
+        // The filter's footprint at the crop's edge reaches just past it (as Pillow's `box` does):
+        // the outermost columns blend a little red in; every other pixel is pure blue.
+        for (i, p) in out.data.chunks(3).enumerate() {
+            let x = i % 64;
+            if x == 0 || x == 63 {
+                assert!(p[2] > 200 && p[0] < 40, "edge column {x} is mostly blue: {p:?}");
+            } else {
+                assert_eq!(p, [0, 0, 255], "column {x}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_zero_target_is_an_error_naming_the_file() {
+        let e = resize(image(4, 4, |_, _| [1, 2, 3]), 0, 10).unwrap_err().to_string();
+        assert!(e.starts_with("x: cannot resize"), "{e}");
+    }
+}

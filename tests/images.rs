@@ -1,0 +1,230 @@
+//! The image loader end to end on generated JPEG sets: pixels against a reference decoder,
+//! batch shapes and order, shuffling, rank partitions, and bad files.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use shardpipe::BuildError;
+use shardpipe::images::{
+    Encoded, Image, ImageBatch, ImageFolder, LoaderOptions, Sample, batches, decode, loader, resize, synth,
+};
+use shardpipe::pipeline::{Pipeline, PipelineBuildError, PipelineBuilder, Placement, Report};
+
+const PLACEMENTS: [Placement; 3] =
+    [Placement::SingleLoop { offload_threads: 2 }, Placement::Sharded { shards: 1 }, Placement::Sharded { shards: 0 }];
+
+/// Images in the shared set, in 4 classes.
+const COUNT: u64 = 48;
+
+/// One generated set for the whole test binary.
+fn dataset() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("shardpipe-test-images-{}", std::process::id()));
+        synth::write_set(&dir, COUNT, 11, 4).expect("write the test set");
+        dir
+    })
+}
+
+fn start<T: Send + 'static>(b: PipelineBuilder<T>, p: Placement) -> Option<Pipeline<T>> {
+    match b.build(p) {
+        Ok(p) => Some(p),
+        Err(PipelineBuildError::Runtime(BuildError::Uring(e))) => {
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+        Err(e) => panic!("pipeline failed to start: {e}"),
+    }
+}
+
+fn assert_balanced(r: &Report) {
+    assert!(r.account.balances(), "account does not balance: {:?}\n{r}", r.account);
+}
+
+fn sample_of(path: &Path) -> Sample {
+    Sample { index: 0, path: Arc::from(path), label: None }
+}
+
+/// What the loader must produce for one file: decode, then resize, done directly.
+fn expected(path: &Path, w: u32, h: u32) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    resize(decode(Encoded { sample: sample_of(path), bytes }).unwrap(), w, h).unwrap().data
+}
+
+#[test]
+fn decoded_pixels_match_an_independent_reference_decoder() {
+    let folder = ImageFolder::open(dataset()).unwrap();
+    for s in folder.samples().iter().take(6) {
+        let bytes = std::fs::read(&s.path).unwrap();
+        let mut reference = jpeg_decoder::Decoder::new(bytes.as_slice());
+        let want = reference.decode().unwrap();
+        let info = reference.info().unwrap();
+        let got = decode(Encoded { sample: s.clone(), bytes }).unwrap();
+        assert_eq!((got.width, got.height), (u32::from(info.width), u32::from(info.height)));
+        assert_eq!(got.data.len(), want.len());
+        // Two correct decoders differ only in IDCT rounding and chroma upsampling.
+        let diffs: Vec<u8> = got.data.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).collect();
+        let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
+        let close = diffs.iter().filter(|&&d| d <= 4).count() as f64 / diffs.len() as f64;
+        assert!(mean < 1.5 && close > 0.99, "{}: mean abs diff {mean:.3}, {close:.4} within 4", s.path.display());
+    }
+}
+
+#[test]
+fn the_folder_lists_classes_and_labels_from_sub_directories() {
+    let folder = ImageFolder::open(dataset()).unwrap();
+    assert_eq!(folder.classes(), ["class-000", "class-001", "class-002", "class-003"]);
+    assert_eq!(folder.samples().len() as u64, COUNT);
+    for s in folder.samples() {
+        let class = s.path.parent().unwrap().file_name().unwrap().to_string_lossy();
+        assert_eq!(folder.classes()[s.label.unwrap() as usize], class);
+    }
+}
+
+/// Every placement: ordered batches come out in the epoch's order, with the right shape, labels
+/// and pixels, for two shuffled epochs that differ.
+#[test]
+fn ordered_batches_have_the_epoch_order_shape_and_pixels_in_every_placement() {
+    let folder = ImageFolder::open(dataset()).unwrap().shuffle(5);
+    let (w, h, b) = (32, 24, 10);
+    let want: Vec<Vec<Sample>> = (0..2).map(|e| folder.epoch(e)).collect();
+    assert_ne!(want[0], want[1], "epochs are shuffled differently");
+    let pixels: std::collections::HashMap<u64, Vec<u8>> =
+        folder.samples().iter().map(|s| (s.index, expected(&s.path, w, h))).collect();
+    for p in PLACEMENTS {
+        let opts = LoaderOptions { width: w, height: h, epochs: Some(2), ordered: true, ..LoaderOptions::default() };
+        let Some(mut pipe) = start(batches(loader(folder.clone(), &opts), b, false), p) else { return };
+        for want in &want {
+            let got: Vec<ImageBatch<u8>> = pipe.epoch().collect();
+            let sizes: Vec<usize> = got.iter().map(ImageBatch::len).collect();
+            assert_eq!(sizes, [10, 10, 10, 10, 8], "{p:?}: one short batch per epoch");
+            let order: Vec<&Sample> = got.iter().flat_map(|b| &b.samples).collect();
+            assert_eq!(order, want.iter().collect::<Vec<_>>(), "{p:?}: the epoch's order");
+            for batch in &got {
+                assert_eq!(&batch.shape[1..], [h as usize, w as usize, 3]);
+                assert_eq!(batch.data.len(), batch.shape.iter().product::<usize>());
+                assert_eq!(batch.labels().unwrap(), batch.samples.iter().map(|s| s.label.unwrap()).collect::<Vec<_>>());
+                for (i, s) in batch.samples.iter().enumerate() {
+                    assert!(batch.image(i) == pixels[&s.index].as_slice(), "{p:?}: pixels of {}", s.path.display());
+                }
+            }
+        }
+        let r = pipe.finish().unwrap();
+        assert_balanced(&r);
+        assert_eq!(r.account.delivered, 2 * COUNT);
+    }
+}
+
+#[test]
+fn rank_partitions_are_disjoint_and_cover_the_set_through_the_loader() {
+    let mut seen = Vec::new();
+    for rank in 0..3 {
+        let folder = ImageFolder::open(dataset()).unwrap().shuffle(9).partition(rank, 3).unwrap();
+        let opts = LoaderOptions { width: 16, height: 16, ..LoaderOptions::default() };
+        let Some(mut pipe) = start(loader(folder.clone(), &opts), Placement::Sharded { shards: 0 }) else { return };
+        let mut mine: Vec<u64> = pipe.iter().map(|img: Image<u8>| img.sample.index).collect();
+        assert_eq!(mine.len(), folder.epoch_len());
+        mine.sort_unstable();
+        seen.extend(mine);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..COUNT).collect::<Vec<_>>());
+}
+
+/// A folder of good images plus one of each bad kind.
+fn bad_folder() -> (PathBuf, Vec<(&'static str, &'static str)>) {
+    let dir = std::env::temp_dir().join(format!("shardpipe-test-bad-images-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    synth::write_set(&dir, 12, 3, 0).unwrap();
+    let good = std::fs::read(dir.join("img-000000.jpg")).unwrap();
+    std::fs::write(dir.join("bad-truncated.jpg"), &good[..good.len() / 3]).unwrap();
+    let mut corrupt = good.clone();
+    corrupt[2..400].fill(0xa5);
+    std::fs::write(dir.join("bad-corrupt.jpg"), corrupt).unwrap();
+    std::fs::write(dir.join("bad-empty.jpg"), b"").unwrap();
+    std::fs::write(dir.join("bad-text.jpg"), b"this is not an image\n").unwrap();
+    let reasons = vec![
+        ("bad-truncated.jpg", "corrupt or truncated JPEG"),
+        ("bad-corrupt.jpg", "corrupt or truncated JPEG"),
+        ("bad-empty.jpg", "the file is empty"),
+        ("bad-text.jpg", "not a JPEG file"),
+    ];
+    (dir, reasons)
+}
+
+#[test]
+fn bad_files_are_counted_failures_naming_path_and_reason_and_the_account_balances() {
+    let (dir, reasons) = bad_folder();
+    let mut list: Vec<(PathBuf, Option<u32>)> =
+        ImageFolder::open(&dir).unwrap().samples().iter().map(|s| (s.path.to_path_buf(), None)).collect();
+    // Vanished between listing and reading, and a directory where a file was expected.
+    list.push((dir.join("vanished.jpg"), None));
+    list.push((dir.clone(), None));
+    // Unreadable even for root: reading address 0 of our own memory is an I/O error.
+    list.push((PathBuf::from("/proc/self/mem"), None));
+    let folder = ImageFolder::from_files(list).unwrap();
+    for p in PLACEMENTS {
+        let opts = LoaderOptions { width: 16, height: 16, max_failures: Some(10), ..LoaderOptions::default() };
+        let Some(mut pipe) = start(batches(loader(folder.clone(), &opts), 4, false), p) else { return };
+        let delivered: usize = pipe.iter().map(|b| b.len()).sum();
+        let r = pipe.finish().unwrap();
+        assert_balanced(&r);
+        assert_eq!(delivered, 12, "{p:?}: every good image arrives");
+        assert_eq!(r.account.failed, 7, "{p:?}:\n{r}");
+        let stage = |n: &str| r.stages.iter().find(|s| s.name == n).unwrap();
+        let (read, decoded) = (stage("read"), stage("decode"));
+        assert_eq!(
+            (read.stats.failures, decoded.stats.failures),
+            (4, 3),
+            "{p:?}: read fails the missing, the directory, the unreadable and the empty file"
+        );
+        let all: Vec<&String> = read.failure_samples.iter().chain(&decoded.failure_samples).collect();
+        for (file, reason) in &reasons {
+            let path = dir.join(file).display().to_string();
+            assert!(all.iter().any(|m| m.starts_with(&path) && m.contains(reason)), "{p:?}: {file}: {all:?}");
+        }
+        let vanished = dir.join("vanished.jpg").display().to_string();
+        assert!(all.iter().any(|m| m.starts_with(&vanished) && m.contains("No such file")), "{all:?}");
+        let is_dir = format!("{}: cannot read it", dir.display());
+        assert!(all.iter().any(|m| m.starts_with(&is_dir) && m.contains("directory")), "{all:?}");
+        assert!(all.iter().any(|m| m.starts_with("/proc/self/mem: cannot read it")), "{all:?}");
+    }
+}
+
+#[test]
+fn too_many_bad_files_fail_the_run_with_one_error_naming_the_stage() {
+    let (dir, _) = bad_folder();
+    let folder = ImageFolder::open(&dir).unwrap();
+    let opts = LoaderOptions { width: 16, height: 16, max_failures: Some(2), ..LoaderOptions::default() };
+    let Some(pipe) = start(loader(folder, &opts), Placement::Sharded { shards: 0 }) else { return };
+    let failed = pipe.finish().unwrap_err();
+    let msg = failed.error.to_string();
+    assert!(msg.contains("decode") && msg.contains("limit 2"), "{msg}");
+    assert_balanced(&failed.report);
+}
+
+#[test]
+fn an_unreadable_file_is_a_counted_failure() {
+    if is_root() {
+        eprintln!("SKIPPED: running as root, which reads a file whatever its mode");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("shardpipe-test-unreadable-{}", std::process::id()));
+    synth::write_set(&dir, 2, 1, 0).unwrap();
+    let locked = dir.join("img-000001.jpg");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let folder = ImageFolder::open(&dir).unwrap();
+    let opts = LoaderOptions { width: 8, height: 8, ..LoaderOptions::default() };
+    let Some(pipe) = start(loader(folder, &opts), Placement::Sharded { shards: 1 }) else { return };
+    let r = pipe.finish().unwrap();
+    assert_eq!((r.account.delivered, r.account.failed), (1, 1));
+    let read = r.stages.iter().find(|s| s.name == "read").unwrap();
+    assert!(read.failure_samples[0].contains("ermission denied"), "{:?}", read.failure_samples);
+}
+
+/// Root reads a file whatever its mode.
+fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
