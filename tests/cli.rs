@@ -26,19 +26,76 @@ fn json(args: &[&str]) -> Option<serde_json::Value> {
 const PLANS: [&str; 5] = ["default", "cpu-bound", "io-bound", "tiny-tasks", "tail-latency"];
 
 #[test]
+fn gen_images_writes_the_same_set_for_the_same_seed() {
+    let (a, b, c) = (temp_dir("gen-a"), temp_dir("gen-b"), temp_dir("gen-c"));
+    for (dir, seed) in [(&a, "5"), (&b, "5"), (&c, "6")] {
+        let out = shardpipe(&["gen-images", dir.to_str().unwrap(), "--count", "6", "--seed", seed, "--classes", "2"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("wrote 6 images"));
+    }
+    let file = "class-001/img-000003.jpg";
+    let read = |d: &std::path::Path| std::fs::read(d.join(file)).unwrap();
+    assert_eq!(read(&a), read(&b));
+    assert_ne!(read(&a), read(&c));
+    assert_eq!(&read(&a)[..2], [0xff, 0xd8], "a JPEG");
+}
+
+#[test]
+fn a_bad_image_is_a_counted_failure_named_in_the_report_and_the_run_goes_on() {
+    let dir = temp_dir("bad-image");
+    let out = shardpipe(&["gen-images", dir.to_str().unwrap(), "--count", "10", "--classes", "2"]);
+    assert!(out.status.success());
+    let bad = dir.join("class-000").join("broken.jpg");
+    std::fs::write(&bad, b"not a jpeg").unwrap();
+    let images = format!("source.images={}", dir.display());
+    let Some(v) = json(&["run", "imagenet", "--set", &images, "--set", "source.epochs=1", "--json"]) else {
+        return;
+    };
+    let run = &v["runs"][0];
+    assert_eq!((run["items"].as_u64(), run["failed"].as_u64()), (Some(10), Some(1)), "{run}");
+    assert!(run["account"]["balances"].as_bool().unwrap());
+    let decode = run["stages"].as_array().unwrap().iter().find(|s| s["name"] == "decode").unwrap();
+    let sample = decode["failure_samples"][0].as_str().unwrap();
+    assert!(sample.starts_with(&bad.display().to_string()) && sample.contains("not a JPEG"), "{sample}");
+    // The table names it too.
+    let out = shardpipe(&["run", "imagenet", "--set", &images, "--set", "source.epochs=1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("failed: ") && text.contains("broken.jpg"), "{text}");
+}
+
+#[test]
 fn every_shipped_plan_runs_in_quick_mode_and_accounts_for_every_item() {
     for plan in PLANS {
         let Some(v) = json(&["run", plan, "--items", "200", "--json"]) else { return };
-        assert_eq!(v["plan"], plan);
-        let run = &v["runs"][0];
-        assert!(run["account"]["balances"].as_bool().unwrap(), "{plan}: {run}");
-        assert!(run["items"].as_u64().unwrap() > 0, "{plan}");
-        for key in ["p50", "p90", "p99", "p999", "p9999", "max"] {
-            assert!(run["latency_ns"][key].is_u64(), "{plan}: latency_ns.{key}");
-        }
-        for key in ["mode", "shards", "seconds", "items_per_sec", "failed", "filtered", "stages", "shards_util"] {
-            assert!(!run[key].is_null(), "{plan}: {key} missing");
-        }
+        check_run(plan, &v);
+    }
+    // The image plan on a small set of its own (the shipped one makes 1024 images).
+    let dir = temp_dir("imagenet-quick");
+    let images = format!("source.images={}", dir.display());
+    let Some(v) = json(&["run", "imagenet", "--set", &images, "--set", "source.generate.files=40", "--json"]) else {
+        return;
+    };
+    check_run("imagenet", &v);
+    assert_eq!(v["runs"][0]["items"], 80, "40 images, 2 epochs");
+}
+
+/// A fresh directory under the temp directory for one test.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("shardpipe-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn check_run(plan: &str, v: &serde_json::Value) {
+    assert_eq!(v["plan"], plan);
+    let run = &v["runs"][0];
+    assert!(run["account"]["balances"].as_bool().unwrap(), "{plan}: {run}");
+    assert!(run["items"].as_u64().unwrap() > 0, "{plan}");
+    for key in ["p50", "p90", "p99", "p999", "p9999", "max"] {
+        assert!(run["latency_ns"][key].is_u64(), "{plan}: latency_ns.{key}");
+    }
+    for key in ["mode", "shards", "seconds", "items_per_sec", "failed", "filtered", "stages", "shards_util"] {
+        assert!(!run[key].is_null(), "{plan}: {key} missing");
     }
 }
 
@@ -82,7 +139,7 @@ fn plans_lists_every_shipped_plan_with_its_description() {
     let out = shardpipe(&["plans"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for plan in PLANS {
+    for plan in PLANS.iter().chain(&["imagenet"]) {
         assert!(text.lines().any(|l| l.starts_with(plan) && l.len() > plan.len() + 20), "{plan} missing:\n{text}");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Image, ImageBatch, ImageFolder, collate, decode, read, resize};
+use super::{BatchPool, Image, ImageBatch, ImageFolder, decode, read, resize};
 use crate::pipeline::{PipelineBuilder, source_epochs};
 
 /// How [`loader`] builds its chain.
@@ -74,7 +74,7 @@ pub fn loader(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Imag
 }
 
 /// Batches of `size` images collated into one `[B, H, W, C]` buffer each (stages `batch` and
-/// `collate`); with `drop_last` the incomplete last batch of each epoch is left over (and
+/// `collate`; buffers of dropped batches are reused through a [`BatchPool`]); with `drop_last` the incomplete last batch of each epoch is left over (and
 /// counted) instead of delivered.
 pub fn batches<T: Copy + Send + 'static>(
     images: PipelineBuilder<Image<T>>,
@@ -83,8 +83,13 @@ pub fn batches<T: Copy + Send + 'static>(
 ) -> PipelineBuilder<ImageBatch<T>> {
     let batched = images.aggregate(size).name("batch");
     let batched = if drop_last { batched.drop_last() } else { batched };
-    batched.pipe(collate).name("collate")
+    let pool = BatchPool::new(POOLED_BATCHES);
+    batched.pipe(move |images| pool.collate(images)).name("collate")
 }
+
+/// Batch buffers kept for reuse: more than the batches a pipeline holds at once (the sink's
+/// buffer and the consumer's), so steady state allocates none.
+const POOLED_BATCHES: usize = 8;
 
 fn stage_options<T: Send + 'static>(b: PipelineBuilder<T>, opts: &LoaderOptions) -> PipelineBuilder<T> {
     let b = if opts.ordered { b.ordered() } else { b };

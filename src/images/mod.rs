@@ -33,7 +33,7 @@ pub mod synth;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use batch::{ImageBatch, Normalize, collate, normalize};
+pub use batch::{BatchPool, ImageBatch, Normalize, collate, normalize};
 pub use decode::{Encoded, decode, read};
 pub use folder::{FolderError, ImageFolder, Sample};
 pub use loader::{LoaderOptions, batches, loader};

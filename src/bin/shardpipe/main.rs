@@ -25,7 +25,8 @@ use crate::plan::{Mode, Plan, PlanText};
 /// Run data-loading pipelines on one event loop or on every core, and compare the two.
 ///
 /// A plan (a TOML file; see docs/plans.md) describes a source, stages from the op catalog
-/// (noop, spin, sleep, read, checksum, batch, unbatch) and a placement. With no command,
+/// (noop, spin, sleep, read, checksum, batch, unbatch, decode, resize, normalize) and a
+/// placement. With no command,
 /// `shardpipe` compares the embedded default plan on one loop and on every core.
 #[derive(Parser)]
 #[command(name = "shardpipe", version)]
@@ -49,6 +50,27 @@ enum Command {
     Plans,
     /// Measure the runtime on this machine in seconds: hand-off, ping-pong, spawn.
     Bench,
+    /// Write a deterministic ImageNet-like JPEG set (for the image plans, tests and benches).
+    ///
+    /// Images are 300–500 × 250–400, quality 90, 4:2:0, with textured shapes, noise and grain
+    /// so decoding costs what a photo does; the same --seed always gives the same files.
+    /// Example: shardpipe gen-images /tmp/images --count 1024 --seed 1
+    GenImages(GenImagesArgs),
+}
+
+#[derive(Args)]
+struct GenImagesArgs {
+    /// Where to write them (made if missing): DIR/class-CCC/img-IIIIII.jpg.
+    dir: PathBuf,
+    /// How many images.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    count: u64,
+    /// Which set: the same seed gives the same images.
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    seed: u64,
+    /// Classes (sub-directories; image i goes to class i mod K); 0: every image at the top.
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    classes: u32,
 }
 
 #[derive(Args)]
@@ -163,6 +185,7 @@ fn main() -> ExitCode {
         Some(Command::Compare(a)) => compare_command(&a.plan, a.repeat, None),
         Some(Command::Plans) => list_plans(),
         Some(Command::Bench) => bench::run().map_err(|e| Failure::User(e.to_string())),
+        Some(Command::GenImages(a)) => gen_images(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -364,6 +387,26 @@ fn default_compare() -> Result<(), Failure> {
     };
     let dir = std::env::temp_dir().join("shardpipe-reports");
     compare_command(&args, 3, Some(dir))
+}
+
+fn gen_images(a: &GenImagesArgs) -> Result<(), Failure> {
+    if a.count == 0 {
+        return Err("--count 0: nothing to write; give the number of images to make".to_owned().into());
+    }
+    let t = Instant::now();
+    let paths = shardpipe::images::synth::write_set(&a.dir, a.count, a.seed, a.classes).map_err(|e| e.to_string())?;
+    let bytes: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    println!(
+        "wrote {} images ({:.1} MB, {:.0} KB each on average, {} classes, seed {}) to {} in {:.1} s",
+        paths.len(),
+        bytes as f64 / 1e6,
+        bytes as f64 / paths.len() as f64 / 1e3,
+        a.classes,
+        a.seed,
+        a.dir.display(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn list_plans() -> Result<(), Failure> {

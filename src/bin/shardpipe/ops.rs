@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shardpipe::images::{self, BatchPool, Encoded, Image, ImageBatch, ImageFolder, Normalize, Sample};
 use shardpipe::pipeline::{PipelineBuilder, Placement, source, source_epochs};
 
-use crate::plan::{Mode, Op, Plan};
+use crate::plan::{Kind, Mode, Op, Plan};
 
 /// What flows through a plan's pipeline.
 #[derive(Debug, Clone)]
@@ -19,6 +20,12 @@ pub enum Value {
     Bytes(Vec<u8>),
     Sum(u64),
     Batch(Vec<Value>),
+    Sample(Sample),
+    Encoded(Encoded),
+    Image(Image<u8>),
+    Floats(Image<f32>),
+    Images(ImageBatch<u8>),
+    FloatImages(ImageBatch<f32>),
 }
 
 impl Value {
@@ -26,7 +33,26 @@ impl Value {
     pub fn items(&self) -> u64 {
         match self {
             Value::Batch(b) => b.iter().map(Value::items).sum(),
+            Value::Images(b) => b.len() as u64,
+            Value::FloatImages(b) => b.len() as u64,
             _ => 1,
+        }
+    }
+
+    /// What the value is, for the messages of ops that got the wrong kind (which the plan
+    /// check rules out).
+    fn what(&self) -> &'static str {
+        match self {
+            Value::Int(_) => "an integer",
+            Value::Path(_) => "a path",
+            Value::Bytes(_) => "file contents",
+            Value::Sum(_) => "a checksum",
+            Value::Batch(_) => "a batch",
+            Value::Sample(_) => "an image file",
+            Value::Encoded(_) => "image file contents",
+            Value::Image(_) => "an image",
+            Value::Floats(_) => "a normalized image",
+            Value::Images(_) | Value::FloatImages(_) => "an image batch",
         }
     }
 }
@@ -47,7 +73,7 @@ fn checksum(v: &Value) -> u64 {
         }
         Value::Int(x) => x.wrapping_mul(0x9e37_79b9_7f4a_7c15),
         Value::Sum(s) => *s,
-        Value::Path(_) | Value::Batch(_) => 0,
+        _ => 0,
     }
 }
 
@@ -120,7 +146,7 @@ pub fn files(plan: &Plan) -> Result<Vec<Arc<Path>>, String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("[source] cannot make {}: {e}", dir.display()))?;
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for i in 0..g.files {
-            let data: Vec<u8> = (0..g.file_kib * 1024)
+            let data: Vec<u8> = (0..g.file_kib.expect("checked: dir files have a size") * 1024)
                 .map(|_| {
                     x ^= x << 13;
                     x ^= x >> 7;
@@ -142,14 +168,44 @@ pub fn files(plan: &Plan) -> Result<Vec<Arc<Path>>, String> {
     Ok(files)
 }
 
-/// The source of a plan: `items` overrides the count (0: endless, for `--duration`).
+/// The image folder of an `images` source (generated first when the plan says how and it has
+/// no images), with the plan's shuffle and partition; `limit` keeps its first N images.
+pub fn image_folder(plan: &Plan, limit: Option<u64>) -> Result<ImageFolder, String> {
+    let s = &plan.source;
+    let dir = resolve_dir(s.images.as_deref().expect("checked: an images source"));
+    if let Some(g) = &s.generate
+        && ImageFolder::open(&dir).is_err()
+    {
+        eprintln!("making {} images in {} (once) ...", g.files, dir.display());
+        images::synth::write_set(&dir, g.files, g.seed.unwrap_or(1), g.classes.unwrap_or(10))
+            .map_err(|e| format!("[source] generate: {e}"))?;
+    }
+    let mut folder = ImageFolder::open(&dir).map_err(|e| format!("[source] images: {e}"))?;
+    if let Some(n) = limit.filter(|&n| n > 0 && (n as usize) < folder.samples().len()) {
+        let first = folder.samples()[..n as usize].iter().map(|s| (s.path.to_path_buf(), s.label));
+        folder = ImageFolder::from_files(first.collect::<Vec<_>>()).map_err(|e| e.to_string())?;
+    }
+    if let Some(seed) = s.shuffle {
+        folder = folder.shuffle(seed);
+    }
+    let folder = folder.partition(s.rank.unwrap_or(0), s.world_size.unwrap_or(1)).map_err(|e| e.to_string())?;
+    Ok(folder.drop_last(s.drop_last))
+}
+
+/// The source of a plan: `items` overrides the count or keeps the first N files (0: endless,
+/// for `--duration`).
 fn plan_source(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value>, String> {
-    let epochs = plan.source.epochs;
-    let builder = if plan.source.dir.is_some() || plan.source.glob.is_some() {
+    let endless = items == Some(0);
+    let epochs = if endless { u64::MAX } else { plan.source.epochs };
+    let builder = if plan.source.images.is_some() {
+        let folder = Arc::new(image_folder(plan, items)?);
+        // Few, slow items: a short ring lets the dealer give each to the shard with room.
+        source_epochs(move |e| (e < epochs).then(|| folder.epoch(e).into_iter().map(Value::Sample))).buffer(8)
+    } else if plan.source.dir.is_some() || plan.source.glob.is_some() {
         let files = files(plan)?;
-        let limit = items.map_or(files.len(), |n| (n as usize).min(files.len()));
+        let limit = items.filter(|&n| n > 0).map_or(files.len(), |n| (n as usize).min(files.len()));
         let files: Arc<[Arc<Path>]> = files[..limit].into();
-        source_epochs(move |e| (e < epochs).then(|| files.clone().to_vec().into_iter().map(Value::Path)))
+        source_epochs(move |e| (e < epochs).then(|| files.clone().to_vec().into_iter().map(Value::Path))).buffer(1024)
     } else {
         let count = items.or(plan.source.count).unwrap_or(0);
         let end = if count == 0 { u64::MAX } else { count };
@@ -158,6 +214,7 @@ fn plan_source(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value>
         } else {
             source_epochs(move |e| (e < epochs).then(|| (0..end).map(Value::Int)))
         }
+        .buffer(1024)
     };
     let rate = plan.source.rate;
     Ok(if rate > 0.0 { builder.rate(rate) } else { builder })
@@ -165,7 +222,8 @@ fn plan_source(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value>
 
 /// Builds the plan's pipeline (not started).
 pub fn pipeline(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value>, String> {
-    let mut b = plan_source(plan, items)?.buffer(1024);
+    let kinds = crate::plan::chain(plan).expect("checked when loaded");
+    let mut b = plan_source(plan, items)?;
     for (i, st) in plan.stages.iter().enumerate() {
         let us = Duration::from_micros(st.us.unwrap_or(0));
         b = match st.op {
@@ -183,16 +241,62 @@ pub fn pipeline(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value
                     Value::Path(p) => {
                         shardpipe::io::read(&*p).await.map(Value::Bytes).map_err(|e| format!("{}: {e}", p.display()))
                     }
-                    other => Err(format!("read expects a file path, got {other:?}")),
+                    Value::Sample(s) => {
+                        images::read(s, MAX_IMAGE_FILE_BYTES).await.map(Value::Encoded).map_err(|e| e.to_string())
+                    }
+                    other => Err(format!("read expects a file path, got {}", other.what())),
                 }
             }),
+            Op::Decode => b.pipe_blocking(|v| match v {
+                Value::Encoded(e) => images::decode(e).map(Value::Image).map_err(|e| e.to_string()),
+                other => Err(format!("decode expects image file contents, got {}", other.what())),
+            }),
+            Op::Resize => {
+                let (w, h) = (st.width.expect("checked"), st.height.expect("checked"));
+                b.pipe_blocking(move |v| match v {
+                    Value::Image(img) => images::resize(img, w, h).map(Value::Image).map_err(|e| e.to_string()),
+                    other => Err(format!("resize expects an image, got {}", other.what())),
+                })
+            }
+            Op::Normalize => {
+                let d = Normalize::IMAGENET;
+                let n = Normalize { mean: st.mean.unwrap_or(d.mean), std: st.std.unwrap_or(d.std) };
+                b.pipe_blocking(move |v| match v {
+                    Value::Image(img) => Ok(Value::Floats(images::normalize(img, &n))),
+                    other => Err(format!("normalize expects an image, got {}", other.what())),
+                })
+            }
             Op::Checksum => b.pipe(|v| Some(Value::Sum(checksum(&v)))),
             Op::Batch => {
                 let agg = b.aggregate(st.size.expect("checked: a size"));
                 let agg = if st.drop_last { agg.drop_last() } else { agg };
                 let name = st.name.clone().unwrap_or_else(|| format!("batch{}", i + 1));
                 let agg = options(agg, st, &name);
-                agg.map(Value::Batch).name(format!("{name}.wrap"))
+                match kinds[i] {
+                    Kind::Image => {
+                        let pool = BatchPool::new(8);
+                        agg.pipe(move |v: Vec<Value>| {
+                            collate_images(&pool, v, |v| match v {
+                                Value::Image(i) => Some(i),
+                                _ => None,
+                            })
+                            .map(Value::Images)
+                        })
+                        .name(format!("{name}.collate"))
+                    }
+                    Kind::Floats => {
+                        let pool = BatchPool::new(8);
+                        agg.pipe(move |v: Vec<Value>| {
+                            collate_images(&pool, v, |v| match v {
+                                Value::Floats(i) => Some(i),
+                                _ => None,
+                            })
+                            .map(Value::FloatImages)
+                        })
+                        .name(format!("{name}.collate"))
+                    }
+                    _ => agg.map(Value::Batch).name(format!("{name}.wrap")),
+                }
             }
             Op::Unbatch => b.pipe_iter(|v| match v {
                 Value::Batch(items) => items,
@@ -205,6 +309,20 @@ pub fn pipeline(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value
         }
     }
     Ok(b.sink(plan.sink.buffer))
+}
+
+/// Files larger than this fail at `read` with a clear error instead of filling memory.
+const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
+
+/// Collates a batch of image values into one `[B, H, W, C]` buffer.
+fn collate_images<T: Copy>(
+    pool: &Arc<BatchPool<T>>,
+    values: Vec<Value>,
+    take: impl Fn(Value) -> Option<Image<T>>,
+) -> Result<ImageBatch<T>, String> {
+    let images: Option<Vec<Image<T>>> = values.into_iter().map(take).collect();
+    let images = images.ok_or("batch: a batch of images held something else")?;
+    pool.collate(images).map_err(|e| e.to_string())
 }
 
 /// A stage's options from the plan.
@@ -221,6 +339,9 @@ fn options<T: Send + 'static>(mut b: PipelineBuilder<T>, st: &crate::plan::Stage
     }
     if let Some(s) = &st.shards {
         b = b.on_shards(s.iter().copied());
+    }
+    if let Some(n) = st.buffer {
+        b = b.buffer(n);
     }
     b
 }

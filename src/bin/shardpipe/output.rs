@@ -51,6 +51,7 @@ pub fn json(plan: &str, runs: &[Run]) -> serde_json::Value {
                         "input_wait_s": s.stats.input_wait.as_secs_f64(),
                         "output_wait_s": s.stats.output_wait.as_secs_f64(),
                         "occupancy": s.stats.occupancy(),
+                        "failure_samples": s.failure_samples,
                     })
                 }).collect::<Vec<_>>(),
                 "shards_util": rep.shard_usage.iter().map(|u| serde_json::json!({

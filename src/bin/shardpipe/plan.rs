@@ -15,6 +15,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("io-bound", include_str!("../../../shards/io-bound.toml")),
     ("tiny-tasks", include_str!("../../../shards/tiny-tasks.toml")),
     ("tail-latency", include_str!("../../../shards/tail-latency.toml")),
+    ("imagenet", include_str!("../../../shards/imagenet.toml")),
 ];
 
 /// A plan file.
@@ -42,8 +43,19 @@ pub struct Source {
     pub dir: Option<PathBuf>,
     /// Files matching a pattern: `*` and `?` in the last part (`data/*.bin`), sorted.
     pub glob: Option<String>,
-    /// Make `files` files of `file_kib` KiB in `dir` first if it has none.
+    /// An image folder (one sub-directory per class), loaded with labels.
+    pub images: Option<PathBuf>,
+    /// `dir`: make `files` files of `file_kib` KiB first if it has none; `images`: make
+    /// `files` generated JPEGs (`seed`, `classes`) first if it has none.
     pub generate: Option<Generate>,
+    /// `images`: shuffle every epoch with this seed.
+    pub shuffle: Option<u64>,
+    /// `images`: this process's rank of `world_size` (each loads its own part).
+    pub rank: Option<usize>,
+    pub world_size: Option<usize>,
+    /// `images`: drop the uneven tail of each epoch so every rank loads the same number.
+    #[serde(default)]
+    pub drop_last: bool,
     /// Passes over the source (each ends with an epoch marker when more than one).
     #[serde(default = "one")]
     pub epochs: u64,
@@ -57,7 +69,9 @@ pub struct Source {
 #[serde(deny_unknown_fields)]
 pub struct Generate {
     pub files: u64,
-    pub file_kib: u64,
+    pub file_kib: Option<u64>,
+    pub seed: Option<u64>,
+    pub classes: Option<u32>,
 }
 
 fn one() -> u64 {
@@ -76,6 +90,14 @@ pub struct Stage {
     /// `batch`: drop the incomplete last batch.
     #[serde(default)]
     pub drop_last: bool,
+    /// `resize`: the target size.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// `normalize`: per-channel mean and std in [0, 1] units (default: ImageNet's).
+    pub mean: Option<[f32; 3]>,
+    pub std: Option<[f32; 3]>,
+    /// Items queued ahead of the stage.
+    pub buffer: Option<usize>,
     pub name: Option<String>,
     pub concurrency: Option<usize>,
     #[serde(default)]
@@ -96,6 +118,9 @@ pub enum Op {
     Checksum,
     Batch,
     Unbatch,
+    Decode,
+    Resize,
+    Normalize,
 }
 
 /// Where the plan runs (`compare` runs both modes).
@@ -266,6 +291,17 @@ pub enum Kind {
     Bytes,
     Sum,
     Batch(Box<Kind>),
+    /// Image files (path and label) from an `images` source.
+    Sample,
+    /// An image file's contents, with its path and label.
+    Encoded,
+    /// Decoded RGB pixels.
+    Image,
+    /// Normalized f32 pixels.
+    Floats,
+    /// Collated `[B, H, W, C]` batches of `Image`s or of `Floats`.
+    ImageBatch,
+    FloatBatch,
 }
 
 impl Kind {
@@ -276,6 +312,11 @@ impl Kind {
             Kind::Bytes => "file contents".into(),
             Kind::Sum => "checksums".into(),
             Kind::Batch(k) => format!("batches of {}", k.describe()),
+            Kind::Sample => "image files".into(),
+            Kind::Encoded => "image file contents".into(),
+            Kind::Image => "decoded images".into(),
+            Kind::Floats => "normalized images".into(),
+            Kind::ImageBatch | Kind::FloatBatch => "image batches".into(),
         }
     }
 }
@@ -283,25 +324,28 @@ impl Kind {
 /// Checks the things serde cannot: one source kind, op parameters, and that each op gets the
 /// kind of item it works on.
 fn check(plan: &Plan) -> Result<(), String> {
+    chain(plan).map(|_| ())
+}
+
+/// The kind of item entering each stage, and (last) what reaches the consumer; the error says
+/// which stage cannot take what it gets.
+pub fn chain(plan: &Plan) -> Result<Vec<Kind>, String> {
     let s = &plan.source;
-    let mut kind = match (s.count.is_some(), s.dir.is_some(), s.glob.is_some()) {
-        (true, false, false) => Kind::Int,
-        (false, true, false) | (false, false, true) => Kind::Path,
-        (false, false, false) => {
-            return Err(
-                "[source] needs `count = N` (integers), `dir = \"path\"` or `glob = \"path/*.ext\"` (files)".into()
-            );
+    let mut kind = match (s.count.is_some(), s.dir.is_some(), s.glob.is_some(), s.images.is_some()) {
+        (true, false, false, false) => Kind::Int,
+        (false, true, false, false) | (false, false, true, false) => Kind::Path,
+        (false, false, false, true) => Kind::Sample,
+        (false, false, false, false) => {
+            return Err("[source] needs `count = N` (integers), `dir = \"path\"` or `glob = \"path/*.ext\"` (files), or `images = \"path\"` (an image folder)".into());
         }
-        _ => return Err("[source] has more than one of `count`, `dir` and `glob`; keep one".into()),
+        _ => return Err("[source] has more than one of `count`, `dir`, `glob` and `images`; keep one".into()),
     };
     if let Some(g) = &s.glob
         && Path::new(g).parent().is_some_and(|p| p.to_string_lossy().contains(['*', '?']))
     {
         return Err(format!("[source] glob = \"{g}\": `*` and `?` work in the file name only, not in directories"));
     }
-    if s.generate.is_some() && s.dir.is_none() {
-        return Err("[source] `generate` needs `dir` (where to make the files)".into());
-    }
+    check_source_options(s)?;
     if s.epochs == 0 {
         return Err("[source] epochs must be at least 1".into());
     }
@@ -311,41 +355,110 @@ fn check(plan: &Plan) -> Result<(), String> {
             s.rate
         ));
     }
+    let mut kinds = Vec::with_capacity(plan.stages.len() + 1);
     for (i, st) in plan.stages.iter().enumerate() {
+        kinds.push(kind.clone());
         let at = format!("stage {} (op = \"{}\")", i + 1, op_name(st.op));
         let need = |what: &str| format!("{at}: needs `{what}`");
-        kind = match st.op {
-            Op::Noop => kind,
-            Op::Spin | Op::Sleep => {
+        let expects = |what: &str, kind: &Kind| format!("{at}: expects {what}, but gets {}", kind.describe());
+        kind = match (st.op, kind) {
+            (Op::Noop, k) => k,
+            (Op::Spin | Op::Sleep, k) => {
                 st.us.ok_or_else(|| need("us = microseconds per item"))?;
-                kind
+                k
             }
-            Op::Read if kind == Kind::Path => Kind::Bytes,
-            Op::Checksum if matches!(kind, Kind::Bytes | Kind::Int) => Kind::Sum,
-            Op::Batch => {
-                match st.size {
-                    Some(0) | None => return Err(need("size = items per batch (1 or more)")),
-                    Some(_) => {}
+            (Op::Read, Kind::Path) => Kind::Bytes,
+            (Op::Read, Kind::Sample) => Kind::Encoded,
+            (Op::Read, k) => {
+                return Err(format!("{}; use a `dir` or `images` source", expects("file paths", &k)));
+            }
+            (Op::Checksum, Kind::Bytes | Kind::Int) => Kind::Sum,
+            (Op::Checksum, k) => return Err(expects("file contents or integers", &k)),
+            (Op::Batch, k) => {
+                if matches!(st.size, Some(0) | None) {
+                    return Err(need("size = items per batch (1 or more)"));
                 }
-                Kind::Batch(Box::new(kind))
+                match k {
+                    Kind::Image => Kind::ImageBatch,
+                    Kind::Floats => Kind::FloatBatch,
+                    k => Kind::Batch(Box::new(k)),
+                }
             }
-            Op::Unbatch => match kind {
-                Kind::Batch(inner) => *inner,
-                other => return Err(format!("{at}: expects batches, but gets {}", other.describe())),
-            },
-            Op::Read => {
-                return Err(format!("{at}: expects file paths, but gets {}; use a `dir` source", kind.describe()));
+            (Op::Unbatch, Kind::Batch(inner)) => *inner,
+            (Op::Unbatch, k) => return Err(expects("batches of `batch` (image batches stay whole)", &k)),
+            (Op::Decode, Kind::Encoded) => Kind::Image,
+            (Op::Decode, k) => {
+                return Err(format!("{}; read them from an `images` source", expects("image file contents", &k)));
             }
-            Op::Checksum => {
-                return Err(format!("{at}: expects file contents or integers, but gets {}", kind.describe()));
+            (Op::Resize, Kind::Image) => {
+                match (st.width, st.height) {
+                    (Some(w), Some(h)) if w > 0 && h > 0 => {}
+                    _ => return Err(need("width = W and height = H (pixels, 1 or more)")),
+                }
+                Kind::Image
             }
+            (Op::Resize, k) => return Err(expects("decoded images", &k)),
+            (Op::Normalize, Kind::Image) => {
+                if st.std.is_some_and(|s| s.iter().any(|&x| !(x.is_finite() && x > 0.0))) {
+                    return Err(format!("{at}: every `std` value must be a positive number"));
+                }
+                Kind::Floats
+            }
+            (Op::Normalize, k) => return Err(expects("decoded images", &k)),
         };
         if st.concurrency == Some(0) {
             return Err(format!("{at}: concurrency must be at least 1"));
         }
+        if st.buffer == Some(0) {
+            return Err(format!("{at}: buffer must be at least 1"));
+        }
         if st.drop_last && st.op != Op::Batch {
             return Err(format!("{at}: drop_last applies only to op = \"batch\""));
         }
+        let stray = [
+            (st.width.is_some() || st.height.is_some(), Op::Resize, "width/height"),
+            (st.mean.is_some() || st.std.is_some(), Op::Normalize, "mean/std"),
+        ];
+        for (given, op, key) in stray {
+            if given && st.op != op {
+                return Err(format!("{at}: `{key}` applies only to op = \"{}\"", op_name(op)));
+            }
+        }
+    }
+    kinds.push(kind);
+    Ok(kinds)
+}
+
+/// The source keys that only some source kinds take.
+fn check_source_options(s: &Source) -> Result<(), String> {
+    let images = s.images.is_some();
+    if let Some(g) = &s.generate {
+        match (s.dir.is_some(), images, g.file_kib) {
+            (true, _, None) => {
+                return Err("[source] generate with `dir` needs `file_kib` (the size of each file)".into());
+            }
+            (true, _, Some(_)) if g.seed.is_some() || g.classes.is_some() => {
+                return Err(
+                    "[source] generate with `dir` makes random files: `seed` and `classes` apply to `images`".into()
+                );
+            }
+            (_, true, Some(_)) => {
+                return Err("[source] generate with `images` makes JPEGs of their own size: drop `file_kib`".into());
+            }
+            (false, false, _) => {
+                return Err("[source] `generate` needs `dir` or `images` (where to make the files)".into());
+            }
+            _ => {}
+        }
+    }
+    if !images && (s.shuffle.is_some() || s.rank.is_some() || s.world_size.is_some() || s.drop_last) {
+        return Err("[source] `shuffle`, `rank`, `world_size` and `drop_last` apply to an `images` source".into());
+    }
+    let (rank, world) = (s.rank.unwrap_or(0), s.world_size.unwrap_or(1));
+    if world == 0 || rank >= world {
+        return Err(format!(
+            "[source] rank = {rank}, world_size = {world}: need world_size >= 1 and rank < world_size"
+        ));
     }
     Ok(())
 }
@@ -359,6 +472,9 @@ pub fn op_name(op: Op) -> &'static str {
         Op::Checksum => "checksum",
         Op::Batch => "batch",
         Op::Unbatch => "unbatch",
+        Op::Decode => "decode",
+        Op::Resize => "resize",
+        Op::Normalize => "normalize",
     }
 }
 
@@ -403,9 +519,36 @@ mod tests {
         let e = load(&text("description = \"x\"\n[source]\ncount = 1\n[[stage]]\nop = \"read\"\n"), &[]).unwrap_err();
         assert!(e.to_string().contains("stage 1 (op = \"read\"): expects file paths, but gets integers"), "{e}");
         let e = load(&text("description = \"x\"\n[source]\ncount = 1\n[[stage]]\nop = \"decode\"\n"), &[]).unwrap_err();
-        assert!(e.to_string().contains("unknown variant `decode`"), "{e}");
+        assert!(e.to_string().contains("expects image file contents, but gets integers"), "{e}");
+        let e =
+            load(&text("description = \"x\"\n[source]\ncount = 1\n[[stage]]\nop = \"decrypt\"\n"), &[]).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `decrypt`"), "{e}");
         let e = load(&text("description = \"x\"\n[source\n"), &[]).unwrap_err().to_string();
         assert!(e.starts_with("test.toml: ") && e.contains("line 2"), "{e}");
         assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn image_chains_have_their_kinds_and_their_own_errors() {
+        let imagenet = EMBEDDED.iter().find(|(n, _)| *n == "imagenet").unwrap().1;
+        let p = load(&text(imagenet), &[]).unwrap();
+        let kinds = chain(&p).unwrap();
+        assert_eq!(kinds, [Kind::Sample, Kind::Encoded, Kind::Image, Kind::Image, Kind::ImageBatch]);
+        let normalized = load(&text(imagenet), &["stage.3.op=\"normalize\"".into(), "stage.3.width=0".into()]);
+        assert!(normalized.unwrap_err().to_string().contains("`width/height` applies only to op = \"resize\""));
+        let err = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+            load(&text(imagenet), &sets).unwrap_err().to_string()
+        };
+        assert!(err(&["stage.2.width=0"]).contains("needs `width = W and height = H"));
+        assert!(
+            err(&["stage.0.op=\"noop\""])
+                .contains("stage 2 (op = \"decode\"): expects image file contents, but gets image files")
+        );
+        assert!(err(&["source.rank=2", "source.world_size=2"]).contains("rank < world_size"));
+        assert!(err(&["source.generate.file_kib=4"]).contains("drop `file_kib`"));
+        assert!(err(&["source.count=5"]).contains("more than one of"));
+        let e = load(&text(BASE), &["source.shuffle=1".into()]).unwrap_err().to_string();
+        assert!(e.contains("apply to an `images` source"), "{e}");
     }
 }

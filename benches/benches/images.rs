@@ -1,0 +1,95 @@
+//! The image loader against what the cores can physically decode (see docs/benchmarks.md).
+//! 512 generated ImageNet-like JPEGs (`shardpipe::images::synth`, seed 1) per iteration:
+//!
+//! - `decode_resize_one_core`: zune-jpeg decode + center-crop/resize to 224×224 in a plain
+//!   loop over in-memory bytes on one thread: the physical reference;
+//! - `decode_resize_bare_threads`: the same loop on one plain pinned thread per CPU, each
+//!   taking every n-th image: what the cores reach together without any pipeline;
+//! - `pipeline_single`, `pipeline_sharded`: the whole loader, files → io_uring read → decode →
+//!   resize 224 → batches of 32 collated into `[32, 224, 224, 3]`, drained by the bench thread.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use shardpipe::images::{Encoded, ImageFolder, LoaderOptions, Sample, batches, decode, loader, resize, synth};
+use shardpipe::pipeline::Placement;
+
+const IMAGES: u64 = 512;
+
+/// The set, written once per machine (it is deterministic) under the temp directory.
+fn dataset() -> PathBuf {
+    let dir = std::env::temp_dir().join("shardpipe-bench-images-512-seed1");
+    let done = dir.join(".complete");
+    if !done.exists() {
+        synth::write_set(&dir, IMAGES, 1, 10).expect("write the bench set");
+        std::fs::write(&done, b"").expect("mark the set complete");
+    }
+    dir
+}
+
+fn decode_resize_all(files: &[(Sample, Vec<u8>)]) {
+    for (sample, bytes) in files {
+        let img = decode(Encoded { sample: sample.clone(), bytes: bytes.clone() }).expect("decode");
+        black_box(resize(img, 224, 224).expect("resize"));
+    }
+}
+
+/// Every CPU decodes and resizes its share of the in-memory files on a plain pinned thread: what
+/// the cores do together with no pipeline at all (shared caches, memory bandwidth, and a host
+/// that may not give two vCPUs two whole cores).
+fn decode_resize_bare_threads(files: &Arc<Vec<(Sample, Vec<u8>)>>, cores: &[core_affinity::CoreId]) {
+    let n = cores.len();
+    let threads: Vec<_> = cores
+        .iter()
+        .enumerate()
+        .map(|(i, &core)| {
+            let files = files.clone();
+            std::thread::spawn(move || {
+                core_affinity::set_for_current(core);
+                let mine: Vec<_> = files.iter().skip(i).step_by(n).cloned().collect();
+                decode_resize_all(&mine);
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().expect("decoder thread"));
+}
+
+fn run_loader(folder: &ImageFolder, p: Placement) {
+    let opts = LoaderOptions { width: 224, height: 224, ..LoaderOptions::default() };
+    let mut pipe = batches(loader(folder.clone(), &opts), 32, false).build(p).expect("pipeline");
+    let mut n = 0;
+    for batch in pipe.iter() {
+        assert_eq!(batch.shape[1..], [224, 224, 3]);
+        n += batch.len() as u64;
+        black_box(batch);
+    }
+    assert_eq!(n, IMAGES, "every image must arrive");
+}
+
+fn images(c: &mut Criterion) {
+    let dir = dataset();
+    let folder = ImageFolder::open(&dir).expect("bench set");
+    assert_eq!(folder.samples().len() as u64, IMAGES);
+    let cores = core_affinity::get_core_ids().expect("affinity mask");
+    let files: Vec<(Sample, Vec<u8>)> = folder
+        .samples()
+        .iter()
+        .map(|s| (Sample { path: Arc::clone(&s.path), ..s.clone() }, std::fs::read(&s.path).expect("read")))
+        .collect();
+    let mut g = c.benchmark_group("images");
+    g.throughput(Throughput::Elements(IMAGES));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(8));
+    g.bench_function("decode_resize_one_core", |b| b.iter(|| decode_resize_all(&files)));
+    let shared = Arc::new(files.clone());
+    g.bench_function("decode_resize_bare_threads", |b| b.iter(|| decode_resize_bare_threads(&shared, &cores)));
+    g.bench_function("pipeline_single", |b| b.iter(|| run_loader(&folder, Placement::single_loop())));
+    g.bench_function("pipeline_sharded", |b| b.iter(|| run_loader(&folder, Placement::sharded())));
+    g.finish();
+}
+
+criterion_group!(benches, images);
+criterion_main!(benches);
