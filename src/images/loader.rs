@@ -60,7 +60,8 @@ pub fn loader(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Imag
     let source = source_epochs(move |e| epochs.is_none_or(|n| e < n).then(|| folder.epoch(e))).buffer(SOURCE_BUFFER);
     let limit = opts.max_file_bytes;
     let (w, h) = (opts.width, opts.height);
-    let read = source.pipe_async(move |s| read(s, limit)).name("read").concurrency(opts.read_concurrency);
+    let read =
+        source.pipe_async(move |s| read(s, limit)).name("read").concurrency(opts.read_concurrency).buffer(STAGE_BUFFER);
     let read = stage_options(read, opts);
     let decoded = stage_options(
         read.pipe_blocking(decode).name("decode").concurrency(opts.decode_concurrency).buffer(STAGE_BUFFER),

@@ -19,8 +19,10 @@
 //! - [`loader`] wires the usual chain into a [`PipelineBuilder`](crate::pipeline::PipelineBuilder);
 //!   [`synth`] writes deterministic ImageNet-like JPEG sets for tests, benches and demos.
 //!
-//! The guide is `docs/data-loading.md`; the crate choice is measured in `docs/decisions.md`.
-
+//! The guide below is `docs/data-loading.md` (its example is compiled as a doc test); the crate
+//! choice is measured in `docs/decisions.md`.
+//!
+#![doc = include_str!("../../docs/data-loading.md")]
 #![forbid(unsafe_code)]
 
 mod batch;
