@@ -44,7 +44,7 @@ pub(crate) mod sync;
 pub(crate) mod sys;
 pub mod trace;
 
-pub use driver::{DriverStats, RingMode, UringUnavailable};
+pub use driver::{DriverChoice, DriverStats, RingMode, UringUnavailable};
 pub use runtime::time;
 pub use runtime::{
     BuildError, Builder, JoinError, JoinHandle, RunError, Runtime, ShardInfo, ShardReport, SpawnError, current_shard,

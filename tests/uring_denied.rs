@@ -1,5 +1,6 @@
-//! io_uring denied as a container's default seccomp profile denies it: the binary must exit with
-//! code 2 and one message naming the cause and the remedy, not panic.
+//! io_uring denied as a container's default seccomp profile denies it: by default the binary runs
+//! on the fallback driver and says so once; with `SHARDPIPE_DRIVER=uring` it exits with code 2
+//! and one message naming the cause and the remedy. Never a panic.
 
 #![cfg(target_arch = "x86_64")]
 
@@ -44,12 +45,22 @@ fn deny_io_uring_setup() -> std::io::Result<()> {
     Ok(())
 }
 
-#[test]
-fn denied_io_uring_is_one_clear_error_and_exit_code_2() {
+/// The binary with io_uring denied, `SHARDPIPE_DRIVER` set to `driver` (or unset).
+fn denied(driver: Option<&str>, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardpipe"));
+    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    match driver {
+        Some(d) => cmd.env("SHARDPIPE_DRIVER", d),
+        None => cmd.env_remove("SHARDPIPE_DRIVER"),
+    };
     // SAFETY: the closure makes only async-signal-safe calls (prctl) between fork and exec.
     unsafe { cmd.pre_exec(deny_io_uring_setup) };
-    let out = cmd.output().expect("run the shardpipe binary");
+    cmd.output().expect("run the shardpipe binary")
+}
+
+#[test]
+fn denied_io_uring_with_driver_uring_is_one_clear_error_and_exit_code_2() {
+    let out = denied(Some("uring"), &["run", "tiny-tasks", "--items", "1000"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("the binary said: {stderr}");
     assert_eq!(out.status.code(), Some(2), "exit code 2 for an environment error; stderr: {stderr}");
@@ -57,5 +68,33 @@ fn denied_io_uring_is_one_clear_error_and_exit_code_2() {
     assert!(stderr.contains("Operation not permitted"), "quotes the kernel's answer: {stderr}");
     assert!(stderr.contains("seccomp"), "names the remedy: {stderr}");
     assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn denied_io_uring_falls_back_by_default_says_so_once_and_runs() {
+    for plan in ["tiny-tasks", "io-bound"] {
+        let out = denied(None, &["run", plan, "--items", "200", "--json"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{plan}: runs on the fallback; stderr: {stderr}");
+        assert_eq!(stderr.matches("using the fallback driver").count(), 1, "said once: {stderr}");
+        assert!(stderr.contains("Operation not permitted"), "names the cause: {stderr}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let run = &v["runs"][0];
+        assert_eq!(run["driver"], "fallback (no io_uring)", "{plan}: the report says which driver ran");
+        assert!(run["account"]["balances"].as_bool().unwrap() && run["items"].as_u64().unwrap() > 0, "{run}");
+    }
+}
+
+#[test]
+fn a_bad_driver_variable_is_one_line_and_exit_code_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_shardpipe"))
+        .args(["run", "tiny-tasks", "--items", "10"])
+        .env("SHARDPIPE_DRIVER", "epoll")
+        .output()
+        .expect("run the shardpipe binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SHARDPIPE_DRIVER=\"epoll\" is not a driver"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 }

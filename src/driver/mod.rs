@@ -1,44 +1,36 @@
-//! The per-shard io_uring reactor: one ring, created and driven only by its shard's thread.
+//! The per-shard reactor: io_uring where the kernel allows it, plain syscalls where it does not.
 //!
-//! # Data flow
-//! An operation future ([`op::Op`]) owns its buffers and pushes a submission entry whose
-//! `user_data` is the index of a slot in [`Driver::slots`]. Entries are submitted in one
-//! `io_uring_enter` per loop turn ([`Driver::turn`]); completions are reaped into their slots and
-//! the waiting task is woken onto the local run queue. A shard with nothing to do blocks in
-//! [`Driver::park`], which waits for one completion: an I/O result, a timer's timeout, a
-//! `MSG_RING` message from another shard, or the read that is kept pending on the shard's eventfd
-//! (how threads without a ring wake it).
+//! [`Driver`] is what a shard's loop and the operation futures talk to. Its two back-ends:
 //!
-//! # Safety
-//! 1. **Kernel-owned memory.** Every pointer in a pushed entry points into heap memory owned by
-//!    the slot's operation data. That data is freed only after the completion for that slot has
-//!    been reaped: an operation future dropped early moves its data into the slot
-//!    ([`Slot::Abandoned`]) and the driver frees it when the completion (or cancellation) arrives.
-//! 2. **Drop waits.** `Driver::drop` cancels everything still in flight and reaps until nothing is,
-//!    before the ring and any parked data go away.
-//! 3. **Single issuer.** A `Driver` lives in a shard's thread-local context and is never sent to
-//!    another thread (it holds `!Send` wakers and the ring), matching `IORING_SETUP_SINGLE_ISSUER`.
+//! - [`Uring`] (`uring.rs`): one ring per shard; operations are submitted in batches and complete
+//!   asynchronously; a parked shard blocks in `io_uring_enter` and is woken by `MSG_RING` or its
+//!   eventfd.
+//! - [`Fallback`] (`fallback.rs`): for containers whose seccomp profile blocks io_uring (or
+//!   `SHARDPIPE_DRIVER=fallback`). Each operation is the equivalent plain syscall, run at once on
+//!   the shard thread (file reads from the page cache do not block for long; a cold disk read
+//!   stalls that shard's other tasks, which io_uring avoids); a parked shard waits in `ppoll` on
+//!   its eventfd, which peers and other threads write to wake it. Timers are the runtime's own
+//!   in both.
+//!
+//! Which one runs is chosen per runtime by [`DriverChoice`]: `auto` (the default) uses io_uring
+//! and falls back when ring setup fails, saying why once per process.
 
+pub(crate) mod fallback;
 pub(crate) mod op;
 pub mod setup;
+pub(crate) mod uring;
 
-use std::any::Any;
 use std::io;
 use std::os::fd::RawFd;
-use std::task::{Context, Poll, Waker};
+use std::sync::Once;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use io_uring::{IoUring, opcode, squeue, types};
+use io_uring::squeue;
 
+pub(crate) use fallback::Fallback;
 pub use setup::{RingMode, UringUnavailable};
-
-const TAG_SHIFT: u32 = 56;
-const TAG_OP: u64 = 0;
-const TAG_WAKE: u64 = 1 << TAG_SHIFT;
-const TAG_EVENTFD: u64 = 2 << TAG_SHIFT;
-const TAG_CANCEL: u64 = 3 << TAG_SHIFT;
-const TAG_MSG_SEND: u64 = 4 << TAG_SHIFT;
-const TAG_MASK: u64 = 0xff << TAG_SHIFT;
+pub(crate) use uring::Uring;
 
 /// What the kernel reported for one operation.
 #[derive(Debug, Clone, Copy)]
@@ -51,14 +43,6 @@ impl Completion {
     pub(crate) fn into_io(self) -> io::Result<u32> {
         if self.result < 0 { Err(io::Error::from_raw_os_error(-self.result)) } else { Ok(self.result as u32) }
     }
-}
-
-enum Slot {
-    Free,
-    Waiting(Option<Waker>),
-    Done(Completion),
-    /// The future was dropped while the kernel still owned its memory (invariant 1).
-    Abandoned(#[allow(dead_code)] Box<dyn Any>),
 }
 
 /// Counters a shard reports.
@@ -74,305 +58,185 @@ pub struct DriverStats {
     pub eventfd_wakes: u64,
 }
 
-/// One shard's ring and the operations in flight on it.
-pub(crate) struct Driver {
-    ring: IoUring,
-    mode: RingMode,
-    msg_ring: bool,
-    slots: Vec<Slot>,
-    free: Vec<usize>,
-    /// Entries submitted whose completion has not been reaped (ops, abandoned ops, eventfd read).
-    in_flight: usize,
-    eventfd: RawFd,
-    eventfd_buf: Box<u64>,
-    eventfd_armed: bool,
-    pub(crate) stats: DriverStats,
+/// Which back-end a runtime's shards use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DriverChoice {
+    /// io_uring, or the fallback when io_uring cannot be set up (logged once, with the cause).
+    #[default]
+    Auto,
+    /// io_uring only: building the runtime fails when it is unavailable.
+    Uring,
+    /// Plain syscalls and eventfd parking, even where io_uring works.
+    Fallback,
 }
 
-impl std::fmt::Debug for Driver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Driver")
-            .field("mode", &self.mode)
-            .field("msg_ring", &self.msg_ring)
-            .field("in_flight", &self.in_flight)
-            .finish_non_exhaustive()
+impl DriverChoice {
+    /// The environment variable that sets the default choice.
+    pub const ENV: &'static str = "SHARDPIPE_DRIVER";
+
+    /// `SHARDPIPE_DRIVER`: `auto` (or unset), `uring`, `fallback`; anything else is an error naming
+    /// the accepted values.
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var(Self::ENV) {
+            Err(_) => Ok(Self::Auto),
+            Ok(v) => v.parse(),
+        }
     }
+}
+
+impl std::str::FromStr for DriverChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "" | "auto" => Ok(Self::Auto),
+            "uring" | "io_uring" => Ok(Self::Uring),
+            "fallback" => Ok(Self::Fallback),
+            other => Err(format!(
+                "{}={other:?} is not a driver: use auto (io_uring, else the fallback), uring (io_uring only) or fallback",
+                Self::ENV
+            )),
+        }
+    }
+}
+
+/// One shard's reactor.
+#[derive(Debug)]
+// One per shard, never moved after start: boxing the ring would add a pointer chase to every op.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Driver {
+    Uring(Uring),
+    Fallback(Fallback),
 }
 
 impl Driver {
-    /// Creates the ring on the calling thread. `eventfd` is the shard's doorbell for threads
-    /// without a ring; it must outlive the driver.
-    pub(crate) fn new(entries: u32, eventfd: RawFd, allow_msg_ring: bool) -> Result<Self, UringUnavailable> {
-        setup::check_sysctl()?;
-        let (ring, mode) = setup::build_ring(entries)?;
-        let mut probe = io_uring::Probe::new();
-        let msg_ring = ring.submitter().register_probe(&mut probe).is_ok()
-            && probe.is_supported(opcode::MsgRingData::CODE)
-            && ring.params().is_feature_skip_cqe_on_success()
-            && allow_msg_ring;
-        Ok(Self {
-            ring,
-            mode,
-            msg_ring,
-            slots: Vec::with_capacity(64),
-            free: Vec::new(),
-            in_flight: 0,
-            eventfd,
-            eventfd_buf: Box::new(0),
-            eventfd_armed: false,
-            stats: DriverStats::default(),
-        })
+    /// Creates the shard's reactor on the calling thread (the ring's single issuer). `eventfd` is
+    /// the shard's doorbell for threads without a ring; it must outlive the driver.
+    pub(crate) fn new(
+        choice: DriverChoice,
+        entries: u32,
+        eventfd: RawFd,
+        allow_msg_ring: bool,
+    ) -> Result<Self, UringUnavailable> {
+        match choice {
+            DriverChoice::Fallback => Ok(Driver::Fallback(Fallback::new(eventfd))),
+            DriverChoice::Uring => Uring::new(entries, eventfd, allow_msg_ring).map(Driver::Uring),
+            DriverChoice::Auto => match Uring::new(entries, eventfd, allow_msg_ring) {
+                Ok(u) => Ok(Driver::Uring(u)),
+                Err(e) => {
+                    static SAID: Once = Once::new();
+                    SAID.call_once(|| {
+                        eprintln!(
+                            "shardpipe: {e}\nshardpipe: using the fallback driver (plain syscalls, eventfd parking); \
+                             set {}=uring to refuse to run without io_uring",
+                            DriverChoice::ENV
+                        );
+                    });
+                    Ok(Driver::Fallback(Fallback::new(eventfd)))
+                }
+            },
+        }
     }
 
+    /// The ring's setup flags, or [`RingMode::Fallback`].
     pub(crate) fn mode(&self) -> RingMode {
-        self.mode
+        match self {
+            Driver::Uring(u) => u.mode(),
+            Driver::Fallback(_) => RingMode::Fallback,
+        }
     }
 
     /// Whether peers are woken with `IORING_OP_MSG_RING` (else eventfd writes).
     pub(crate) fn uses_msg_ring(&self) -> bool {
-        self.msg_ring
+        matches!(self, Driver::Uring(u) if u.uses_msg_ring())
     }
 
+    /// The ring's descriptor for peers' `MSG_RING` wakes; -1 without a ring.
     pub(crate) fn ring_fd(&self) -> RawFd {
-        use std::os::fd::AsRawFd;
-        self.ring.as_raw_fd()
-    }
-
-    /// Pushes one entry, submitting first if the submission queue is full.
-    ///
-    /// # Safety
-    /// Every pointer in `entry` must stay valid until its completion is reaped (module
-    /// invariant 1).
-    unsafe fn push(&mut self, entry: &squeue::Entry) {
-        loop {
-            // SAFETY: delegated to the caller (pointers live until the completion is reaped).
-            if unsafe { self.ring.submission().push(entry) }.is_ok() {
-                return;
-            }
-            self.enter_now();
+        match self {
+            Driver::Uring(u) => u.ring_fd(),
+            Driver::Fallback(_) => -1,
         }
     }
 
-    /// Registers a new operation and queues its entry; returns the slot index.
+    /// Counters so far.
+    pub(crate) fn stats(&self) -> DriverStats {
+        match self {
+            Driver::Uring(u) => u.stats,
+            Driver::Fallback(f) => f.stats,
+        }
+    }
+
+    /// Starts an operation: `entry` on a ring, else `sync` at once (a plain syscall returning a
+    /// result in the kernel's convention: the value, or `-errno`).
     ///
     /// # Safety
-    /// As for [`Driver::push`]: the memory `entry` points to must be owned by data that the
+    /// As for [`Uring::submit`]: the memory `entry` points to must be owned by data that the
     /// caller keeps alive until [`Driver::poll_op`] returns `Ready`, or hands to
     /// [`Driver::abandon`].
-    pub(crate) unsafe fn submit(&mut self, entry: squeue::Entry) -> usize {
-        let idx = match self.free.pop() {
-            Some(i) => {
-                self.slots[i] = Slot::Waiting(None);
-                i
-            }
-            None => {
-                self.slots.push(Slot::Waiting(None));
-                self.slots.len() - 1
-            }
-        };
-        let entry = entry.user_data(TAG_OP | idx as u64);
-        // SAFETY: delegated to the caller.
-        unsafe { self.push(&entry) };
-        self.in_flight += 1;
-        idx
+    pub(crate) unsafe fn start(&mut self, entry: squeue::Entry, sync: impl FnOnce() -> i32) -> Started {
+        match self {
+            // SAFETY: delegated to the caller.
+            Driver::Uring(u) => Started::Pending(unsafe { u.submit(entry) }),
+            Driver::Fallback(_) => Started::Done(Completion { result: sync() }),
+        }
     }
 
-    /// Polls a submitted operation; frees its slot once the completion is handed out.
+    /// Polls an operation started on the ring.
     pub(crate) fn poll_op(&mut self, idx: usize, cx: &mut Context<'_>) -> Poll<Completion> {
-        match &mut self.slots[idx] {
-            Slot::Done(c) => {
-                let c = *c;
-                self.release(idx);
-                Poll::Ready(c)
-            }
-            Slot::Waiting(w) => {
-                match w {
-                    Some(old) if old.will_wake(cx.waker()) => {}
-                    _ => *w = Some(cx.waker().clone()),
-                }
-                Poll::Pending
-            }
-            Slot::Free | Slot::Abandoned(_) => unreachable!("op slot polled after release"),
+        match self {
+            Driver::Uring(u) => u.poll_op(idx, cx),
+            Driver::Fallback(_) => unreachable!("the fallback completes operations when they start"),
         }
     }
 
-    /// The future for `idx` was dropped: free now if done, else park `data` and cancel.
-    pub(crate) fn abandon(&mut self, idx: usize, data: Box<dyn Any>) {
-        match self.slots[idx] {
-            Slot::Done(_) => self.release(idx),
-            _ => {
-                self.slots[idx] = Slot::Abandoned(data);
-                let cancel = opcode::AsyncCancel::new(TAG_OP | idx as u64).build().user_data(TAG_CANCEL);
-                // SAFETY: a cancel entry holds no pointers.
-                unsafe { self.push(&cancel) };
-            }
+    /// The future of a ring operation was dropped (see [`Uring::abandon`]).
+    pub(crate) fn abandon(&mut self, idx: usize, data: Box<dyn std::any::Any>) {
+        if let Driver::Uring(u) = self {
+            u.abandon(idx, data);
         }
-    }
-
-    fn release(&mut self, idx: usize) {
-        self.slots[idx] = Slot::Free;
-        self.free.push(idx);
     }
 
     /// True when the kernel has something for us, or we have something for it.
     pub(crate) fn has_work(&mut self) -> bool {
-        let mut sq = self.ring.submission();
-        if !sq.is_empty() {
-            return true;
+        match self {
+            Driver::Uring(u) => u.has_work(),
+            Driver::Fallback(_) => false,
         }
-        sq.sync();
-        if sq.taskrun() || sq.cq_overflow() {
-            return true;
-        }
-        drop(sq);
-        !self.ring.completion().is_empty()
     }
 
     /// Non-blocking: submit queued entries and reap whatever completed. Returns completions seen.
     pub(crate) fn turn(&mut self) -> usize {
-        if self.has_work() {
-            let needs_enter = !self.ring.submission().is_empty() || {
-                let sq = self.ring.submission();
-                sq.taskrun() || sq.cq_overflow()
-            };
-            if needs_enter {
-                self.enter_now();
-            }
-        }
-        self.reap()
-    }
-
-    fn enter_now(&mut self) {
-        self.stats.enters += 1;
-        match self.ring.submit() {
-            Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)) => {
-                // The completion queue is full or the kernel is busy: reap, then let the next
-                // turn submit again.
-                self.reap();
-            }
-            Err(e) => panic!("io_uring_enter failed unexpectedly: {e}"),
+        match self {
+            Driver::Uring(u) => u.turn(),
+            Driver::Fallback(_) => 0,
         }
     }
 
-    fn arm_eventfd(&mut self) {
-        if self.eventfd_armed {
-            return;
-        }
-        let buf: *mut u64 = &mut *self.eventfd_buf;
-        let entry = opcode::Read::new(types::Fd(self.eventfd), buf.cast(), 8).build().user_data(TAG_EVENTFD);
-        // SAFETY: `eventfd_buf` is a heap box owned by the driver and freed only after `drop`
-        // has reaped every completion, this read's included (invariant 2).
-        unsafe { self.push(&entry) };
-        self.eventfd_armed = true;
-        self.in_flight += 1;
-    }
-
-    /// Blocks until at least one completion arrives or `timeout` passes, then reaps.
+    /// Blocks until woken (a completion, a wake, the eventfd) or `timeout` passes.
     pub(crate) fn park(&mut self, timeout: Option<Duration>) -> usize {
-        self.arm_eventfd();
-        self.stats.parks += 1;
-        let res = match timeout {
-            Some(d) => {
-                let ts = types::Timespec::new().sec(d.as_secs()).nsec(d.subsec_nanos());
-                let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(1, &args)
-            }
-            None => self.ring.submitter().submit_and_wait(1),
-        };
-        if let Err(e) = res {
-            match e.raw_os_error() {
-                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => {}
-                _ => panic!("io_uring_enter (wait) failed unexpectedly: {e}"),
-            }
+        match self {
+            Driver::Uring(u) => u.park(timeout),
+            Driver::Fallback(f) => f.park(timeout),
         }
-        self.reap()
     }
 
-    /// Wakes a sleeping peer shard: `MSG_RING` into its ring, or its eventfd.
+    /// Wakes a sleeping peer shard: `MSG_RING` into its ring when both have one, else its eventfd.
     pub(crate) fn wake_peer(&mut self, ring_fd: RawFd, eventfd: RawFd) {
-        if self.msg_ring && ring_fd >= 0 {
-            let entry = opcode::MsgRingData::new(types::Fd(ring_fd), 0, TAG_WAKE, None)
-                .build()
-                .flags(squeue::Flags::SKIP_SUCCESS)
-                .user_data(TAG_MSG_SEND | eventfd as u32 as u64);
-            // SAFETY: a MSG_RING data entry holds no pointers.
-            unsafe { self.push(&entry) };
-            self.stats.msg_ring_wakes += 1;
-            self.enter_now();
-        } else {
-            self.stats.eventfd_wakes += 1;
-            crate::sys::eventfd_signal(eventfd);
+        match self {
+            Driver::Uring(u) => u.wake_peer(ring_fd, eventfd),
+            Driver::Fallback(f) => f.wake_peer(eventfd),
         }
-    }
-
-    fn reap(&mut self) -> usize {
-        let mut n = 0;
-        let mut cq = self.ring.completion();
-        cq.sync();
-        for cqe in &mut cq {
-            n += 1;
-            let data = cqe.user_data();
-            match data & TAG_MASK {
-                TAG_OP => {
-                    let idx = (data & !TAG_MASK) as usize;
-                    self.in_flight -= 1;
-                    let done = Completion { result: cqe.result() };
-                    match std::mem::replace(&mut self.slots[idx], Slot::Done(done)) {
-                        Slot::Waiting(Some(w)) => w.wake(),
-                        Slot::Waiting(None) => {}
-                        Slot::Abandoned(_) => {
-                            self.slots[idx] = Slot::Free;
-                            self.free.push(idx);
-                        }
-                        Slot::Free | Slot::Done(_) => unreachable!("completion for a free slot"),
-                    }
-                }
-                TAG_EVENTFD => {
-                    self.in_flight -= 1;
-                    self.eventfd_armed = false;
-                }
-                TAG_MSG_SEND => {
-                    // SKIP_SUCCESS: only failures come back. The target ring is gone or full;
-                    // fall back to its eventfd so the wake is not lost.
-                    crate::sys::eventfd_signal((data & 0xffff_ffff) as u32 as RawFd);
-                }
-                _ => {} // TAG_WAKE: the wake itself was the point; TAG_CANCEL: nothing to do.
-            }
-        }
-        n
     }
 }
 
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // Invariant 2: nothing the kernel may still write is freed before its completion.
-        if self.in_flight == 0 {
-            return;
-        }
-        for (idx, slot) in self.slots.iter().enumerate() {
-            if matches!(slot, Slot::Waiting(_) | Slot::Abandoned(_)) {
-                let cancel = opcode::AsyncCancel::new(TAG_OP | idx as u64).build().user_data(TAG_CANCEL);
-                // SAFETY: a cancel entry holds no pointers. (`push` is not used: it borrows self.)
-                while unsafe { self.ring.submission().push(&cancel) }.is_err() {
-                    let _ = self.ring.submit();
-                }
-            }
-        }
-        if self.eventfd_armed {
-            let cancel = opcode::AsyncCancel::new(TAG_EVENTFD).build().user_data(TAG_CANCEL);
-            // SAFETY: as above.
-            while unsafe { self.ring.submission().push(&cancel) }.is_err() {
-                let _ = self.ring.submit();
-            }
-        }
-        while self.in_flight > 0 {
-            let ts = types::Timespec::new().nsec(10_000_000);
-            let args = types::SubmitArgs::new().timespec(&ts);
-            let _ = self.ring.submitter().submit_with_args(1, &args);
-            self.reap();
-        }
-    }
+/// How an operation started.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Started {
+    /// In flight on the ring, in this slot.
+    Pending(usize),
+    /// Already done (the fallback).
+    Done(Completion),
 }
 
 #[cfg(all(test, not(loom)))]
@@ -387,22 +251,11 @@ mod tests {
     }
 
     #[test]
-    fn ring_setup_picks_the_best_mode_the_kernel_takes() {
-        match setup::build_ring(8) {
-            Ok((_ring, mode)) => eprintln!("ring mode here: {mode}"),
-            Err(e) => {
-                eprintln!("SKIPPED: {e}");
-                assert!(!e.remedy.is_empty(), "an unavailable ring comes with a remedy");
-            }
-        }
-    }
-
-    #[test]
-    fn tags_do_not_overlap_slot_indices() {
-        for tag in [TAG_WAKE, TAG_EVENTFD, TAG_CANCEL, TAG_MSG_SEND] {
-            assert_eq!(tag & !TAG_MASK, 0);
-            assert_ne!(tag, TAG_OP);
-        }
-        assert_eq!((TAG_MSG_SEND | 0xffff_ffff) & TAG_MASK, TAG_MSG_SEND, "an fd fits below the tag");
+    fn the_driver_variable_takes_three_values_and_names_them_when_wrong() {
+        assert_eq!("".parse::<DriverChoice>(), Ok(DriverChoice::Auto));
+        assert_eq!("uring".parse::<DriverChoice>(), Ok(DriverChoice::Uring));
+        assert_eq!("fallback".parse::<DriverChoice>(), Ok(DriverChoice::Fallback));
+        let e = "epoll".parse::<DriverChoice>().unwrap_err();
+        assert!(e.contains("SHARDPIPE_DRIVER=\"epoll\"") && e.contains("fallback"), "{e}");
     }
 }

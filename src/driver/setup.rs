@@ -19,6 +19,20 @@ pub enum RingMode {
     CoopTaskrun,
     /// No optional setup flags.
     Plain,
+    /// No ring at all: the fallback driver (plain syscalls, eventfd parking).
+    Fallback,
+}
+
+impl RingMode {
+    /// Whether the shard runs on io_uring.
+    pub fn is_uring(self) -> bool {
+        self != RingMode::Fallback
+    }
+
+    /// The driver in words, for reports: `io_uring (FLAGS)` or `fallback (no io_uring)`.
+    pub fn driver(self) -> String {
+        if self.is_uring() { format!("io_uring ({self})") } else { "fallback (no io_uring)".into() }
+    }
 }
 
 impl fmt::Display for RingMode {
@@ -27,6 +41,7 @@ impl fmt::Display for RingMode {
             RingMode::SingleIssuerDeferTaskrun => "SINGLE_ISSUER|DEFER_TASKRUN",
             RingMode::CoopTaskrun => "COOP_TASKRUN|TASKRUN_FLAG",
             RingMode::Plain => "plain",
+            RingMode::Fallback => "fallback",
         })
     }
 }
@@ -43,7 +58,8 @@ pub struct UringUnavailable {
 
 const SECCOMP_REMEDY: &str = "Allow the io_uring_setup, io_uring_enter and io_uring_register \
     syscalls in the container's seccomp profile (Docker: --security-opt seccomp=<profile>), \
-    or run outside the container; a fallback driver without io_uring is planned";
+    or run outside the container; or let shardpipe use its fallback driver (SHARDPIPE_DRIVER=auto, \
+    the default, or =fallback)";
 
 /// Checks the sysctl before touching the syscall, so the error can name the knob.
 pub(crate) fn check_sysctl() -> Result<(), UringUnavailable> {

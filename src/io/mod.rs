@@ -123,8 +123,12 @@ pub async fn read_into(path: impl AsRef<Path>, buf: Vec<u8>) -> (io::Result<()>,
 }
 
 /// Waits `d` with an `IORING_OP_TIMEOUT` (a kernel timer; [`crate::time::sleep`] is the cheaper
-/// user-space timer for most uses).
+/// user-space timer for most uses). With the fallback driver it is [`crate::time::sleep`].
 pub async fn uring_timeout(d: Duration) -> io::Result<()> {
+    if crate::runtime::context::with_driver(|dr| dr.mode().is_uring()) == Some(false) {
+        crate::time::sleep(d).await;
+        return Ok(());
+    }
     let op = timeout::timeout(d).map_err(not_on_shard)?;
     timeout::run(op).await
 }

@@ -85,6 +85,7 @@ impl<T: Send + 'static> Pipeline<T> {
         let assembler = Assembler {
             placement: placement.label(),
             shards: runtime.shard_count(),
+            driver: runtime.ring_mode().driver(),
             names,
             start: control.start,
             control: control.clone(),

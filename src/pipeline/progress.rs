@@ -32,6 +32,7 @@ pub(crate) struct ConsumerCounts {
 pub(crate) struct Assembler {
     pub(crate) placement: &'static str,
     pub(crate) shards: usize,
+    pub(crate) driver: String,
     pub(crate) names: Vec<String>,
     pub(crate) start: Instant,
     /// Where failure messages are kept.
@@ -57,6 +58,7 @@ impl Assembler {
         Report {
             placement: self.placement,
             shards: self.shards,
+            driver: self.driver.clone(),
             elapsed,
             account,
             received: consumer.received,

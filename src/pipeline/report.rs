@@ -131,6 +131,8 @@ pub struct Report {
     pub placement: &'static str,
     /// Shards that ran stages.
     pub shards: usize,
+    /// The shards' driver: `io_uring (FLAGS)` or `fallback (no io_uring)`.
+    pub driver: String,
     /// Wall time from build to the end of the stream.
     pub elapsed: Duration,
     /// Where every source item went.
@@ -166,9 +168,10 @@ impl fmt::Display for Report {
         let a = &self.account;
         writeln!(
             f,
-            "{} on {} shard(s): {} items in {:.3} s = {:.0} items/s",
+            "{} on {} shard(s), {}: {} items in {:.3} s = {:.0} items/s",
             self.placement,
             self.shards,
+            self.driver,
             a.delivered,
             self.elapsed.as_secs_f64(),
             self.items_per_sec()

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::Runtime;
 use super::shard::ShardConfig;
-use crate::driver::UringUnavailable;
+use crate::driver::{DriverChoice, UringUnavailable};
 
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +50,12 @@ pub enum BuildError {
         /// CPU it should have run on.
         cpu: usize,
     },
-    /// io_uring could not be set up.
+    /// io_uring could not be set up (and the driver was `uring`, or the fallback was refused).
     #[error(transparent)]
     Uring(#[from] UringUnavailable),
+    /// `SHARDPIPE_DRIVER` holds something other than `auto`, `uring` or `fallback`.
+    #[error("{0}")]
+    DriverEnv(String),
     /// Creating a thread or an eventfd failed.
     #[error("could not start a shard: {0}")]
     Io(#[from] std::io::Error),
@@ -66,6 +69,7 @@ pub struct Builder {
     pub(crate) oversubscribe: bool,
     pub(crate) pin: bool,
     pub(crate) spin_set: bool,
+    pub(crate) driver: Option<DriverChoice>,
     pub(crate) config: ShardConfig,
 }
 
@@ -77,6 +81,7 @@ impl Default for Builder {
             oversubscribe: false,
             pin: true,
             spin_set: false,
+            driver: None,
             config: ShardConfig {
                 // Waking an idle vCPU here costs ~20-25 µs one way: spin longer than that.
                 spin_before_park: Duration::from_micros(50),
@@ -84,6 +89,7 @@ impl Default for Builder {
                 tasks_per_turn: 128,
                 task_budget: 128,
                 eventfd_wake: false,
+                driver: DriverChoice::Auto,
                 trace: None,
             },
         }
@@ -160,6 +166,14 @@ impl Builder {
     /// it or to compare the two.
     pub fn eventfd_wake(&mut self, yes: bool) -> &mut Self {
         self.config.eventfd_wake = yes;
+        self
+    }
+
+    /// io_uring or the fallback driver (default: what `SHARDPIPE_DRIVER` says — `auto`, `uring`
+    /// or `fallback` — and `auto` when it is unset: io_uring where it can be set up, else the
+    /// fallback, with one line on stderr naming the cause).
+    pub fn driver(&mut self, choice: DriverChoice) -> &mut Self {
+        self.driver = Some(choice);
         self
     }
 

@@ -25,7 +25,7 @@ pub(crate) use task::panic_message as task_panic_message;
 pub(crate) use task::poll_budget;
 pub use task::{JoinError, JoinHandle, SpawnError, spawn_local, try_spawn_local, yield_now};
 
-use crate::driver::RingMode;
+use crate::driver::{DriverChoice, RingMode};
 
 /// A set of running shards. Dropping it shuts them down (see [`Runtime::shutdown`]).
 #[derive(Debug)]
@@ -49,6 +49,10 @@ impl Runtime {
     fn start(b: &Builder) -> Result<Self, BuildError> {
         let plan = b.plan()?;
         let mut config = b.config.clone();
+        config.driver = match b.driver {
+            Some(choice) => choice,
+            None => DriverChoice::from_env().map_err(BuildError::DriverEnv)?,
+        };
         let shares_cpus = (1..plan.len()).any(|i| plan[..i].contains(&plan[i]));
         if shares_cpus && !b.spin_set {
             config.spin_before_park = std::time::Duration::ZERO;

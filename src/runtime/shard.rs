@@ -26,7 +26,7 @@ use super::builder::BuildError;
 use super::context::{self, Context};
 use super::time::Timers;
 use crate::channel::doorbell::Doorbell;
-use crate::driver::{Driver, DriverStats, RingMode};
+use crate::driver::{Driver, DriverChoice, DriverStats, RingMode};
 
 const CLOSED: usize = 1;
 const ONE_PENDING: usize = 2;
@@ -129,6 +129,8 @@ pub(crate) struct ShardConfig {
     pub(crate) tasks_per_turn: u32,
     pub(crate) task_budget: u32,
     pub(crate) eventfd_wake: bool,
+    /// io_uring, the fallback, or io_uring when it works (resolved from `SHARDPIPE_DRIVER` at build).
+    pub(crate) driver: DriverChoice,
     /// Record a timeline from this epoch (`Builder::trace`).
     pub(crate) trace: Option<Instant>,
 }
@@ -140,7 +142,7 @@ pub struct ShardInfo {
     pub id: usize,
     /// The CPU it is pinned to (`None` when pinning was turned off).
     pub cpu: Option<usize>,
-    /// The ring's setup flags.
+    /// The ring's setup flags, or [`RingMode::Fallback`] without io_uring.
     pub ring_mode: RingMode,
     /// Whether it wakes peers with `MSG_RING` (else eventfd).
     pub msg_ring: bool,
@@ -179,7 +181,7 @@ pub(crate) fn run(
     // Best effort: with the default slack timers fire up to 50 µs late; nothing breaks without it.
     let _ = crate::sys::tight_timer_slack();
     // The ring is created here, on its own thread: SINGLE_ISSUER binds it to its creator.
-    let driver = match Driver::new(cfg.ring_entries, shared.eventfd.as_raw_fd(), !cfg.eventfd_wake) {
+    let driver = match Driver::new(cfg.driver, cfg.ring_entries, shared.eventfd.as_raw_fd(), !cfg.eventfd_wake) {
         Ok(d) => d,
         Err(e) => {
             let _ = started.send(Err(BuildError::Uring(e)));
@@ -206,7 +208,7 @@ pub(crate) fn run(
     let (busy, idle) = run_loop(&cx, &cfg);
 
     shared.ring_fd.store(-1, Ordering::Release);
-    let driver = cx.driver.borrow().stats;
+    let driver = cx.driver.borrow().stats();
     let trace = context::take_trace().map(crate::trace::TraceBuf::finish);
     let report = ShardReport { id: shared.id, tasks_run: cx.tasks_run.get(), busy, idle, driver, trace };
     context::leave();

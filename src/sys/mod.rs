@@ -23,6 +23,29 @@ pub(crate) fn eventfd_signal(fd: RawFd) {
     let _ = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
 }
 
+/// Waits until `fd` (an eventfd) is readable or `timeout` passes, then resets its counter.
+/// Returns whether it was written. An interrupted wait (a signal) returns `false` like a timeout:
+/// the caller's loop looks at its queues again either way.
+pub(crate) fn eventfd_wait(fd: RawFd, timeout: Option<std::time::Duration>) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+    });
+    let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: one live pollfd, a timespec that outlives the call (or null: wait forever), no
+    // signal mask.
+    let n = unsafe { libc::ppoll(&mut pfd, 1, tsp, std::ptr::null()) };
+    if n <= 0 || pfd.revents & libc::POLLIN == 0 {
+        return false;
+    }
+    let mut counter: u64 = 0;
+    // SAFETY: reads 8 bytes into a live local. Only this shard reads its eventfd and it is
+    // readable (the counter is non-zero), so the blocking read returns at once.
+    let _ = unsafe { libc::read(fd, (&mut counter as *mut u64).cast(), 8) };
+    true
+}
+
 /// Takes ownership of a descriptor the kernel has just returned to us.
 pub(crate) fn owned_fd(fd: RawFd) -> OwnedFd {
     debug_assert!(fd >= 0);

@@ -26,6 +26,7 @@ pub fn json(plan: &str, runs: &[Run]) -> serde_json::Value {
                 "mode": r.mode,
                 "repeat": r.repeat,
                 "shards": rep.shards,
+                "driver": rep.driver,
                 "items": rep.account.delivered,
                 "seconds": rep.elapsed.as_secs_f64(),
                 "items_per_sec": rep.items_per_sec(),

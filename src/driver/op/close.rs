@@ -5,7 +5,7 @@ use std::os::fd::{IntoRawFd, OwnedFd};
 
 use io_uring::{opcode, types};
 
-use super::{NotOnShard, Op};
+use super::{NotOnShard, Op, syscall_result};
 
 /// Starts closing `fd`; ownership passes to the kernel.
 pub(crate) fn close(fd: OwnedFd) -> Result<Op<()>, (OwnedFd, NotOnShard)> {
@@ -14,8 +14,10 @@ pub(crate) fn close(fd: OwnedFd) -> Result<Op<()>, (OwnedFd, NotOnShard)> {
     }
     let raw = fd.into_raw_fd();
     let entry = opcode::Close::new(types::Fd(raw)).build();
+    // SAFETY: `raw` was released from its OwnedFd above, so this is its only close.
+    let sync = move |_: &mut ()| syscall_result(unsafe { libc::close(raw) } as isize);
     // SAFETY: a close entry holds no pointers.
-    unsafe { Op::submit(entry, ()) }.map_err(|e| (crate::sys::owned_fd(raw), e))
+    unsafe { Op::submit(entry, (), sync) }.map_err(|e| (crate::sys::owned_fd(raw), e))
 }
 
 /// Waits for the close to complete.

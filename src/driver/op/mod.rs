@@ -17,13 +17,14 @@ use std::task::{Context, Poll};
 
 use io_uring::squeue;
 
-use super::Completion;
+use super::{Completion, Started};
 use crate::runtime::context;
 
-/// An operation in flight on the current shard's ring.
+/// An operation in flight on the current shard's ring (or, with the fallback driver, already
+/// done).
 #[derive(Debug)]
 pub(crate) struct Op<D: 'static> {
-    idx: usize,
+    started: Started,
     data: Option<D>,
     /// Bound to the shard whose driver holds the slot.
     _not_send: PhantomData<*const ()>,
@@ -35,19 +36,34 @@ pub(crate) struct Op<D: 'static> {
 pub struct NotOnShard;
 
 impl<D: 'static> Op<D> {
-    /// Submits `entry`, whose pointers point into heap memory owned by `data`.
+    /// Submits `entry`, whose pointers point into heap memory owned by `data`; without a ring,
+    /// runs `sync` on `data` instead: the same operation as a plain syscall, returning its result
+    /// in the kernel's convention (the value, or `-errno`; see [`syscall_result`]).
     ///
     /// # Safety
     /// Every pointer in `entry` must point into heap allocations owned by `data` (not into
     /// `data`'s own bytes, which move), valid for as long as `data` lives.
-    pub(crate) unsafe fn submit(entry: squeue::Entry, data: D) -> Result<Self, NotOnShard> {
-        let idx = context::with_driver(|d| {
+    pub(crate) unsafe fn submit(
+        entry: squeue::Entry,
+        mut data: D,
+        sync: impl FnOnce(&mut D) -> i32,
+    ) -> Result<Self, NotOnShard> {
+        let started = context::with_driver(|d| {
             // SAFETY: the caller guarantees the pointers live in `data`, which this `Op` keeps
             // until the completion is reaped or hands to `Driver::abandon`.
-            unsafe { d.submit(entry) }
+            unsafe { d.start(entry, || sync(&mut data)) }
         })
         .ok_or(NotOnShard)?;
-        Ok(Self { idx, data: Some(data), _not_send: PhantomData })
+        Ok(Self { started, data: Some(data), _not_send: PhantomData })
+    }
+}
+
+/// A libc return value in the kernel's convention: the value, or `-errno` when it is negative.
+pub(crate) fn syscall_result(rc: isize) -> i32 {
+    if rc < 0 {
+        -std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    } else {
+        i32::try_from(rc).unwrap_or(i32::MAX)
     }
 }
 
@@ -55,8 +71,12 @@ impl<D: Unpin + 'static> Future for Op<D> {
     type Output = (Completion, D);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let idx = self.idx;
-        let done = context::with_driver(|d| d.poll_op(idx, cx)).expect("an Op is created and polled on its shard");
+        let done = match self.started {
+            Started::Done(c) => Poll::Ready(c),
+            Started::Pending(idx) => {
+                context::with_driver(|d| d.poll_op(idx, cx)).expect("an Op is created and polled on its shard")
+            }
+        };
         match done {
             Poll::Ready(c) => Poll::Ready((c, self.data.take().expect("Op polled after completion"))),
             Poll::Pending => Poll::Pending,
@@ -66,10 +86,10 @@ impl<D: Unpin + 'static> Future for Op<D> {
 
 impl<D: 'static> Drop for Op<D> {
     fn drop(&mut self) {
-        if let Some(data) = self.data.take() {
+        if let (Some(data), Started::Pending(idx)) = (self.data.take(), &self.started) {
             // If the shard's context is already gone the driver was dropped too, and its drop
             // waited for this completion before returning (driver invariant 2).
-            let _ = context::with_driver(|d| d.abandon(self.idx, Box::new(data)));
+            let _ = context::with_driver(|d| d.abandon(*idx, Box::new(data)));
         }
     }
 }

@@ -6,12 +6,11 @@ use std::os::fd::OwnedFd;
 
 use io_uring::{opcode, types};
 
-use super::{NotOnShard, Op};
+use super::{NotOnShard, Op, syscall_result};
 
 /// The path, kept alive until the kernel has read it.
 #[derive(Debug)]
 pub(crate) struct Open {
-    #[allow(dead_code)] // never read: owned so the kernel's pointer into it stays valid
     path: CString,
 }
 
@@ -19,8 +18,12 @@ pub(crate) struct Open {
 pub(crate) fn open(path: CString, flags: i32, mode: u32) -> Result<Op<Open>, NotOnShard> {
     let entry =
         opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr()).flags(flags | libc::O_CLOEXEC).mode(mode).build();
+    let sync = move |o: &mut Open| {
+        // SAFETY: a NUL-terminated path that lives across the call; open takes no other pointer.
+        syscall_result(unsafe { libc::open(o.path.as_ptr(), flags | libc::O_CLOEXEC, mode) } as isize)
+    };
     // SAFETY: the path pointer points into the CString's heap buffer, owned by `Open`.
-    unsafe { Op::submit(entry, Open { path }) }
+    unsafe { Op::submit(entry, Open { path }, sync) }
 }
 
 /// Turns the completion into an owned descriptor.

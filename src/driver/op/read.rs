@@ -5,7 +5,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, types};
 
-use super::{NotOnShard, Op};
+use super::{NotOnShard, Op, syscall_result};
 
 /// The destination buffer; its spare capacity is what the kernel fills.
 #[derive(Debug)]
@@ -19,9 +19,17 @@ pub(crate) fn read_at(fd: RawFd, mut buf: Vec<u8>, offset: u64) -> Result<Op<Rea
     let len = spare.len().min(u32::MAX as usize) as u32;
     let ptr = spare.as_mut_ptr().cast::<u8>();
     let entry = opcode::Read::new(types::Fd(fd), ptr, len).offset(offset).build();
+    let sync = move |r: &mut Read| {
+        let spare = r.buf.spare_capacity_mut();
+        let len = spare.len().min(isize::MAX as usize);
+        let offset = libc::off_t::try_from(offset).unwrap_or(libc::off_t::MAX);
+        // SAFETY: pread writes at most `len` bytes into the Vec's spare capacity, which is
+        // allocated and exclusively borrowed here; `run` extends the length over what it wrote.
+        syscall_result(unsafe { libc::pread(fd, spare.as_mut_ptr().cast(), len, offset) })
+    };
     // SAFETY: the pointer points into the Vec's heap buffer, owned by `Read`; moving the Vec
     // does not move its heap buffer, and nothing resizes it while the op is in flight.
-    unsafe { Op::submit(entry, Read { buf }) }
+    unsafe { Op::submit(entry, Read { buf }, sync) }
 }
 
 /// Waits for the read; on success the bytes read are appended to the buffer's length.

@@ -5,7 +5,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, types};
 
-use super::{NotOnShard, Op};
+use super::{NotOnShard, Op, syscall_result};
 
 /// The kernel writes the result into this heap box.
 #[derive(Debug)]
@@ -24,8 +24,14 @@ pub(crate) fn statx(fd: RawFd) -> Result<Op<Statx>, NotOnShard> {
         .flags(libc::AT_EMPTY_PATH)
         .mask(libc::STATX_SIZE)
         .build();
+    let sync = move |s: &mut Statx| {
+        let buf: *mut libc::statx = &mut *s.buf;
+        // SAFETY: a static empty path (AT_EMPTY_PATH: `fd` itself) and a live, writable statx box.
+        let rc = unsafe { libc::statx(fd, EMPTY_PATH.as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_SIZE, buf) };
+        syscall_result(rc as isize)
+    };
     // SAFETY: the path is a static; the statx pointer points into the box owned by `Statx`.
-    unsafe { Op::submit(entry, Statx { buf }) }
+    unsafe { Op::submit(entry, Statx { buf }, sync) }
 }
 
 /// Waits for the statx and returns the size in bytes.

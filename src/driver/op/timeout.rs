@@ -18,8 +18,11 @@ pub(crate) fn timeout(d: Duration) -> Result<Op<Timeout>, NotOnShard> {
     let ts = Box::new(types::Timespec::new().sec(d.as_secs()).nsec(d.subsec_nanos()));
     let ptr: *const types::Timespec = &*ts;
     let entry = opcode::Timeout::new(ptr).build();
+    // Without a ring there is no kernel timer to wait on without blocking the shard:
+    // `io::uring_timeout` uses the runtime's timer there instead and never gets here.
+    let sync = |_: &mut Timeout| -libc::EOPNOTSUPP;
     // SAFETY: the timespec pointer points into the box owned by `Timeout`.
-    unsafe { Op::submit(entry, Timeout { ts }) }
+    unsafe { Op::submit(entry, Timeout { ts }, sync) }
 }
 
 /// Waits for the timeout; `-ETIME` is the normal expiry.
