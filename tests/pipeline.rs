@@ -555,3 +555,30 @@ fn an_open_loop_source_keeps_its_schedule() {
     let e = source(0..1u64).rate(0.0).build(Placement::sharded()).map(|_| ()).unwrap_err();
     assert!(e.to_string().contains("source rate must be a positive number"), "{e}");
 }
+
+/// Found by tests/faults.rs: an async op whose function panics before it returns its future
+/// killed the stage's worker and stalled the pipeline. It is a counted failure like any other.
+#[test]
+fn a_panic_in_an_async_ops_function_is_a_counted_failure_not_a_stall() {
+    for p in PLACEMENTS {
+        let b = source(0..1000u64)
+            .pipe_async(|x| {
+                assert!(x % 100 != 7, "bad item {x}");
+                async move { Some(x) }
+            })
+            .concurrency(4);
+        let Some(mut pipe) = start(b, p) else { return };
+        let mut got = 0;
+        loop {
+            match pipe.recv_timeout(Duration::from_secs(30)) {
+                Ok(_) => got += 1,
+                Err(RecvTimeoutError::Ended) => break,
+                Err(e) => panic!("{p:?}: {e:?} after {got} items"),
+            }
+        }
+        let r = pipe.finish().unwrap();
+        assert_balanced(&r);
+        assert_eq!((got, r.account.failed), (990, 10), "{p:?}");
+        assert!(r.stages[1].failure_samples[0].contains("bad item"), "{:?}", r.stages[1].failure_samples);
+    }
+}

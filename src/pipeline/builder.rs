@@ -244,9 +244,12 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         Fut: Future<Output = R> + 'static,
         F: Fn(T) -> Fut + Send + Sync + 'static,
     {
+        // `f` itself is called inside the task's future, so a panic in it (before it returns a
+        // future) is caught and counted like one inside the future, instead of ending the stage.
+        let f = Arc::new(f);
         self.tasks("pipe_async", move |x| {
-            let fut = f(x);
-            async move { fut.await.into_outcome() }
+            let f = f.clone();
+            async move { f(x).await.into_outcome() }
         })
     }
 
