@@ -181,27 +181,55 @@ fn a_malformed_plan_file_names_the_file_and_the_line() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
-fn ctrl_c_stops_the_run_and_prints_the_partial_report() {
+/// Starts an endless run, sends `signals` (one `kill` each, 100 ms apart) after 700 ms, and
+/// returns its exit code, stdout and stderr.
+fn signalled(args: &[&str], signals: &[&str]) -> (Option<i32>, String, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_shardpipe"))
-        .args(["run", "tiny-tasks", "--set", "source.count=0"]) // endless
+        .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the binary runs");
     std::thread::sleep(std::time::Duration::from_millis(700));
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("io_uring") {
-        return;
+    for sig in signals {
+        let status = Command::new("kill").args([*sig, &child.id().to_string()]).status().expect("kill runs");
+        assert!(status.success());
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_prints_the_partial_report() {
+    let (code, text, err) = signalled(&["run", "tiny-tasks", "--set", "source.count=0"], &["-INT"]);
+    assert_eq!(code, Some(130), "{err}");
     assert!(text.contains("account: produced") && !text.contains("DOES NOT BALANCE"), "{text}");
     assert!(err.contains("interrupted"), "{err}");
+}
+
+#[test]
+fn sigterm_drains_reports_and_exits_143() {
+    // An image run: in-flight reads and decodes drain, and the account still balances.
+    let dir = temp_dir("sigterm-images");
+    let images = format!("source.images={}", dir.display());
+    let args = ["run", "imagenet", "--set", &images, "--set", "source.generate.files=60", "--duration", "1m"];
+    let (code, text, err) = signalled(&args, &["-TERM"]);
+    assert_eq!(code, Some(143), "{err}");
+    assert!(text.contains("account: produced") && !text.contains("DOES NOT BALANCE"), "{text}");
+    assert!(err.contains("terminated (SIGTERM)"), "{err}");
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    // Every decode spins for 30 s, so the drain after the first signal cannot finish before the
+    // second arrives: the process ends then, without waiting for it (and without a report).
+    let args = ["run", "default", "--set", "stage.1.us=30000000", "--set", "source.count=0"];
+    let (code, text, _) = signalled(&args, &["-INT", "-INT"]);
+    assert_eq!(code, Some(130));
+    assert!(!text.contains("account: produced"), "it did not wait for the drain: {text}");
 }
 
 #[test]
@@ -266,4 +294,45 @@ fn a_glob_source_reads_the_files_it_matches() {
     let Some(v) = json(&["run", plan.to_str().unwrap(), "--json"]) else { return };
     assert_eq!(v["runs"][0]["items"], 2, "a1.bin and a2.bin");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Runs the binary with `RLIMIT_NOFILE` lowered to `limit`.
+fn with_fd_limit(limit: u64, args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardpipe"));
+    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    let rl = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+    // SAFETY: setrlimit is async-signal-safe and reads only `rl`, copied into the closure.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    cmd.output().expect("the binary runs")
+}
+
+#[test]
+fn a_low_open_file_limit_slows_reads_down_instead_of_failing_files() {
+    let dir = temp_dir("fd-limit");
+    let set_dir = format!("source.dir={}", dir.display());
+    let base = ["run", "io-bound", "--set", &set_dir, "--set", "source.generate.files=2000", "--set"];
+    // Reads in flight (16) stay well under 64 descriptors: every file is read.
+    let mut args = base.to_vec();
+    args.extend(["source.generate.file_kib=1", "--set", "source.epochs=1", "--json"]);
+    let out = with_fd_limit(64, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["runs"][0]["items"].as_u64(), v["runs"][0]["failed"].as_u64()), (Some(2000), Some(0)));
+    // 500 reads in flight cannot all have a descriptor: a read that finds none waits for one
+    // (up to 10 s) instead of failing, so every file is still read, and the run ends.
+    args.extend(["--set", "stage.0.concurrency=500"]);
+    let out = with_fd_limit(64, &args);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &v["runs"][0];
+    assert!(run["account"]["balances"].as_bool().unwrap(), "{run}");
+    assert_eq!((run["items"].as_u64(), run["failed"].as_u64()), (Some(2000), Some(0)), "{run}");
 }

@@ -228,3 +228,23 @@ fn is_root() -> bool {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
+
+#[test]
+fn an_enormous_file_is_refused_before_it_is_read() {
+    let dir = std::env::temp_dir().join(format!("shardpipe-test-enormous-{}", std::process::id()));
+    synth::write_set(&dir, 3, 2, 0).unwrap();
+    let huge = dir.join("huge.jpg");
+    // Sparse: 8 GiB of size, no disk.
+    std::fs::File::create(&huge).unwrap().set_len(8 << 30).unwrap();
+    let folder = ImageFolder::open(&dir).unwrap();
+    let opts = LoaderOptions { width: 8, height: 8, max_file_bytes: 64 << 20, ..LoaderOptions::default() };
+    let Some(mut pipe) = start(loader(folder, &opts), Placement::Sharded { shards: 0 }) else { return };
+    assert_eq!(pipe.iter().count(), 3);
+    let r = pipe.finish().unwrap();
+    assert_balanced(&r);
+    assert_eq!((r.account.delivered, r.account.failed), (3, 1));
+    let read = r.stages.iter().find(|s| s.name == "read").unwrap();
+    let want = format!("{}: 8589934592 bytes is more than the 67108864-byte limit", huge.display());
+    assert!(read.failure_samples[0].starts_with(&want), "{:?}", read.failure_samples);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,12 +16,16 @@ pub struct Encoded {
     pub bytes: Vec<u8>,
 }
 
+/// How long a read waits for a free descriptor when the process has none (see
+/// [`crate::io::File::open_patiently`]).
+const OPEN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Reads `sample`'s file through the shard's io_uring (so it must run on a shard: a pipeline's
 /// `pipe_async` stage). A file over `max_bytes`, an empty file and an unreadable one are errors
 /// that name the file.
 pub async fn read(sample: Sample, max_bytes: u64) -> Result<Encoded, ImageError> {
     let fail = |kind: ImageErrorKind| ImageError::new(&sample.path, kind);
-    let file = crate::io::File::open(&*sample.path).await.map_err(|e| fail(e.into()))?;
+    let file = crate::io::File::open_patiently(&*sample.path, OPEN_PATIENCE).await.map_err(|e| fail(e.into()))?;
     let size = file.size_now().map_err(|e| fail(e.into()))?;
     if size > max_bytes {
         let _ = file.close().await;

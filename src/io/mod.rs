@@ -39,6 +39,27 @@ impl File {
         Ok(File { fd: open::run(op).await? })
     }
 
+    /// Opens `path` read-only like [`File::open`], but when the process is out of descriptors
+    /// (`EMFILE`/`ENFILE`: other reads in flight hold them) waits for one to be closed and tries
+    /// again, for up to `patience`; then the error comes back as it is. A loader with more reads
+    /// in flight than its descriptor limit allows thus slows down instead of failing files.
+    pub async fn open_patiently(path: impl AsRef<Path>, patience: Duration) -> io::Result<File> {
+        let path = path.as_ref();
+        let start = std::time::Instant::now();
+        let mut pause = Duration::from_micros(50);
+        loop {
+            match File::open(path).await {
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) && start.elapsed() < patience =>
+                {
+                    crate::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Reads up to `buf.capacity() - buf.len()` bytes at `offset`, appending them to `buf`.
     /// Returns the byte count (0 at end of file) and the buffer.
     pub async fn read_at(&self, buf: Vec<u8>, offset: u64) -> (io::Result<usize>, Vec<u8>) {

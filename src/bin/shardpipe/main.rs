@@ -13,7 +13,7 @@ mod plot;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -147,7 +147,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A failure that is the user's to fix (exit 2), a run that failed (exit 1), or a run the user
-/// interrupted (exit 130).
+/// interrupted (exit 130 for SIGINT, 143 for SIGTERM).
 enum Failure {
     User(String),
     Run(String),
@@ -155,19 +155,27 @@ enum Failure {
 }
 
 /// Set by the first Ctrl-C (or SIGTERM): the run stops, drains and reports what it did. A
-/// second one ends the process at once.
+/// second one ends the process at once, with the same code (130 for SIGINT, 143 for SIGTERM).
 fn interrupted() -> &'static Arc<AtomicBool> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             // Registration fails only for forbidden signals, which these are not; without it
-            // Ctrl-C simply ends the process as usual.
-            let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone());
+            // Ctrl-C simply ends the process as usual. Registered first, the conditional exit
+            // sees the flag still false on the first signal.
+            let _ = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, flag.clone());
+            let _ = signal_hook::flag::register_usize(sig, stop_signal().clone(), sig as usize);
             let _ = signal_hook::flag::register(sig, flag.clone());
         }
         flag
     })
+}
+
+/// The signal that stopped the run (0: none).
+fn stop_signal() -> &'static Arc<AtomicUsize> {
+    static SIG: std::sync::OnceLock<Arc<AtomicUsize>> = std::sync::OnceLock::new();
+    SIG.get_or_init(|| Arc::new(AtomicUsize::new(0)))
 }
 
 impl From<String> for Failure {
@@ -198,8 +206,12 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::Interrupted) => {
-            eprintln!("shardpipe: interrupted; the report above covers what ran until then");
-            ExitCode::from(130)
+            let sig = stop_signal().load(Ordering::Relaxed);
+            let name =
+                if sig == signal_hook::consts::SIGTERM as usize { "terminated (SIGTERM)" } else { "interrupted" };
+            eprintln!("shardpipe: {name}; the report above covers what ran until then");
+            // The shell's convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+            ExitCode::from(u8::try_from(128 + sig.max(2)).unwrap_or(130))
         }
     }
 }

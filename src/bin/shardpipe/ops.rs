@@ -238,9 +238,7 @@ pub fn pipeline(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value
             }),
             Op::Read => b.pipe_async(|v| async move {
                 match v {
-                    Value::Path(p) => {
-                        shardpipe::io::read(&*p).await.map(Value::Bytes).map_err(|e| format!("{}: {e}", p.display()))
-                    }
+                    Value::Path(p) => read_limited(&p).await.map(Value::Bytes),
                     Value::Sample(s) => {
                         images::read(s, MAX_IMAGE_FILE_BYTES).await.map(Value::Encoded).map_err(|e| e.to_string())
                     }
@@ -311,8 +309,26 @@ pub fn pipeline(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value
     Ok(b.sink(plan.sink.buffer))
 }
 
-/// Files larger than this fail at `read` with a clear error instead of filling memory.
+/// Image files larger than this fail at `read` with a clear error instead of filling memory.
 const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
+
+/// Other files larger than this fail at `read` the same way.
+const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// Reads a whole file through io_uring, refusing one over [`MAX_FILE_BYTES`] before reading it.
+async fn read_limited(p: &Path) -> Result<Vec<u8>, String> {
+    let fail = |e: std::io::Error| format!("{}: {e}", p.display());
+    let f = shardpipe::io::File::open_patiently(p, Duration::from_secs(10)).await.map_err(fail)?;
+    let size = f.size_now().map_err(fail)?;
+    if size > MAX_FILE_BYTES {
+        let _ = f.close().await;
+        return Err(format!("{}: {size} bytes is more than the {MAX_FILE_BYTES}-byte limit per file", p.display()));
+    }
+    let (res, buf) = f.read_to_end_into(Vec::new()).await;
+    let closed = f.close().await;
+    res.and(closed).map_err(fail)?;
+    Ok(buf)
+}
 
 /// Collates a batch of image values into one `[B, H, W, C]` buffer.
 fn collate_images<T: Copy>(

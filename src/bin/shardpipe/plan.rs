@@ -412,6 +412,20 @@ pub fn chain(plan: &Plan) -> Result<Vec<Kind>, String> {
         if st.buffer == Some(0) {
             return Err(format!("{at}: buffer must be at least 1"));
         }
+        // Sizes that would allocate absurd amounts up front are refused here, with the key.
+        let limits = [
+            ("size", st.size.map(|v| v as u64), MAX_COUNT),
+            ("buffer", st.buffer.map(|v| v as u64), MAX_COUNT),
+            ("concurrency", st.concurrency.map(|v| v as u64), MAX_COUNT),
+            ("us", st.us, 3_600_000_000),
+            ("width", st.width.map(u64::from), 16_384),
+            ("height", st.height.map(u64::from), 16_384),
+        ];
+        for (key, value, max) in limits {
+            if let Some(v) = value.filter(|&v| v > max) {
+                return Err(format!("{at}: {key} = {v} is more than the {max} this command accepts"));
+            }
+        }
         if st.drop_last && st.op != Op::Batch {
             return Err(format!("{at}: drop_last applies only to op = \"batch\""));
         }
@@ -428,6 +442,9 @@ pub fn chain(plan: &Plan) -> Result<Vec<Kind>, String> {
     kinds.push(kind);
     Ok(kinds)
 }
+
+/// The most items a batch, a queue or a stage's concurrency may hold in a plan.
+const MAX_COUNT: u64 = 1 << 20;
 
 /// The source keys that only some source kinds take.
 fn check_source_options(s: &Source) -> Result<(), String> {
@@ -453,6 +470,14 @@ fn check_source_options(s: &Source) -> Result<(), String> {
     }
     if !images && (s.shuffle.is_some() || s.rank.is_some() || s.world_size.is_some() || s.drop_last) {
         return Err("[source] `shuffle`, `rank`, `world_size` and `drop_last` apply to an `images` source".into());
+    }
+    if let Some(g) = &s.generate {
+        if g.file_kib.is_some_and(|k| k > 1 << 20) || g.files > MAX_COUNT {
+            return Err(format!(
+                "[source] generate = {{ files = {}, .. }}: at most {MAX_COUNT} files of at most 1 GiB each",
+                g.files
+            ));
+        }
     }
     let (rank, world) = (s.rank.unwrap_or(0), s.world_size.unwrap_or(1));
     if world == 0 || rank >= world {
@@ -550,5 +575,91 @@ mod tests {
         assert!(err(&["source.count=5"]).contains("more than one of"));
         let e = load(&text(BASE), &["source.shuffle=1".into()]).unwrap_err().to_string();
         assert!(e.contains("apply to an `images` source"), "{e}");
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Loading must never panic, and every refusal is one line that names the file.
+        fn check_outcome(r: Result<Plan, PlanError>) -> Result<(), TestCaseError> {
+            match r {
+                Ok(plan) => {
+                    chain(&plan).map_err(|e| TestCaseError::fail(format!("loaded but its chain fails: {e}")))?;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    prop_assert!(!msg.contains('\n'), "one line: {msg}");
+                    prop_assert!(!msg.is_empty());
+                }
+            }
+            Ok(())
+        }
+
+        /// A shipped plan with one random edit: bytes cut out, bytes put in, or a line repeated.
+        fn mutated() -> impl Strategy<Value = String> {
+            let plans: Vec<&'static str> = EMBEDDED.iter().map(|(_, t)| *t).collect();
+            let junk = prop_oneof![
+                Just("=".to_owned()),
+                Just("[[stage]]\n".to_owned()),
+                Just("\"".to_owned()),
+                Just("-1".to_owned()),
+                Just("99999999999999999999".to_owned()),
+                Just("1e400".to_owned()),
+                Just("op = \"resize\"\n".to_owned()),
+                Just("[source]\n".to_owned()),
+                Just("nan".to_owned()),
+                "[ -~\n]{1,12}",
+            ];
+            (prop::sample::select(plans), any::<prop::sample::Index>(), 0usize..40, junk, 0u8..3).prop_map(
+                |(text, at, cut, junk, how)| {
+                    let mut s = text.to_owned();
+                    let mut i = at.index(s.len() + 1);
+                    while !s.is_char_boundary(i) {
+                        i -= 1;
+                    }
+                    match how {
+                        0 => {
+                            let mut end = (i + cut).min(s.len());
+                            while !s.is_char_boundary(end) {
+                                end -= 1;
+                            }
+                            s.replace_range(i..end, "");
+                        }
+                        1 => s.insert_str(i, &junk),
+                        _ => {
+                            let line = s[i..].lines().next().unwrap_or("").to_owned();
+                            s.insert_str(i, &format!("{line}\n"));
+                        }
+                    }
+                    s
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_text_never_panics_the_loader(t in "[ -~\n\t]{0,300}") {
+                check_outcome(load(&text(&t), &[]))?;
+            }
+
+            #[test]
+            fn mutated_shipped_plans_never_panic_the_loader(t in mutated()) {
+                check_outcome(load(&text(&t), &[]))?;
+            }
+
+            #[test]
+            fn arbitrary_overrides_never_panic_the_loader(
+                key in "[a-z_.0-9]{0,24}",
+                value in prop_oneof![Just("1".to_owned()), Just("-5".to_owned()), Just("[1, 2]".to_owned()),
+                    Just("{ a = 1 }".to_owned()), Just("\"x\"".to_owned()), "[ -~]{0,16}"],
+                base in prop::sample::select(EMBEDDED.iter().map(|(_, t)| *t).collect::<Vec<_>>()),
+            ) {
+                check_outcome(load(&text(base), &[format!("{key}={value}")]))?;
+            }
+        }
     }
 }
