@@ -298,6 +298,24 @@ fn a_glob_source_reads_the_files_it_matches() {
 
 /// Runs the binary with `RLIMIT_NOFILE` lowered to `limit`.
 fn with_fd_limit(limit: u64, args: &[&str]) -> Output {
+    with_limit(libc::RLIMIT_NOFILE, limit, args)
+}
+
+#[test]
+fn no_locked_memory_at_all_still_runs_and_says_which_driver() {
+    // shardpipe registers no buffers, and rings are charged to the memory cgroup on kernels since
+    // 5.12; where a ring still needs locked memory, setup fails and the fallback takes over.
+    let out = with_limit(libc::RLIMIT_MEMLOCK, 0, &["run", "tiny-tasks", "--items", "1000", "--json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let driver = v["runs"][0]["driver"].as_str().unwrap();
+    assert!(driver.starts_with("io_uring") || (driver.starts_with("fallback") && err.contains("fallback")), "{driver}");
+    assert_eq!(v["runs"][0]["items"], 1000);
+}
+
+/// Runs the binary with one resource limit lowered.
+fn with_limit(resource: libc::__rlimit_resource_t, limit: u64, args: &[&str]) -> Output {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardpipe"));
     cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -305,7 +323,7 @@ fn with_fd_limit(limit: u64, args: &[&str]) -> Output {
     // SAFETY: setrlimit is async-signal-safe and reads only `rl`, copied into the closure.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+            if libc::setrlimit(resource, &rl) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

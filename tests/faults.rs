@@ -1,6 +1,6 @@
 //! Fault injection: random pipelines (stages, concurrency, order, placement, epochs) under random
-//! fault schedules (errors, panics, delays, failure limits, a consumer that stops early, drops the
-//! pipeline mid-flight). Every run must end within a bound, deliver no value twice and nothing it
+//! fault schedules (errors, panics, delays, ops that never finish, failure limits, a consumer
+//! that stops early, drops the pipeline mid-flight). Every run must end within a bound, deliver no value twice and nothing it
 //! should not, and keep an account that balances; a run that no limit or stop cut short must
 //! deliver exactly what a sequential model of the same faults says. Cross-shard rings under
 //! random capacities, stalls and a consumer that quits lose, duplicate and reorder nothing.
@@ -40,6 +40,8 @@ struct Stage {
     errors: u32,
     panics: u32,
     delays: u32,
+    /// Per mille of items whose async op never finishes (async stages only).
+    stuck: u32,
     max_failures: Option<u64>,
 }
 
@@ -125,9 +127,13 @@ fn build(case: &Case) -> PipelineBuilder<Item> {
             Kind::Async => b.pipe_async(move |v| {
                 let r = run_stage(&s, i, v).map(|o| o[0]);
                 let nap = draw(v, i, 6) < s.delays;
+                let stuck = draw(v, i, 7) < s.stuck;
                 async move {
                     if nap {
                         shardpipe::time::sleep(Duration::from_micros(50)).await;
+                    }
+                    if stuck {
+                        std::future::pending::<()>().await;
                     }
                     r
                 }
@@ -157,6 +163,8 @@ struct Outcome {
 }
 
 fn run(case: &Case) -> Option<Outcome> {
+    // With ops that never finish, the stream cannot end by itself: a quiet spell means stop.
+    let may_stick = case.stages.iter().any(|s| s.stuck > 0);
     let mut pipe = match build(case).build(case.placement) {
         Ok(p) => p,
         Err(PipelineBuildError::Runtime(BuildError::Uring(e))) => {
@@ -180,10 +188,16 @@ fn run(case: &Case) -> Option<Outcome> {
             }
             _ => {}
         }
-        match pipe.recv_timeout(Duration::from_secs(30)) {
+        let quiet = if may_stick { Duration::from_millis(300) } else { Duration::from_secs(30) };
+        match pipe.recv_timeout(quiet) {
             Ok(v) => delivered.push(v),
             Err(RecvTimeoutError::Ended) => break,
             Err(RecvTimeoutError::Failed(_)) => limit_tripped = true,
+            Err(RecvTimeoutError::Timeout) if may_stick => {
+                pipe.stop();
+                stopped = true;
+                break;
+            }
             Err(RecvTimeoutError::Timeout) => panic!("no value and no end for 30 s: a hang"),
         }
     }
@@ -205,8 +219,9 @@ fn stage() -> impl Strategy<Value = Stage> {
         Just(Kind::Async),
         Just(Kind::Blocking)
     ];
-    (kind, 1usize..8, any::<bool>(), 0u32..40, 0u32..15, 0u32..100, prop::option::weighted(0.3, 0u64..20)).prop_map(
-        |(kind, concurrency, ordered, errors, panics, delays, max_failures)| Stage {
+    let stuck = prop_oneof![4 => Just(0u32), 1 => 1u32..5];
+    (kind, 1usize..8, any::<bool>(), 0u32..40, 0u32..15, 0u32..100, stuck, prop::option::weighted(0.3, 0u64..20))
+        .prop_map(|(kind, concurrency, ordered, errors, panics, delays, stuck, max_failures)| Stage {
             kind,
             concurrency,
             ordered,
@@ -214,9 +229,9 @@ fn stage() -> impl Strategy<Value = Stage> {
             errors: if kind == Kind::Expand { 0 } else { errors },
             panics,
             delays,
+            stuck: if kind == Kind::Async { stuck } else { 0 },
             max_failures,
-        },
-    )
+        })
 }
 
 fn case() -> impl Strategy<Value = Case> {

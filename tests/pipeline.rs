@@ -582,3 +582,26 @@ fn a_panic_in_an_async_ops_function_is_a_counted_failure_not_a_stall() {
         assert!(r.stages[1].failure_samples[0].contains("bad item"), "{:?}", r.stages[1].failure_samples);
     }
 }
+
+#[test]
+fn stopping_a_pipeline_whose_op_never_finishes_does_not_hang() {
+    for p in PLACEMENTS {
+        let b = source(0..100u64)
+            .pipe_async(|x| async move {
+                if x == 3 {
+                    std::future::pending::<()>().await;
+                }
+                Some(x)
+            })
+            .concurrency(4);
+        let Some(mut pipe) = start(b, p) else { return };
+        let mut got = 0;
+        while pipe.recv_timeout(Duration::from_millis(300)).is_ok() {
+            got += 1;
+        }
+        pipe.stop();
+        let r = pipe.finish().unwrap();
+        assert_balanced(&r);
+        assert!(got >= 1 && r.account.discarded >= 1, "{p:?}: {got} delivered, {:?}", r.account);
+    }
+}

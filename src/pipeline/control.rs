@@ -6,6 +6,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::Waker;
 use std::time::Instant;
 
 use super::report::{FailureLimitExceeded, StageFailures};
@@ -33,6 +34,8 @@ pub(crate) struct Control {
     max_failures_total: Option<u64>,
     failures_total: AtomicU64,
     tripped: AtomicBool,
+    /// Async workers to wake when stages are cancelled (they then cancel their op calls).
+    on_cancel: Mutex<Vec<Waker>>,
 }
 
 impl Control {
@@ -64,6 +67,7 @@ impl Control {
             max_failures_total,
             failures_total: AtomicU64::new(0),
             tripped: AtomicBool::new(false),
+            on_cancel: Mutex::new(Vec::new()),
         }
     }
 
@@ -89,6 +93,14 @@ impl Control {
     /// Cancels every stage below `index` (and the source).
     pub(crate) fn cancel_below(&self, index: usize) {
         self.cancel_below.fetch_max(index, Ordering::Relaxed);
+        for w in self.on_cancel.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Wakes `waker`'s task at every cancel from now on.
+    pub(crate) fn wake_on_cancel(&self, waker: &Waker) {
+        self.on_cancel.lock().unwrap_or_else(|e| e.into_inner()).push(waker.clone());
     }
 
     /// `stop()`: everything discards from now on.

@@ -17,6 +17,7 @@
 mod aggregate;
 mod build;
 mod builder;
+mod cancel;
 mod consumer;
 mod control;
 mod envelope;

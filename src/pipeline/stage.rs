@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use super::cancel::{CancelSet, guarded, wake_me_on_cancel};
 use super::control::Control;
 use super::envelope::{Envelope, Msg, Stamps};
 use super::exchange::Merge;
@@ -309,15 +310,16 @@ impl Slots {
         Rc::new(Slots { free: Cell::new(n), waiter: Cell::new(None) })
     }
 
-    /// Waits until at least `n` slots are free.
-    async fn wait_free(&self, n: usize) {
+    /// Waits until at least `n` slots are free; cancels the calls holding them when the stage is
+    /// cancelled meanwhile (they then free their slots at once).
+    async fn wait_free(&self, n: usize, stage: &StageCx, cancel: &CancelSet) {
         poll_fn(|cx| {
             if self.free.get() >= n {
-                Poll::Ready(())
-            } else {
-                self.waiter.set(Some(cx.waker().clone()));
-                Poll::Pending
+                return Poll::Ready(());
             }
+            cancel.fire_if_cancelled(stage);
+            self.waiter.set(Some(cx.waker().clone()));
+            Poll::Pending
         })
         .await
     }
@@ -345,16 +347,18 @@ async fn async_worker<T, U, F, Fut>(
     Fut: Future<Output = Result<Option<U>, String>> + 'static,
 {
     let slots = Slots::new(limit);
+    let cancel = CancelSet::new();
+    wake_me_on_cancel(&cx).await;
     let mut buf = Vec::with_capacity(1);
     loop {
-        slots.wait_free(1).await;
+        slots.wait_free(1, &cx, &cancel).await;
         if cx.recv(&mut input, &mut buf, 1).await == 0 {
             break;
         }
         let Envelope { value, stamps } = match buf.pop().expect("one received") {
             Msg::Item(env) => env,
             marker => {
-                slots.wait_free(limit).await;
+                slots.wait_free(limit, &cx, &cancel).await;
                 forward_marker(&output, marker.recast()).await;
                 continue;
             }
@@ -365,14 +369,16 @@ async fn async_worker<T, U, F, Fut>(
             continue;
         }
         slots.free.set(slots.free.get() - 1);
-        let (op, cx, out, slots) = (op.clone(), cx.clone(), output.clone(), slots.clone());
+        let (op, cx, out, slots, cancel) = (op.clone(), cx.clone(), output.clone(), slots.clone(), cancel.clone());
         drop(spawn_local(async move {
-            let r = cx.call(op(value)).await;
-            cx.settle(&out, r, stamps).await;
+            match guarded(cancel, cx.call(op(value))).await {
+                Some(r) => cx.settle(&out, r, stamps).await,
+                None => cx.discard(stamps.units()),
+            }
             slots.release();
         }));
     }
-    slots.wait_free(limit).await;
+    slots.wait_free(limit, &cx, &cancel).await;
 }
 
 /// The worker of a task stage, in input order or completion order.
@@ -398,7 +404,8 @@ pub(crate) async fn tasks_worker<T, U, F, Fut>(
 
 /// What an ordered worker has in flight, in input order.
 enum InFlight<U> {
-    Task(JoinHandle<Result<Option<U>, String>>, Stamps),
+    /// `None` when the call was cancelled.
+    Task(JoinHandle<Option<Result<Option<U>, String>>>, Stamps),
     Marker(Msg<U>),
 }
 
@@ -419,19 +426,27 @@ async fn ordered_async_worker<T, U, F, Fut>(
     let mut in_flight: VecDeque<InFlight<U>> = VecDeque::new();
     let mut buf = Vec::with_capacity(1);
     let mut input_open = true;
+    let cancel = CancelSet::new();
+    wake_me_on_cancel(&cx).await;
     enum Event<U> {
         Received(usize),
-        Finished(Result<Option<U>, String>),
+        Finished(Option<Result<Option<U>, String>>),
         Marker,
         End,
     }
     loop {
         let event = poll_fn(|c| {
+            cancel.fire_if_cancelled(&cx);
             match in_flight.front_mut() {
                 Some(InFlight::Marker(_)) => return Poll::Ready(Event::Marker),
                 Some(InFlight::Task(task, _)) => {
                     if let Poll::Ready(r) = Pin::new(task).poll(c) {
-                        return Poll::Ready(Event::Finished(r.map_err(|e| e.to_string()).and_then(|r| r)));
+                        let r = match r {
+                            Ok(Some(r)) => Some(r),
+                            Ok(None) => None,
+                            Err(e) => Some(Err(e.to_string())),
+                        };
+                        return Poll::Ready(Event::Finished(r));
                     }
                 }
                 None => {}
@@ -455,8 +470,8 @@ async fn ordered_async_worker<T, U, F, Fut>(
                         cx.discard(stamps.units());
                         continue;
                     }
-                    let (op, cx) = (op.clone(), cx.clone());
-                    let task = spawn_local(async move { cx.call(op(value)).await });
+                    let (op, cx, cancel) = (op.clone(), cx.clone(), cancel.clone());
+                    let task = spawn_local(async move { guarded(cancel, cx.call(op(value))).await });
                     in_flight.push_back(InFlight::Task(task, stamps));
                 }
                 Msg::Chunk => in_flight.push_back(InFlight::Marker(Msg::Chunk)),
@@ -464,7 +479,10 @@ async fn ordered_async_worker<T, U, F, Fut>(
             },
             Event::Finished(r) => {
                 let Some(InFlight::Task(_, stamps)) = in_flight.pop_front() else { unreachable!("the front finished") };
-                cx.settle(&output, r, stamps).await;
+                match r {
+                    Some(r) => cx.settle(&output, r, stamps).await,
+                    None => cx.discard(stamps.units()),
+                }
             }
             Event::Marker => {
                 let Some(InFlight::Marker(m)) = in_flight.pop_front() else { unreachable!("a marker is in front") };
