@@ -12,6 +12,17 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("procfs").count()
 }
 
+/// What each open descriptor is (for the failure message).
+fn fd_targets() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .expect("procfs")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").expect("procfs").count()
 }
@@ -21,7 +32,7 @@ fn many_pipelines_dropped_mid_epoch_leak_no_descriptor_or_thread() {
     let dir = std::env::temp_dir().join(format!("shardpipe-test-resources-{}", std::process::id()));
     synth::write_set(&dir, 64, 4, 2).expect("a small set");
     let folder = ImageFolder::open(&dir).unwrap().shuffle(1);
-    let (fds, tasks) = (open_fds(), threads());
+    let (fds, tasks, before) = (open_fds(), threads(), fd_targets());
     for i in 0..40 {
         let placement = if i % 2 == 0 { Placement::sharded() } else { Placement::single_loop() };
         let opts = LoaderOptions { width: 32, height: 32, epochs: None, ..LoaderOptions::default() };
@@ -39,7 +50,7 @@ fn many_pipelines_dropped_mid_epoch_leak_no_descriptor_or_thread() {
         }
         drop(pipe);
     }
-    assert_eq!(open_fds(), fds, "descriptors before and after 40 pipelines");
+    assert_eq!(open_fds(), fds, "descriptors before {before:?} and after 40 pipelines {:?}", fd_targets());
     assert_eq!(threads(), tasks, "threads before and after");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -191,9 +191,9 @@ impl Driver {
     }
 
     /// The future of a ring operation was dropped (see [`Uring::abandon`]).
-    pub(crate) fn abandon(&mut self, idx: usize, data: Box<dyn std::any::Any>) {
+    pub(crate) fn abandon(&mut self, idx: usize, data: Box<dyn std::any::Any>, on_orphan: Option<fn(i32)>) {
         if let Driver::Uring(u) = self {
-            u.abandon(idx, data);
+            u.abandon(idx, data, on_orphan);
         }
     }
 

@@ -42,7 +42,8 @@ enum Slot {
     Waiting(Option<Waker>),
     Done(Completion),
     /// The future was dropped while the kernel still owned its memory (invariant 1).
-    Abandoned(#[allow(dead_code)] Box<dyn Any>),
+    /// With what to do with a successful result nobody will take (close an opened fd).
+    Abandoned(#[allow(dead_code)] Box<dyn Any>, Option<fn(i32)>),
 }
 
 /// One shard's ring and the operations in flight on it.
@@ -163,16 +164,22 @@ impl Uring {
                 }
                 Poll::Pending
             }
-            Slot::Free | Slot::Abandoned(_) => unreachable!("op slot polled after release"),
+            Slot::Free | Slot::Abandoned(..) => unreachable!("op slot polled after release"),
         }
     }
 
     /// The future for `idx` was dropped: free now if done, else park `data` and cancel.
-    pub(crate) fn abandon(&mut self, idx: usize, data: Box<dyn Any>) {
+    /// `on_orphan` gets a result that completes nobody will take (an opened fd to close).
+    pub(crate) fn abandon(&mut self, idx: usize, data: Box<dyn Any>, on_orphan: Option<fn(i32)>) {
         match self.slots[idx] {
-            Slot::Done(_) => self.release(idx),
+            Slot::Done(c) => {
+                self.release(idx);
+                if let Some(f) = on_orphan {
+                    f(c.result);
+                }
+            }
             _ => {
-                self.slots[idx] = Slot::Abandoned(data);
+                self.slots[idx] = Slot::Abandoned(data, on_orphan);
                 let cancel = opcode::AsyncCancel::new(TAG_OP | idx as u64).build().user_data(TAG_CANCEL);
                 // SAFETY: a cancel entry holds no pointers.
                 unsafe { self.push(&cancel) };
@@ -292,9 +299,12 @@ impl Uring {
                     match std::mem::replace(&mut self.slots[idx], Slot::Done(done)) {
                         Slot::Waiting(Some(w)) => w.wake(),
                         Slot::Waiting(None) => {}
-                        Slot::Abandoned(_) => {
+                        Slot::Abandoned(_, on_orphan) => {
                             self.slots[idx] = Slot::Free;
                             self.free.push(idx);
+                            if let Some(f) = on_orphan {
+                                f(done.result);
+                            }
                         }
                         Slot::Free | Slot::Done(_) => unreachable!("completion for a free slot"),
                     }
@@ -322,7 +332,7 @@ impl Drop for Uring {
             return;
         }
         for (idx, slot) in self.slots.iter().enumerate() {
-            if matches!(slot, Slot::Waiting(_) | Slot::Abandoned(_)) {
+            if matches!(slot, Slot::Waiting(_) | Slot::Abandoned(..)) {
                 let cancel = opcode::AsyncCancel::new(TAG_OP | idx as u64).build().user_data(TAG_CANCEL);
                 // SAFETY: a cancel entry holds no pointers. (`push` is not used: it borrows self.)
                 while unsafe { self.ring.submission().push(&cancel) }.is_err() {

@@ -26,6 +26,8 @@ use crate::runtime::context;
 pub(crate) struct Op<D: 'static> {
     started: Started,
     data: Option<D>,
+    /// What to do with a successful result if the future is dropped before taking it.
+    on_orphan: Option<fn(i32)>,
     /// Bound to the shard whose driver holds the slot.
     _not_send: PhantomData<*const ()>,
 }
@@ -54,7 +56,14 @@ impl<D: 'static> Op<D> {
             unsafe { d.start(entry, || sync(&mut data)) }
         })
         .ok_or(NotOnShard)?;
-        Ok(Self { started, data: Some(data), _not_send: PhantomData })
+        Ok(Self { started, data: Some(data), on_orphan: None, _not_send: PhantomData })
+    }
+
+    /// Hands a result that completes after the future was dropped to `f` (an opened
+    /// descriptor nobody will own must still be closed).
+    pub(crate) fn on_orphan(mut self, f: fn(i32)) -> Self {
+        self.on_orphan = Some(f);
+        self
     }
 }
 
@@ -86,10 +95,20 @@ impl<D: Unpin + 'static> Future for Op<D> {
 
 impl<D: 'static> Drop for Op<D> {
     fn drop(&mut self) {
-        if let (Some(data), Started::Pending(idx)) = (self.data.take(), &self.started) {
-            // If the shard's context is already gone the driver was dropped too, and its drop
-            // waited for this completion before returning (driver invariant 2).
-            let _ = context::with_driver(|d| d.abandon(*idx, Box::new(data)));
+        match (self.data.take(), self.started) {
+            (Some(data), Started::Pending(idx)) => {
+                // If the shard's context is already gone the driver was dropped too, and its
+                // drop waited for this completion before returning (driver invariant 2).
+                let on_orphan = self.on_orphan;
+                let _ = context::with_driver(|d| d.abandon(idx, Box::new(data), on_orphan));
+            }
+            // Done (the fallback) but never taken.
+            (Some(_), Started::Done(c)) => {
+                if let Some(f) = self.on_orphan {
+                    f(c.result);
+                }
+            }
+            _ => {}
         }
     }
 }

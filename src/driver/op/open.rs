@@ -23,7 +23,14 @@ pub(crate) fn open(path: CString, flags: i32, mode: u32) -> Result<Op<Open>, Not
         syscall_result(unsafe { libc::open(o.path.as_ptr(), flags | libc::O_CLOEXEC, mode) } as isize)
     };
     // SAFETY: the path pointer points into the CString's heap buffer, owned by `Open`.
-    unsafe { Op::submit(entry, Open { path }, sync) }
+    unsafe { Op::submit(entry, Open { path }, sync) }.map(|op| op.on_orphan(close_orphan))
+}
+
+/// An open that succeeded after its future was dropped: nobody owns the descriptor, so close it.
+fn close_orphan(result: i32) {
+    if result >= 0 {
+        drop(crate::sys::owned_fd(result));
+    }
 }
 
 /// Turns the completion into an owned descriptor.
