@@ -5,14 +5,15 @@
 //! deliver exactly what a sequential model of the same faults says. Cross-shard rings under
 //! random capacities, stalls and a consumer that quits lose, duplicate and reorder nothing.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use shardpipe::channel;
-use shardpipe::pipeline::{PipelineBuildError, PipelineBuilder, Placement, RecvTimeoutError, Report, source_epochs};
-use shardpipe::{BuildError, Runtime};
+use shardpipe::pipeline::{PipelineBuilder, Placement, RecvTimeoutError, Report, source_epochs};
 
 /// A value: the source item it came from and, after 1 → 2 stages, which branch.
 type Item = (u64, u32);
@@ -165,14 +166,7 @@ struct Outcome {
 fn run(case: &Case) -> Option<Outcome> {
     // With ops that never finish, the stream cannot end by itself: a quiet spell means stop.
     let may_stick = case.stages.iter().any(|s| s.stuck > 0);
-    let mut pipe = match build(case).build(case.placement) {
-        Ok(p) => p,
-        Err(PipelineBuildError::Runtime(BuildError::Uring(e))) => {
-            eprintln!("SKIPPED: {e}");
-            return None;
-        }
-        Err(e) => panic!("build: {e}"),
-    };
+    let mut pipe = common::start(build(case), case.placement)?;
     let mut delivered = Vec::new();
     let (mut limit_tripped, mut stopped) = (false, false);
     loop {
@@ -366,11 +360,7 @@ proptest! {
         batch in prop_oneof![Just(1usize), 2usize..100],
         quit_after in prop::option::weighted(0.3, 0u64..20_000),
     ) {
-        let rt = match Runtime::builder().shards(2).oversubscribe(true).build() {
-            Ok(rt) => rt,
-            Err(BuildError::Uring(e)) => { eprintln!("SKIPPED: {e}"); return Ok(()); }
-            Err(e) => panic!("{e}"),
-        };
+        let Some(rt) = common::two_shards() else { return Ok(()) };
         let (tx, rx) = channel::bounded::<u64>(cap);
         let sent = rt.run_on(0, move || async move {
             let tx = tx.connect();

@@ -1,14 +1,17 @@
 //! The image loader end to end on generated JPEG sets: pixels against a reference decoder,
 //! batch shapes and order, shuffling, rank partitions, and bad files.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use shardpipe::BuildError;
+use common::{assert_balanced, start};
+
 use shardpipe::images::{
     Encoded, Image, ImageBatch, ImageFolder, LoaderOptions, Sample, batches, decode, loader, resize, synth,
 };
-use shardpipe::pipeline::{Pipeline, PipelineBuildError, PipelineBuilder, Placement, Report};
+use shardpipe::pipeline::Placement;
 
 const PLACEMENTS: [Placement; 3] =
     [Placement::SingleLoop { offload_threads: 2 }, Placement::Sharded { shards: 1 }, Placement::Sharded { shards: 0 }];
@@ -24,21 +27,6 @@ fn dataset() -> &'static Path {
         synth::write_set(&dir, COUNT, 11, 4).expect("write the test set");
         dir
     })
-}
-
-fn start<T: Send + 'static>(b: PipelineBuilder<T>, p: Placement) -> Option<Pipeline<T>> {
-    match b.build(p) {
-        Ok(p) => Some(p),
-        Err(PipelineBuildError::Runtime(BuildError::Uring(e))) => {
-            eprintln!("SKIPPED: {e}");
-            None
-        }
-        Err(e) => panic!("pipeline failed to start: {e}"),
-    }
-}
-
-fn assert_balanced(r: &Report) {
-    assert!(r.account.balances(), "account does not balance: {:?}\n{r}", r.account);
 }
 
 fn sample_of(path: &Path) -> Sample {

@@ -7,31 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shardpipe::BuildError;
-use shardpipe::pipeline::{
-    Pipeline, PipelineBuildError, PipelineBuilder, Placement, RecvTimeoutError, Report, source, source_epochs,
-};
+use common::{assert_balanced, start};
+
+use shardpipe::pipeline::{PipelineBuilder, Placement, RecvTimeoutError, source, source_epochs};
 use shardpipe::time::sleep;
 
 /// The placements every behaviour is checked in.
 const PLACEMENTS: [Placement; 3] =
     [Placement::SingleLoop { offload_threads: 2 }, Placement::Sharded { shards: 1 }, Placement::Sharded { shards: 0 }];
-
-/// Builds, or prints why io_uring is unavailable and returns `None` (the test skips).
-fn start<T: Send + 'static>(b: PipelineBuilder<T>, p: Placement) -> Option<Pipeline<T>> {
-    match b.build(p) {
-        Ok(p) => Some(p),
-        Err(PipelineBuildError::Runtime(BuildError::Uring(e))) => {
-            eprintln!("SKIPPED: {e}");
-            None
-        }
-        Err(e) => panic!("pipeline failed to start: {e}"),
-    }
-}
-
-fn assert_balanced(r: &Report) {
-    assert!(r.account.balances(), "account does not balance: {:?}\n{r}", r.account);
-}
 
 /// Every op kind in one chain: map, filter, 1 → N, async, blocking, batch and unbatch.
 fn every_kind(n: u64) -> PipelineBuilder<u64> {

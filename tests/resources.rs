@@ -2,11 +2,12 @@
 //! dropped mid-epoch with reads in flight. Alone in its own test binary, so nothing else opens
 //! or closes descriptors while they are counted.
 
+mod common;
+
 use std::time::Duration;
 
-use shardpipe::BuildError;
 use shardpipe::images::{ImageFolder, LoaderOptions, batches, loader, synth};
-use shardpipe::pipeline::{PipelineBuildError, Placement};
+use shardpipe::pipeline::Placement;
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("procfs").count()
@@ -36,13 +37,8 @@ fn many_pipelines_dropped_mid_epoch_leak_no_descriptor_or_thread() {
     for i in 0..40 {
         let placement = if i % 2 == 0 { Placement::sharded() } else { Placement::single_loop() };
         let opts = LoaderOptions { width: 32, height: 32, epochs: None, ..LoaderOptions::default() };
-        let mut pipe = match batches(loader(folder.clone(), &opts), 8, false).build(placement) {
-            Ok(p) => p,
-            Err(PipelineBuildError::Runtime(BuildError::Uring(e))) => {
-                eprintln!("SKIPPED: {e}");
-                return;
-            }
-            Err(e) => panic!("{e}"),
+        let Some(mut pipe) = common::start(batches(loader(folder.clone(), &opts), 8, false), placement) else {
+            return;
         };
         // Take a few batches (more when i is larger), then drop it in the middle of an epoch.
         for _ in 0..(1 + i % 5) {

@@ -17,23 +17,19 @@ pub struct Encoded {
 }
 
 /// How long a read waits for a free descriptor when the process has none (see
-/// [`crate::io::File::open_patiently`]).
+/// [`crate::io::read_limited`]).
 const OPEN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads `sample`'s file through the shard's io_uring (so it must run on a shard: a pipeline's
 /// `pipe_async` stage). A file over `max_bytes`, an empty file and an unreadable one are errors
 /// that name the file.
 pub async fn read(sample: Sample, max_bytes: u64) -> Result<Encoded, ImageError> {
+    use crate::io::ReadLimitedError;
     let fail = |kind: ImageErrorKind| ImageError::new(&sample.path, kind);
-    let file = crate::io::File::open_patiently(&*sample.path, OPEN_PATIENCE).await.map_err(|e| fail(e.into()))?;
-    let size = file.size_now().map_err(|e| fail(e.into()))?;
-    if size > max_bytes {
-        let _ = file.close().await;
-        return Err(fail(ImageErrorKind::TooLarge { size, limit: max_bytes }));
-    }
-    let (res, bytes) = file.read_to_end_into(Vec::new()).await;
-    let closed = file.close().await;
-    res.and(closed).map_err(|e| fail(e.into()))?;
+    let bytes = crate::io::read_limited(&*sample.path, max_bytes, OPEN_PATIENCE).await.map_err(|e| match e {
+        ReadLimitedError::Io(e) => fail(e.into()),
+        ReadLimitedError::TooLarge { size, limit } => fail(ImageErrorKind::TooLarge { size, limit }),
+    })?;
     if bytes.is_empty() {
         return Err(fail(ImageErrorKind::Empty));
     }

@@ -143,6 +143,41 @@ pub async fn read_into(path: impl AsRef<Path>, buf: Vec<u8>) -> (io::Result<()>,
     (res.and(closed), buf)
 }
 
+/// Why [`read_limited`] returned no bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadLimitedError {
+    /// Opening, sizing, reading or closing failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The file is larger than the caller accepts; nothing was read.
+    #[error("{size} bytes is more than the {limit}-byte limit per file")]
+    TooLarge {
+        /// The file's size.
+        size: u64,
+        /// The limit given.
+        limit: u64,
+    },
+}
+
+/// Reads a whole file like [`read`], refusing one over `max_bytes` before reading any of it, and
+/// waiting up to `patience` for a free descriptor ([`File::open_patiently`]).
+pub async fn read_limited(
+    path: impl AsRef<Path>,
+    max_bytes: u64,
+    patience: Duration,
+) -> Result<Vec<u8>, ReadLimitedError> {
+    let f = File::open_patiently(path, patience).await?;
+    let size = f.size_now()?;
+    if size > max_bytes {
+        let _ = f.close().await;
+        return Err(ReadLimitedError::TooLarge { size, limit: max_bytes });
+    }
+    let (res, buf) = f.read_to_end_into(Vec::new()).await;
+    let closed = f.close().await;
+    res.and(closed)?;
+    Ok(buf)
+}
+
 /// Waits `d` with an `IORING_OP_TIMEOUT` (a kernel timer; [`crate::time::sleep`] is the cheaper
 /// user-space timer for most uses). With the fallback driver it is [`crate::time::sleep`].
 pub async fn uring_timeout(d: Duration) -> io::Result<()> {

@@ -1,6 +1,7 @@
 //! Shared test helpers.
 #![allow(dead_code)]
 
+use shardpipe::pipeline::{Pipeline, PipelineBuildError, PipelineBuilder, Placement, Report};
 use shardpipe::{BuildError, Builder, Runtime};
 
 /// Builds a runtime, or prints why io_uring is unavailable and returns `None` (the test skips).
@@ -37,4 +38,21 @@ where
     Fut::Output: Send + 'static,
 {
     rt.run_on(shard, f).expect("spawn").join().expect("task finished")
+}
+
+/// Starts a pipeline, or prints why io_uring is unavailable and returns `None` (the test skips).
+pub fn start<T: Send + 'static>(b: PipelineBuilder<T>, p: Placement) -> Option<Pipeline<T>> {
+    match b.build(p) {
+        Ok(p) => Some(p),
+        Err(PipelineBuildError::Runtime(BuildError::Uring(e))) => {
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+        Err(e) => panic!("pipeline failed to start: {e}"),
+    }
+}
+
+/// The report's account balances (every source item accounted for).
+pub fn assert_balanced(r: &Report) {
+    assert!(r.account.balances(), "account does not balance: {:?}\n{r}", r.account);
 }

@@ -238,7 +238,10 @@ pub fn pipeline(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value
             }),
             Op::Read => b.pipe_async(|v| async move {
                 match v {
-                    Value::Path(p) => read_limited(&p).await.map(Value::Bytes),
+                    Value::Path(p) => shardpipe::io::read_limited(&*p, MAX_FILE_BYTES, Duration::from_secs(10))
+                        .await
+                        .map(Value::Bytes)
+                        .map_err(|e| format!("{}: {e}", p.display())),
                     Value::Sample(s) => {
                         images::read(s, MAX_IMAGE_FILE_BYTES).await.map(Value::Encoded).map_err(|e| e.to_string())
                     }
@@ -270,29 +273,18 @@ pub fn pipeline(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value
                 let agg = if st.drop_last { agg.drop_last() } else { agg };
                 let name = st.name.clone().unwrap_or_else(|| format!("batch{}", i + 1));
                 let agg = options(agg, st, &name);
+                let collate = format!("{name}.collate");
                 match kinds[i] {
                     Kind::Image => {
-                        let pool = BatchPool::new(8);
-                        agg.pipe(move |v: Vec<Value>| {
-                            collate_images(&pool, v, |v| match v {
-                                Value::Image(i) => Some(i),
-                                _ => None,
-                            })
-                            .map(Value::Images)
-                        })
-                        .name(format!("{name}.collate"))
+                        collate_stage(agg, |v| if let Value::Image(i) = v { Some(i) } else { None }, Value::Images)
+                            .name(collate)
                     }
-                    Kind::Floats => {
-                        let pool = BatchPool::new(8);
-                        agg.pipe(move |v: Vec<Value>| {
-                            collate_images(&pool, v, |v| match v {
-                                Value::Floats(i) => Some(i),
-                                _ => None,
-                            })
-                            .map(Value::FloatImages)
-                        })
-                        .name(format!("{name}.collate"))
-                    }
+                    Kind::Floats => collate_stage(
+                        agg,
+                        |v| if let Value::Floats(i) = v { Some(i) } else { None },
+                        Value::FloatImages,
+                    )
+                    .name(collate),
                     _ => agg.map(Value::Batch).name(format!("{name}.wrap")),
                 }
             }
@@ -315,30 +307,19 @@ const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
 /// Other files larger than this fail at `read` the same way.
 const MAX_FILE_BYTES: u64 = 1 << 30;
 
-/// Reads a whole file through io_uring, refusing one over [`MAX_FILE_BYTES`] before reading it.
-async fn read_limited(p: &Path) -> Result<Vec<u8>, String> {
-    let fail = |e: std::io::Error| format!("{}: {e}", p.display());
-    let f = shardpipe::io::File::open_patiently(p, Duration::from_secs(10)).await.map_err(fail)?;
-    let size = f.size_now().map_err(fail)?;
-    if size > MAX_FILE_BYTES {
-        let _ = f.close().await;
-        return Err(format!("{}: {size} bytes is more than the {MAX_FILE_BYTES}-byte limit per file", p.display()));
-    }
-    let (res, buf) = f.read_to_end_into(Vec::new()).await;
-    let closed = f.close().await;
-    res.and(closed).map_err(fail)?;
-    Ok(buf)
-}
-
-/// Collates a batch of image values into one `[B, H, W, C]` buffer.
-fn collate_images<T: Copy>(
-    pool: &Arc<BatchPool<T>>,
-    values: Vec<Value>,
-    take: impl Fn(Value) -> Option<Image<T>>,
-) -> Result<ImageBatch<T>, String> {
-    let images: Option<Vec<Image<T>>> = values.into_iter().map(take).collect();
-    let images = images.ok_or("batch: a batch of images held something else")?;
-    pool.collate(images).map_err(|e| e.to_string())
+/// A stage collating each batch of image values into one pooled `[B, H, W, C]` buffer: `take`
+/// gets the image out of a value, `wrap` puts the batch back into one.
+fn collate_stage<T: Copy + Send + 'static>(
+    batches: PipelineBuilder<Vec<Value>>,
+    take: fn(Value) -> Option<Image<T>>,
+    wrap: fn(ImageBatch<T>) -> Value,
+) -> PipelineBuilder<Value> {
+    let pool = BatchPool::new(8);
+    batches.pipe(move |values: Vec<Value>| {
+        let images: Option<Vec<Image<T>>> = values.into_iter().map(take).collect();
+        let images = images.ok_or("batch: a batch of images held something else")?;
+        pool.collate(images).map(wrap).map_err(|e| e.to_string())
+    })
 }
 
 /// A stage's options from the plan.
