@@ -300,6 +300,29 @@ fn the_report_has_every_stage_and_shard() {
     }
 }
 
+#[test]
+fn every_timed_call_counts_its_whole_duration() {
+    // Blocking calls share clock readings (one call's end is the next one's start): every call
+    // must still be timed, and none shorter than it lasted. A lower bound only: it holds however
+    // slow the machine is.
+    let spin = Duration::from_micros(200);
+    for p in PLACEMENTS {
+        let b = source(0..200u64)
+            .pipe_blocking(move |x| {
+                let t = Instant::now();
+                while t.elapsed() < spin {}
+                Some(x)
+            })
+            .name("spin");
+        let Some(mut pipe) = start(b, p) else { return };
+        assert_eq!(pipe.iter().count(), 200);
+        let t = pipe.finish().unwrap().stages[1].stats.task_time.summary();
+        assert_eq!(t.count, 200, "{p:?}");
+        // HdrHistogram keeps 3 significant digits: a recorded value may read 0.1% low.
+        assert!(t.mean >= 0.999 * spin.as_nanos() as f64, "{p:?}: mean {} ns", t.mean);
+    }
+}
+
 /// Reorders (later items finish first), filters, expands and batches: an ordered pipeline must
 /// still come out in source order.
 fn ordered_everything(n: u64) -> PipelineBuilder<u64> {

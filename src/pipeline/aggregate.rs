@@ -202,7 +202,9 @@ async fn flush_custom<T, A: Aggregator<T>>(
         return;
     }
     match catch_unwind(AssertUnwindSafe(|| agg.flush())) {
-        Ok(Some(value)) => cx.emit(output, Envelope { value, stamps }).await,
+        Ok(Some(value)) => {
+            cx.emit(output, Envelope { value, stamps }).await;
+        }
         Ok(None) => cx.stats.borrow_mut().left_over_units += units,
         Err(p) => cx.fail(units, format!("panicked in flush: {}", task_panic_message(&*p))),
     }

@@ -88,6 +88,13 @@ pub(crate) async fn waited<F: Future>(fut: F, record: impl FnOnce(Duration)) -> 
     out
 }
 
+/// Whether an emission went out at once or had to wait for room (or for the next turn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Emitted {
+    AtOnce,
+    AfterWaiting,
+}
+
 /// How an op's calls are timed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Timing {
@@ -153,7 +160,11 @@ impl StageCx {
     }
 
     fn record_time(&self, since: Instant) {
-        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.record_duration(since.elapsed());
+    }
+
+    fn record_duration(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.stats.borrow_mut().task_time.record(ns);
     }
 
@@ -169,16 +180,19 @@ impl StageCx {
 
     /// Sends one envelope on; a gone receiver (the pipeline is stopping) makes it a discard.
     /// Time spent waiting for room counts as output wait.
-    pub(crate) async fn emit<U>(&self, out: &LocalSender<Msg<U>>, env: Envelope<U>) {
+    pub(crate) async fn emit<U>(&self, out: &LocalSender<Msg<U>>, env: Envelope<U>) -> Emitted {
         // The common case, room in the queue, without building a future.
         let msg = match out.try_send(Msg::Item(env)) {
             Ok(()) => {
                 self.stats.borrow_mut().emitted += 1;
-                return;
+                return Emitted::AtOnce;
             }
             Err((msg, false)) => msg,
-            Err((Msg::Item(env), true)) => return self.discard(env.units()),
-            Err((_, true)) => return,
+            Err((Msg::Item(env), true)) => {
+                self.discard(env.units());
+                return Emitted::AtOnce;
+            }
+            Err((_, true)) => return Emitted::AtOnce,
         };
         let sent = waited(out.send(msg), |d| self.stats.borrow_mut().output_wait += d).await;
         match sent {
@@ -186,21 +200,29 @@ impl StageCx {
             Err(Msg::Item(env)) => self.discard(env.units()),
             Err(_) => {}
         }
+        Emitted::AfterWaiting
     }
 
     /// Sends the outputs of one call, sharing out the input's stamps; no output is a filter.
-    async fn emit_all<U>(&self, out: &LocalSender<Msg<U>>, outputs: &mut Vec<U>, stamps: Stamps) {
+    async fn emit_all<U>(&self, out: &LocalSender<Msg<U>>, outputs: &mut Vec<U>, stamps: Stamps) -> Emitted {
         match outputs.len() {
-            0 => self.filtered(stamps.units()),
+            0 => {
+                self.filtered(stamps.units());
+                Emitted::AtOnce
+            }
             1 => {
                 let value = outputs.pop().expect("one output");
-                self.emit(out, Envelope { value, stamps }).await;
+                self.emit(out, Envelope { value, stamps }).await
             }
             n => {
                 let parts = stamps.split(n);
+                let mut how = Emitted::AtOnce;
                 for (value, stamps) in outputs.drain(..).zip(parts) {
-                    self.emit(out, Envelope { value, stamps }).await;
+                    if self.emit(out, Envelope { value, stamps }).await == Emitted::AfterWaiting {
+                        how = Emitted::AfterWaiting;
+                    }
                 }
+                how
             }
         }
     }
@@ -216,7 +238,9 @@ impl StageCx {
     /// The end of one op call: outputs, a filter, or a failure.
     async fn settle<U>(&self, out: &LocalSender<Msg<U>>, result: Result<Option<U>, String>, stamps: Stamps) {
         match result {
-            Ok(Some(value)) => self.emit(out, Envelope { value, stamps }).await,
+            Ok(Some(value)) => {
+                self.emit(out, Envelope { value, stamps }).await;
+            }
             Ok(None) => self.filtered(stamps.units()),
             Err(msg) => self.fail(stamps.units(), msg),
         }
@@ -263,12 +287,17 @@ pub(crate) async fn inline_worker<T, U, A>(
     let mut outputs = Vec::new();
     let mut calls = 0u64;
     while let Some((n, discarding)) = cx.next_batch(&mut input, &mut buf).await {
+        // Calls timed on every call read the clock once each: back to back in a batch, one
+        // call's end is the next one's start (the queue push between them counts towards the
+        // next call). Anything that may wait in between starts the chain again.
+        let mut chained: Option<Instant> = None;
         for msg in buf.drain(..) {
             let Envelope { value, stamps } = match msg {
                 Msg::Item(env) => env,
                 marker => {
                     cx.unreceived_marker();
                     forward_marker(&output, marker.recast()).await;
+                    chained = None;
                     continue;
                 }
             };
@@ -276,15 +305,25 @@ pub(crate) async fn inline_worker<T, U, A>(
                 cx.discard(stamps.units());
                 continue;
             }
-            let timed = matches!(timing, Timing::Every) || calls % TIME_ONE_IN == 0;
+            let t0 = match timing {
+                Timing::Every => Some(chained.take().unwrap_or_else(Instant::now)),
+                Timing::Sampled => (calls % TIME_ONE_IN == 0).then(Instant::now),
+            };
             calls += 1;
-            let t0 = timed.then(Instant::now);
             let r = catch_unwind(AssertUnwindSafe(|| apply(value, &mut outputs)));
             if let Some(t0) = t0 {
-                cx.record_time(t0);
+                let end = Instant::now();
+                cx.record_duration(end - t0);
+                if matches!(timing, Timing::Every) {
+                    chained = Some(end);
+                }
             }
             match r {
-                Ok(Ok(())) => cx.emit_all(&output, &mut outputs, stamps).await,
+                Ok(Ok(())) => {
+                    if cx.emit_all(&output, &mut outputs, stamps).await == Emitted::AfterWaiting {
+                        chained = None;
+                    }
+                }
                 Ok(Err(msg)) => {
                     outputs.clear();
                     cx.fail(stamps.units(), msg);
