@@ -49,13 +49,15 @@ impl<T> Batcher<T> {
     }
 
     fn take(&mut self) -> Envelope<Vec<T>> {
-        let mut stamps = Stamps::None;
-        let mut value = Vec::with_capacity(self.size);
-        for e in mem::replace(&mut self.pending, Vec::with_capacity(self.size)) {
+        let pending = mem::replace(&mut self.pending, Vec::with_capacity(self.size));
+        let mut value = Vec::with_capacity(pending.len());
+        // One stamp per item is the common case: sized for it, grown for batches of batches.
+        let mut stamps = Vec::with_capacity(pending.len());
+        for e in pending {
             value.push(e.value);
-            stamps.absorb(e.stamps);
+            e.stamps.for_each(|s| stamps.push(s));
         }
-        Envelope { value, stamps }
+        Envelope { value, stamps: Stamps::from_vec(stamps) }
     }
 
     fn pending_units(&self) -> u64 {

@@ -267,9 +267,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             let spec = w.specs[index].clone();
             if let Some(pool) = w.offload.clone() {
                 let op = Arc::new(move |x: T| {
-                    let f = f.clone();
-                    let job = pool.run(move || f(x).into_outcome());
-                    async move { job.await.and_then(|r| r) }
+                    let (f, pool) = (f.clone(), pool.clone());
+                    // Handed to the pool when first polled, inside the call's timing: a job
+                    // handed over earlier could run before the clock starts.
+                    async move { pool.run(move || f(x).into_outcome()).await.and_then(|r| r) }
                 });
                 // One loop: the pool's threads run `concurrency` calls at once.
                 wire_tasks(w, index, &set, op);

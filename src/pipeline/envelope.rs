@@ -30,21 +30,27 @@ impl Stamps {
 
     /// Adds `other`'s stamps to these (aggregation).
     pub(crate) fn absorb(&mut self, other: Stamps) {
-        let mut v = match std::mem::take(self) {
-            Stamps::None => Vec::new(),
-            Stamps::One(s) => vec![s],
-            Stamps::Many(v) => v,
-        };
-        match other {
-            Stamps::None => {}
-            Stamps::One(s) => v.push(s),
-            Stamps::Many(w) => v.extend(w),
+        match (&mut *self, other) {
+            (_, Stamps::None) => {}
+            (Stamps::None, other) => *self = other,
+            (Stamps::Many(v), Stamps::One(s)) => v.push(s),
+            (Stamps::Many(v), Stamps::Many(w)) => v.extend(w),
+            (Stamps::One(first), other) => {
+                let mut v = Vec::with_capacity(1 + other.units() as usize);
+                v.push(*first);
+                other.for_each(|s| v.push(s));
+                *self = Stamps::Many(v);
+            }
         }
-        *self = match v.len() {
+    }
+
+    /// The stamps in `v`, in the form that holds that many.
+    pub(crate) fn from_vec(v: Vec<u64>) -> Stamps {
+        match v.len() {
             0 => Stamps::None,
             1 => Stamps::One(v[0]),
             _ => Stamps::Many(v),
-        };
+        }
     }
 
     /// Splits these stamps over `n` outputs of a 1 → N op: one each when a batch of exactly `n`
