@@ -146,7 +146,7 @@ fn plans_lists_every_shipped_plan_with_its_description() {
 
 #[test]
 fn bad_input_is_one_line_naming_what_to_fix_with_exit_code_2() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["run", "default", "--set", "placement.shards=4096"],
             "placement.shards = 4096, but this process may run on only",
@@ -157,6 +157,10 @@ fn bad_input_is_one_line_naming_what_to_fix_with_exit_code_2() {
         (&["run", "default", "--set", "source.count=lots"], "invalid type"),
         (&["run", "default", "--rate", "0"], "--rate 0: the rate must be a positive number"),
         (&["run", "default", "--set", "stage.0.op=decode_jpeg"], "unknown variant `decode_jpeg`"),
+        (
+            &["run", "default", "--set", "stage.0.max_failure_rate=5"],
+            "max_failure_rate must be a fraction strictly between 0 and 1",
+        ),
     ];
     for (args, expect) in cases {
         let out = shardpipe(args);

@@ -158,6 +158,83 @@ fn exceeding_max_failures_stops_the_source_and_names_every_failing_stage() {
     }
 }
 
+/// Drains `pipe`; returns the limit error if it was exceeded.
+fn drain_for_error<T: Send + 'static>(
+    pipe: &mut shardpipe::pipeline::Pipeline<T>,
+) -> Option<shardpipe::pipeline::FailureLimitExceeded> {
+    let mut error = None;
+    loop {
+        match pipe.recv_timeout(Duration::from_secs(30)) {
+            Ok(_) => {}
+            Err(RecvTimeoutError::Failed(e)) => error = Some(e),
+            Err(RecvTimeoutError::Ended) => return error,
+            Err(RecvTimeoutError::Timeout) => panic!("the pipeline must end"),
+        }
+    }
+}
+
+#[test]
+fn a_failure_rate_trips_above_it_after_the_probation_and_not_below() {
+    // One item in five fails, on every placement: a 10% limit trips (and cancels the source), a
+    // 30% limit never does, whatever order the shards see the items in.
+    let fifths = || source(0..1_000_000u64).pipe(|x| if x % 5 == 0 { Err("a fifth") } else { Ok(x) }).name("fifths");
+    for p in PLACEMENTS {
+        let Some(mut pipe) = start(fifths().max_failure_rate(0.1), p) else { return };
+        let e = drain_for_error(&mut pipe).expect("20% is above 10%");
+        assert_eq!(e.stages.len(), 1, "{e}");
+        let s = &e.stages[0];
+        let calls = s.calls.expect("calls are counted under a rate");
+        assert!(calls >= 100, "{p:?}: tripped within the probation: {e}");
+        // It tripped on a failure above 10% of at least 100 calls; calls arriving after that
+        // (in flight when it tripped) are counted too, so the final ratio may read lower.
+        assert!(s.count > 10, "{p:?}: {e}");
+        assert!(e.to_string().contains("(limit 10% of calls)"), "{e}");
+        let failed = pipe.finish().expect_err("finish reports it too");
+        assert_balanced(&failed.report);
+        assert!(failed.report.account.produced < 1_000_000, "{p:?}: the source was cancelled");
+
+        let b = source(0..20_000u64).pipe(|x| if x % 5 == 0 { Err("a fifth") } else { Ok(x) }).max_failure_rate(0.3);
+        let Some(mut pipe) = start(b, p) else { return };
+        assert!(drain_for_error(&mut pipe).is_none(), "{p:?}: 20% is within 30%");
+        let r = pipe.finish().expect("within the limit");
+        assert_eq!((r.account.failed, r.account.delivered), (4000, 16_000));
+    }
+}
+
+#[test]
+fn the_pipeline_rate_counts_failed_source_items_wherever_they_failed() {
+    // A tenth of the items fail at the first stage, another tenth at the second: 20% of the
+    // source items. A 15% pipeline limit trips, a 25% one does not.
+    let chain = || {
+        source(0..200_000u64)
+            .pipe(|x| if x % 10 == 0 { Err("tenth") } else { Ok(x) })
+            .pipe(|x| if x % 10 == 1 { Err("another tenth") } else { Ok(x) })
+    };
+    for p in PLACEMENTS {
+        let Some(mut pipe) = start(chain().max_failure_rate_total(0.15), p) else { return };
+        let e = drain_for_error(&mut pipe).expect("20% is above 15%");
+        assert_eq!(e.total_rate_limit, Some(0.15));
+        assert!(e.to_string().contains("(pipeline limit 15% of source items)"), "{e}");
+        assert_balanced(&pipe.finish().expect_err("tripped").report);
+        let Some(mut pipe) = start(chain().max_failure_rate_total(0.25), p) else { return };
+        assert!(drain_for_error(&mut pipe).is_none(), "{p:?}: 20% is within 25%");
+        assert_eq!(pipe.finish().expect("within").account.failed, 40_000);
+    }
+}
+
+#[test]
+fn failure_rates_outside_zero_to_one_are_refused() {
+    for rate in [0.0, 1.0, 1.5, -0.1, f64::NAN] {
+        let e = source(0..1u64).map(|x| x).name("work").max_failure_rate(rate).build(Placement::sharded()).unwrap_err();
+        assert!(
+            e.to_string().starts_with("stage 'work': max_failure_rate must be a fraction strictly between 0 and 1"),
+            "{e}"
+        );
+        let e = source(0..1u64).max_failure_rate_total(rate).build(Placement::sharded()).unwrap_err();
+        assert!(e.to_string().starts_with("the pipeline's max_failure_rate"), "{e}");
+    }
+}
+
 #[test]
 fn stopping_early_ends_quickly_and_accounts_for_what_was_in_flight() {
     for p in PLACEMENTS {

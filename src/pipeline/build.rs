@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::builder::PipelineBuilder;
 use super::consumer::{Parts, Pipeline};
-use super::control::Control;
+use super::control::{Control, Limits};
 use super::envelope::Msg;
 use super::exchange::{Dealer, Merge};
 use super::offload::Offload;
@@ -77,6 +77,17 @@ pub enum PipelineBuildError {
         /// The rate asked for.
         rate: f64,
     },
+    /// A failure rate limit outside (0, 1).
+    #[error(
+        "{whose} max_failure_rate must be a fraction strictly between 0 and 1 (0.05 for 5%), got {rate}; \
+         to stop at the first failure set max_failures to 0"
+    )]
+    BadFailureRate {
+        /// `stage 'name':` or `the pipeline's`.
+        whose: String,
+        /// The rate asked for.
+        rate: f64,
+    },
     /// `on_shards` named no shard, a shard twice, or a shard the placement does not have.
     #[error(
         "stage '{stage}': on_shards({shards:?}) must name distinct shards below {count} (the placement has {count}); \
@@ -127,6 +138,11 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             if spec.buffer == 0 {
                 return Err(zero("buffer"));
             }
+            if let Some(rate) = spec.max_failure_rate
+                && !(rate > 0.0 && rate < 1.0)
+            {
+                return Err(PipelineBuildError::BadFailureRate { whose: format!("stage '{}':", spec.name), rate });
+            }
             if spec.drop_last && spec.batch.is_none() {
                 return Err(PipelineBuildError::DropLastWithoutAggregate { stage: spec.name.clone() });
             }
@@ -135,6 +151,11 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             && !(rate.is_finite() && rate > 0.0)
         {
             return Err(PipelineBuildError::BadRate { rate });
+        }
+        if let Some(rate) = self.max_failure_rate_total
+            && !(rate > 0.0 && rate < 1.0)
+        {
+            return Err(PipelineBuildError::BadFailureRate { whose: "the pipeline's".into(), rate });
         }
         if self.sink_buffer == 0 {
             return Err(PipelineBuildError::Zero { stage: "sink".into(), option: "buffer" });
@@ -223,8 +244,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let mut specs = self.specs;
         let sink_index = specs.len();
         specs.push(StageSpec::new("sink".into(), Kind::Sink, self.sink_buffer));
-        let stage_limits = specs.iter().map(|s| (s.name.clone(), s.max_failures)).collect();
-        let control = Arc::new(Control::starting_at(start, stage_limits, self.max_failures_total));
+        let limits = |count, rate| Limits { count, rate };
+        let stage_limits = specs.iter().map(|s| (s.name.clone(), limits(s.max_failures, s.max_failure_rate))).collect();
+        let total = limits(self.max_failures_total, self.max_failure_rate_total);
+        let control = Arc::new(Control::starting_at(start, stage_limits, total));
         let mut w = Wiring {
             shards,
             offload: offload.clone(),

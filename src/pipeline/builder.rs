@@ -58,6 +58,7 @@ pub struct PipelineBuilder<T> {
     pub(super) wire: Wire,
     pub(super) specs: Vec<StageSpec>,
     pub(super) max_failures_total: Option<u64>,
+    pub(super) max_failure_rate_total: Option<f64>,
     pub(super) sink_buffer: usize,
     pub(super) report_every: Option<(Duration, ReportFn)>,
     pub(super) trace: bool,
@@ -124,6 +125,7 @@ where
         wire,
         specs: vec![StageSpec::new("source".into(), Kind::Source, SOURCE_RING)],
         max_failures_total: None,
+        max_failure_rate_total: None,
         sink_buffer: 3,
         report_every: None,
         trace: false,
@@ -149,6 +151,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             }),
             specs: self.specs,
             max_failures_total: self.max_failures_total,
+            max_failure_rate_total: self.max_failure_rate_total,
             sink_buffer: self.sink_buffer,
             report_every: self.report_every,
             trace: self.trace,
@@ -386,6 +389,16 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
+    /// The fraction of its calls the stage added last may fail (`0.1`: 10%), judged once it has
+    /// had 100 calls (SPDL's probation); a failure that takes it above cancels it and everything
+    /// upstream. Calls count when an item arrives, so early on the rate reads low, never high.
+    /// Combines with [`max_failures`](Self::max_failures): whichever trips first.
+    /// Refused at build unless strictly between 0 and 1.
+    pub fn max_failure_rate(mut self, rate: f64) -> Self {
+        self.last().max_failure_rate = Some(rate);
+        self
+    }
+
     /// Capacity of the queue after the stage added last, per shard (default 64 items; 2 after
     /// `aggregate`; the source's ring to each shard holds 1024).
     pub fn buffer(mut self, n: usize) -> Self {
@@ -421,6 +434,16 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// everything upstream of it.
     pub fn max_failures_total(mut self, n: u64) -> Self {
         self.max_failures_total = Some(n);
+        self
+    }
+
+    /// The fraction of source items that may fail, anywhere in the pipeline (a failed batch
+    /// counts every item in it), judged once the source has produced 100; a failure that takes
+    /// the pipeline above it cancels the stage where it happened and everything upstream.
+    /// Items still in flight count as not failed, so early on the rate reads low, never high.
+    /// Refused at build unless strictly between 0 and 1.
+    pub fn max_failure_rate_total(mut self, rate: f64) -> Self {
+        self.max_failure_rate_total = Some(rate);
         self
     }
 

@@ -22,7 +22,7 @@ use crate::runtime::block_on::ThreadWaker;
 use crate::runtime::{JoinHandle, Runtime};
 
 /// Why [`Pipeline::recv_timeout`] returned no item.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RecvTimeoutError {
     /// Nothing arrived within the timeout; the pipeline is still running.
     #[error("no item within the timeout; the pipeline is still running")]

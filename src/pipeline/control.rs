@@ -2,7 +2,8 @@
 //! policy (counts, bounded samples, limits).
 //!
 //! Touched on the failure path and once per received batch (one relaxed load to see whether the
-//! stage must discard), never per item on the success path.
+//! stage must discard, and one relaxed add to count calls when a failure rate is set), never per
+//! item on the success path.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -14,12 +15,35 @@ use super::report::{FailureLimitExceeded, StageFailures};
 /// Failure messages kept per stage.
 pub(crate) const SAMPLES_PER_STAGE: usize = 8;
 
+/// Calls a stage (or the pipeline) must have had before its failure rate is judged (SPDL's
+/// probation): early failures are too few to make a rate of.
+pub(crate) const RATE_PROBATION_CALLS: u64 = 100;
+
+/// A failure policy: a count, a rate of calls, both, or none.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Limits {
+    /// Failures allowed; one more trips.
+    pub(crate) count: Option<u64>,
+    /// Fraction of calls allowed to fail, judged once there were [`RATE_PROBATION_CALLS`].
+    pub(crate) rate: Option<f64>,
+}
+
+impl Limits {
+    fn exceeded(&self, failures: u64, calls: u64) -> bool {
+        self.count.is_some_and(|m| failures > m)
+            || self.rate.is_some_and(|r| calls >= RATE_PROBATION_CALLS && failures as f64 > r * calls as f64)
+    }
+}
+
 /// One stage's failure policy and tally.
 #[derive(Debug)]
 pub(crate) struct StageControl {
     pub(crate) name: String,
-    pub(crate) max_failures: Option<u64>,
+    pub(crate) limits: Limits,
+    /// Whether calls are counted (a rate applies to this stage).
+    count_calls: bool,
     failures: AtomicU64,
+    calls: AtomicU64,
     samples: Mutex<Vec<String>>,
 }
 
@@ -31,32 +55,37 @@ pub(crate) struct Control {
     /// once it is above 0. `usize::MAX` after `stop()`.
     cancel_below: AtomicUsize,
     stages: Vec<StageControl>,
-    max_failures_total: Option<u64>,
+    total: Limits,
     failures_total: AtomicU64,
+    /// Counted where the pipeline has a failure rate: source items produced, and source items
+    /// failed (a failed batch counts every item in it).
+    produced: AtomicU64,
+    failed_units: AtomicU64,
     tripped: AtomicBool,
     /// Async workers to wake when stages are cancelled (they then cancel their op calls).
     on_cancel: Mutex<Vec<Waker>>,
 }
 
 impl Control {
-    /// `stages[i]`: (name, per-stage limit) of stage `i` (0 is the source).
+    /// `stages[i]`: (name, limits) of stage `i` (0 is the source, the last the sink).
     #[cfg(test)]
-    pub(crate) fn new(stages: Vec<(String, Option<u64>)>, max_failures_total: Option<u64>) -> Self {
-        Self::starting_at(Instant::now(), stages, max_failures_total)
+    pub(crate) fn new(stages: Vec<(String, Limits)>, total: Limits) -> Self {
+        Self::starting_at(Instant::now(), stages, total)
     }
 
     /// With the clock origin (stamps, traces) set to `start`.
-    pub(crate) fn starting_at(
-        start: Instant,
-        stages: Vec<(String, Option<u64>)>,
-        max_failures_total: Option<u64>,
-    ) -> Self {
+    pub(crate) fn starting_at(start: Instant, stages: Vec<(String, Limits)>, total: Limits) -> Self {
+        let last = stages.len().saturating_sub(1);
         let stages = stages
             .into_iter()
-            .map(|(name, max_failures)| StageControl {
+            .enumerate()
+            .map(|(i, (name, limits))| StageControl {
                 name,
-                max_failures,
+                limits,
+                // The source and the sink call no op: they have no calls to fail.
+                count_calls: limits.rate.is_some() && i != 0 && i != last,
                 failures: AtomicU64::new(0),
+                calls: AtomicU64::new(0),
                 samples: Mutex::new(Vec::new()),
             })
             .collect();
@@ -64,10 +93,28 @@ impl Control {
             start,
             cancel_below: AtomicUsize::new(0),
             stages,
-            max_failures_total,
+            total,
             failures_total: AtomicU64::new(0),
+            produced: AtomicU64::new(0),
+            failed_units: AtomicU64::new(0),
             tripped: AtomicBool::new(false),
             on_cancel: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Stage `index` received `n` items (for the source: produced them). Counted only where a
+    /// rate applies.
+    #[inline]
+    pub(crate) fn calls(&self, index: usize, n: usize) {
+        if index == 0 {
+            if self.total.rate.is_some() {
+                self.produced.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            return;
+        }
+        let stage = &self.stages[index];
+        if stage.count_calls {
+            stage.calls.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
 
@@ -110,7 +157,8 @@ impl Control {
 
     /// Counts one failure of stage `index` with its message; trips the limits when exceeded
     /// (the failing stage and everything upstream of it are cancelled, downstream drains).
-    pub(crate) fn fail(&self, index: usize, message: impl FnOnce() -> String) {
+    /// `units`: the source items the failed call held.
+    pub(crate) fn fail(&self, index: usize, units: u64, message: impl FnOnce() -> String) {
         let stage = &self.stages[index];
         let n = stage.failures.fetch_add(1, Ordering::Relaxed) + 1;
         {
@@ -120,8 +168,11 @@ impl Control {
             }
         }
         let total = self.failures_total.fetch_add(1, Ordering::Relaxed) + 1;
-        let over_stage = stage.max_failures.is_some_and(|m| n > m);
-        let over_total = self.max_failures_total.is_some_and(|m| total > m);
+        let over_stage = stage.limits.exceeded(n, stage.calls.load(Ordering::Relaxed));
+        // The pipeline's rate: source items failed (anywhere) over source items produced.
+        let failed_units = self.failed_units.fetch_add(units, Ordering::Relaxed) + units;
+        let over_total = self.total.count.is_some_and(|m| total > m)
+            || Limits { count: None, ..self.total }.exceeded(failed_units, self.produced.load(Ordering::Relaxed));
         if over_stage || over_total {
             self.tripped.store(true, Ordering::Relaxed);
             self.cancel_below(index + 1);
@@ -130,7 +181,7 @@ impl Control {
 
     /// A failure that ends the pipeline whatever the limits (the source itself broke).
     pub(crate) fn fail_fatal(&self, index: usize, message: String) {
-        self.fail(index, || message);
+        self.fail(index, 0, || message);
         self.tripped.store(true, Ordering::Relaxed);
         self.cancel_below(index + 1);
     }
@@ -153,12 +204,14 @@ impl Control {
                 (count > 0).then(|| StageFailures {
                     stage: s.name.clone(),
                     count,
-                    limit: s.max_failures,
+                    limit: s.limits.count,
+                    rate_limit: s.limits.rate,
+                    calls: s.count_calls.then(|| s.calls.load(Ordering::Relaxed)),
                     samples: s.samples.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                 })
             })
             .collect();
-        Some(FailureLimitExceeded { stages, total_limit: self.max_failures_total })
+        Some(FailureLimitExceeded { stages, total_limit: self.total.count, total_rate_limit: self.total.rate })
     }
 }
 
@@ -166,13 +219,68 @@ impl Control {
 mod tests {
     use super::*;
 
+    const NONE: Limits = Limits { count: None, rate: None };
+
+    fn count(n: u64) -> Limits {
+        Limits { count: Some(n), rate: None }
+    }
+
+    fn rate(r: f64) -> Limits {
+        Limits { count: None, rate: Some(r) }
+    }
+
+    #[test]
+    fn a_rate_is_judged_after_the_probation_and_only_above_it() {
+        let stages = || vec![("source".into(), NONE), ("a".into(), rate(0.1)), ("sink".into(), NONE)];
+        // Every call fails: within the probation nothing trips, the 100th call's failure does.
+        let c = Control::new(stages(), NONE);
+        for _ in 0..99 {
+            c.calls(1, 1);
+            c.fail(1, 1, String::new);
+        }
+        assert!(c.limit_error().is_none(), "99 calls are still the probation");
+        c.calls(1, 1);
+        c.fail(1, 1, String::new);
+        let e = c.limit_error().expect("100 of 100 failed");
+        assert_eq!((e.stages[0].rate_limit, e.stages[0].calls), (Some(0.1), Some(100)));
+        // 10 failures in 100 calls is the limit itself, not above it; the 11th is.
+        let c = Control::new(stages(), NONE);
+        c.calls(1, 100);
+        (0..10).for_each(|_| c.fail(1, 1, String::new));
+        assert!(c.limit_error().is_none(), "10% of 100 is allowed");
+        c.fail(1, 1, String::new);
+        assert!(c.limit_error().is_some());
+    }
+
+    #[test]
+    fn the_pipeline_rate_is_failed_source_items_over_produced_ones() {
+        let c = Control::new(
+            vec![("source".into(), NONE), ("a".into(), NONE), ("b".into(), NONE), ("sink".into(), NONE)],
+            rate(0.05),
+        );
+        c.calls(0, 60);
+        c.calls(1, 1000);
+        c.fail(2, 3, String::new);
+        assert!(c.limit_error().is_none(), "60 produced is still the probation");
+        c.calls(0, 140);
+        (0..6).for_each(|_| c.fail(1, 1, String::new));
+        assert!(c.limit_error().is_none(), "9 of 200 source items is 4.5%");
+        c.fail(2, 2, String::new);
+        let e = c.limit_error().expect("11 of 200 is above 5%");
+        assert_eq!(e.total_rate_limit, Some(0.05));
+        assert_eq!(e.stages.iter().map(|s| s.count).sum::<u64>(), 8, "failures, not items, per stage");
+    }
+
     #[test]
     fn exceeding_a_stage_limit_cancels_it_and_everything_upstream() {
-        let c = Control::new(vec![("source".into(), None), ("a".into(), None), ("b".into(), Some(1))], None);
-        c.fail(2, || "one".into());
+        let c = Control::new(
+            vec![("source".into(), NONE), ("a".into(), NONE), ("b".into(), count(1)), ("sink".into(), NONE)],
+            NONE,
+        );
+        c.fail(2, 1, || "one".into());
         assert!(!c.source_stopped(), "one failure is within the limit of 1");
-        c.fail(1, || "in a".into());
-        c.fail(2, || "two".into());
+        c.fail(1, 1, || "in a".into());
+        c.fail(2, 1, || "two".into());
         assert!(c.source_stopped());
         assert!(c.discarding(1) && c.discarding(2));
         let err = c.limit_error().expect("tripped");
@@ -182,19 +290,19 @@ mod tests {
 
     #[test]
     fn the_total_limit_counts_failures_of_every_stage() {
-        let c = Control::new(vec![("source".into(), None), ("a".into(), None), ("b".into(), None)], Some(2));
-        c.fail(1, String::new);
-        c.fail(2, String::new);
+        let c = Control::new(vec![("source".into(), NONE), ("a".into(), NONE), ("b".into(), NONE)], count(2));
+        c.fail(1, 1, String::new);
+        c.fail(2, 1, String::new);
         assert!(c.limit_error().is_none());
-        c.fail(1, String::new);
+        c.fail(1, 1, String::new);
         assert!(c.limit_error().is_some());
     }
 
     #[test]
     fn samples_are_bounded() {
-        let c = Control::new(vec![("source".into(), None), ("a".into(), None)], None);
+        let c = Control::new(vec![("source".into(), NONE), ("a".into(), NONE)], NONE);
         for i in 0..100 {
-            c.fail(1, || format!("error {i}"));
+            c.fail(1, 1, || format!("error {i}"));
         }
         assert!(c.limit_error().is_none(), "no limit set");
         assert_eq!(c.stages[1].samples.lock().unwrap().len(), SAMPLES_PER_STAGE);

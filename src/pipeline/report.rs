@@ -240,7 +240,7 @@ pub fn fmt_ns(ns: u64) -> String {
 }
 
 /// One failing stage in [`FailureLimitExceeded`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StageFailures {
     /// The stage's name.
     pub stage: String,
@@ -248,6 +248,10 @@ pub struct StageFailures {
     pub count: u64,
     /// The stage's own limit, if set.
     pub limit: Option<u64>,
+    /// The stage's own failure rate limit (a fraction of its calls), if set.
+    pub rate_limit: Option<f64>,
+    /// Items the stage was called on, counted where a failure rate applies.
+    pub calls: Option<u64>,
     /// The first few messages.
     pub samples: Vec<String>,
 }
@@ -255,26 +259,49 @@ pub struct StageFailures {
 /// A failure limit was exceeded: the failing stage and everything upstream were cancelled,
 /// downstream drained. Names every stage that failed, with counts and sample messages.
 ///
-/// Fix: look at the samples; raise `max_failures` on the stage (or
-/// `PipelineBuilder::max_failures_total`) if such failures are expected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Fix: look at the samples; raise `max_failures` or `max_failure_rate` on the stage (or
+/// `PipelineBuilder::max_failures_total` / `max_failure_rate_total`) if such failures are
+/// expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub struct FailureLimitExceeded {
     /// Every stage with at least one failure.
     pub stages: Vec<StageFailures>,
     /// The pipeline-wide limit, if set.
     pub total_limit: Option<u64>,
+    /// The pipeline-wide failure rate limit (a fraction of the source items), if set.
+    pub total_rate_limit: Option<f64>,
+}
+
+/// `0.1` as `10%`, `0.005` as `0.5%`.
+fn percent(rate: f64) -> String {
+    format!("{}%", (rate * 1e4).round() / 1e2)
 }
 
 impl fmt::Display for FailureLimitExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pipeline stopped: failure limit exceeded")?;
-        if let Some(t) = self.total_limit {
-            write!(f, " (pipeline limit {t})")?;
+        let total: Vec<String> = [
+            self.total_limit.map(|t| format!("pipeline limit {t}")),
+            self.total_rate_limit.map(|r| format!("pipeline limit {} of source items", percent(r))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !total.is_empty() {
+            write!(f, " ({})", total.join(", "))?;
         }
         for s in &self.stages {
             write!(f, "; stage '{}' failed {} time(s)", s.stage, s.count)?;
-            if let Some(l) = s.limit {
-                write!(f, " (limit {l})")?;
+            if let Some(calls) = s.calls {
+                write!(f, " of {calls} call(s)")?;
+            }
+            let limits: Vec<String> =
+                [s.limit.map(|l| format!("limit {l}")), s.rate_limit.map(|r| format!("limit {} of calls", percent(r)))]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+            if !limits.is_empty() {
+                write!(f, " ({})", limits.join(", "))?;
             }
             if let Some(first) = s.samples.first() {
                 write!(f, ", e.g. {first}")?;
@@ -292,14 +319,42 @@ mod tests {
     fn the_error_names_every_failing_stage_with_counts_and_a_sample() {
         let e = FailureLimitExceeded {
             stages: vec![
-                StageFailures { stage: "decode".into(), count: 3, limit: Some(2), samples: vec!["bad header".into()] },
-                StageFailures { stage: "resize".into(), count: 1, limit: None, samples: vec!["zero width".into()] },
+                StageFailures {
+                    stage: "decode".into(),
+                    count: 3,
+                    limit: Some(2),
+                    rate_limit: None,
+                    calls: None,
+                    samples: vec!["bad header".into()],
+                },
+                StageFailures {
+                    stage: "resize".into(),
+                    count: 1,
+                    limit: None,
+                    rate_limit: None,
+                    calls: None,
+                    samples: vec!["zero width".into()],
+                },
+                StageFailures {
+                    stage: "read".into(),
+                    count: 12,
+                    limit: None,
+                    rate_limit: Some(0.1),
+                    calls: Some(110),
+                    samples: vec!["gone".into()],
+                },
             ],
             total_limit: None,
+            total_rate_limit: Some(0.005),
         };
         let s = e.to_string();
+        assert!(
+            s.starts_with("pipeline stopped: failure limit exceeded (pipeline limit 0.5% of source items);"),
+            "{s}"
+        );
         assert!(s.contains("'decode' failed 3 time(s) (limit 2), e.g. bad header"), "{s}");
         assert!(s.contains("'resize' failed 1 time(s), e.g. zero width"), "{s}");
+        assert!(s.contains("'read' failed 12 time(s) of 110 call(s) (limit 10% of calls), e.g. gone"), "{s}");
     }
 
     #[test]

@@ -113,6 +113,7 @@ pub(crate) struct StageCx {
 impl StageCx {
     pub(crate) fn received(&self, n: usize) {
         self.stats.borrow_mut().received += n as u64;
+        self.control.calls(self.index, n);
     }
 
     /// The next batch of up to [`BATCH`] messages into `buf`, counted as received: `None` at the
@@ -150,7 +151,7 @@ impl StageCx {
             s.failures += 1;
             s.failed_units += units;
         }
-        self.control.fail(self.index, || message);
+        self.control.fail(self.index, units, || message);
     }
 
     fn filtered(&self, units: u64) {

@@ -59,6 +59,8 @@ pub(crate) struct StageSpec {
     pub(crate) concurrency: usize,
     pub(crate) ordered: bool,
     pub(crate) max_failures: Option<u64>,
+    /// `max_failure_rate(r)`: the fraction of calls that may fail.
+    pub(crate) max_failure_rate: Option<f64>,
     pub(crate) buffer: usize,
     pub(crate) drop_last: bool,
     /// `Some(n)` for `aggregate(n)`.
@@ -77,6 +79,7 @@ impl StageSpec {
             concurrency: 1,
             ordered: false,
             max_failures: None,
+            max_failure_rate: None,
             buffer,
             drop_last: false,
             batch: None,

@@ -334,6 +334,9 @@ fn options<T: Send + 'static>(mut b: PipelineBuilder<T>, st: &crate::plan::Stage
     if let Some(m) = st.max_failures {
         b = b.max_failures(m);
     }
+    if let Some(r) = st.max_failure_rate {
+        b = b.max_failure_rate(r);
+    }
     if let Some(s) = &st.shards {
         b = b.on_shards(s.iter().copied());
     }

@@ -103,6 +103,8 @@ pub struct Stage {
     #[serde(default)]
     pub ordered: bool,
     pub max_failures: Option<u64>,
+    /// The fraction of calls that may fail (0.05: 5%), judged after 100 calls.
+    pub max_failure_rate: Option<f64>,
     /// Run only on these shards.
     pub shards: Option<Vec<usize>>,
 }
