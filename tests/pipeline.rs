@@ -236,6 +236,40 @@ fn failure_rates_outside_zero_to_one_are_refused() {
 }
 
 #[test]
+fn progress_counts_each_epoch_against_the_length_its_iterator_gave() {
+    for p in PLACEMENTS {
+        // Passes of 1000, 500 and 250 items, batched by 10: progress is in source items.
+        let b = source_epochs(|e| (e < 3).then(|| 0..(1000u64 >> e))).aggregate(10);
+        let Some(mut pipe) = start(b, p) else { return };
+        assert_eq!(pipe.progress().delivered, 0);
+        for e in 0..3u64 {
+            let len = 1000 >> e;
+            let mut items = pipe.epoch();
+            let mut seen = 0;
+            while let Some(batch) = items.next() {
+                seen += batch.len() as u64;
+                let now = items.progress();
+                assert_eq!((now.epoch, now.delivered, now.len), (e, seen, Some(len)), "{p:?}");
+            }
+            assert_eq!(seen, len, "{p:?}");
+            let next = pipe.progress();
+            assert_eq!((next.epoch, next.delivered), (e + 1, 0), "{p:?}: a new epoch starts at 0");
+        }
+        // An iterator that cannot say how many (a filter) gives no length.
+        let b = source((0..100u64).filter(|x| x % 2 == 0));
+        let Some(mut pipe) = start(b, p) else { return };
+        let mut items = pipe.iter();
+        items.next().expect("an item");
+        assert_eq!((items.progress().len, items.progress().fraction()), (None, None), "{p:?}");
+        assert_eq!(items.count(), 49);
+        let b = source(0..100u64);
+        let Some(mut pipe) = start(b, p) else { return };
+        assert_eq!(pipe.iter().count(), 100);
+        assert_eq!(pipe.progress().fraction(), Some(1.0), "{p:?}: one pass is epoch 0");
+    }
+}
+
+#[test]
 fn stopping_early_ends_quickly_and_accounts_for_what_was_in_flight() {
     for p in PLACEMENTS {
         let b = source(0..u64::MAX).map(|x| x + 1).pipe_blocking(Some).aggregate(16);

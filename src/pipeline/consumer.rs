@@ -21,6 +21,25 @@ use crate::channel::SharedReceiver;
 use crate::runtime::block_on::ThreadWaker;
 use crate::runtime::{JoinHandle, Runtime};
 
+/// Where the consumer is in the current epoch ([`Pipeline::progress`]): for progress bars and
+/// logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The epoch being consumed (0 first).
+    pub epoch: u64,
+    /// Source items delivered in it so far (a batch counts every item it holds).
+    pub delivered: u64,
+    /// Source items in the epoch's pass, if the source's iterator said (and has started it).
+    pub len: Option<u64>,
+}
+
+impl Progress {
+    /// `delivered / len`, if the length is known.
+    pub fn fraction(&self) -> Option<f64> {
+        self.len.map(|n| if n == 0 { 1.0 } else { self.delivered as f64 / n as f64 })
+    }
+}
+
 /// Why [`Pipeline::recv_timeout`] returned no item.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RecvTimeoutError {
@@ -56,6 +75,8 @@ pub struct Pipeline<T: Send + 'static> {
     rings: Merge<SharedReceiver<Msg<T>>>,
     /// Epochs whose end marker the consumer has passed.
     epochs_done: u64,
+    /// Source items delivered since the last epoch marker.
+    delivered_in_epoch: u64,
     waker: Option<(std::thread::ThreadId, Waker)>,
     assembler: Assembler,
     bound: u64,
@@ -106,6 +127,7 @@ impl<T: Send + 'static> Pipeline<T> {
             shard_tasks,
             rings,
             epochs_done: 0,
+            delivered_in_epoch: 0,
             waker: None,
             assembler,
             bound,
@@ -164,6 +186,7 @@ impl<T: Send + 'static> Pipeline<T> {
                 Poll::Ready(Some(Msg::Item(env))) => return Ok(Msg::Item(env)),
                 Poll::Ready(Some(Msg::Epoch(e))) => {
                     self.epochs_done = e + 1;
+                    self.delivered_in_epoch = 0;
                     return Ok(Msg::Epoch(e));
                 }
                 Poll::Ready(Some(Msg::Chunk)) => continue,
@@ -227,6 +250,18 @@ impl<T: Send + 'static> Pipeline<T> {
         self.epochs_done
     }
 
+    /// How far the consumer is through the epoch it is on: source items delivered so far, out
+    /// of the pass's length when the source's iterator knew it (an exact `size_hint`: ranges,
+    /// `Vec`s, image folders). For a one-pass source the epoch is the whole stream. Items that
+    /// failed or were filtered are not delivered, so such a run ends short of its length.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            epoch: self.epochs_done,
+            delivered: self.delivered_in_epoch,
+            len: self.control.pass_len(self.epochs_done),
+        }
+    }
+
     /// Waits for the next item; `None` at the end (see [`Pipeline::finish`] for why it ended).
     pub fn recv(&mut self) -> Option<T> {
         loop {
@@ -248,6 +283,7 @@ impl<T: Send + 'static> Pipeline<T> {
         let c = &mut self.counts;
         c.received += 1;
         c.delivered += env.units();
+        self.delivered_in_epoch += env.units();
         env.stamps.for_each(|s| c.latency.record(now.saturating_sub(s)));
         if let Some(s) = &self.snapshots
             && s.wants_consumer()
@@ -366,6 +402,13 @@ pub struct EpochItems<'a, T: Send + 'static> {
     done: bool,
 }
 
+impl<T: Send + 'static> EpochItems<'_, T> {
+    /// [`Pipeline::progress`], while iterating: `while let Some(b) = items.next() { items.progress() }`.
+    pub fn progress(&self) -> Progress {
+        self.pipeline.progress()
+    }
+}
+
 impl<T: Send + 'static> Iterator for EpochItems<'_, T> {
     type Item = T;
     fn next(&mut self) -> Option<T> {
@@ -384,6 +427,13 @@ impl<T: Send + 'static> Iterator for EpochItems<'_, T> {
 #[derive(Debug)]
 pub struct Items<'a, T: Send + 'static> {
     pipeline: &'a mut Pipeline<T>,
+}
+
+impl<T: Send + 'static> Items<'_, T> {
+    /// [`Pipeline::progress`], while iterating.
+    pub fn progress(&self) -> Progress {
+        self.pipeline.progress()
+    }
 }
 
 impl<T: Send + 'static> Iterator for Items<'_, T> {

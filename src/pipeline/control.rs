@@ -64,6 +64,8 @@ pub(crate) struct Control {
     tripped: AtomicBool,
     /// Async workers to wake when stages are cancelled (they then cancel their op calls).
     on_cancel: Mutex<Vec<Waker>>,
+    /// Items in each pass the source started, where its iterator knew (an exact size hint).
+    pass_lens: Mutex<Vec<Option<u64>>>,
 }
 
 impl Control {
@@ -99,6 +101,7 @@ impl Control {
             failed_units: AtomicU64::new(0),
             tripped: AtomicBool::new(false),
             on_cancel: Mutex::new(Vec::new()),
+            pass_lens: Mutex::new(Vec::new()),
         }
     }
 
@@ -143,6 +146,23 @@ impl Control {
         for w in self.on_cancel.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             w.wake_by_ref();
         }
+    }
+
+    /// The source started pass `epoch`, of `len` items if its iterator knew.
+    pub(crate) fn started_pass(&self, epoch: u64, len: Option<u64>) {
+        let mut lens = self.pass_lens.lock().unwrap_or_else(|e| e.into_inner());
+        let i = usize::try_from(epoch).unwrap_or(usize::MAX);
+        if lens.len() <= i {
+            lens.resize(i + 1, None);
+        }
+        lens[i] = len;
+    }
+
+    /// Items in pass `epoch`: `None` if the source has not started it or its iterator did not
+    /// say.
+    pub(crate) fn pass_len(&self, epoch: u64) -> Option<u64> {
+        let lens = self.pass_lens.lock().unwrap_or_else(|e| e.into_inner());
+        usize::try_from(epoch).ok().and_then(|i| lens.get(i).copied().flatten())
     }
 
     /// Wakes `waker`'s task at every cancel from now on.

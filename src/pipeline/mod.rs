@@ -33,5 +33,5 @@ mod wiring;
 pub use aggregate::Aggregator;
 pub use build::{PipelineBuildError, Placement};
 pub use builder::{Outcome, PipelineBuilder, source, source_epochs};
-pub use consumer::{EpochItems, Items, Pipeline, PipelineFailed, RecvTimeoutError};
+pub use consumer::{EpochItems, Items, Pipeline, PipelineFailed, Progress, RecvTimeoutError};
 pub use report::{Account, FailureLimitExceeded, Report, ShardUsage, StageFailures, StageReport, StageStats, fmt_ns};

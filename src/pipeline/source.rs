@@ -49,6 +49,9 @@ pub(crate) async fn source_task<I, M>(
     for epoch in 0.. {
         dealer.flush();
         let Some(mut items) = pull(&cx, || make_pass(epoch)).flatten() else { return };
+        // An exact size hint (a range, a Vec, a file list) is the pass's length: progress.
+        let (low, high) = items.size_hint();
+        cx.control.started_pass(epoch, (high == Some(low)).then_some(low as u64));
         loop {
             if cx.control.source_stopped() {
                 return;
