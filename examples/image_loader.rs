@@ -36,11 +36,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for epoch in 0..2 {
             let t = Instant::now();
             let (mut images, mut checksum) = (0usize, 0.0f64);
-            for batch in pipe.epoch() {
+            let mut items = pipe.epoch();
+            while let Some(batch) = items.next() {
                 // The training step would run here; touch the batch so it is really used.
                 let batch: ImageBatch<f32> = batch;
                 checksum += f64::from(batch.data[batch.data.len() / 2]);
                 images += batch.len();
+                // A progress log, every 8 batches (the epoch's length comes from the folder).
+                if images % (8 * 32) == 0
+                    && let Some(done) = items.progress().fraction()
+                {
+                    println!("{:<12} epoch {epoch}: {:.0}%", placement.label(), done * 100.0);
+                }
             }
             let secs = t.elapsed().as_secs_f64();
             println!(
