@@ -1,5 +1,5 @@
 //! Building and dropping many pipelines leaks no file descriptor and no thread: each one is
-//! dropped mid-epoch with reads in flight. Alone in its own test binary, so nothing else opens
+//! dropped mid-epoch with reads in flight (and a source thread waiting for room). Alone in its own test binary, so nothing else opens
 //! or closes descriptors while they are counted.
 
 mod common;
@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use shardpipe::images::{ImageFolder, LoaderOptions, batches, loader, synth};
-use shardpipe::pipeline::Placement;
+use shardpipe::pipeline::{Placement, source};
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("procfs").count()
@@ -43,6 +43,13 @@ fn many_pipelines_dropped_mid_epoch_leak_no_descriptor_or_thread() {
         // Take a few batches (more when i is larger), then drop it in the middle of an epoch.
         for _ in 0..(1 + i % 5) {
             pipe.recv_timeout(Duration::from_secs(30)).expect("an endless loader yields batches");
+        }
+        drop(pipe);
+        // An endless source on its own thread, waiting for room when dropped.
+        let b = source(0..u64::MAX).source_thread().map(|x| x + 1);
+        let Some(mut pipe) = common::start(b, placement) else { return };
+        for _ in 0..(1 + i * 100) {
+            pipe.recv_timeout(Duration::from_secs(30)).expect("an endless source");
         }
         drop(pipe);
     }

@@ -120,6 +120,9 @@ pub enum PipelineBuildError {
     /// A shard refused the pipeline's task (it is shutting down).
     #[error("cannot start the pipeline on its shards: {0}")]
     Spawn(#[from] crate::runtime::SpawnError),
+    /// The source thread (`source_thread()`) could not start.
+    #[error("cannot start the source thread: {0}")]
+    SourceThread(std::io::Error),
     /// The offload threads could not start.
     #[error("cannot start the offload threads: {0}")]
     Offload(std::io::Error),
@@ -255,6 +258,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             steps: (0..shards).map(|_| Vec::<Step>::new()).collect(),
             ordered,
             source: None,
+            source_thread: None,
             current: Vec::new(),
             bound: 0,
             units_per_item: 1,
@@ -272,6 +276,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             }));
         }
         w.hold(BATCH + self.sink_buffer.max(2).next_power_of_two(), from.len());
+        let source_thread = w.source_thread.take().transpose().map_err(PipelineBuildError::SourceThread)?;
         let stages = sink_index + 1;
         let names = w.specs.iter().map(|s| s.name.clone()).collect();
         let reporting = self.report_every.map(|(every, f)| (every, f, Arc::new(Snapshots::new(shards))));
@@ -296,6 +301,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             control,
             shard_tasks: handles,
             rings,
+            source_thread,
             names,
             bound: w.bound,
             reporting,

@@ -17,6 +17,7 @@ use super::exchange::Merge;
 use super::offload::Offload;
 use super::progress::{Assembler, ConsumerCounts, Reporter, Snapshots, merge};
 use super::report::{FailureLimitExceeded, Report, ShardUsage, StageStats};
+use super::source_thread;
 use crate::channel::SharedReceiver;
 use crate::runtime::block_on::ThreadWaker;
 use crate::runtime::{JoinHandle, Runtime};
@@ -65,7 +66,13 @@ enum State {
     Finished,
 }
 
-/// A running pipeline. Dropping it stops it and joins every thread it started.
+/// How long ending a pipeline waits for its source thread, which may be inside the user's
+/// iterator (it is left to end on its own after that, at its next item).
+const SOURCE_THREAD_PATIENCE: Duration = Duration::from_millis(200);
+
+/// A running pipeline. Dropping it stops it and joins every thread it started (a source thread
+/// stuck inside the user's iterator excepted: see
+/// [`PipelineBuilder::source_thread`](super::PipelineBuilder::source_thread)).
 pub struct Pipeline<T: Send + 'static> {
     placement: Placement,
     runtime: Option<Runtime>,
@@ -73,6 +80,7 @@ pub struct Pipeline<T: Send + 'static> {
     control: Arc<Control>,
     shard_tasks: Vec<JoinHandle<Vec<StageStats>>>,
     rings: Merge<SharedReceiver<Msg<T>>>,
+    source_thread: Option<std::thread::JoinHandle<()>>,
     /// Epochs whose end marker the consumer has passed.
     epochs_done: u64,
     /// Source items delivered since the last epoch marker.
@@ -102,7 +110,8 @@ const SPINS_BEFORE_PARK: u32 = 64;
 
 impl<T: Send + 'static> Pipeline<T> {
     pub(crate) fn new(parts: Parts<T>) -> Self {
-        let Parts { placement, runtime, offload, control, shard_tasks, rings, names, bound, reporting } = parts;
+        let Parts { placement, runtime, offload, control, shard_tasks, rings, source_thread, names, bound, reporting } =
+            parts;
         let assembler = Assembler {
             placement: placement.label(),
             shards: runtime.shard_count(),
@@ -126,6 +135,7 @@ impl<T: Send + 'static> Pipeline<T> {
             control,
             shard_tasks,
             rings,
+            source_thread,
             epochs_done: 0,
             delivered_in_epoch: 0,
             waker: None,
@@ -352,6 +362,10 @@ impl<T: Send + 'static> Pipeline<T> {
             .into_iter()
             .map(|r| ShardUsage { id: r.id, busy: r.busy, idle: r.idle, tasks_run: r.tasks_run })
             .collect();
+        // The source task has ended with the shards: the thread stops at its next item.
+        if let Some(t) = self.source_thread.take() {
+            source_thread::join(t, SOURCE_THREAD_PATIENCE);
+        }
         // Every task holding a clone of the pool has ended with the shards.
         if let Some(mut pool) = self.offload.take().and_then(|p| Arc::try_unwrap(p).ok()) {
             trace.extend(pool.shut_down());
@@ -380,6 +394,7 @@ pub(crate) struct Parts<T: Send + 'static> {
     pub(crate) control: Arc<Control>,
     pub(crate) shard_tasks: Vec<JoinHandle<Vec<StageStats>>>,
     pub(crate) rings: Merge<SharedReceiver<Msg<T>>>,
+    pub(crate) source_thread: Option<std::thread::JoinHandle<()>>,
     pub(crate) names: Vec<String>,
     pub(crate) bound: u64,
     pub(crate) reporting: Option<(Duration, super::progress::ReportFn, Arc<Snapshots>)>,

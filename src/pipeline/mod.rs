@@ -27,6 +27,7 @@ mod progress;
 mod queue;
 mod report;
 mod source;
+mod source_thread;
 mod stage;
 mod wiring;
 

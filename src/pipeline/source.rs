@@ -18,7 +18,64 @@ const SLOW_GAP_NS: u64 = 2_000;
 /// The longest a dealt item waits for publication while the iterator keeps returning items.
 const MAX_UNPUBLISHED_NS: u64 = 20_000;
 
-/// Pulls pass after pass from `make_pass` (until it returns `None` or the pipeline stops), stamps
+/// Where the source task gets its items: the user's iterator called right here on the shard
+/// ([`Inline`]), or the source thread's feed ([`super::source_thread`]).
+pub(crate) trait Passes {
+    type Item: Send + 'static;
+
+    /// Starts pass `epoch`: `false` when there is none (the stream ends, or the user's code
+    /// panicked, which has failed the pipeline).
+    async fn start(&mut self, epoch: u64, cx: &StageCx) -> bool;
+
+    /// The pass's next item, `None` at its end. `publish` lets the consumer of the dealt items
+    /// see them: called before anything that may take long (`slow`: the iterator has been).
+    async fn next(&mut self, cx: &StageCx, slow: bool, publish: &dyn Fn()) -> Option<Self::Item>;
+}
+
+/// The user's passes, called on the source's shard.
+pub(crate) struct Inline<I, M> {
+    make_pass: M,
+    items: Option<I>,
+}
+
+impl<I, M> Inline<I, M> {
+    pub(crate) fn new(make_pass: M) -> Self {
+        Self { make_pass, items: None }
+    }
+}
+
+impl<I, M> Passes for Inline<I, M>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    M: FnMut(u64) -> Option<I>,
+{
+    type Item = I::Item;
+
+    async fn start(&mut self, epoch: u64, cx: &StageCx) -> bool {
+        self.items = pull(cx, || (self.make_pass)(epoch)).flatten();
+        let Some(items) = &self.items else { return false };
+        cx.control.started_pass(epoch, exact_len(items));
+        true
+    }
+
+    async fn next(&mut self, cx: &StageCx, slow: bool, publish: &dyn Fn()) -> Option<I::Item> {
+        if slow {
+            publish();
+        }
+        let items = self.items.as_mut()?;
+        pull(cx, || items.next()).flatten()
+    }
+}
+
+/// A pass's length, when its iterator knows it (an exact size hint: a range, a `Vec`, a file
+/// list): progress.
+pub(crate) fn exact_len(items: &impl Iterator) -> Option<u64> {
+    let (low, high) = items.size_hint();
+    (high == Some(low)).then_some(low as u64)
+}
+
+/// Pulls pass after pass from `passes` (until there are no more or the pipeline stops), stamps
 /// each item, and deals it out; after each pass an epoch marker when `mark_epochs`.
 ///
 /// Dealt items are published in batches, normally at the end of the shard's loop turn: one
@@ -27,18 +84,15 @@ const MAX_UNPUBLISHED_NS: u64 = 20_000;
 /// items would sit unpublished. So the source also publishes when 20 µs have passed since it last
 /// did, and before every call into an iterator whose items come more than 2 µs apart (the gap
 /// between stamps, read anyway, tells). What this cannot catch: an iterator that returns items
-/// quickly and then blocks until the consumer has them (it waits on itself: docs/pipeline.md).
-pub(crate) async fn source_task<I, M>(
-    mut make_pass: M,
+/// quickly and then blocks until the consumer has them (it waits on itself: run such an
+/// iterator on the source thread, `source_thread()`, docs/pipeline.md).
+pub(crate) async fn source_task<P: Passes>(
+    mut passes: P,
     mark_epochs: bool,
     rate: Option<f64>,
-    mut dealer: Dealer<I::Item>,
+    mut dealer: Dealer<P::Item>,
     cx: StageCx,
-) where
-    I: Iterator,
-    I::Item: Send + 'static,
-    M: FnMut(u64) -> Option<I>,
-{
+) {
     let mut since_charge = 0usize;
     let (mut last_stamp, mut last_flush) = (0u64, 0u64);
     // Open loop: item k is due at `first + k / rate`; it is stamped with that time.
@@ -48,18 +102,14 @@ pub(crate) async fn source_task<I, M>(
     let mut slow = true;
     for epoch in 0.. {
         dealer.flush();
-        let Some(mut items) = pull(&cx, || make_pass(epoch)).flatten() else { return };
-        // An exact size hint (a range, a Vec, a file list) is the pass's length: progress.
-        let (low, high) = items.size_hint();
-        cx.control.started_pass(epoch, (high == Some(low)).then_some(low as u64));
+        if !passes.start(epoch, &cx).await {
+            return;
+        }
         loop {
             if cx.control.source_stopped() {
                 return;
             }
-            if slow {
-                dealer.flush();
-            }
-            let Some(value) = pull(&cx, || items.next()).flatten() else { break };
+            let Some(value) = passes.next(&cx, slow, &|| dealer.flush()).await else { break };
             let mut now = cx.control.now_ns();
             let stamp = match interval_ns {
                 None => now,
@@ -100,11 +150,16 @@ fn pull<R>(cx: &StageCx, f: impl FnOnce() -> R) -> Option<R> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => Some(r),
         Err(p) => {
-            cx.stats.borrow_mut().failures += 1;
-            cx.control.fail_fatal(cx.index, format!("the source panicked: {}", task_panic_message(&*p)));
+            source_panicked(cx, &task_panic_message(&*p));
             None
         }
     }
+}
+
+/// The user's source code panicked with `message`: counted, and the pipeline fails.
+pub(crate) fn source_panicked(cx: &StageCx, message: &str) {
+    cx.stats.borrow_mut().failures += 1;
+    cx.control.fail_fatal(cx.index, format!("the source panicked: {message}"));
 }
 
 /// Carries this shard's stream across a boundary: to the next stage's shards, or to the

@@ -69,6 +69,8 @@ pub(crate) struct StageSpec {
     pub(crate) shards: Option<Vec<usize>>,
     /// The source only: emit at this many items per second (open loop).
     pub(crate) rate: Option<f64>,
+    /// The source only: run the user's iterator on a thread of its own.
+    pub(crate) threaded: bool,
 }
 
 impl StageSpec {
@@ -85,6 +87,7 @@ impl StageSpec {
             batch: None,
             shards: None,
             rate: None,
+            threaded: false,
         }
     }
 }
@@ -105,6 +108,8 @@ pub(crate) struct Wiring {
     pub(crate) ordered: bool,
     /// The source, until the first stage says where its items go.
     pub(crate) source: Option<PlaceSource>,
+    /// `source_thread()`: the thread running the user's iterator, or why it did not start.
+    pub(crate) source_thread: Option<std::io::Result<std::thread::JoinHandle<()>>>,
     /// The shards holding the chain's output so far.
     pub(crate) current: Vec<usize>,
     /// Upper bound on source items inside the pipeline at once (queues, batches, tasks).

@@ -1,0 +1,104 @@
+//! `source_thread()`: the user's iterator on a thread of its own, in every placement: the same
+//! items as on the shard, epochs and progress, a source that waits on the consumer, a panic, and
+//! an early stop with the thread waiting for room.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_balanced, start};
+
+use shardpipe::pipeline::{Placement, RecvTimeoutError, source, source_epochs};
+
+const PLACEMENTS: [Placement; 3] =
+    [Placement::SingleLoop { offload_threads: 2 }, Placement::Sharded { shards: 1 }, Placement::Sharded { shards: 0 }];
+
+#[test]
+fn a_threaded_source_delivers_the_same_items_epochs_and_lengths() {
+    for p in PLACEMENTS {
+        // Epoch passes made on the source thread (the iterator need not be Send there either).
+        let b = source_epochs(|e| (e < 3).then(|| (0..(300u64 << e)).map(move |x| x * 10 + e)))
+            .source_thread()
+            .map(|x| x + 1)
+            .aggregate(7);
+        let Some(mut pipe) = start(b, p) else { return };
+        for e in 0..3u64 {
+            let mut items = pipe.epoch();
+            let mut got = Vec::new();
+            while let Some(batch) = items.next() {
+                got.extend(batch);
+                assert_eq!(items.progress().len, Some(300 << e), "{p:?}: the thread reports the pass length");
+            }
+            got.sort_unstable();
+            let want: Vec<u64> = (0..(300u64 << e)).map(|x| x * 10 + e + 1).collect();
+            assert_eq!(got, want, "{p:?}: epoch {e}");
+        }
+        let r = pipe.finish().expect("no failures");
+        assert_eq!(r.account.produced, 300 + 600 + 1200);
+        assert_balanced(&r);
+    }
+}
+
+#[test]
+fn a_source_that_waits_on_the_consumer_runs_beside_stages_on_its_own_shard() {
+    // Each item waits for a token the consumer sends after receiving the one before. On shard
+    // 0's loop this iterator would block the stage running there (on a single loop, every
+    // stage); on its own thread every stage keeps running.
+    for p in PLACEMENTS {
+        let (token_tx, token_rx) = std::sync::mpsc::channel::<()>();
+        let items = (0..100u64).inspect(move |_| {
+            let _ = token_rx.recv();
+        });
+        let b = source(items).source_thread().map(|x| x * 2).pipe_blocking(Some);
+        let Some(mut pipe) = start(b, p) else { return };
+        for i in 0..100 {
+            token_tx.send(()).unwrap();
+            assert_eq!(pipe.recv_timeout(Duration::from_secs(30)), Ok(i * 2), "{p:?}: item {i}");
+        }
+        drop(token_tx);
+        assert_eq!(pipe.recv_timeout(Duration::from_secs(30)), Err(RecvTimeoutError::Ended));
+        assert_balanced(&pipe.finish().unwrap());
+    }
+}
+
+#[test]
+fn a_panic_on_the_source_thread_fails_the_pipeline_and_names_the_source() {
+    for p in PLACEMENTS {
+        let items = (0..1000u64).inspect(|&x| assert!(x != 500, "source broke at {x}"));
+        let Some(mut pipe) = start(source(items).source_thread(), p) else { return };
+        assert_eq!(pipe.iter().count(), 500, "{p:?}");
+        let err = pipe.finish().expect_err("a broken source is a failure");
+        assert!(err.to_string().contains("'source'") && err.to_string().contains("source broke at 500"), "{err}");
+        assert_balanced(&err.report);
+    }
+}
+
+#[test]
+fn stopping_ends_the_source_while_its_thread_waits_for_room() {
+    // An endless source fills the feed and waits for room: stop() ends it and the account
+    // balances. (That no thread is left behind is checked in tests/resources.rs, which
+    // counts threads alone in its own binary.)
+    for p in PLACEMENTS {
+        let Some(mut pipe) = start(source(0..u64::MAX).source_thread().map(|x| x), p) else { return };
+        for _ in 0..1000 {
+            pipe.recv().expect("endless");
+        }
+        pipe.stop();
+        assert_eq!(pipe.recv_timeout(Duration::ZERO), Err(RecvTimeoutError::Ended));
+        assert_balanced(pipe.report().expect("stopped"));
+    }
+}
+
+#[test]
+fn dropping_the_pipeline_while_the_iterator_blocks_returns() {
+    // The iterator waits for items that never come: dropping the pipeline must not wait for it
+    // (the thread ends once the iterator returns).
+    for p in PLACEMENTS {
+        let (tx, rx) = std::sync::mpsc::channel::<u64>();
+        let Some(mut pipe) = start(source(rx).source_thread(), p) else { return };
+        tx.send(7).unwrap();
+        assert_eq!(pipe.recv_timeout(Duration::from_secs(30)), Ok(7));
+        drop(pipe);
+        drop(tx);
+    }
+}
