@@ -6,12 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_balanced, start};
+use common::{PLACEMENTS, assert_balanced, start};
 
-use shardpipe::pipeline::{Placement, RecvTimeoutError, source, source_epochs};
-
-const PLACEMENTS: [Placement; 3] =
-    [Placement::SingleLoop { offload_threads: 2 }, Placement::Sharded { shards: 1 }, Placement::Sharded { shards: 0 }];
+use shardpipe::pipeline::{RecvTimeoutError, source, source_epochs};
 
 #[test]
 fn a_threaded_source_delivers_the_same_items_epochs_and_lengths() {

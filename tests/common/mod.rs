@@ -4,6 +4,10 @@
 use shardpipe::pipeline::{Pipeline, PipelineBuildError, PipelineBuilder, Placement, Report};
 use shardpipe::{BuildError, Builder, Runtime};
 
+/// The placements every pipeline behaviour is checked in: one loop, one shard, every CPU.
+pub const PLACEMENTS: [Placement; 3] =
+    [Placement::SingleLoop { offload_threads: 2 }, Placement::Sharded { shards: 1 }, Placement::Sharded { shards: 0 }];
+
 /// Builds a runtime, or prints why io_uring is unavailable and returns `None` (the test skips).
 pub fn runtime(configure: impl FnOnce(&mut Builder)) -> Option<Runtime> {
     let mut b = Runtime::builder();
