@@ -1,5 +1,6 @@
-//! Fault injection: random pipelines (stages, concurrency, order, placement, epochs) under random
-//! fault schedules (errors, panics, delays, ops that never finish, failure limits, a consumer
+//! Fault injection: random pipelines (stages, concurrency, order, placement, epochs, the source on
+//! its own thread or not) under random fault schedules (errors, panics, delays, ops that never
+//! finish, failure limits as counts and rates, a consumer
 //! that stops early, drops the pipeline mid-flight). Every run must end within a bound, deliver no value twice and nothing it
 //! should not, and keep an account that balances; a run that no limit or stop cut short must
 //! deliver exactly what a sequential model of the same faults says. Cross-shard rings under
@@ -44,6 +45,7 @@ struct Stage {
     /// Per mille of items whose async op never finishes (async stages only).
     stuck: u32,
     max_failures: Option<u64>,
+    max_failure_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +65,9 @@ struct Case {
     placement: Placement,
     consumer: Consumer,
     max_failures_total: Option<u64>,
+    max_failure_rate_total: Option<f64>,
+    /// The iterator on its own thread (`source_thread()`).
+    source_thread: bool,
 }
 
 /// A deterministic per-(value, stage) draw in 0..1000: the model and the pipeline agree on it.
@@ -118,6 +123,9 @@ fn model(case: &Case) -> Vec<Item> {
 fn build(case: &Case) -> PipelineBuilder<Item> {
     let (items, epochs) = (case.items, case.epochs);
     let mut b = source_epochs(move |e| (e < epochs).then(|| (0..items).map(|id| (id, 1u32)))).buffer(64);
+    if case.source_thread {
+        b = b.source_thread();
+    }
     for (i, st) in case.stages.iter().enumerate() {
         let s = st.clone();
         b = match st.kind {
@@ -148,9 +156,15 @@ fn build(case: &Case) -> PipelineBuilder<Item> {
         if let Some(m) = st.max_failures {
             b = b.max_failures(m);
         }
+        if let Some(r) = st.max_failure_rate {
+            b = b.max_failure_rate(r);
+        }
     }
-    match case.max_failures_total {
-        Some(m) => b.max_failures_total(m),
+    if let Some(m) = case.max_failures_total {
+        b = b.max_failures_total(m);
+    }
+    match case.max_failure_rate_total {
+        Some(r) => b.max_failure_rate_total(r),
         None => b,
     }
 }
@@ -214,8 +228,9 @@ fn stage() -> impl Strategy<Value = Stage> {
         Just(Kind::Blocking)
     ];
     let stuck = prop_oneof![4 => Just(0u32), 1 => 1u32..5];
-    (kind, 1usize..8, any::<bool>(), 0u32..40, 0u32..15, 0u32..100, stuck, prop::option::weighted(0.3, 0u64..20))
-        .prop_map(|(kind, concurrency, ordered, errors, panics, delays, stuck, max_failures)| Stage {
+    let limits = (prop::option::weighted(0.3, 0u64..20), prop::option::weighted(0.15, 0.005f64..0.1));
+    (kind, 1usize..8, any::<bool>(), 0u32..40, 0u32..15, 0u32..100, stuck, limits).prop_map(
+        |(kind, concurrency, ordered, errors, panics, delays, stuck, (max_failures, max_failure_rate))| Stage {
             kind,
             concurrency,
             ordered,
@@ -225,7 +240,9 @@ fn stage() -> impl Strategy<Value = Stage> {
             delays,
             stuck: if kind == Kind::Async { stuck } else { 0 },
             max_failures,
-        })
+            max_failure_rate,
+        },
+    )
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -246,15 +263,32 @@ fn case() -> impl Strategy<Value = Case> {
         placement,
         consumer,
         prop::option::weighted(0.2, 0u64..30),
+        prop::option::weighted(0.1, 0.005f64..0.1),
+        prop::bool::weighted(0.25),
     )
-        .prop_map(|(items, epochs, stages, placement, consumer, max_failures_total)| Case {
-            items,
-            epochs,
-            stages,
-            placement,
-            consumer,
-            max_failures_total,
-        })
+        .prop_map(
+            |(
+                items,
+                epochs,
+                stages,
+                placement,
+                consumer,
+                max_failures_total,
+                max_failure_rate_total,
+                source_thread,
+            )| {
+                Case {
+                    items,
+                    epochs,
+                    stages,
+                    placement,
+                    consumer,
+                    max_failures_total,
+                    max_failure_rate_total,
+                    source_thread,
+                }
+            },
+        )
 }
 
 /// Injected panics are expected by the hundred: keep them off stderr, report every other.
