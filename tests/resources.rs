@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use shardpipe::images::{ImageFolder, LoaderOptions, batches, loader, synth};
-use shardpipe::pipeline::{Placement, source};
+use shardpipe::pipeline::{Placement, merge_sources, source};
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("procfs").count()
@@ -45,8 +45,13 @@ fn many_pipelines_dropped_mid_epoch_leak_no_descriptor_or_thread() {
             pipe.recv_timeout(Duration::from_secs(30)).expect("an endless loader yields batches");
         }
         drop(pipe);
-        // An endless source on its own thread, waiting for room when dropped.
-        let b = source(0..u64::MAX).source_thread().map(|x| x + 1);
+        // Endless sources on their own threads (one, or two merged), waiting for room when
+        // dropped.
+        let b = if i % 2 == 0 {
+            source(0..u64::MAX).source_thread().map(|x| x + 1)
+        } else {
+            merge_sources([0..u64::MAX, 0..u64::MAX]).map(|x| x + 1)
+        };
         let Some(mut pipe) = common::start(b, placement) else { return };
         for _ in 0..(1 + i * 100) {
             pipe.recv_timeout(Duration::from_secs(30)).expect("an endless source");

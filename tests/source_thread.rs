@@ -1,6 +1,6 @@
-//! `source_thread()`: the user's iterator on a thread of its own, in every placement: the same
-//! items as on the shard, epochs and progress, a source that waits on the consumer, a panic, and
-//! an early stop with the thread waiting for room.
+//! `source_thread()` and `merge_sources`: the user's iterators on threads of their own, in every
+//! placement: the same items as on the shard, epochs and progress, a source that waits on the
+//! consumer, merged sources that end at different times or block, panics, and early stops.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{PLACEMENTS, assert_balanced, start};
 
-use shardpipe::pipeline::{RecvTimeoutError, source, source_epochs};
+use shardpipe::pipeline::{RecvTimeoutError, merge_sources, source, source_epochs};
 
 #[test]
 fn a_threaded_source_delivers_the_same_items_epochs_and_lengths() {
@@ -97,5 +97,69 @@ fn dropping_the_pipeline_while_the_iterator_blocks_returns() {
         assert_eq!(pipe.recv_timeout(Duration::from_secs(30)), Ok(7));
         drop(pipe);
         drop(tx);
+    }
+}
+
+#[test]
+fn merged_sources_deliver_every_item_once_and_one_ending_early_stops_nothing() {
+    for p in PLACEMENTS {
+        let sources = vec![0..10u64, 1000..1500, 5000..8000];
+        let b = merge_sources(sources).map(|x| x + 1).aggregate(16);
+        let Some(mut pipe) = start(b, p) else { return };
+        let mut items = pipe.iter();
+        let mut got: Vec<u64> = Vec::new();
+        while let Some(batch) = items.next() {
+            got.extend(batch);
+            assert_eq!(items.progress().len, Some(10 + 500 + 3000), "{p:?}: the lengths add up");
+        }
+        got.sort_unstable();
+        let want: Vec<u64> = (0..10u64).chain(1000..1500).chain(5000..8000).map(|x| x + 1).collect();
+        assert_eq!(got, want, "{p:?}");
+        let r = pipe.finish().expect("no failures");
+        assert_eq!(r.account.produced, 3510);
+        assert_balanced(&r);
+        // No sources at all: an empty stream, not a hang.
+        let Some(mut pipe) = start(merge_sources(Vec::<std::ops::Range<u64>>::new()), p) else { return };
+        assert_eq!(pipe.iter().count(), 0);
+    }
+}
+
+#[test]
+fn a_blocked_merged_source_does_not_hold_up_the_others() {
+    // Source A waits until the consumer has every item of source B; B must flow meanwhile.
+    for p in PLACEMENTS {
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let a: Box<dyn Iterator<Item = u64> + Send> = Box::new((0..5u64).inspect(move |&x| {
+            if x == 0 {
+                let _ = go_rx.recv();
+            }
+        }));
+        let b: Box<dyn Iterator<Item = u64> + Send> = Box::new(100..200u64);
+        let Some(mut pipe) = start(merge_sources(vec![a, b]).map(|x| x * 2), p) else { return };
+        let mut from_b = 0;
+        while from_b < 100 {
+            let v = pipe.recv_timeout(Duration::from_secs(30)).expect("B's items flow while A blocks");
+            assert!(v >= 200, "{p:?}: A is blocked, so this must be B's: {v}");
+            from_b += 1;
+        }
+        go_tx.send(()).unwrap();
+        let mut rest: Vec<u64> = pipe.iter().collect();
+        rest.sort_unstable();
+        assert_eq!(rest, [0, 2, 4, 6, 8], "{p:?}");
+        assert_balanced(&pipe.finish().unwrap());
+    }
+}
+
+#[test]
+fn a_panic_in_one_merged_source_fails_the_pipeline() {
+    for p in PLACEMENTS {
+        let bad: Box<dyn Iterator<Item = u64> + Send> =
+            Box::new((0..100u64).inspect(|&x| assert!(x != 50, "source broke at {x}")));
+        let good: Box<dyn Iterator<Item = u64> + Send> = Box::new(1000..1100u64);
+        let Some(mut pipe) = start(merge_sources(vec![bad, good]), p) else { return };
+        let _ = pipe.iter().count();
+        let err = pipe.finish().expect_err("a broken source is a failure");
+        assert!(err.to_string().contains("source broke at 50"), "{p:?}: {err}");
+        assert_balanced(&err.report);
     }
 }

@@ -120,8 +120,8 @@ pub enum PipelineBuildError {
     /// A shard refused the pipeline's task (it is shutting down).
     #[error("cannot start the pipeline on its shards: {0}")]
     Spawn(#[from] crate::runtime::SpawnError),
-    /// The source thread (`source_thread()`) could not start.
-    #[error("cannot start the source thread: {0}")]
+    /// A source thread (`source_thread()`, `merge_sources`) could not start.
+    #[error("cannot start a source thread: {0}")]
     SourceThread(std::io::Error),
     /// The offload threads could not start.
     #[error("cannot start the offload threads: {0}")]
@@ -258,7 +258,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             steps: (0..shards).map(|_| Vec::<Step>::new()).collect(),
             ordered,
             source: None,
-            source_thread: None,
+            source_threads: Vec::new(),
             current: Vec::new(),
             bound: 0,
             units_per_item: 1,
@@ -276,7 +276,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             }));
         }
         w.hold(BATCH + self.sink_buffer.max(2).next_power_of_two(), from.len());
-        let source_thread = w.source_thread.take().transpose().map_err(PipelineBuildError::SourceThread)?;
+        let source_threads = std::mem::take(&mut w.source_threads)
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(PipelineBuildError::SourceThread)?;
         let stages = sink_index + 1;
         let names = w.specs.iter().map(|s| s.name.clone()).collect();
         let reporting = self.report_every.map(|(every, f)| (every, f, Arc::new(Snapshots::new(shards))));
@@ -301,7 +304,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             control,
             shard_tasks: handles,
             rings,
-            source_thread,
+            source_threads,
             names,
             bound: w.bound,
             reporting,

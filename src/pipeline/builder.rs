@@ -12,13 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::aggregate::{Aggregator, Leftovers, aggregate_worker, custom_aggregate_worker};
-use super::envelope::{Envelope, Msg};
-use super::exchange::Dealer;
+use super::envelope::Envelope;
 use super::progress::ReportFn;
 use super::report::Report;
-use super::source::{Inline, source_task};
-use super::source_thread::{self, Fed, Feed};
-use super::stage::{BATCH, Inbound, Timing, inline_worker, tasks_worker};
+use super::stage::{BATCH, Timing, inline_worker, tasks_worker};
 use super::wiring::{DEFAULT_BATCH_BUFFER, DEFAULT_BUFFER, Kind, ShardBuild, StageSpec, Wiring};
 use crate::channel::{self, SharedReceiver};
 
@@ -48,14 +45,6 @@ impl<U, E: Display> Outcome for Result<U, E> {
 
 pub(super) type Wire = Box<dyn FnOnce(&mut Wiring) + Send>;
 
-/// Capacity of the source's ring to each shard unless set with `buffer(n)` right after
-/// `source`. Smaller rings let a shard run dry while shard 0 (which also runs the source) is
-/// busy with its own share of the stages: with 256, shard 1 sat idle 4-7% of a CPU-bound run.
-const SOURCE_RING: usize = 1024;
-
-/// Slots of the ring from the source thread to the source task (`source_thread()`).
-const SOURCE_FEED: usize = 256;
-
 /// A pipeline being described; `T` is what its last stage emits.
 #[must_use = "a builder does nothing until .build(placement)"]
 pub struct PipelineBuilder<T> {
@@ -66,85 +55,13 @@ pub struct PipelineBuilder<T> {
     pub(super) sink_buffer: usize,
     pub(super) report_every: Option<(Duration, ReportFn)>,
     pub(super) trace: bool,
-    _out: PhantomData<fn() -> T>,
+    pub(super) _out: PhantomData<fn() -> T>,
 }
 
 impl<T> std::fmt::Debug for PipelineBuilder<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<_> = self.specs.iter().map(|s| s.name.as_str()).collect();
         f.debug_struct("PipelineBuilder").field("stages", &names).finish_non_exhaustive()
-    }
-}
-
-/// Starts a pipeline from `items` (any iterator whose items can cross threads): one pass.
-pub fn source<I>(items: I) -> PipelineBuilder<I::Item>
-where
-    I: IntoIterator,
-    I::IntoIter: Send + 'static,
-    I::Item: Send + 'static,
-{
-    let mut once = Some(items.into_iter());
-    source_passes(move |_| once.take(), false)
-}
-
-/// A continuous source (SPDL's `continuous=True`): `make(epoch)` gives the items of each pass,
-/// `None` ends the stream (never returning `None` runs until `stop()`). An end-of-epoch marker
-/// follows each pass; the consumer sees it as the end of [`Pipeline::epoch`](super::Pipeline::epoch)'s iterator. The
-/// iterator is made on shard 0, so it need not be `Send` (a seeded shuffle per epoch, say).
-pub fn source_epochs<I, M>(make: M) -> PipelineBuilder<I::Item>
-where
-    I: IntoIterator,
-    I::IntoIter: 'static,
-    I::Item: Send + 'static,
-    M: FnMut(u64) -> Option<I> + Send + 'static,
-{
-    let mut make = make;
-    source_passes(move |e| make(e).map(IntoIterator::into_iter), true)
-}
-
-fn source_passes<I, M>(make: M, mark_epochs: bool) -> PipelineBuilder<I::Item>
-where
-    I: Iterator + 'static,
-    I::Item: Send + 'static,
-    M: FnMut(u64) -> Option<I> + Send + 'static,
-{
-    let wire: Wire = Box::new(move |w: &mut Wiring| {
-        w.source = Some(Box::new(move |w: &mut Wiring, targets: &[usize]| {
-            let cap = w.specs[0].buffer;
-            let rate = w.specs[0].rate;
-            let ordered = w.ordered;
-            let (txs, rxs): (Vec<_>, Vec<_>) = targets.iter().map(|_| channel::bounded::<Msg<I::Item>>(cap)).unzip();
-            w.hold(cap.max(2).next_power_of_two() + 1, targets.len());
-            let connect = move || Dealer::new(txs.into_iter().map(|t| t.connect()).collect(), ordered, true);
-            if w.specs[0].threaded {
-                // The user's iterator on its own thread, feeding the source task.
-                let (feed_tx, feed_rx) = channel::bounded::<Feed<I::Item>>(SOURCE_FEED);
-                w.hold(SOURCE_FEED + 1, 1);
-                w.source_thread = Some(source_thread::spawn(make, feed_tx));
-                w.steps[0].push(Box::new(move |sb: &mut ShardBuild| {
-                    let cx = sb.stage(0);
-                    sb.spawn(source_task(Fed::new(feed_rx.connect()), mark_epochs, rate, connect(), cx));
-                }));
-            } else {
-                w.steps[0].push(Box::new(move |sb: &mut ShardBuild| {
-                    let cx = sb.stage(0);
-                    sb.spawn(source_task(Inline::new(make), mark_epochs, rate, connect(), cx));
-                }));
-            }
-            for (&t, rx) in targets.iter().zip(rxs) {
-                w.steps[t].push(Box::new(move |sb: &mut ShardBuild| sb.set_upstream(Inbound::Ring(rx.connect()))));
-            }
-        }));
-    });
-    PipelineBuilder {
-        wire,
-        specs: vec![StageSpec::new("source".into(), Kind::Source, SOURCE_RING)],
-        max_failures_total: None,
-        max_failure_rate_total: None,
-        sink_buffer: 3,
-        report_every: None,
-        trace: false,
-        _out: PhantomData,
     }
 }
 
@@ -431,7 +348,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
-    /// Runs the source's iterator (and, for [`source_epochs`], the function that makes each
+    /// Runs the source's iterator (and, for [`source_epochs`](super::source_epochs), the function that makes each
     /// pass) on a thread of its own, `pipeline-source`, instead of on shard 0's event loop. For
     /// iterators that block — on I/O, a lock, or the consumer itself (a token it hands back) —
     /// which would otherwise stall every stage shard 0 runs (on a single loop: every stage).

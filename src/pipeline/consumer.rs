@@ -66,8 +66,8 @@ enum State {
     Finished,
 }
 
-/// How long ending a pipeline waits for its source thread, which may be inside the user's
-/// iterator (it is left to end on its own after that, at its next item).
+/// How long ending a pipeline waits for its source threads, which may be inside the user's
+/// iterators (one is left to end on its own after that, at its next item).
 const SOURCE_THREAD_PATIENCE: Duration = Duration::from_millis(200);
 
 /// A running pipeline. Dropping it stops it and joins every thread it started (a source thread
@@ -80,7 +80,7 @@ pub struct Pipeline<T: Send + 'static> {
     control: Arc<Control>,
     shard_tasks: Vec<JoinHandle<Vec<StageStats>>>,
     rings: Merge<SharedReceiver<Msg<T>>>,
-    source_thread: Option<std::thread::JoinHandle<()>>,
+    source_threads: Vec<std::thread::JoinHandle<()>>,
     /// Epochs whose end marker the consumer has passed.
     epochs_done: u64,
     /// Source items delivered since the last epoch marker.
@@ -110,7 +110,7 @@ const SPINS_BEFORE_PARK: u32 = 64;
 
 impl<T: Send + 'static> Pipeline<T> {
     pub(crate) fn new(parts: Parts<T>) -> Self {
-        let Parts { placement, runtime, offload, control, shard_tasks, rings, source_thread, names, bound, reporting } =
+        let Parts { placement, runtime, offload, control, shard_tasks, rings, source_threads, names, bound, reporting } =
             parts;
         let assembler = Assembler {
             placement: placement.label(),
@@ -135,7 +135,7 @@ impl<T: Send + 'static> Pipeline<T> {
             control,
             shard_tasks,
             rings,
-            source_thread,
+            source_threads,
             epochs_done: 0,
             delivered_in_epoch: 0,
             waker: None,
@@ -363,9 +363,7 @@ impl<T: Send + 'static> Pipeline<T> {
             .map(|r| ShardUsage { id: r.id, busy: r.busy, idle: r.idle, tasks_run: r.tasks_run })
             .collect();
         // The source task has ended with the shards: the thread stops at its next item.
-        if let Some(t) = self.source_thread.take() {
-            source_thread::join(t, SOURCE_THREAD_PATIENCE);
-        }
+        source_thread::join(std::mem::take(&mut self.source_threads), SOURCE_THREAD_PATIENCE);
         // Every task holding a clone of the pool has ended with the shards.
         if let Some(mut pool) = self.offload.take().and_then(|p| Arc::try_unwrap(p).ok()) {
             trace.extend(pool.shut_down());
@@ -394,7 +392,7 @@ pub(crate) struct Parts<T: Send + 'static> {
     pub(crate) control: Arc<Control>,
     pub(crate) shard_tasks: Vec<JoinHandle<Vec<StageStats>>>,
     pub(crate) rings: Merge<SharedReceiver<Msg<T>>>,
-    pub(crate) source_thread: Option<std::thread::JoinHandle<()>>,
+    pub(crate) source_threads: Vec<std::thread::JoinHandle<()>>,
     pub(crate) names: Vec<String>,
     pub(crate) bound: u64,
     pub(crate) reporting: Option<(Duration, super::progress::ReportFn, Arc<Snapshots>)>,

@@ -28,11 +28,13 @@ mod queue;
 mod report;
 mod source;
 mod source_thread;
+mod sources;
 mod stage;
 mod wiring;
 
 pub use aggregate::Aggregator;
 pub use build::{PipelineBuildError, Placement};
-pub use builder::{Outcome, PipelineBuilder, source, source_epochs};
+pub use builder::{Outcome, PipelineBuilder};
 pub use consumer::{EpochItems, Items, Pipeline, PipelineFailed, Progress, RecvTimeoutError};
 pub use report::{Account, FailureLimitExceeded, Report, ShardUsage, StageFailures, StageReport, StageStats, fmt_ns};
+pub use sources::{merge_sources, source, source_epochs};

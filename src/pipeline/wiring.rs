@@ -108,8 +108,9 @@ pub(crate) struct Wiring {
     pub(crate) ordered: bool,
     /// The source, until the first stage says where its items go.
     pub(crate) source: Option<PlaceSource>,
-    /// `source_thread()`: the thread running the user's iterator, or why it did not start.
-    pub(crate) source_thread: Option<std::io::Result<std::thread::JoinHandle<()>>>,
+    /// `source_thread()`, `merge_sources`: the threads running the user's iterators, or why
+    /// they did not start.
+    pub(crate) source_threads: Vec<std::io::Result<std::thread::JoinHandle<()>>>,
     /// The shards holding the chain's output so far.
     pub(crate) current: Vec<usize>,
     /// Upper bound on source items inside the pipeline at once (queues, batches, tasks).
