@@ -17,10 +17,10 @@ pub(crate) const SAMPLES_PER_STAGE: usize = 8;
 
 /// Calls a stage (or the pipeline) must have had before its failure rate is judged (SPDL's
 /// probation): early failures are too few to make a rate of.
-pub(crate) const RATE_PROBATION_CALLS: u64 = 100;
+const RATE_PROBATION_CALLS: u64 = 100;
 
 /// A failure policy: a count, a rate of calls, both, or none.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Limits {
     /// Failures allowed; one more trips.
     pub(crate) count: Option<u64>,
@@ -29,9 +29,13 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
-    fn exceeded(&self, failures: u64, calls: u64) -> bool {
+    fn over_count(&self, failures: u64) -> bool {
         self.count.is_some_and(|m| failures > m)
-            || self.rate.is_some_and(|r| calls >= RATE_PROBATION_CALLS && failures as f64 > r * calls as f64)
+    }
+
+    /// `failed` of `of` is above the rate, once `of` is past the probation.
+    fn over_rate(&self, failed: u64, of: u64) -> bool {
+        self.rate.is_some_and(|r| of >= RATE_PROBATION_CALLS && failed as f64 > r * of as f64)
     }
 }
 
@@ -188,11 +192,11 @@ impl Control {
             }
         }
         let total = self.failures_total.fetch_add(1, Ordering::Relaxed) + 1;
-        let over_stage = stage.limits.exceeded(n, stage.calls.load(Ordering::Relaxed));
+        let over_stage = stage.limits.over_count(n) || stage.limits.over_rate(n, stage.calls.load(Ordering::Relaxed));
         // The pipeline's rate: source items failed (anywhere) over source items produced.
         let failed_units = self.failed_units.fetch_add(units, Ordering::Relaxed) + units;
-        let over_total = self.total.count.is_some_and(|m| total > m)
-            || Limits { count: None, ..self.total }.exceeded(failed_units, self.produced.load(Ordering::Relaxed));
+        let over_total =
+            self.total.over_count(total) || self.total.over_rate(failed_units, self.produced.load(Ordering::Relaxed));
         if over_stage || over_total {
             self.tripped.store(true, Ordering::Relaxed);
             self.cancel_below(index + 1);
