@@ -157,9 +157,11 @@ fn failure_rates_outside_zero_to_one_are_refused() {
 
 #[test]
 fn a_panicking_source_fails_the_pipeline_and_names_the_source() {
-    for p in PLACEMENTS {
+    // On shard 0's loop and on a thread of its own (`source_thread()`) alike.
+    for (p, threaded) in PLACEMENTS.into_iter().flat_map(|p| [(p, false), (p, true)]) {
         let items = (0..1000u64).inspect(|&x| assert!(x != 500, "source broke at {x}"));
-        let Some(mut pipe) = start(source(items), p) else { return };
+        let b = if threaded { source(items).source_thread() } else { source(items) };
+        let Some(mut pipe) = start(b, p) else { return };
         let got = pipe.iter().count();
         assert_eq!(got, 500, "{p:?}");
         let err = pipe.finish().expect_err("a broken source is a failure");

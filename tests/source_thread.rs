@@ -1,6 +1,7 @@
 //! `source_thread()` and `merge_sources`: the user's iterators on threads of their own, in every
 //! placement: the same items as on the shard, epochs and progress, a source that waits on the
-//! consumer, merged sources that end at different times or block, panics, and early stops.
+//! consumer, merged sources that end at different times or block, a panic in a merged source,
+//! and early stops (a panic on a single source thread: `tests/pipeline_failures.rs`).
 
 mod common;
 
@@ -55,18 +56,6 @@ fn a_source_that_waits_on_the_consumer_runs_beside_stages_on_its_own_shard() {
         drop(token_tx);
         assert_eq!(pipe.recv_timeout(Duration::from_secs(30)), Err(RecvTimeoutError::Ended));
         assert_balanced(&pipe.finish().unwrap());
-    }
-}
-
-#[test]
-fn a_panic_on_the_source_thread_fails_the_pipeline_and_names_the_source() {
-    for p in PLACEMENTS {
-        let items = (0..1000u64).inspect(|&x| assert!(x != 500, "source broke at {x}"));
-        let Some(mut pipe) = start(source(items).source_thread(), p) else { return };
-        assert_eq!(pipe.iter().count(), 500, "{p:?}");
-        let err = pipe.finish().expect_err("a broken source is a failure");
-        assert!(err.to_string().contains("'source'") && err.to_string().contains("source broke at 500"), "{err}");
-        assert_balanced(&err.report);
     }
 }
 
