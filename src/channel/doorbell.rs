@@ -44,8 +44,7 @@ impl Doorbell {
         self.armed.load(Ordering::Relaxed) && self.armed.swap(false, Ordering::Relaxed)
     }
 
-    /// Whether the waiter has announced sleep (diagnostics and tests only).
-    #[cfg(all(test, not(loom)))]
+    /// Whether the waiter has announced sleep. A hint: it may change right after the read.
     pub(crate) fn is_armed(&self) -> bool {
         self.armed.load(Ordering::Relaxed)
     }

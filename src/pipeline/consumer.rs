@@ -15,11 +15,12 @@ use super::control::Control;
 use super::envelope::{Envelope, Msg};
 use super::exchange::Merge;
 use super::offload::Offload;
-use super::progress::{Assembler, ConsumerCounts, Reporter, Snapshots, merge};
+use super::progress::{Assembler, ConsumerCounts, Ending, LazyReport, Reporter, Snapshots};
 use super::report::{FailureLimitExceeded, Report, ShardUsage, StageStats};
 use super::source_thread;
 use crate::channel::SharedReceiver;
 use crate::runtime::block_on::ThreadWaker;
+use crate::runtime::wake_relay::{self, SameCpuWaker};
 use crate::runtime::{JoinHandle, Runtime};
 
 /// Where the consumer is in the current epoch ([`Pipeline::progress`]): for progress bars and
@@ -58,7 +59,7 @@ pub enum RecvTimeoutError {
 enum State {
     Running,
     Ended {
-        report: Box<Report>,
+        report: Box<LazyReport>,
         error: Option<FailureLimitExceeded>,
         error_returned: bool,
     },
@@ -85,7 +86,7 @@ pub struct Pipeline<T: Send + 'static> {
     epochs_done: u64,
     /// Source items delivered since the last epoch marker.
     delivered_in_epoch: u64,
-    waker: Option<(std::thread::ThreadId, Waker)>,
+    waker: Option<ConsumerWaker>,
     assembler: Assembler,
     bound: u64,
     counts: ConsumerCounts,
@@ -102,6 +103,14 @@ impl<T: Send> std::fmt::Debug for Pipeline<T> {
             .field("received", &self.counts.received)
             .finish_non_exhaustive()
     }
+}
+
+/// The waker the consumer's thread registers with the rings.
+struct ConsumerWaker {
+    thread: std::thread::ThreadId,
+    waker: Waker,
+    /// The same waker, to say which CPU the thread parks on (absent once the shards are gone).
+    relay: Option<Arc<SameCpuWaker>>,
 }
 
 /// Spins of the consumer over empty rings before it parks: a wake-up costs ~20-25 µs here, a
@@ -159,15 +168,28 @@ impl<T: Send + 'static> Pipeline<T> {
         &self.assembler.names
     }
 
+    /// The calling thread's waker (made again if the pipeline moved to another thread).
     fn waker(&mut self) -> Waker {
         let me = std::thread::current().id();
         match &self.waker {
-            Some((id, w)) if *id == me => w.clone(),
+            Some(w) if w.thread == me => w.waker.clone(),
             _ => {
-                let w = ThreadWaker::current();
-                self.waker = Some((me, w.clone()));
-                w
+                let relay = self.runtime.as_ref().map(Runtime::same_cpu_waker);
+                let waker = relay.as_ref().map_or_else(ThreadWaker::current, wake_relay::waker);
+                self.waker = Some(ConsumerWaker { thread: me, waker: waker.clone(), relay });
+                waker
             }
+        }
+    }
+
+    /// Parks the consumer until woken or `timeout` passes (`None`: no limit).
+    fn park(&self, timeout: Option<Duration>) {
+        if let Some(relay) = self.waker.as_ref().and_then(|w| w.relay.as_ref()) {
+            relay.note_cpu();
+        }
+        match timeout {
+            None => std::thread::park(),
+            Some(d) => std::thread::park_timeout(d),
         }
     }
 
@@ -217,13 +239,13 @@ impl<T: Send + 'static> Pipeline<T> {
                 continue;
             }
             match deadline.flatten() {
-                None => std::thread::park(),
+                None => self.park(None),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return Err(RecvTimeoutError::Timeout);
                     }
-                    std::thread::park_timeout(d - now);
+                    self.park(Some(d - now));
                 }
             }
         }
@@ -322,7 +344,7 @@ impl<T: Send + 'static> Pipeline<T> {
                 Poll::Ready(Some(Msg::Item(env))) => self.counts.discarded += env.units(),
                 Poll::Ready(Some(_)) => {}
                 Poll::Ready(None) => break,
-                Poll::Pending => std::thread::park_timeout(Duration::from_millis(10)),
+                Poll::Pending => self.park(Some(Duration::from_millis(10))),
             }
         }
         self.end();
@@ -333,8 +355,10 @@ impl<T: Send + 'static> Pipeline<T> {
     pub fn finish(mut self) -> Result<Report, PipelineFailed> {
         self.drain_and_end();
         match std::mem::replace(&mut self.state, State::Finished) {
-            State::Ended { report, error: None, .. } => Ok(*report),
-            State::Ended { report, error: Some(error), .. } => Err(PipelineFailed { error, report }),
+            State::Ended { report, error: None, .. } => Ok(report.into_report()),
+            State::Ended { report, error: Some(error), .. } => {
+                Err(PipelineFailed { error, report: Box::new(report.into_report()) })
+            }
             State::Running | State::Finished => unreachable!("drain_and_end() leaves the pipeline ended"),
         }
     }
@@ -342,7 +366,7 @@ impl<T: Send + 'static> Pipeline<T> {
     /// The final report, once the pipeline has ended.
     pub fn report(&self) -> Option<&Report> {
         match &self.state {
-            State::Ended { report, .. } => Some(report),
+            State::Ended { report, .. } => Some(report.get()),
             State::Running | State::Finished => None,
         }
     }
@@ -355,7 +379,7 @@ impl<T: Send + 'static> Pipeline<T> {
         // A shard task that did not finish (it panicked: a bug) leaves its counters out and the
         // account will not balance, which the report shows.
         let per_shard: Vec<_> = self.shard_tasks.drain(..).filter_map(|h| h.join().ok()).collect();
-        let stages = merge(self.assembler.names.len(), per_shard);
+        let elapsed = self.assembler.start.elapsed();
         let shards = self.runtime.take().map(Runtime::shutdown).unwrap_or_default();
         let mut trace: Vec<_> = shards.iter().filter_map(|r| r.trace.clone()).collect();
         let shard_usage = shards
@@ -368,13 +392,21 @@ impl<T: Send + 'static> Pipeline<T> {
         if let Some(mut pool) = self.offload.take().and_then(|p| Arc::try_unwrap(p).ok()) {
             trace.extend(pool.shut_down());
         }
-        let mut report = self.assembler.report(stages, &self.counts, shard_usage);
-        report.trace = trace;
+        // The latency histogram moves into the ending (the counters stay for `Debug`).
+        let latency = std::mem::take(&mut self.counts.latency);
+        let report = Box::new(LazyReport::new(Ending {
+            assembler: self.assembler.clone(),
+            per_shard,
+            consumer: ConsumerCounts { latency, ..self.counts.clone() },
+            shard_usage,
+            trace,
+            elapsed,
+        }));
         if let Some(mut callback) = self.reporter.take().and_then(Reporter::finish) {
-            callback(&report);
+            callback(report.get());
         }
         let error = self.control.limit_error();
-        self.state = State::Ended { report: Box::new(report), error, error_returned: false };
+        self.state = State::Ended { report, error, error_returned: false };
     }
 }
 

@@ -7,7 +7,7 @@
 //! stalls a shard or the consumer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -45,8 +45,8 @@ impl Assembler {
         stages: Vec<StageStats>,
         consumer: &ConsumerCounts,
         shard_usage: Vec<ShardUsage>,
+        elapsed: Duration,
     ) -> Report {
-        let elapsed = self.start.elapsed();
         let account = Account {
             produced: stages.first().map_or(0, |s| s.received),
             delivered: consumer.delivered,
@@ -82,15 +82,62 @@ impl Assembler {
     }
 }
 
-/// Merges per-shard counters (index: stage).
+/// Merges per-shard counters (index: stage). The first shard's counters become the totals, so
+/// its histograms are moved, not copied.
 pub(crate) fn merge(stages: usize, per_shard: impl IntoIterator<Item = Vec<StageStats>>) -> Vec<StageStats> {
-    let mut total = vec![StageStats::default(); stages];
-    for shard in per_shard {
+    let mut shards = per_shard.into_iter();
+    let mut total = shards.next().unwrap_or_default();
+    total.resize_with(stages, StageStats::default);
+    for shard in shards {
         for (t, s) in total.iter_mut().zip(&shard) {
             t.merge(s);
         }
     }
     total
+}
+
+/// What the final report is made of, kept as it was when the pipeline ended.
+pub(crate) struct Ending {
+    pub(crate) assembler: Assembler,
+    pub(crate) per_shard: Vec<Vec<StageStats>>,
+    pub(crate) consumer: ConsumerCounts,
+    pub(crate) shard_usage: Vec<ShardUsage>,
+    pub(crate) trace: Vec<crate::trace::Track>,
+    pub(crate) elapsed: Duration,
+}
+
+impl Ending {
+    fn assemble(self) -> Report {
+        let stages = merge(self.assembler.names.len(), self.per_shard);
+        let mut report = self.assembler.report(stages, &self.consumer, self.shard_usage, self.elapsed);
+        report.trace = self.trace;
+        report
+    }
+}
+
+/// The final report, assembled when first asked for: merging every shard's histograms takes
+/// ~1 ms, which a consumer that drops the pipeline without reading the report should not wait
+/// for at the end of its last epoch.
+pub(crate) struct LazyReport {
+    ending: Mutex<Option<Ending>>,
+    report: OnceLock<Report>,
+}
+
+impl LazyReport {
+    pub(crate) fn new(ending: Ending) -> Self {
+        Self { ending: Mutex::new(Some(ending)), report: OnceLock::new() }
+    }
+
+    pub(crate) fn get(&self) -> &Report {
+        self.report.get_or_init(|| lock(&self.ending).take().expect("assembled once, under the OnceLock").assemble())
+    }
+
+    pub(crate) fn into_report(self) -> Report {
+        match self.report.into_inner() {
+            Some(report) => report,
+            None => self.ending.into_inner().unwrap_or_else(|e| e.into_inner()).expect("not assembled yet").assemble(),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -166,7 +213,7 @@ impl Reporter {
                 }
                 snapshots.want_consumer.store(true, Ordering::Relaxed);
                 let (stages, consumer) = snapshots.merged(assembler.names.len());
-                callback(&assembler.report(stages, &consumer, Vec::new()));
+                callback(&assembler.report(stages, &consumer, Vec::new(), assembler.start.elapsed()));
             }
         })?;
         Ok(Self { stop, thread })

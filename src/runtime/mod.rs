@@ -11,6 +11,7 @@ pub(crate) mod context;
 pub(crate) mod shard;
 mod task;
 pub mod time;
+pub(crate) mod wake_relay;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -173,6 +174,12 @@ impl Runtime {
     /// first (close their channels, drop their inputs).
     pub fn shutdown(mut self) -> Vec<ShardReport> {
         self.shutdown_inner()
+    }
+
+    /// A waker for the calling (plain) thread that relays wakes from other CPUs through this
+    /// runtime's shard on the thread's CPU (see [`wake_relay`]).
+    pub(crate) fn same_cpu_waker(&self) -> Arc<wake_relay::SameCpuWaker> {
+        wake_relay::SameCpuWaker::current(self.shards.clone())
     }
 
     fn shutdown_inner(&mut self) -> Vec<ShardReport> {

@@ -45,7 +45,12 @@ pub(crate) struct ShardShared {
     eventfd: OwnedFd,
     /// `CLOSED` bit, plus `ONE_PENDING` per remote spawn between its check and its push.
     state: AtomicUsize,
+    /// The CPU the shard's thread is pinned to ([`NO_CPU`] when unpinned or not started).
+    pinned_cpu: AtomicUsize,
 }
+
+/// `pinned_cpu` of a shard that is not pinned.
+const NO_CPU: usize = usize::MAX;
 
 impl std::fmt::Debug for ShardShared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,7 +69,18 @@ impl ShardShared {
             ring_fd: AtomicI32::new(-1),
             eventfd: crate::sys::eventfd()?,
             state: AtomicUsize::new(0),
+            pinned_cpu: AtomicUsize::new(NO_CPU),
         })
+    }
+
+    /// The CPU this shard runs pinned to, if it is pinned.
+    pub(crate) fn pinned_cpu(&self) -> Option<usize> {
+        Some(self.pinned_cpu.load(Ordering::Relaxed)).filter(|&c| c != NO_CPU)
+    }
+
+    /// Whether the shard has announced that it blocks in its ring (it is idle; a push wakes it).
+    pub(crate) fn is_parked(&self) -> bool {
+        self.bell.is_armed()
     }
 
     /// Hands `r` to this shard and wakes it if (and only if) it announced sleep.
@@ -178,6 +194,9 @@ pub(crate) fn run(
         return ShardReport::empty(shared.id);
     }
     let cpu = pin.then_some(cpu);
+    if let Some(c) = cpu {
+        shared.pinned_cpu.store(c, Ordering::Relaxed);
+    }
     // Best effort: with the default slack timers fire up to 50 µs late; nothing breaks without it.
     let _ = crate::sys::tight_timer_slack();
     // The ring is created here, on its own thread: SINGLE_ISSUER binds it to its creator.

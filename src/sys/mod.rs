@@ -46,6 +46,14 @@ pub(crate) fn eventfd_wait(fd: RawFd, timeout: Option<std::time::Duration>) -> b
     true
 }
 
+/// The CPU the calling thread is running on, as the kernel last saw it (`None` if it will not
+/// say). glibc answers from the thread's rseq area, without a syscall.
+pub(crate) fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu takes no arguments and touches no memory of ours.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).ok()
+}
+
 /// Takes ownership of a descriptor the kernel has just returned to us.
 pub(crate) fn owned_fd(fd: RawFd) -> OwnedFd {
     debug_assert!(fd >= 0);
