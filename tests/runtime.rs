@@ -233,6 +233,49 @@ fn a_streaming_sender_does_not_starve_timers_on_its_shard() {
 }
 
 #[test]
+fn long_polls_that_yield_end_the_loop_turn_so_timers_fire_on_time() {
+    // Each poll of the busy task burns 200 µs and yields. Before turns were bounded, a yielded task
+    // went back into the same turn, and the turn (with the timers) ended only after
+    // `tasks_per_turn` (128) such polls; now it ends within ~100 µs of the first yield. A 1 ms
+    // timer must fire after about 5 busy polls, far below 128, whatever the machine's speed.
+    const MAX_POLLS: u64 = 100_000;
+    let Some(rt) = common::runtime(|b| {
+        b.shards(1);
+    }) else {
+        return;
+    };
+    let polls_when_fired = rt
+        .run_on(0, || async {
+            let polls = Rc::new(Cell::new(0u64));
+            let fired = Rc::new(Cell::new(None));
+            let (p, f) = (polls.clone(), fired.clone());
+            let timer = spawn_local(async move {
+                shardpipe::time::sleep(Duration::from_millis(1)).await;
+                f.set(Some(p.get()));
+            });
+            let f = fired.clone();
+            let busy = spawn_local(async move {
+                while f.get().is_none() && polls.get() < MAX_POLLS {
+                    let t = std::time::Instant::now();
+                    while t.elapsed() < Duration::from_micros(200) {
+                        std::hint::spin_loop();
+                    }
+                    polls.set(polls.get() + 1);
+                    yield_now().await;
+                }
+            });
+            timer.await.unwrap();
+            busy.await.unwrap();
+            fired.get()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let at = polls_when_fired.expect("the timer fired");
+    assert!(at < 64, "the timer waited for {at} busy polls of 200 µs; a turn must end soon after a yield");
+}
+
+#[test]
 fn shutdown_waits_for_items_in_flight() {
     let Some(rt) = common::two_shards() else { return };
     const N: u64 = 200_000;

@@ -42,6 +42,9 @@ thread_local! {
     static BUDGET: Cell<u32> = const { Cell::new(u32::MAX) };
     /// The key of the shard this thread runs (0: not a shard thread).
     static SHARD_KEY: Cell<u64> = const { Cell::new(0) };
+    /// Set when a task woke itself while running (it yielded): the loop then looks at how long
+    /// its turn has run.
+    static YIELDED: Cell<bool> = const { Cell::new(false) };
     /// The local run queue: runnables woken on this shard's own thread.
     static LOCAL: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
     /// Tasks that have started and not yet finished on this shard.
@@ -88,6 +91,18 @@ pub(crate) fn push_local(r: Runnable) {
 #[inline]
 pub(crate) fn pop_local() -> Option<Runnable> {
     LOCAL.with(|q| q.borrow_mut().pop_front())
+}
+
+/// Notes that a task yielded (woke itself while running).
+#[inline]
+pub(crate) fn note_yield() {
+    YIELDED.with(|y| y.set(true));
+}
+
+/// Whether a task yielded since the last call.
+#[inline]
+pub(crate) fn take_yield() -> bool {
+    YIELDED.with(|y| y.replace(false))
 }
 
 /// Whether the local run queue is empty.

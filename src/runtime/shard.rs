@@ -286,14 +286,29 @@ fn drain_inbox(cx: &Context) -> bool {
     any
 }
 
+/// How long a turn may go on running tasks once one of them has yielded. A yield means a task
+/// spent its budget (a batch of inline calls can take hundreds of µs); without this bound the
+/// inbox, timers, ring and channel flushes would wait for `tasks_per_turn` such polls.
+const TURN_AFTER_YIELD: Duration = Duration::from_micros(100);
+
 fn run_tasks(cx: &Context, cfg: &ShardConfig) -> bool {
     let mut n = 0;
+    // The clock is read only when a task yields, so cheap polls never pay for it; the bound
+    // counts from the turn's first yield.
+    let mut first_yield = None;
+    context::take_yield();
     while n < cfg.tasks_per_turn {
         let next = context::pop_local();
         let Some(r) = next else { break };
         context::set_budget(cfg.task_budget);
         r.run();
         n += 1;
+        if context::take_yield() {
+            let now = Instant::now();
+            if now - *first_yield.get_or_insert(now) >= TURN_AFTER_YIELD {
+                break;
+            }
+        }
     }
     cx.tasks_run.set(cx.tasks_run.get() + n as u64);
     n > 0

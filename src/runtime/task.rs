@@ -145,8 +145,11 @@ async fn supervised<F: Future>(fut: F) -> TaskResult<F::Output> {
 
 /// The schedule function for every task homed on `home`.
 pub(crate) fn scheduler(home: Arc<ShardShared>) -> impl Fn(Runnable, ScheduleInfo) + Send + Sync + 'static {
-    move |runnable, _info| {
+    move |runnable, info| {
         if context::shard_key() == home.key {
+            if info.woken_while_running {
+                context::note_yield();
+            }
             context::push_local(runnable);
         } else {
             home.push_remote(runnable);
