@@ -73,17 +73,18 @@ impl SameCpuWaker {
         // Dropping a handle detaches its task. If the target parks between the check above and
         // this push, the push rings its doorbell.
         drop(task::spawn_remote(target, async move {
-            relayed.store(true, Ordering::Relaxed);
-            thread.unpark();
+            if !relayed.swap(true, Ordering::Relaxed) {
+                thread.unpark();
+            }
         }));
         target.end_remote();
         // The target may be stuck in user code (a blocking iterator, a long call): past
-        // RELAY_PATIENCE this shard wakes the thread itself. A late relay then only unparks it
-        // once more, which a parked thread treats as a spurious wake.
+        // RELAY_PATIENCE this shard wakes the thread itself. Whichever of the two comes first
+        // unparks; the other finds the flag taken.
         let thread = self.thread.clone();
         let fallback = task::try_spawn_local(async move {
             time::sleep(RELAY_PATIENCE).await;
-            if !done.load(Ordering::Relaxed) {
+            if !done.swap(true, Ordering::Relaxed) {
                 thread.unpark();
             }
         });
