@@ -3,8 +3,9 @@
 //!
 //! The consumer is a plain thread (a training loop). Each shard's last stage feeds its own ring
 //! to it; the consumer takes from the rings in turn and parks (with `park_timeout`) only when
-//! all are empty: a shard that publishes into an empty ring unparks it. When every ring has
-//! ended, the shards are joined and the report is assembled.
+//! all are empty: a shard that publishes into an empty ring wakes it, through the shard on the
+//! consumer's CPU when that one is busy (`runtime/wake_relay.rs`). When every ring has ended, the
+//! shards are joined; the report is assembled when first asked for.
 
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
