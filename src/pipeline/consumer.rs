@@ -21,7 +21,7 @@ use super::report::{FailureLimitExceeded, Report, ShardUsage, StageStats};
 use super::source_thread;
 use crate::channel::SharedReceiver;
 use crate::runtime::block_on::ThreadWaker;
-use crate::runtime::wake_relay::{self, SameCpuWaker};
+use crate::runtime::wake_relay::SameCpuWaker;
 use crate::runtime::{JoinHandle, Runtime};
 
 /// Where the consumer is in the current epoch ([`Pipeline::progress`]): for progress bars and
@@ -176,7 +176,7 @@ impl<T: Send + 'static> Pipeline<T> {
             Some(w) if w.thread == me => w.waker.clone(),
             _ => {
                 let relay = self.runtime.as_ref().map(Runtime::same_cpu_waker);
-                let waker = relay.as_ref().map_or_else(ThreadWaker::current, wake_relay::waker);
+                let waker = relay.as_ref().map_or_else(ThreadWaker::current, |r| Waker::from(r.clone()));
                 self.waker = Some(ConsumerWaker { thread: me, waker: waker.clone(), relay });
                 waker
             }

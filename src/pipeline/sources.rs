@@ -72,15 +72,8 @@ where
             .into_iter()
             .enumerate()
             .map(|(k, items)| {
-                let (feed_tx, feed_rx) = channel::bounded::<Feed<I::Item>>(SOURCE_FEED);
-                w.hold(SOURCE_FEED + 1, 1);
                 let mut once = Some(items);
-                w.source_threads.push(source_thread::spawn(
-                    format!("pipeline-source-{k}"),
-                    move |_| once.take(),
-                    feed_tx,
-                ));
-                feed_rx
+                feed_thread(w, format!("pipeline-source-{k}"), move |_| once.take())
             })
             .collect();
         source_step(false, move || Fed::new(feeds.into_iter().map(|f| f.connect()).collect()))
@@ -96,14 +89,26 @@ where
     with_source(move |w: &mut Wiring| {
         if w.specs[0].threaded {
             // The user's iterator on its own thread, feeding the source task.
-            let (feed_tx, feed_rx) = channel::bounded::<Feed<I::Item>>(SOURCE_FEED);
-            w.hold(SOURCE_FEED + 1, 1);
-            w.source_threads.push(source_thread::spawn("pipeline-source".into(), make, feed_tx));
-            source_step(mark_epochs, move || Fed::new(vec![feed_rx.connect()]))
+            let feed = feed_thread(w, "pipeline-source".into(), make);
+            source_step(mark_epochs, move || Fed::new(vec![feed.connect()]))
         } else {
             source_step(mark_epochs, move || Inline::new(make))
         }
     })
+}
+
+/// Starts a thread named `name` running the passes `make` builds, and returns the (not yet
+/// connected) end of the ring it feeds; the thread, or why it did not start, goes to `w`.
+fn feed_thread<I, M>(w: &mut Wiring, name: String, make: M) -> channel::SharedReceiver<Feed<I::Item>>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    M: FnMut(u64) -> Option<I> + Send + 'static,
+{
+    let (feed_tx, feed_rx) = channel::bounded::<Feed<I::Item>>(SOURCE_FEED);
+    w.hold(SOURCE_FEED + 1, 1);
+    w.source_threads.push(source_thread::spawn(name, make, feed_tx));
+    feed_rx
 }
 
 /// What shard 0 runs for the source, given its dealer and the source's rate.

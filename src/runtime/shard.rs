@@ -294,9 +294,9 @@ const TURN_AFTER_YIELD: Duration = Duration::from_micros(100);
 fn run_tasks(cx: &Context, cfg: &ShardConfig) -> bool {
     let mut n = 0;
     // The clock is read only when a task yields, so cheap polls never pay for it; the bound
-    // counts from the turn's first yield.
+    // counts from the turn's first yield. A yield is noted only inside `r.run()` (async-task
+    // schedules a task woken while running when its poll returns), so the flag is clear here.
     let mut first_yield = None;
-    context::take_yield();
     while n < cfg.tasks_per_turn {
         let next = context::pop_local();
         let Some(r) = next else { break };

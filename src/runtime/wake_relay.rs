@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Wake, Waker};
+use std::task::Wake;
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -105,9 +105,4 @@ impl Wake for SameCpuWaker {
             self.thread.unpark();
         }
     }
-}
-
-/// A [`Waker`] from a [`SameCpuWaker`].
-pub(crate) fn waker(w: &Arc<SameCpuWaker>) -> Waker {
-    Waker::from(w.clone())
 }
