@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use shardpipe::{BuildError, JoinError, Runtime, SpawnError, channel, spawn_local, yield_now};
+use shardpipe::{BuildError, JoinError, JoinHandle, Runtime, SpawnError, channel, spawn_local, yield_now};
 
 #[test]
 fn zero_shards_is_a_clear_error() {
@@ -191,6 +191,17 @@ fn a_busy_task_does_not_starve_others() {
     assert!(spins < LIMIT, "the stopper must run while the spinner is still going; spins: {spins}");
 }
 
+/// On a shard: a task that, 1 ms from now, notes what `count` says then; returns it and the note.
+fn note_after_1ms(count: &Rc<Cell<u64>>) -> (JoinHandle<()>, Rc<Cell<Option<u64>>>) {
+    let note = Rc::new(Cell::new(None));
+    let (c, n) = (count.clone(), note.clone());
+    let timer = spawn_local(async move {
+        shardpipe::time::sleep(Duration::from_millis(1)).await;
+        n.set(Some(c.get()));
+    });
+    (timer, note)
+}
+
 #[test]
 fn a_streaming_sender_does_not_starve_timers_on_its_shard() {
     // The ring holds the whole stream, so `send` never finds it full and never parks: only the
@@ -210,12 +221,7 @@ fn a_streaming_sender_does_not_starve_timers_on_its_shard() {
     let sent_when_timer_fired = rt
         .run_on(0, move || async move {
             let sent = Rc::new(Cell::new(0u64));
-            let fired_at = Rc::new(Cell::new(None));
-            let (s, f) = (sent.clone(), fired_at.clone());
-            let timer = spawn_local(async move {
-                shardpipe::time::sleep(Duration::from_millis(1)).await;
-                f.set(Some(s.get()));
-            });
+            let (timer, fired_at) = note_after_1ms(&sent);
             let tx = tx.connect();
             for i in 0..N {
                 tx.send(i).await.unwrap();
@@ -247,12 +253,7 @@ fn long_polls_that_yield_end_the_loop_turn_so_timers_fire_on_time() {
     let polls_when_fired = rt
         .run_on(0, || async {
             let polls = Rc::new(Cell::new(0u64));
-            let fired = Rc::new(Cell::new(None));
-            let (p, f) = (polls.clone(), fired.clone());
-            let timer = spawn_local(async move {
-                shardpipe::time::sleep(Duration::from_millis(1)).await;
-                f.set(Some(p.get()));
-            });
+            let (timer, fired) = note_after_1ms(&polls);
             let f = fired.clone();
             let busy = spawn_local(async move {
                 while f.get().is_none() && polls.get() < MAX_POLLS {
