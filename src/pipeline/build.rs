@@ -114,6 +114,21 @@ pub enum PipelineBuildError {
         /// Where the stage runs.
         to: Vec<usize>,
     },
+    /// `path_variants` was given no path.
+    #[error("stage '{stage}': path_variants needs at least one path; pass a list such as [path(|p| p.map(f))]")]
+    NoPaths {
+        /// The router.
+        stage: String,
+    },
+    /// `on_shards` on a stage inside a path: paths run where their router runs.
+    #[error(
+        "stage '{stage}': on_shards cannot be set inside a path of path_variants (a path runs on its router's \
+         shards); set it on the router (call .on_shards(..) right after .path_variants(..))"
+    )]
+    ShardsInPath {
+        /// The stage.
+        stage: String,
+    },
     /// The shards could not start.
     #[error("cannot start the shards: {0}")]
     Runtime(#[from] BuildError),
@@ -149,6 +164,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             if spec.drop_last && spec.batch.is_none() {
                 return Err(PipelineBuildError::DropLastWithoutAggregate { stage: spec.name.clone() });
             }
+            if spec.kind == Kind::Route && spec.paths == 0 {
+                return Err(PipelineBuildError::NoPaths { stage: spec.name.clone() });
+            }
         }
         if let Some(rate) = self.specs[0].rate
             && !(rate.is_finite() && rate > 0.0)
@@ -166,11 +184,13 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         Ok(())
     }
 
-    /// Whether the pipeline keeps source order end to end: some stage asked for it, and every
-    /// stage that could reorder (tasks; blocking ops on a single loop) keeps its input order.
+    /// Whether the pipeline keeps source order end to end: some stage asked for it, every stage
+    /// that could reorder (tasks; blocking ops on a single loop) keeps its input order, and no
+    /// `path_variants` merges paths (in completion order).
     fn keeps_order(&self, single_loop: bool) -> bool {
         let reorders = |s: &StageSpec| s.kind == Kind::Tasks || (s.kind == Kind::Blocking && single_loop);
-        self.specs.iter().any(|s| s.ordered) && self.specs.iter().all(|s| !reorders(s) || s.ordered)
+        self.specs.iter().any(|s| s.ordered)
+            && self.specs.iter().all(|s| (!reorders(s) || s.ordered) && s.kind != Kind::Route)
     }
 
     /// Checks the stage shard sets against the placement (what `Wiring::enter` will build).
@@ -180,6 +200,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         }
         let mut current: Vec<usize> = Vec::new();
         for spec in &self.specs[1..] {
+            if spec.in_path && spec.shards.is_some() {
+                return Err(PipelineBuildError::ShardsInPath { stage: spec.name.clone() });
+            }
             if let Some(set) = &spec.shards {
                 let mut sorted = set.clone();
                 sorted.sort_unstable();
@@ -246,11 +269,14 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         };
         let mut specs = self.specs;
         let sink_index = specs.len();
-        specs.push(StageSpec::new("sink".into(), Kind::Sink, self.sink_buffer));
+        let mut sink = StageSpec::new("sink".into(), Kind::Sink, self.sink_buffer);
+        sink.parents = self.tails;
+        specs.push(sink);
         let limits = |count, rate| Limits { count, rate };
         let stage_limits = specs.iter().map(|s| (s.name.clone(), limits(s.max_failures, s.max_failure_rate))).collect();
         let total = limits(self.max_failures_total, self.max_failure_rate_total);
-        let control = Arc::new(Control::starting_at(start, stage_limits, total));
+        let parents = specs.iter().map(|s| s.parents.clone()).collect();
+        let control = Arc::new(Control::starting_at(start, stage_limits, parents, total));
         let mut w = Wiring {
             shards,
             offload: offload.clone(),

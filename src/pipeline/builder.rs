@@ -55,6 +55,11 @@ pub struct PipelineBuilder<T> {
     pub(super) sink_buffer: usize,
     pub(super) report_every: Option<(Duration, ReportFn)>,
     pub(super) trace: bool,
+    /// The stages whose output is the chain's output so far (several after `path_variants`).
+    pub(super) tails: Vec<usize>,
+    /// The stage the options (`name`, `concurrency`, …) apply to: the one added last, or the
+    /// router after `path_variants`.
+    pub(super) last: usize,
     pub(super) _out: PhantomData<fn() -> T>,
 }
 
@@ -66,7 +71,7 @@ impl<T> std::fmt::Debug for PipelineBuilder<T> {
 }
 
 impl<T: Send + 'static> PipelineBuilder<T> {
-    fn push_stage<U>(
+    pub(super) fn push_stage<U>(
         mut self,
         name: &str,
         kind: Kind,
@@ -74,19 +79,29 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         stage: impl FnOnce(&mut Wiring, usize) + Send + 'static,
     ) -> PipelineBuilder<U> {
         let index = self.specs.len();
-        self.specs.push(StageSpec::new(format!("{name}{index}"), kind, buffer));
-        let prev = self.wire;
+        let mut spec = StageSpec::new(format!("{name}{index}"), kind, buffer);
+        spec.parents = std::mem::replace(&mut self.tails, vec![index]);
+        self.specs.push(spec);
+        let prev = std::mem::replace(&mut self.wire, Box::new(|_| {}));
+        self.last = index;
+        self.rewire(Box::new(move |w: &mut Wiring| {
+            prev(w);
+            stage(w, index);
+        }))
+    }
+
+    /// The same builder with `wire` as its wiring and `U` as its output.
+    pub(super) fn rewire<U>(self, wire: Wire) -> PipelineBuilder<U> {
         PipelineBuilder {
-            wire: Box::new(move |w: &mut Wiring| {
-                prev(w);
-                stage(w, index);
-            }),
+            wire,
             specs: self.specs,
             max_failures_total: self.max_failures_total,
             max_failure_rate_total: self.max_failure_rate_total,
             sink_buffer: self.sink_buffer,
             report_every: self.report_every,
             trace: self.trace,
+            tails: self.tails,
+            last: self.last,
             _out: PhantomData,
         }
     }
@@ -292,8 +307,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         )
     }
 
-    fn last(&mut self) -> &mut StageSpec {
-        self.specs.last_mut().expect("a builder always has its source")
+    pub(super) fn last(&mut self) -> &mut StageSpec {
+        &mut self.specs[self.last]
     }
 
     /// Names the stage added last (reports and errors use it).

@@ -6,7 +6,7 @@
 //! item on the success path.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -55,9 +55,12 @@ pub(crate) struct StageControl {
 #[derive(Debug)]
 pub(crate) struct Control {
     pub(crate) start: Instant,
-    /// Stages with an index below this discard what they receive; the source (index 0) stops
-    /// once it is above 0. `usize::MAX` after `stop()`.
-    cancel_below: AtomicUsize,
+    /// Per stage: it discards what it receives (the source, index 0: it stops emitting). Set
+    /// for a failing stage and everything upstream of it, or for every stage by `stop()`.
+    cancelled: Vec<AtomicBool>,
+    /// Per stage: the stages a cancel there reaches, itself and everything upstream of it (in
+    /// a chain, every lower index; with `path_variants`, not the sibling paths).
+    upstream: Vec<Vec<usize>>,
     stages: Vec<StageControl>,
     total: Limits,
     failures_total: AtomicU64,
@@ -73,16 +76,24 @@ pub(crate) struct Control {
 }
 
 impl Control {
-    /// `stages[i]`: (name, limits) of stage `i` (0 is the source, the last the sink).
+    /// `stages[i]`: (name, limits) of stage `i` (0 is the source, the last the sink), a chain.
     #[cfg(test)]
     pub(crate) fn new(stages: Vec<(String, Limits)>, total: Limits) -> Self {
-        Self::starting_at(Instant::now(), stages, total)
+        let parents = (0..stages.len()).map(|i| if i == 0 { vec![] } else { vec![i - 1] }).collect();
+        Self::starting_at(Instant::now(), stages, parents, total)
     }
 
-    /// With the clock origin (stamps, traces) set to `start`.
-    pub(crate) fn starting_at(start: Instant, stages: Vec<(String, Limits)>, total: Limits) -> Self {
+    /// With the clock origin (stamps, traces) set to `start`; `parents[i]`: the stages whose
+    /// output stage `i` reads (every stage's parents have lower indices).
+    pub(crate) fn starting_at(
+        start: Instant,
+        stages: Vec<(String, Limits)>,
+        parents: Vec<Vec<usize>>,
+        total: Limits,
+    ) -> Self {
         let last = stages.len().saturating_sub(1);
-        let stages = stages
+        let upstream = upstream_sets(&parents);
+        let stages: Vec<StageControl> = stages
             .into_iter()
             .enumerate()
             .map(|(i, (name, limits))| StageControl {
@@ -97,7 +108,8 @@ impl Control {
             .collect();
         Self {
             start,
-            cancel_below: AtomicUsize::new(0),
+            cancelled: stages.iter().map(|_| AtomicBool::new(false)).collect(),
+            upstream,
             stages,
             total,
             failures_total: AtomicU64::new(0),
@@ -135,18 +147,24 @@ impl Control {
     /// stopped).
     #[inline]
     pub(crate) fn discarding(&self, index: usize) -> bool {
-        index < self.cancel_below.load(Ordering::Relaxed)
+        self.cancelled.get(index).is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
     /// Whether the source must stop emitting.
     #[inline]
     pub(crate) fn source_stopped(&self) -> bool {
-        self.cancel_below.load(Ordering::Relaxed) > 0
+        self.discarding(0)
     }
 
-    /// Cancels every stage below `index` (and the source).
-    pub(crate) fn cancel_below(&self, index: usize) {
-        self.cancel_below.fetch_max(index, Ordering::Relaxed);
+    /// Cancels stage `index` and everything upstream of it (the source included).
+    fn cancel_upstream_of(&self, index: usize) {
+        for &i in &self.upstream[index] {
+            self.cancelled[i].store(true, Ordering::Relaxed);
+        }
+        self.wake_cancelled();
+    }
+
+    fn wake_cancelled(&self) {
         for w in self.on_cancel.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             w.wake_by_ref();
         }
@@ -176,7 +194,8 @@ impl Control {
 
     /// `stop()`: everything discards from now on.
     pub(crate) fn stop(&self) {
-        self.cancel_below(usize::MAX);
+        self.cancelled.iter().for_each(|c| c.store(true, Ordering::Relaxed));
+        self.wake_cancelled();
     }
 
     /// Counts one failure of stage `index` with its message; trips the limits when exceeded
@@ -199,7 +218,7 @@ impl Control {
             self.total.over_count(total) || self.total.over_rate(failed_units, self.produced.load(Ordering::Relaxed));
         if over_stage || over_total {
             self.tripped.store(true, Ordering::Relaxed);
-            self.cancel_below(index + 1);
+            self.cancel_upstream_of(index);
         }
     }
 
@@ -207,7 +226,7 @@ impl Control {
     pub(crate) fn fail_fatal(&self, index: usize, message: String) {
         self.fail(index, 0, || message);
         self.tripped.store(true, Ordering::Relaxed);
-        self.cancel_below(index + 1);
+        self.cancel_upstream_of(index);
     }
 
     /// Stage `index`'s kept failure messages.
@@ -237,6 +256,22 @@ impl Control {
             .collect();
         Some(FailureLimitExceeded { stages, total_limit: self.total.count, total_rate_limit: self.total.rate })
     }
+}
+
+/// For each stage, itself and every stage upstream of it, from each stage's parents.
+fn upstream_sets(parents: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut sets: Vec<Vec<usize>> = Vec::with_capacity(parents.len());
+    for (i, ps) in parents.iter().enumerate() {
+        let mut set = vec![i];
+        for &p in ps {
+            // Parents come first, so their sets are complete.
+            set.extend(sets.get(p).into_iter().flatten().copied());
+        }
+        set.sort_unstable();
+        set.dedup();
+        sets.push(set);
+    }
+    sets
 }
 
 #[cfg(test)]
@@ -310,6 +345,22 @@ mod tests {
         let err = c.limit_error().expect("tripped");
         let names: Vec<_> = err.stages.iter().map(|s| (s.stage.as_str(), s.count)).collect();
         assert_eq!(names, vec![("a", 1), ("b", 2)], "every failing stage is named, not just the one that tripped");
+    }
+
+    #[test]
+    fn a_failing_path_cancels_its_own_upstream_not_its_sibling_path() {
+        // source → router → (path 0: a) | (path 1: b → c) → sink
+        let names = ["source", "router", "a", "b", "c", "sink"];
+        let stages = names.iter().map(|n| (n.to_string(), NONE)).collect::<Vec<_>>();
+        let mut limits = stages;
+        limits[3].1 = count(0);
+        let parents = vec![vec![], vec![0], vec![1], vec![1], vec![3], vec![2, 4]];
+        let c = Control::starting_at(Instant::now(), limits, parents, NONE);
+        c.fail(3, 1, String::new);
+        let cancelled: Vec<_> = (0..names.len()).filter(|&i| c.discarding(i)).map(|i| names[i]).collect();
+        assert_eq!(cancelled, vec!["source", "router", "b"], "path 0 and everything downstream drain");
+        c.stop();
+        assert!((0..names.len()).all(|i| c.discarding(i)));
     }
 
     #[test]

@@ -157,6 +157,22 @@ impl<T> Drop for LocalReceiver<T> {
 impl<T> LocalReceiver<T> {
     /// Moves up to `max` items into `buf`, waiting while empty; 0 means closed and drained.
     pub(crate) fn poll_recv_many(&self, cx: &mut Context<'_>, buf: &mut Vec<T>, max: usize) -> Poll<usize> {
+        self.poll_take(cx, max, |items| buf.extend(items))
+    }
+
+    /// One item, waiting while empty; `None` means closed and drained.
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut item = None;
+        self.poll_take(cx, 1, |mut items| item = items.next()).map(|_| item)
+    }
+
+    /// Hands up to `max` items to `take`, waiting while empty; 0 means closed and drained.
+    fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        take: impl FnOnce(std::collections::vec_deque::Drain<'_, T>),
+    ) -> Poll<usize> {
         let mut s = self.state.borrow_mut();
         if s.items.is_empty() {
             if s.senders == 0 {
@@ -166,7 +182,7 @@ impl<T> LocalReceiver<T> {
             return Poll::Pending;
         }
         let n = s.items.len().min(max.max(1));
-        buf.extend(s.items.drain(..n));
+        take(s.items.drain(..n));
         if s.items.is_empty()
             && let Some(o) = &mut s.occupancy
             && let Some(since) = o.nonempty_since.take()

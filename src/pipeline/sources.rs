@@ -158,6 +158,8 @@ where
         sink_buffer: 3,
         report_every: None,
         trace: false,
+        tails: vec![0],
+        last: 0,
         _out: PhantomData,
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::cancel::{CancelSet, guarded, wake_me_on_cancel};
 use super::control::Control;
 use super::envelope::{Envelope, Msg, Stamps};
-use super::exchange::Merge;
+use super::exchange::{Merge, PollRing};
 use super::queue::{LocalReceiver, LocalSender};
 use super::report::StageStats;
 use crate::channel::Receiver;
@@ -30,14 +30,27 @@ pub(crate) const BATCH: usize = 64;
 
 /// Inline ops are timed on one call in this many (two clock reads cost ~40 ns here, more than a
 /// cheap op itself); blocking and async ops are timed on every call.
-const TIME_ONE_IN: u64 = 16;
+pub(crate) const TIME_ONE_IN: u64 = 16;
 
 /// Where a stage replica reads from: the queue of the stage before it on this shard, one ring
-/// (the source's deal), or several rings merged (a boundary between shard sets).
+/// (the source's deal), several rings merged (a boundary between shard sets), or the outputs of
+/// `path_variants`' paths merged.
 pub(crate) enum Inbound<T: 'static> {
     Local(LocalReceiver<Msg<T>>),
     Ring(Receiver<Msg<T>>),
     Merge(Merge<Receiver<Msg<T>>>),
+    Join(Box<Merge<Inbound<T>>>),
+}
+
+impl<T: Send + 'static> PollRing<Msg<T>> for Inbound<T> {
+    fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<Msg<T>>> {
+        match self {
+            Inbound::Local(r) => r.poll_recv(cx),
+            Inbound::Ring(r) => r.poll_next(cx),
+            Inbound::Merge(m) => m.poll_next(cx),
+            Inbound::Join(m) => m.poll_next(cx),
+        }
+    }
 }
 
 impl<T: Send + 'static> Inbound<T> {
@@ -45,21 +58,8 @@ impl<T: Send + 'static> Inbound<T> {
         match self {
             Inbound::Local(r) => r.poll_recv_many(cx, buf, max),
             Inbound::Ring(r) => r.poll_recv_many(cx, buf, max),
-            Inbound::Merge(m) => {
-                let mut n = 0;
-                while n < max {
-                    match m.poll_next(cx) {
-                        Poll::Ready(Some(msg)) => {
-                            buf.push(msg);
-                            n += 1;
-                        }
-                        Poll::Ready(None) if n == 0 => return Poll::Ready(0),
-                        Poll::Pending if n == 0 => return Poll::Pending,
-                        Poll::Ready(None) | Poll::Pending => break,
-                    }
-                }
-                Poll::Ready(n)
-            }
+            Inbound::Merge(m) => poll_merged(|cx| m.poll_next(cx), cx, buf, max),
+            Inbound::Join(m) => poll_merged(|cx| m.poll_next(cx), cx, buf, max),
         }
     }
 
@@ -67,6 +67,28 @@ impl<T: Send + 'static> Inbound<T> {
     pub(crate) async fn recv_many(&mut self, buf: &mut Vec<Msg<T>>, max: usize) -> usize {
         poll_fn(|cx| self.poll_recv_many(cx, buf, max)).await
     }
+}
+
+/// Up to `max` messages of a merge into `buf`: what is there now, or the first to come.
+fn poll_merged<T>(
+    mut next: impl FnMut(&mut std::task::Context<'_>) -> Poll<Option<Msg<T>>>,
+    cx: &mut std::task::Context<'_>,
+    buf: &mut Vec<Msg<T>>,
+    max: usize,
+) -> Poll<usize> {
+    let mut n = 0;
+    while n < max {
+        match next(cx) {
+            Poll::Ready(Some(msg)) => {
+                buf.push(msg);
+                n += 1;
+            }
+            Poll::Ready(None) if n == 0 => return Poll::Ready(0),
+            Poll::Pending if n == 0 => return Poll::Pending,
+            Poll::Ready(None) | Poll::Pending => break,
+        }
+    }
+    Poll::Ready(n)
 }
 
 /// Awaits `fut`; when it had to wait, passes the time waited to `record`. The clock is read
@@ -164,7 +186,7 @@ impl StageCx {
         self.record_duration(since.elapsed());
     }
 
-    fn record_duration(&self, d: Duration) {
+    pub(crate) fn record_duration(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.stats.borrow_mut().task_time.record(ns);
     }

@@ -48,6 +48,8 @@ pub(crate) enum Kind {
     /// `pipe_blocking`: tasks on a single loop (offloaded), inline on shards.
     Blocking,
     Aggregate,
+    /// `path_variants`' router: sends each item down one of its paths.
+    Route,
     Sink,
 }
 
@@ -71,6 +73,13 @@ pub(crate) struct StageSpec {
     pub(crate) rate: Option<f64>,
     /// The source only: run the user's iterator on a thread of its own.
     pub(crate) threaded: bool,
+    /// The stages whose output this one reads (the previous one in a chain; the last stage of
+    /// every path after `path_variants`).
+    pub(crate) parents: Vec<usize>,
+    /// A router: how many paths it has.
+    pub(crate) paths: usize,
+    /// A stage inside one of `path_variants`' paths.
+    pub(crate) in_path: bool,
 }
 
 impl StageSpec {
@@ -88,6 +97,9 @@ impl StageSpec {
             shards: None,
             rate: None,
             threaded: false,
+            parents: Vec::new(),
+            paths: 0,
+            in_path: false,
         }
     }
 }
@@ -205,13 +217,52 @@ pub(crate) fn merged<T: Send + 'static>(rings: Vec<SharedReceiver<Msg<T>>>, orde
 pub(crate) struct ShardBuild {
     control: Arc<Control>,
     upstream: Option<Box<dyn Any>>,
+    /// `path_variants` being laid out on this shard, innermost last.
+    paths: Vec<PathFrame>,
     tasks: Vec<JoinHandle<()>>,
     stats: Vec<Option<Rc<RefCell<StageStats>>>>,
 }
 
+/// One `path_variants` on one shard while its paths are laid out.
+struct PathFrame {
+    /// Each path's input (the router's queue to it) until the path's first step takes it.
+    inputs: Vec<Option<Box<dyn Any>>>,
+    /// The outputs of the paths laid out so far.
+    outputs: Vec<Box<dyn Any>>,
+}
+
 impl ShardBuild {
     pub(crate) fn new(control: Arc<Control>) -> Self {
-        Self { control, upstream: None, tasks: Vec::new(), stats: Vec::new() }
+        Self { control, upstream: None, paths: Vec::new(), tasks: Vec::new(), stats: Vec::new() }
+    }
+
+    /// A router's queues, one per path, become the inputs of its paths.
+    pub(crate) fn open_paths<T: 'static>(&mut self, inputs: Vec<Inbound<T>>) {
+        let inputs = inputs.into_iter().map(|i| Some(Box::new(i) as Box<dyn Any>)).collect();
+        self.paths.push(PathFrame { inputs, outputs: Vec::new() });
+    }
+
+    /// The next steps lay out path `k` of the innermost open `path_variants`.
+    pub(crate) fn enter_path(&mut self, k: usize) {
+        let frame = self.paths.last_mut().expect("a path follows its router");
+        self.upstream = frame.inputs[k].take();
+    }
+
+    /// The path just laid out ends here: its output waits for the join.
+    pub(crate) fn leave_path(&mut self) {
+        let out = self.upstream.take().expect("a path has an output");
+        self.paths.last_mut().expect("a path follows its router").outputs.push(out);
+    }
+
+    /// Every path is laid out: the next stage reads their outputs merged.
+    pub(crate) fn join_paths<T: Send + 'static>(&mut self) {
+        let frame = self.paths.pop().expect("a join follows its paths");
+        let outputs = frame
+            .outputs
+            .into_iter()
+            .map(|o| *o.downcast::<Inbound<T>>().expect("every path ends with the same item type"))
+            .collect();
+        self.set_upstream(Inbound::Join(Box::new(Merge::new(outputs, false))));
     }
 
     /// The previous stage's output on this shard.

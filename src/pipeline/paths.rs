@@ -1,0 +1,196 @@
+//! `path_variants`: SPDL's routing of each item down one of several sub-chains ("paths"),
+//! whose outputs merge back into one stream.
+//!
+//! ```text
+//!                       ┌─▶ queue ─▶ path 0's stages ──┐
+//!  ─▶ router (stage r) ─┤                              ├─▶ merged (completion order) ─▶ next stage
+//!                       └─▶ queue ─▶ path 1's stages ──┘
+//! ```
+//!
+//! On every shard of its set the router is one worker that calls the user's function on each
+//! item and pushes the item to that path's local queue; each path's stages are laid out on the
+//! same shards as ordinary stages; the next stage reads every path's output through a merge
+//! (the one exchanges use), which passes an epoch marker on once every path has delivered it.
+//! Path stages are stages of the pipeline like any other: they have their own names (prefixed
+//! `pathK/`), counters, failure limits and queues, and the account balances through them. A
+//! failure limit inside a path cancels that path's stages and everything upstream (the router,
+//! the source); the other paths and everything downstream drain.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::builder::PipelineBuilder;
+use super::envelope::Msg;
+use super::queue::{LocalSender, local_queue};
+use super::stage::{BATCH, Inbound, StageCx, TIME_ONE_IN, charge, forward_marker};
+use super::wiring::{DEFAULT_BUFFER, Kind, ShardBuild, Wiring};
+use crate::runtime::task_panic_message;
+
+/// One path of [`PipelineBuilder::path_variants`]: the stages an item routed there goes
+/// through, added to the builder it is given. Make one with [`path`].
+pub struct Path<T, U>(Box<dyn FnOnce(PipelineBuilder<T>) -> PipelineBuilder<U> + Send>);
+
+impl<T, U> std::fmt::Debug for Path<T, U> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Path")
+    }
+}
+
+/// A path for [`PipelineBuilder::path_variants`]: `chain` adds the path's stages to the builder
+/// it is given (`|p| p.pipe_async(load).map(decode)`; `|p| p` passes items through untouched).
+pub fn path<T, U, C>(chain: C) -> Path<T, U>
+where
+    C: FnOnce(PipelineBuilder<T>) -> PipelineBuilder<U> + Send + 'static,
+{
+    Path(Box::new(chain))
+}
+
+impl<T: Send + 'static> PipelineBuilder<T> {
+    /// Routes each item down one of `paths` (SPDL's `path_variants`): `router` returns the
+    /// index of the path, and the paths' outputs merge back into one stream, in completion
+    /// order. A cache-aware loader, say: hits take a cheap path, misses the full load.
+    ///
+    /// - The router is a stage (named `path_variants{i}`): an index out of range or a panic is
+    ///   a failure of that stage, counted and sampled like any op's.
+    /// - Options called right after this apply to the router: `.name(..)`, `.buffer(n)` (each
+    ///   path's input queue), `.max_failures(n)`, `.on_shards(..)` (the paths run where their
+    ///   router runs, so `on_shards` inside a path is refused at build).
+    /// - Every path ends with the same item type; a path may be empty (`path(|p| p)`), nested,
+    ///   batch or split items, and fail on its own: the account balances through all of them.
+    /// - A pipeline with paths does not keep source order end to end, whatever `ordered` says.
+    /// - No path at all is refused at build.
+    pub fn path_variants<U, R>(self, router: R, paths: impl IntoIterator<Item = Path<T, U>>) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        R: Fn(&T) -> usize + Send + Sync + 'static,
+    {
+        let paths: Vec<Path<T, U>> = paths.into_iter().collect();
+        let count = paths.len();
+        let router = Arc::new(router);
+        let mut routed: PipelineBuilder<T> =
+            self.push_stage("path_variants", Kind::Route, DEFAULT_BUFFER, move |w, index| {
+                wire_router(w, index, count, router);
+            });
+        let r = routed.last;
+        routed.last().paths = count;
+        let prev = std::mem::replace(&mut routed.wire, Box::new(|_| {}));
+        let mut tails = Vec::new();
+        let mut laid_out = Vec::with_capacity(count);
+        let mut b = routed;
+        for (k, Path(chain)) in paths.into_iter().enumerate() {
+            let first = b.specs.len();
+            b.tails = vec![r];
+            let mut out = chain(b);
+            for spec in &mut out.specs[first..] {
+                spec.name = format!("path{k}/{}", spec.name);
+                spec.in_path = true;
+            }
+            tails.extend(std::mem::take(&mut out.tails));
+            laid_out.push((first..out.specs.len(), std::mem::replace(&mut out.wire, Box::new(|_| {}))));
+            b = out.rewire(Box::new(|_| {}));
+        }
+        b.tails = tails;
+        b.last = r;
+        b.rewire(Box::new(move |w: &mut Wiring| {
+            prev(w);
+            let set = w.current.clone();
+            let units_in = w.units_per_item;
+            let mut units_out = units_in;
+            for (k, (stages, wire)) in laid_out.into_iter().enumerate() {
+                // A path runs where its router runs (`on_shards` inside it is refused at build).
+                for i in stages {
+                    w.specs[i].shards = Some(set.clone());
+                }
+                for &j in &set {
+                    w.steps[j].push(Box::new(move |sb: &mut ShardBuild| sb.enter_path(k)));
+                }
+                w.current = set.clone();
+                w.units_per_item = units_in;
+                wire(w);
+                for &j in &set {
+                    w.steps[j].push(Box::new(ShardBuild::leave_path));
+                }
+                units_out = units_out.max(w.units_per_item);
+            }
+            for &j in &set {
+                w.steps[j].push(Box::new(ShardBuild::join_paths::<U>));
+            }
+            w.current = set;
+            w.units_per_item = units_out;
+        }))
+    }
+}
+
+/// Lays out the router of `count` paths on its shards: one worker per shard, one queue per path.
+fn wire_router<T, R>(w: &mut Wiring, index: usize, count: usize, router: Arc<R>)
+where
+    T: Send + 'static,
+    R: Fn(&T) -> usize + Send + Sync + 'static,
+{
+    let set = w.enter::<T>(index);
+    let buffer = w.specs[index].buffer;
+    w.hold(buffer * count + BATCH + 1, set.len());
+    for &j in &set {
+        let router = router.clone();
+        w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
+            let input = sb.take_upstream::<T>();
+            let cx = sb.stage(index);
+            let (outputs, inputs): (Vec<_>, Vec<_>) = (0..count)
+                .map(|_| local_queue::<Msg<T>>(buffer, None))
+                .map(|(tx, rx)| (tx, Inbound::Local(rx)))
+                .unzip();
+            sb.spawn(route_worker(input, outputs, router, cx));
+            sb.open_paths(inputs);
+        }));
+    }
+}
+
+/// The router's worker on one shard: each item to the queue of the path `router` names.
+async fn route_worker<T, R>(mut input: Inbound<T>, outputs: Vec<LocalSender<Msg<T>>>, router: Arc<R>, cx: StageCx)
+where
+    T: Send + 'static,
+    R: Fn(&T) -> usize,
+{
+    let mut buf = Vec::with_capacity(BATCH);
+    let mut calls = 0u64;
+    while let Some((n, discarding)) = cx.next_batch(&mut input, &mut buf).await {
+        for msg in buf.drain(..) {
+            let env = match msg {
+                Msg::Item(env) => env,
+                marker => {
+                    cx.unreceived_marker();
+                    // Every path carries the epoch; chunk markers (source order) mean nothing
+                    // after a merge in completion order.
+                    if let Msg::Epoch(e) = marker {
+                        for out in &outputs {
+                            forward_marker(out, Msg::Epoch(e)).await;
+                        }
+                    }
+                    continue;
+                }
+            };
+            if discarding {
+                cx.discard(env.units());
+                continue;
+            }
+            let t0 = (calls % TIME_ONE_IN == 0).then(Instant::now);
+            calls += 1;
+            let chosen = catch_unwind(AssertUnwindSafe(|| router(&env.value)));
+            if let Some(t0) = t0 {
+                cx.record_duration(t0.elapsed());
+            }
+            match chosen {
+                Ok(k) if k < outputs.len() => {
+                    cx.emit(&outputs[k], env).await;
+                }
+                Ok(k) => cx.fail(
+                    env.units(),
+                    format!("the router chose path {k}, but there are {} (0 to {})", outputs.len(), outputs.len() - 1),
+                ),
+                Err(p) => cx.fail(env.units(), format!("router panicked: {}", task_panic_message(&*p))),
+            }
+        }
+        charge(n).await;
+    }
+}

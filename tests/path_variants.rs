@@ -1,0 +1,267 @@
+//! `path_variants` (SPDL's routing to sub-chains) in every placement: outputs, the account,
+//! router failures, epochs across paths, nesting, backpressure, and build errors.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{PLACEMENTS, assert_balanced, start};
+
+use shardpipe::pipeline::{PipelineBuilder, Placement, path, source, source_epochs};
+use shardpipe::time::sleep;
+
+/// Three paths of different kinds: a cheap map, an async op that filters, and a batch-and-split.
+fn three_paths(n: u64) -> PipelineBuilder<u64> {
+    source(0..n).map(|x| x + 1).path_variants(
+        |x: &u64| (*x % 3) as usize,
+        [
+            path(|p| p.map(|x| x * 10)),
+            path(|p| {
+                p.pipe_async(|x| async move {
+                    if x % 50 == 1 {
+                        sleep(Duration::from_micros(30)).await;
+                    }
+                    (x % 2 == 0).then_some(x)
+                })
+                .concurrency(8)
+            }),
+            path(|p| {
+                p.aggregate(16).pipe_blocking(|b: Vec<u64>| Ok::<_, String>(b)).disaggregate().map(|x| x + 1_000_000)
+            }),
+        ],
+    )
+}
+
+fn expected(n: u64) -> Vec<u64> {
+    let mut v: Vec<u64> = (0..n)
+        .map(|x| x + 1)
+        .filter_map(|x| match x % 3 {
+            0 => Some(x * 10),
+            1 => (x % 2 == 0).then_some(x),
+            _ => Some(x + 1_000_000),
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn every_placement_yields_what_each_path_makes_and_accounts_for_every_item() {
+    let n = 30_000;
+    for p in PLACEMENTS {
+        let Some(mut pipe) = start(three_paths(n), p) else { return };
+        let mut got: Vec<u64> = pipe.iter().collect();
+        got.sort_unstable();
+        let r = pipe.finish().expect("no failure limit");
+        assert_eq!(got, expected(n), "{p:?}");
+        assert_balanced(&r);
+        let names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "source",
+                "map1",
+                "path_variants2",
+                "path0/map3",
+                "path1/pipe_async4",
+                "path2/aggregate5",
+                "path2/pipe_blocking6",
+                "path2/disaggregate7",
+                "path2/map8",
+                "sink"
+            ],
+            "{p:?}"
+        );
+        let stage = |name: &str| &r.stages.iter().find(|s| s.name == name).expect(name).stats;
+        assert_eq!(stage("path_variants2").received, n);
+        // Each path received exactly the items routed to it.
+        for (name, k) in [("path0/map3", 0), ("path1/pipe_async4", 1), ("path2/aggregate5", 2)] {
+            assert_eq!(stage(name).received, (1..=n).filter(|x| x % 3 == k).count() as u64, "{p:?} {name}");
+        }
+        assert_eq!(r.account.filtered, (1..=n).filter(|x| x % 3 == 1 && x % 2 == 1).count() as u64);
+        assert_eq!(r.account.delivered, got.len() as u64);
+    }
+}
+
+#[test]
+fn a_router_that_names_no_path_or_panics_fails_that_item_only() {
+    for p in PLACEMENTS {
+        let b = source(0..1000u64)
+            .path_variants(
+                |x: &u64| match x % 10 {
+                    9 => panic!("no route for {x}"),
+                    8 => 5,
+                    k => (k % 2) as usize,
+                },
+                [path(|p| p.map(|x| x * 2)), path(|p| p)],
+            )
+            .name("route");
+        let Some(mut pipe) = start(b, p) else { return };
+        let got = pipe.iter().count();
+        let r = pipe.finish().expect("no failure limit");
+        assert_eq!(got, 800, "{p:?}");
+        assert_eq!(r.account.failed, 200);
+        assert_balanced(&r);
+        let route = r.stages.iter().find(|s| s.name == "route").expect("the router is named by .name()");
+        assert_eq!(route.stats.failures, 200);
+        let samples = route.failure_samples.join("\n");
+        assert!(samples.contains("the router chose path 5, but there are 2 (0 to 1)"), "{samples}");
+        assert!(samples.contains("router panicked: no route for"), "{samples}");
+    }
+}
+
+#[test]
+fn a_failure_limit_inside_a_path_names_that_stage_and_the_account_still_balances() {
+    for p in PLACEMENTS {
+        let b = source(0..5000u64).path_variants(
+            |x: &u64| (*x % 2) as usize,
+            [
+                // Slow, so its queue is full when path 1 trips: those items must still arrive.
+                path(|p| {
+                    p.pipe_async(|x| async move {
+                        sleep(Duration::from_micros(100)).await;
+                        Some(x)
+                    })
+                    .concurrency(2)
+                }),
+                path(|p| {
+                    p.pipe(|x: u64| if x > 3001 { Err(format!("bad {x}")) } else { Ok(x) })
+                        .name("strict")
+                        .max_failures(3)
+                }),
+            ],
+        );
+        let Some(mut pipe) = start(b, p) else { return };
+        let got = pipe.iter().count();
+        let err = pipe.finish().expect_err("path 1 exceeds its limit");
+        let failed: Vec<&str> = err.error.stages.iter().map(|s| s.stage.as_str()).collect();
+        assert_eq!(failed, ["path1/strict"], "{p:?}");
+        assert_balanced(&err.report);
+        assert_eq!(got as u64, err.report.account.delivered);
+        if !matches!(p, Placement::Sharded { shards: 0 }) {
+            // One loop routes in source order, and the sibling path drains after the cancel:
+            // everything up to the first failure (3003) reaches the consumer.
+            assert!(got >= 3002, "{p:?}: items before the first failure were delivered ({got})");
+        }
+        assert!(
+            err.report.account.discarded > 0 || err.report.account.produced < 5000,
+            "{p:?}: upstream was cancelled"
+        );
+    }
+}
+
+#[test]
+fn each_epoch_ends_only_after_every_path_delivered_its_items() {
+    for p in PLACEMENTS {
+        // Path 1 is slow, so without the join's epoch gathering its items would spill into the
+        // next epoch.
+        let b = source_epochs(|e| (e < 3).then(|| (0..600u64).map(move |x| x + 10_000 * e))).path_variants(
+            |x: &u64| usize::from(*x % 4 == 0),
+            [
+                path(|p| p.map(|x| x + 1)),
+                path(|p| {
+                    p.pipe_async(|x| async move {
+                        sleep(Duration::from_micros(200)).await;
+                        Some(x + 1)
+                    })
+                    .concurrency(4)
+                }),
+            ],
+        );
+        let Some(mut pipe) = start(b, p) else { return };
+        for e in 0..3u64 {
+            let mut items: Vec<u64> = pipe.epoch().collect();
+            items.sort_unstable();
+            assert_eq!(items, (0..600).map(|x| x + 1 + 10_000 * e).collect::<Vec<_>>(), "{p:?} epoch {e}");
+        }
+        assert_eq!(pipe.epoch().count(), 0);
+        assert_balanced(&pipe.finish().unwrap());
+    }
+}
+
+#[test]
+fn paths_nest_and_an_empty_path_passes_items_through() {
+    for p in PLACEMENTS {
+        let b = source(0..3000u64).path_variants(
+            |x: &u64| usize::from(*x >= 1000),
+            [
+                path(|p| p),
+                path(|p| {
+                    p.path_variants(
+                        |x: &u64| usize::from(*x >= 2000),
+                        [path(|q| q.map(|x| x + 100_000)), path(|q| q.pipe_iter(|x| [x + 200_000, x + 300_000]))],
+                    )
+                }),
+            ],
+        );
+        let Some(mut pipe) = start(b, p) else { return };
+        let mut got: Vec<u64> = pipe.iter().collect();
+        got.sort_unstable();
+        let mut want: Vec<u64> = (0..1000).chain((1000..2000).map(|x| x + 100_000)).collect();
+        want.extend((2000..3000).flat_map(|x| [x + 200_000, x + 300_000]));
+        want.sort_unstable();
+        assert_eq!(got, want, "{p:?}");
+        let r = pipe.finish().unwrap();
+        assert_balanced(&r);
+        assert!(r.stages.iter().any(|s| s.name == "path1/path1/pipe_iter4"), "nested names: {r}");
+    }
+}
+
+#[test]
+fn a_slow_consumer_holds_every_path_within_the_bound() {
+    for p in PLACEMENTS {
+        let pulled = Arc::new(AtomicU64::new(0));
+        let counter = pulled.clone();
+        let items = (0..20_000u64).inspect(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        let b = source(items)
+            .path_variants(|x: &u64| (*x % 2) as usize, [path(|p| p.map(|x| x * 2)), path(|p| p.pipe_blocking(Some))])
+            .aggregate(32);
+        let Some(mut pipe) = start(b, p) else { return };
+        let bound = pipe.in_flight_bound();
+        assert!(bound < 20_000, "the bound must be able to catch a leak: {bound}");
+        let (mut consumed, mut worst) = (0u64, 0u64);
+        while let Some(batch) = pipe.recv() {
+            std::thread::sleep(Duration::from_micros(200));
+            consumed += batch.len() as u64;
+            worst = worst.max(pulled.load(Ordering::Relaxed) - consumed);
+        }
+        assert!(worst <= bound, "{p:?}: {worst} source items in flight, bound {bound}");
+        assert_balanced(&pipe.finish().unwrap());
+    }
+}
+
+#[test]
+fn no_path_and_pinning_inside_a_path_are_refused_with_the_fix() {
+    let none = source(0..10u64).path_variants(|_: &u64| 0, Vec::<shardpipe::pipeline::Path<u64, u64>>::new());
+    let e = none.build(Placement::Sharded { shards: 1 }).expect_err("no path");
+    assert!(e.to_string().contains("path_variants needs at least one path"), "{e}");
+
+    let pinned = source(0..10u64).path_variants(|_: &u64| 0, [path(|p| p.map(|x| x).name("w").on_shards([0]))]);
+    let e = pinned.build(Placement::Sharded { shards: 1 }).expect_err("on_shards inside a path");
+    assert!(e.to_string().contains("stage 'path0/w': on_shards cannot be set inside a path"), "{e}");
+}
+
+#[test]
+fn the_router_may_be_pinned_and_its_paths_follow_it() {
+    for p in PLACEMENTS {
+        let b = source(0..4000u64)
+            .path_variants(
+                |x: &u64| (*x % 2) as usize,
+                [
+                    path(|p| p.map(|x| (x, shardpipe::current_shard()))),
+                    path(|p| p.map(|x| (x, shardpipe::current_shard()))),
+                ],
+            )
+            .on_shards([0])
+            .map(|(x, s)| (x + 1, s));
+        let Some(mut pipe) = start(b, p) else { return };
+        let got: Vec<(u64, Option<usize>)> = pipe.iter().collect();
+        assert!(got.iter().all(|&(_, s)| s == Some(0)), "{p:?}: a path ran off its router's shard");
+        assert_eq!(got.len(), 4000);
+        assert_balanced(&pipe.finish().unwrap());
+    }
+}
