@@ -360,3 +360,19 @@ fn a_low_open_file_limit_slows_reads_down_instead_of_failing_files() {
     assert!(run["account"]["balances"].as_bool().unwrap(), "{run}");
     assert_eq!((run["items"].as_u64(), run["failed"].as_u64()), (Some(2000), Some(0)), "{run}");
 }
+
+#[test]
+fn profile_runs_every_stage_of_a_plan_alone_and_refuses_zero_items() {
+    let Some(v) = json(&["profile", "default", "--items-per-level", "40", "--json"]) else { return };
+    let stages = v["stages"].as_array().expect("stages");
+    assert_eq!(stages[0]["name"], "source");
+    assert_eq!(stages[0]["levels"][0]["items"], 200, "five levels of 40");
+    let read = stages.iter().find(|s| s["name"] == "read").expect("the default plan's read stage");
+    let levels: Vec<u64> =
+        read["levels"].as_array().unwrap().iter().map(|l| l["concurrency"].as_u64().unwrap()).collect();
+    assert_eq!(levels, [32, 16, 8, 4, 1]);
+    assert!(read["best_concurrency"].is_u64());
+    let out = shardpipe(&["profile", "default", "--items-per-level", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("items_per_level must be at least 1"));
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::aggregate::{Aggregator, Leftovers, aggregate_worker, custom_aggregate_worker};
 use super::envelope::Envelope;
+use super::profile::{Profiler, stage_profiler};
 use super::progress::ReportFn;
 use super::report::Report;
 use super::stage::{BATCH, Timing, inline_worker, tasks_worker};
@@ -45,6 +46,9 @@ impl<U, E: Display> Outcome for Result<U, E> {
 
 pub(super) type Wire = Box<dyn FnOnce(&mut Wiring) + Send>;
 
+/// How one stage lays itself out, given its index.
+pub(super) type StageWire = Arc<dyn Fn(&mut Wiring, usize) + Send + Sync>;
+
 /// A pipeline being described; `T` is what its last stage emits.
 #[must_use = "a builder does nothing until .build(placement)"]
 pub struct PipelineBuilder<T> {
@@ -60,6 +64,8 @@ pub struct PipelineBuilder<T> {
     /// The stage the options (`name`, `concurrency`, …) apply to: the one added last, or the
     /// router after `path_variants`.
     pub(super) last: usize,
+    /// Per stage: how `profile` runs it alone (`None` where it cannot: `path_variants`).
+    pub(super) profilers: Vec<Option<Profiler>>,
     pub(super) _out: PhantomData<fn() -> T>,
 }
 
@@ -71,17 +77,29 @@ impl<T> std::fmt::Debug for PipelineBuilder<T> {
 }
 
 impl<T: Send + 'static> PipelineBuilder<T> {
-    pub(super) fn push_stage<U>(
+    pub(super) fn push_stage<U: Send + 'static>(
+        self,
+        name: &str,
+        kind: Kind,
+        buffer: usize,
+        stage: impl Fn(&mut Wiring, usize) + Send + Sync + 'static,
+    ) -> PipelineBuilder<U> {
+        self.push_shared_stage(name, kind, buffer, Arc::new(stage))
+    }
+
+    /// Adds a stage whose wiring is `stage` (shared: `profile` lays it out again on its own).
+    pub(super) fn push_shared_stage<U: Send + 'static>(
         mut self,
         name: &str,
         kind: Kind,
         buffer: usize,
-        stage: impl FnOnce(&mut Wiring, usize) + Send + 'static,
+        stage: StageWire,
     ) -> PipelineBuilder<U> {
         let index = self.specs.len();
         let mut spec = StageSpec::new(format!("{name}{index}"), kind, buffer);
         spec.parents = std::mem::replace(&mut self.tails, vec![index]);
         self.specs.push(spec);
+        self.profilers.push(Some(stage_profiler::<T, U>(stage.clone())));
         let prev = std::mem::replace(&mut self.wire, Box::new(|_| {}));
         self.last = index;
         self.rewire(Box::new(move |w: &mut Wiring| {
@@ -102,6 +120,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             trace: self.trace,
             tails: self.tails,
             last: self.last,
+            profilers: self.profilers,
             _out: PhantomData,
         }
     }
@@ -138,7 +157,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let op = Arc::new(op);
         self.push_stage(name, Kind::Tasks, DEFAULT_BUFFER, move |w, index| {
             let set = w.enter::<T>(index);
-            wire_tasks(w, index, &set, op);
+            wire_tasks(w, index, &set, op.clone());
         })
     }
 
@@ -213,6 +232,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     {
         let f = Arc::new(f);
         self.push_stage("pipe_blocking", Kind::Blocking, DEFAULT_BUFFER, move |w, index| {
+            let f = f.clone();
             let set = w.enter::<T>(index);
             let spec = w.specs[index].clone();
             if let Some(pool) = w.offload.clone() {

@@ -70,10 +70,12 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let router = Arc::new(router);
         let mut routed: PipelineBuilder<T> =
             self.push_stage("path_variants", Kind::Route, DEFAULT_BUFFER, move |w, index| {
-                wire_router(w, index, count, router);
+                wire_router(w, index, count, router.clone());
             });
         let r = routed.last;
         routed.last().paths = count;
+        // The router alone (without its paths) is not a pipeline: `profile` says so.
+        routed.profilers[r] = None;
         let prev = std::mem::replace(&mut routed.wire, Box::new(|_| {}));
         let mut tails = Vec::new();
         let mut laid_out = Vec::with_capacity(count);
@@ -86,6 +88,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 spec.name = format!("path{k}/{}", spec.name);
                 spec.in_path = true;
             }
+            out.profilers[first..].iter_mut().for_each(|p| *p = None);
             tails.extend(std::mem::take(&mut out.tails));
             laid_out.push((first..out.specs.len(), std::mem::replace(&mut out.wire, Box::new(|_| {}))));
             b = out.rewire(Box::new(|_| {}));

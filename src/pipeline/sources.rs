@@ -7,10 +7,12 @@
 //! the iterators (`source_thread.rs`).
 
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 
 use super::builder::{PipelineBuilder, Wire};
 use super::envelope::Msg;
 use super::exchange::Dealer;
+use super::profile::{source_profiler, take_wire};
 use super::source::{Inline, Passes, source_task};
 use super::source_thread::{self, Fed, Feed};
 use super::stage::{Inbound, StageCx};
@@ -150,9 +152,20 @@ where
             }
         }));
     });
+    // The wiring waits in a slot that `profile` can take it from instead.
+    let slot = Arc::new(Mutex::new(Some(wire)));
+    let taker = slot.clone();
+    let spec = StageSpec::new("source".into(), Kind::Source, SOURCE_RING);
+    let mut b = bare_builder(Box::new(move |w: &mut Wiring| take_wire(&taker)(w)), spec);
+    b.profilers[0] = Some(source_profiler::<T>(slot));
+    b
+}
+
+/// A builder of the source that `wire` lays out, with `spec`, and no stage yet.
+pub(super) fn bare_builder<T>(wire: Wire, spec: StageSpec) -> PipelineBuilder<T> {
     PipelineBuilder {
         wire,
-        specs: vec![StageSpec::new("source".into(), Kind::Source, SOURCE_RING)],
+        specs: vec![spec],
         max_failures_total: None,
         max_failure_rate_total: None,
         sink_buffer: 3,
@@ -160,6 +173,7 @@ where
         trace: false,
         tails: vec![0],
         last: 0,
+        profilers: vec![None],
         _out: PhantomData,
     }
 }

@@ -46,6 +46,11 @@ enum Command {
     /// Each mode runs --repeat times, alternating (single, sharded, single, …) so that a noisy
     /// machine slows both alike; the table shows medians and the sharded/single ratio.
     Compare(CompareArgs),
+    /// Run every stage of a plan alone at concurrencies 32, 16, 8, 4, 1 (SPDL's profiling mode)
+    /// and print each one's throughput, to find the stage that limits the pipeline.
+    ///
+    /// Example: shardpipe profile imagenet --items-per-level 200
+    Profile(ProfileArgs),
     /// List the plans: those in ./shards and those built into the binary.
     Plans,
     /// Measure the runtime on this machine in seconds: hand-off, ping-pong, spawn.
@@ -104,6 +109,24 @@ struct PlanArgs {
     /// thread with its task turns, idle periods, wakes sent and offloaded jobs.
     #[arg(long, value_name = "FILE.json")]
     trace: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ProfileArgs {
+    /// A plan: a path to a .toml file, or a name from `shardpipe plans`.
+    plan: String,
+    /// Override any plan key by its dotted path; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Where to run the stages (default: the plan's placement.mode).
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// Inputs each stage gets per concurrency level (the source makes five times this many).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    items_per_level: usize,
+    /// Print one JSON object on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -191,6 +214,7 @@ fn main() -> ExitCode {
         None => default_compare(),
         Some(Command::Run(a)) => run_command(&a),
         Some(Command::Compare(a)) => compare_command(&a.plan, a.repeat, None),
+        Some(Command::Profile(a)) => profile_command(&a),
         Some(Command::Plans) => list_plans(),
         Some(Command::Bench) => bench::run().map_err(|e| Failure::User(e.to_string())),
         Some(Command::GenImages(a)) => gen_images(&a),
@@ -218,9 +242,13 @@ fn main() -> ExitCode {
 
 /// The plan with the command line's overrides applied.
 fn load(args: &PlanArgs) -> Result<(PlanText, Plan), Failure> {
-    let text = plan::find(&args.plan).map_err(|e| e.to_string())?;
-    let mut overrides = args.set.clone();
-    if let Some(rate) = args.rate {
+    load_with(&args.plan, &args.set, args.rate)
+}
+
+fn load_with(name: &str, set: &[String], rate: Option<f64>) -> Result<(PlanText, Plan), Failure> {
+    let text = plan::find(name).map_err(|e| e.to_string())?;
+    let mut overrides = set.to_vec();
+    if let Some(rate) = rate {
         if !(rate.is_finite() && rate > 0.0) {
             return Err(format!("--rate {rate}: the rate must be a positive number of items per second").into());
         }
@@ -322,13 +350,40 @@ fn emit(name: &str, runs: &[Run], args: &PlanArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn run_command(a: &RunArgs) -> Result<(), Failure> {
-    let (text, plan) = load(&a.plan)?;
-    let mode = match a.mode {
+/// `--mode`, else the plan's.
+fn mode_of(arg: Option<ModeArg>, plan: &Plan) -> Mode {
+    match arg {
         Some(ModeArg::Single) => Mode::Single,
         Some(ModeArg::Sharded) => Mode::Sharded,
         None => plan.placement.mode,
-    };
+    }
+}
+
+fn profile_command(a: &ProfileArgs) -> Result<(), Failure> {
+    let (text, plan) = load_with(&a.plan, &a.set, None)?;
+    let mode = mode_of(a.mode, &plan);
+    if !a.json {
+        eprintln!(
+            "profiling {} on {}: each stage alone, {} inputs per level …",
+            text.name,
+            mode_label(mode),
+            a.items_per_level
+        );
+    }
+    let profile = ops::pipeline(&plan, None)?
+        .profile(a.items_per_level, ops::placement(&plan, mode))
+        .map_err(|e| Failure::User(e.to_string()))?;
+    if a.json {
+        println!("{}", output::profile_json(&text.name, &profile));
+    } else {
+        println!("{} — {}\n{profile}", text.name, plan.description);
+    }
+    Ok(())
+}
+
+fn run_command(a: &RunArgs) -> Result<(), Failure> {
+    let (text, plan) = load(&a.plan)?;
+    let mode = mode_of(a.mode, &plan);
     let (report, error) = run_once(&plan, mode, &a.plan, !a.plan.json)?;
     if !a.plan.json {
         println!("{} — {}\n{report}", text.name, plan.description);

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use shardpipe::pipeline::{Report, fmt_ns};
+use shardpipe::pipeline::{Profile, Report, fmt_ns};
 use shardpipe::stats::Recorder;
 
 /// One run of a plan.
@@ -13,6 +13,30 @@ pub struct Run {
     /// 1-based repetition.
     pub repeat: usize,
     pub report: Report,
+}
+
+/// `profile --json`: every stage's levels (schema in docs/plans.md).
+pub fn profile_json(plan: &str, profile: &Profile) -> serde_json::Value {
+    let stages: Vec<_> = profile
+        .stages
+        .iter()
+        .map(|s| {
+            let levels: Vec<_> = s
+                .levels
+                .iter()
+                .map(|l| {
+                    serde_json::json!({
+                        "concurrency": l.concurrency, "items": l.items, "outputs": l.outputs,
+                        "failures": l.failures, "seconds": l.elapsed.as_secs_f64(),
+                        "items_per_sec": l.items_per_sec, "task_p50_ns": l.task_p50_ns,
+                        "task_p99_ns": l.task_p99_ns, "occupancy": l.occupancy,
+                    })
+                })
+                .collect();
+            serde_json::json!({ "name": s.name, "best_concurrency": s.best().map(|b| b.concurrency), "levels": levels })
+        })
+        .collect();
+    serde_json::json!({ "plan": plan, "placement": profile.placement, "stages": stages })
 }
 
 /// The `--json` object (schema in docs/plans.md).

@@ -1,0 +1,261 @@
+//! `profile`: SPDL's profiling mode — every stage run alone, on inputs made beforehand, at
+//! concurrencies 32, 16, 8, 4 and 1, so each stage's own throughput shows without the rest of
+//! the pipeline in the way.
+//!
+//! The source runs first and its items are collected (`items_per_level` for each level). Then,
+//! stage by stage, the collected items are split into one share per level; each share runs
+//! through a pipeline of that stage alone (a source over the share, the stage, the sink) on the
+//! same placement; the outputs of all levels, together, are the next stage's inputs. A stage
+//! whose concurrency changes nothing (inline ops, and blocking ops on shards, which run one call
+//! at a time per shard) runs once, at its own setting, on all its inputs.
+//!
+//! Each stage's wiring is shared (`StageWire`) so it can be laid out again here; the builder
+//! keeps one [`Profiler`] per stage, made where the stage's input and output types are known.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::build::{PipelineBuildError, Placement};
+use super::builder::{PipelineBuilder, StageWire, Wire};
+use super::report::{Report, fmt_ns};
+use super::sources::{bare_builder, source};
+use super::wiring::{Kind, StageSpec};
+
+/// Concurrencies each stage whose concurrency matters is run at (SPDL's).
+const LEVELS: [usize; 5] = [32, 16, 8, 4, 1];
+
+/// What profiling one stage hands on: its outputs (a `Vec` of its output type) and its levels.
+pub(crate) struct Staged {
+    outputs: Box<dyn Any + Send>,
+    levels: Vec<ProfileLevel>,
+}
+
+/// Runs one stage alone on its inputs (a `Vec` of its input type; for the source, the number of
+/// items to collect) at each of the levels.
+pub(crate) type Profiler = Arc<
+    dyn Fn(Box<dyn Any + Send>, &StageSpec, &[usize], Placement) -> Result<Staged, PipelineBuildError> + Send + Sync,
+>;
+
+/// `profile` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// A stage's pipeline did not build or start.
+    #[error("profile: {0}")]
+    Build(#[from] PipelineBuildError),
+    /// A stage that cannot run alone.
+    #[error(
+        "stage '{stage}': profile cannot run path_variants' router or its paths alone yet; \
+         profile the stages before it, or each path as a pipeline of its own"
+    )]
+    Unsupported {
+        /// The stage.
+        stage: String,
+    },
+    /// `items_per_level` was 0.
+    #[error("profile: items_per_level must be at least 1 (SPDL uses 1000)")]
+    NoItems,
+}
+
+/// One stage at one concurrency.
+#[derive(Debug, Clone)]
+pub struct ProfileLevel {
+    /// Tasks in flight for the stage, in total.
+    pub concurrency: usize,
+    /// Items the stage received.
+    pub items: u64,
+    /// Items it emitted.
+    pub outputs: u64,
+    /// Calls that failed (errors and panics).
+    pub failures: u64,
+    /// From the start of the run (shards up) to its last output.
+    pub elapsed: Duration,
+    /// `items / elapsed`.
+    pub items_per_sec: f64,
+    /// Per call, ns (sampled for inline ops, as in reports).
+    pub task_p50_ns: u64,
+    /// Per call, ns.
+    pub task_p99_ns: u64,
+    /// Fraction of the time the stage's output queue held an item.
+    pub occupancy: Option<f64>,
+}
+
+/// One stage's levels.
+#[derive(Debug, Clone)]
+pub struct StageProfile {
+    /// The stage's name.
+    pub name: String,
+    /// One entry per concurrency run (one for stages whose concurrency changes nothing; none
+    /// when the stages before it left it no input).
+    pub levels: Vec<ProfileLevel>,
+}
+
+impl StageProfile {
+    /// The level with the highest throughput.
+    pub fn best(&self) -> Option<&ProfileLevel> {
+        self.levels.iter().max_by(|a, b| a.items_per_sec.total_cmp(&b.items_per_sec))
+    }
+}
+
+/// What [`PipelineBuilder::profile`] measured.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// "single-loop" or "sharded".
+    pub placement: &'static str,
+    /// The source first, then every stage in order.
+    pub stages: Vec<StageProfile>,
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "profile ({}): each stage alone on inputs made beforehand; * marks the fastest", self.placement)?;
+        let width = self.stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        for stage in &self.stages {
+            if stage.levels.is_empty() {
+                writeln!(f, "  {:width$}  no input (the stages before it emitted nothing)", stage.name)?;
+            }
+            let best = stage.best().map(|b| b.concurrency);
+            for l in &stage.levels {
+                let mark = if stage.levels.len() > 1 && Some(l.concurrency) == best { '*' } else { ' ' };
+                let busy = l.occupancy.map_or("-".into(), |o| format!("{:.0}%", o * 100.0));
+                writeln!(
+                    f,
+                    "  {:width$} {mark} concurrency {:>2}  {:>8} in {:>8} out {:>4} failed  {:>10.0} items/s  \
+                     task p50 {} p99 {}  queue busy {busy}",
+                    stage.name,
+                    l.concurrency,
+                    l.items,
+                    l.outputs,
+                    l.failures,
+                    l.items_per_sec,
+                    fmt_ns(l.task_p50_ns),
+                    fmt_ns(l.task_p99_ns),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<T: Send + 'static> PipelineBuilder<T> {
+    /// SPDL's profiling mode: runs every stage alone on `placement`, at concurrencies 32, 16,
+    /// 8, 4 and 1, each on `items_per_level` inputs made by the stages before it (SPDL uses
+    /// 1000), and reports each level's throughput. Use it to find the stage that limits a
+    /// pipeline and the concurrency it wants. Stages whose concurrency changes nothing (inline
+    /// ops; blocking ops on shards) run once at their own setting. Failure limits are lifted
+    /// while profiling (failures are counted). The source runs once, for as many items as all
+    /// levels need (fewer if it ends sooner). Not for pipelines with `path_variants` yet.
+    pub fn profile(self, items_per_level: usize, placement: Placement) -> Result<Profile, ProfileError> {
+        if items_per_level == 0 {
+            return Err(ProfileError::NoItems);
+        }
+        let mut profilers = Vec::with_capacity(self.profilers.len());
+        for (spec, p) in self.specs.iter().zip(&self.profilers) {
+            profilers.push(p.clone().ok_or_else(|| ProfileError::Unsupported { stage: spec.name.clone() })?);
+        }
+        let mut stages = Vec::with_capacity(self.specs.len());
+        let mut input: Box<dyn Any + Send> = Box::new(items_per_level * LEVELS.len());
+        for (spec, profiler) in self.specs.iter().zip(profilers) {
+            let staged = profiler(input, spec, &LEVELS, placement)?;
+            stages.push(StageProfile { name: spec.name.clone(), levels: staged.levels });
+            input = staged.outputs;
+        }
+        let placement = if matches!(placement, Placement::SingleLoop { .. }) { "single-loop" } else { "sharded" };
+        Ok(Profile { placement, stages })
+    }
+}
+
+/// The profiler of a source whose wiring waits in `slot` (shared with the builder's own
+/// wiring: whichever runs first takes it).
+pub(crate) fn source_profiler<T: Send + 'static>(slot: Arc<Mutex<Option<Wire>>>) -> Profiler {
+    Arc::new(move |input, spec, _levels, placement| {
+        let n = *input.downcast::<usize>().expect("the source's input is the number of items");
+        let mut b = bare_builder::<T>(take_wire(&slot), spec.clone());
+        b.specs[0].rate = None;
+        let mut pipe = b.build(placement)?;
+        let t0 = Instant::now();
+        let items: Vec<T> = pipe.iter().take(n).collect();
+        let elapsed = t0.elapsed();
+        pipe.stop();
+        let report = finished(pipe.finish());
+        // The source receives nothing: its throughput is the items collected over the time.
+        let got = items.len() as u64;
+        let level = ProfileLevel {
+            items: got,
+            outputs: got,
+            items_per_sec: got as f64 / elapsed.as_secs_f64().max(1e-9),
+            ..level(&report, 0, spec.concurrency, elapsed)
+        };
+        Ok(Staged { outputs: Box::new(items), levels: vec![level] })
+    })
+}
+
+/// The source's wiring, taken out of its slot (once: a builder is built or profiled, not both).
+pub(crate) fn take_wire(slot: &Mutex<Option<Wire>>) -> Wire {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).take().expect("a builder's source is laid out once")
+}
+
+/// The profiler of a stage from `T` to `U` laid out by `stage`.
+pub(crate) fn stage_profiler<T: Send + 'static, U: Send + 'static>(stage: StageWire) -> Profiler {
+    Arc::new(move |input, spec, levels, placement| {
+        let items = *input.downcast::<Vec<T>>().expect("a stage's inputs are its input type");
+        run_levels::<T, U>(items, &stage, spec, levels, placement)
+    })
+}
+
+/// Runs the stage alone once per level, each on its share of `items`.
+fn run_levels<T: Send + 'static, U: Send + 'static>(
+    items: Vec<T>,
+    stage: &StageWire,
+    spec: &StageSpec,
+    levels: &[usize],
+    placement: Placement,
+) -> Result<Staged, PipelineBuildError> {
+    let single_loop = matches!(placement, Placement::SingleLoop { .. });
+    let matters = spec.kind == Kind::Tasks || (spec.kind == Kind::Blocking && single_loop);
+    let levels: Vec<usize> = if matters { levels.to_vec() } else { vec![spec.concurrency] };
+    let (n, k) = (items.len(), levels.len());
+    let mut rest = items.into_iter();
+    let mut outputs: Vec<U> = Vec::new();
+    let mut done = Vec::with_capacity(k);
+    for (i, &concurrency) in levels.iter().enumerate() {
+        let share: Vec<T> = rest.by_ref().take(n / k + usize::from(i < n % k)).collect();
+        if share.is_empty() {
+            continue;
+        }
+        let mut b: PipelineBuilder<U> =
+            source(share).push_shared_stage(&spec.name, spec.kind, spec.buffer, stage.clone());
+        b.specs[1] =
+            StageSpec { concurrency, max_failures: None, max_failure_rate: None, parents: vec![0], ..spec.clone() };
+        let mut pipe = b.build(placement)?;
+        let t0 = Instant::now();
+        outputs.extend(pipe.iter());
+        let elapsed = t0.elapsed();
+        done.push(level(&finished(pipe.finish()), 1, concurrency, elapsed));
+    }
+    Ok(Staged { outputs: Box::new(outputs), levels: done })
+}
+
+/// The report of a finished run, failure limit or not (profiling lifts the limits, but a
+/// source that panics still fails the run).
+fn finished(r: Result<Report, super::PipelineFailed>) -> Report {
+    r.unwrap_or_else(|failed| *failed.report)
+}
+
+/// Stage `index` of `report` as one level.
+fn level(report: &Report, index: usize, concurrency: usize, elapsed: Duration) -> ProfileLevel {
+    let s = &report.stages[index].stats;
+    let task = s.task_time.summary();
+    ProfileLevel {
+        concurrency,
+        items: s.received,
+        outputs: s.emitted,
+        failures: s.failures,
+        elapsed,
+        items_per_sec: s.received as f64 / elapsed.as_secs_f64().max(1e-9),
+        task_p50_ns: task.p50,
+        task_p99_ns: task.p99,
+        occupancy: s.occupancy(),
+    }
+}
