@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{PLACEMENTS, assert_balanced, start};
 
-use shardpipe::pipeline::{PipelineBuilder, Placement, path, source, source_epochs};
+use shardpipe::pipeline::{PipelineBuilder, Placement, merge_pipelines, path, source, source_epochs, sub_pipeline};
 use shardpipe::time::sleep;
 
 /// Three paths of different kinds: a cheap map, an async op that filters, and a batch-and-split.
@@ -238,7 +238,7 @@ fn a_slow_consumer_holds_every_path_within_the_bound() {
 fn no_path_and_pinning_inside_a_path_are_refused_with_the_fix() {
     let none = source(0..10u64).path_variants(|_: &u64| 0, Vec::<shardpipe::pipeline::Path<u64, u64>>::new());
     let e = none.build(Placement::Sharded { shards: 1 }).expect_err("no path");
-    assert!(e.to_string().contains("path_variants needs at least one path"), "{e}");
+    assert!(e.to_string().contains("a router needs at least one path"), "{e}");
 
     let pinned = source(0..10u64).path_variants(|_: &u64| 0, [path(|p| p.map(|x| x).name("w").on_shards([0]))]);
     let e = pinned.build(Placement::Sharded { shards: 1 }).expect_err("on_shards inside a path");
@@ -263,5 +263,34 @@ fn the_router_may_be_pinned_and_its_paths_follow_it() {
         assert!(got.iter().all(|&(_, s)| s == Some(0)), "{p:?}: a path ran off its router's shard");
         assert_eq!(got.len(), 4000);
         assert_balanced(&pipe.finish().unwrap());
+    }
+}
+
+#[test]
+fn merged_sub_pipelines_of_different_item_types_feed_the_stages_after_them() {
+    for p in PLACEMENTS {
+        let words: Vec<String> = (0..2000).map(|i| format!("w{i}")).collect();
+        let b = merge_pipelines([
+            sub_pipeline(words, |p| p.pipe(|w: String| w[1..].parse::<u64>().ok()).name("parse")),
+            sub_pipeline(0..3000u64, |p| {
+                p.pipe_async(|x| async move { (x % 3 != 0).then_some(x + 10_000) }).concurrency(4)
+            }),
+            sub_pipeline(vec![7u8; 500], |p| p.map(u64::from).pipe(|x: u64| if x == 7 { Err("seven") } else { Ok(x) })),
+        ])
+        .map(|x| x * 2);
+        let Some(mut pipe) = start(b, p) else { return };
+        let mut got: Vec<u64> = pipe.iter().collect();
+        got.sort_unstable();
+        let mut want: Vec<u64> =
+            (0..2000).chain((0..3000).filter(|x| x % 3 != 0).map(|x| x + 10_000)).map(|x| x * 2).collect();
+        want.sort_unstable();
+        assert_eq!(got, want, "{p:?}");
+        let r = pipe.finish().expect("no failure limit");
+        assert_balanced(&r);
+        assert_eq!((r.account.produced, r.account.failed), (5500, 500), "{p:?}");
+        let names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
+        for name in ["merge1", "sub0/input", "sub0/parse", "sub1/input", "sub2/input"] {
+            assert!(names.contains(&name), "{p:?}: no stage {name} in {names:?}");
+        }
     }
 }

@@ -114,8 +114,11 @@ pub enum PipelineBuildError {
         /// Where the stage runs.
         to: Vec<usize>,
     },
-    /// `path_variants` was given no path.
-    #[error("stage '{stage}': path_variants needs at least one path; pass a list such as [path(|p| p.map(f))]")]
+    /// `path_variants` was given no path (or `merge_pipelines` no sub-pipeline).
+    #[error(
+        "stage '{stage}': a router needs at least one path; pass path_variants a list such as \
+         [path(|p| p.map(f))], or merge_pipelines at least one sub_pipeline"
+    )]
     NoPaths {
         /// The router.
         stage: String,

@@ -65,13 +65,27 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         U: Send + 'static,
         R: Fn(&T) -> usize + Send + Sync + 'static,
     {
+        self.routed("path_variants", "path", router, paths)
+    }
+
+    /// `path_variants` with the router named `name` and path `k`'s stages prefixed `{prefix}k/`.
+    pub(super) fn routed<U, R>(
+        self,
+        name: &str,
+        prefix: &str,
+        router: R,
+        paths: impl IntoIterator<Item = Path<T, U>>,
+    ) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        R: Fn(&T) -> usize + Send + Sync + 'static,
+    {
         let paths: Vec<Path<T, U>> = paths.into_iter().collect();
         let count = paths.len();
         let router = Arc::new(router);
-        let mut routed: PipelineBuilder<T> =
-            self.push_stage("path_variants", Kind::Route, DEFAULT_BUFFER, move |w, index| {
-                wire_router(w, index, count, router.clone());
-            });
+        let mut routed: PipelineBuilder<T> = self.push_stage(name, Kind::Route, DEFAULT_BUFFER, move |w, index| {
+            wire_router(w, index, count, router.clone());
+        });
         let r = routed.last;
         routed.last().paths = count;
         // The router alone (without its paths) is not a pipeline: `profile` says so.
@@ -85,7 +99,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             b.tails = vec![r];
             let mut out = chain(b);
             for spec in &mut out.specs[first..] {
-                spec.name = format!("path{k}/{}", spec.name);
+                spec.name = format!("{prefix}{k}/{}", spec.name);
                 spec.in_path = true;
             }
             out.profilers[first..].iter_mut().for_each(|p| *p = None);

@@ -59,8 +59,8 @@ where
 /// hold the others up, and one that ends early leaves the rest running. One pass; the stream ends
 /// when every source has ended, and its length ([`Pipeline::progress`](super::Pipeline::progress))
 /// is their sum when each knows its own. A panic in any of them fails the pipeline, as in a
-/// single source. To give items of different sources different stages, tag them
-/// (`map(|x| (k, x))`) and branch inside the op.
+/// single source. To give the items of each source stages of their own (or merge sources of
+/// different item types), use [`merge_pipelines`](super::merge_pipelines).
 pub fn merge_sources<S, I>(sources: S) -> PipelineBuilder<I::Item>
 where
     S: IntoIterator<Item = I>,
