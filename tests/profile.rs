@@ -85,10 +85,48 @@ fn a_short_source_shares_what_it_has_and_a_stage_left_no_input_says_so() {
 }
 
 #[test]
-fn paths_and_zero_items_are_refused_with_the_fix() {
-    let b = source(0..10u64).path_variants(|_: &u64| 0, [path(|p| p.map(|x| x))]);
-    let e = b.profile(10, Placement::Sharded { shards: 1 }).expect_err("paths cannot be profiled yet");
-    assert!(e.to_string().contains("stage 'path_variants1': profile cannot run path_variants"), "{e}");
+fn each_path_runs_alone_on_the_items_routed_to_it() {
+    let b = source(0..1000u64)
+        .path_variants(
+            |x: &u64| if *x % 10 == 9 { 7 } else { usize::from(*x % 10 < 3) },
+            [
+                path(|p| p.map(|x| x + 1)),
+                path(|p| {
+                    p.pipe_async(|x| async move { Some(x) }).name("slow").path_variants(|_: &u64| 0, [path(|q| q)])
+                }),
+            ],
+        )
+        .name("route")
+        .map(|x| x * 2)
+        .name("after");
+    let Some(prof) = profile(b, 100, Placement::Sharded { shards: 1 }) else { return };
+    let stage =
+        |name: &str| &prof.stages.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name}: {prof}")).levels;
+    let route = &stage("route")[0];
+    assert_eq!((route.items, route.outputs, route.failures), (500, 450, 50), "{prof}");
+    let total = |levels: &[shardpipe::pipeline::ProfileLevel]| levels.iter().map(|l| l.items).sum::<u64>();
+    assert_eq!(total(stage("path0/map2")), 300, "x % 10 in 3..9 of the 500 source items: {prof}");
+    assert_eq!(total(stage("path1/slow")), 150, "{prof}");
+    assert_eq!(stage("path1/slow").len(), 5, "an async stage in a path runs at every level");
+    assert_eq!(total(stage("after")), 450, "every path's outputs reach the stage after: {prof}");
+}
+
+#[test]
+fn zero_items_are_refused_with_the_fix() {
     let e = source(0..10u64).map(|x| x).profile(0, Placement::Sharded { shards: 1 }).expect_err("0 items");
     assert!(e.to_string().contains("items_per_level must be at least 1"), "{e}");
+}
+
+#[test]
+fn merged_sub_pipelines_profile_like_paths() {
+    let b = shardpipe::pipeline::merge_pipelines([
+        shardpipe::pipeline::sub_pipeline(0..200u64, |p| p.map(|x| x + 1)),
+        shardpipe::pipeline::sub_pipeline(vec![1u8; 100], |p| p.map(u64::from)),
+    ]);
+    let Some(prof) = profile(b, 20, Placement::single_loop()) else { return };
+    let items =
+        |name: &str| prof.stages.iter().find(|s| s.name == name).map(|s| s.levels.iter().map(|l| l.items).sum::<u64>());
+    assert_eq!(items("source"), Some(100), "five levels of 20: {prof}");
+    assert_eq!(items("merge1"), Some(100));
+    assert_eq!(items("sub0/input").unwrap() + items("sub1/input").unwrap(), 100, "{prof}");
 }

@@ -278,7 +278,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let limits = |count, rate| Limits { count, rate };
         let stage_limits = specs.iter().map(|s| (s.name.clone(), limits(s.max_failures, s.max_failure_rate))).collect();
         let total = limits(self.max_failures_total, self.max_failure_rate_total);
-        let parents = specs.iter().map(|s| s.parents.clone()).collect();
+        let parents = specs.iter().map(|s| s.parents.iter().map(|&(stage, _)| stage).collect()).collect();
         let control = Arc::new(Control::starting_at(start, stage_limits, parents, total));
         let mut w = Wiring {
             shards,

@@ -60,7 +60,7 @@ pub struct PipelineBuilder<T> {
     pub(super) report_every: Option<(Duration, ReportFn)>,
     pub(super) trace: bool,
     /// The stages whose output is the chain's output so far (several after `path_variants`).
-    pub(super) tails: Vec<usize>,
+    pub(super) tails: Vec<(usize, usize)>,
     /// The stage the options (`name`, `concurrency`, …) apply to: the one added last, or the
     /// router after `path_variants`.
     pub(super) last: usize,
@@ -97,7 +97,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     ) -> PipelineBuilder<U> {
         let index = self.specs.len();
         let mut spec = StageSpec::new(format!("{name}{index}"), kind, buffer);
-        spec.parents = std::mem::replace(&mut self.tails, vec![index]);
+        spec.parents = std::mem::replace(&mut self.tails, vec![(index, 0)]);
         self.specs.push(spec);
         self.profilers.push(Some(stage_profiler::<T, U>(stage.clone())));
         let prev = std::mem::replace(&mut self.wire, Box::new(|_| {}));

@@ -61,8 +61,7 @@ where
 /// sub-pipeline `k`'s stages are `subK/…`, starting with `subK/input` (its items unboxed: one
 /// allocation per item carries the different source types through one router). Options right
 /// after this apply to the router (`.buffer(n)`, `.on_shards(..)`); inside a sub-pipeline, to
-/// its stages. A pipeline with a merge does not keep source order; `profile` refuses it (its
-/// router cannot run alone).
+/// its stages. A pipeline with a merge does not keep source order.
 pub fn merge_pipelines<U: Send + 'static>(subs: impl IntoIterator<Item = SubPipeline<U>>) -> PipelineBuilder<U> {
     let (sources, paths): (Vec<_>, Vec<_>) =
         subs.into_iter().enumerate().map(|(k, s)| ((s.items)(k), s.stages)).unzip();

@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use super::builder::PipelineBuilder;
 use super::envelope::Msg;
+use super::profile::router_profiler;
 use super::queue::{LocalSender, local_queue};
 use super::stage::{BATCH, Inbound, StageCx, TIME_ONE_IN, charge, forward_marker};
 use super::wiring::{DEFAULT_BUFFER, Kind, ShardBuild, Wiring};
@@ -83,26 +84,26 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let paths: Vec<Path<T, U>> = paths.into_iter().collect();
         let count = paths.len();
         let router = Arc::new(router);
+        let router_for_profile = router.clone();
         let mut routed: PipelineBuilder<T> = self.push_stage(name, Kind::Route, DEFAULT_BUFFER, move |w, index| {
             wire_router(w, index, count, router.clone());
         });
         let r = routed.last;
         routed.last().paths = count;
-        // The router alone (without its paths) is not a pipeline: `profile` says so.
-        routed.profilers[r] = None;
+        // Profiled in place (a cheap function): it splits its inputs over the paths.
+        routed.profilers[r] = Some(router_profiler::<T, R>(router_for_profile, count));
         let prev = std::mem::replace(&mut routed.wire, Box::new(|_| {}));
         let mut tails = Vec::new();
         let mut laid_out = Vec::with_capacity(count);
         let mut b = routed;
         for (k, Path(chain)) in paths.into_iter().enumerate() {
             let first = b.specs.len();
-            b.tails = vec![r];
+            b.tails = vec![(r, k)];
             let mut out = chain(b);
             for spec in &mut out.specs[first..] {
                 spec.name = format!("{prefix}{k}/{}", spec.name);
                 spec.in_path = true;
             }
-            out.profilers[first..].iter_mut().for_each(|p| *p = None);
             tails.extend(std::mem::take(&mut out.tails));
             laid_out.push((first..out.specs.len(), std::mem::replace(&mut out.wire, Box::new(|_| {}))));
             b = out.rewire(Box::new(|_| {}));

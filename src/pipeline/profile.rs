@@ -14,6 +14,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,17 +27,20 @@ use super::wiring::{Kind, StageSpec};
 /// Concurrencies each stage whose concurrency matters is run at (SPDL's).
 const LEVELS: [usize; 5] = [32, 16, 8, 4, 1];
 
-/// What profiling one stage hands on: its outputs (a `Vec` of its output type) and its levels.
+/// Items of some stage's type, erased: a `Vec<T>` (for the source: the number of items to make).
+type Erased = Box<dyn Any + Send>;
+
+/// What profiling one stage hands on: its outputs (a `Vec` of its output type per output: one,
+/// or one per path for a router) and its levels.
 pub(crate) struct Staged {
-    outputs: Box<dyn Any + Send>,
+    outputs: Vec<Erased>,
     levels: Vec<ProfileLevel>,
 }
 
-/// Runs one stage alone on its inputs (a `Vec` of its input type; for the source, the number of
-/// items to collect) at each of the levels.
-pub(crate) type Profiler = Arc<
-    dyn Fn(Box<dyn Any + Send>, &StageSpec, &[usize], Placement) -> Result<Staged, PipelineBuildError> + Send + Sync,
->;
+/// Runs one stage alone on its inputs (one `Vec` of its input type per output it reads) at
+/// each of the levels.
+pub(crate) type Profiler =
+    Arc<dyn Fn(Vec<Erased>, &StageSpec, &[usize], Placement) -> Result<Staged, PipelineBuildError> + Send + Sync>;
 
 /// `profile` could not run.
 #[derive(Debug, thiserror::Error)]
@@ -44,15 +48,6 @@ pub enum ProfileError {
     /// A stage's pipeline did not build or start.
     #[error("profile: {0}")]
     Build(#[from] PipelineBuildError),
-    /// A stage that cannot run alone.
-    #[error(
-        "stage '{stage}': profile cannot run path_variants' router or its paths alone yet; \
-         profile the stages before it, or each path as a pipeline of its own"
-    )]
-    Unsupported {
-        /// The stage.
-        stage: String,
-    },
     /// `items_per_level` was 0.
     #[error("profile: items_per_level must be at least 1 (SPDL uses 1000)")]
     NoItems,
@@ -73,9 +68,9 @@ pub struct ProfileLevel {
     pub elapsed: Duration,
     /// `items / elapsed`.
     pub items_per_sec: f64,
-    /// Per call, ns (sampled for inline ops, as in reports).
+    /// Per call, ns (sampled for inline ops, as in reports; a router's: the mean).
     pub task_p50_ns: u64,
-    /// Per call, ns.
+    /// Per call, ns (a router's: the mean).
     pub task_p99_ns: u64,
     /// Fraction of the time the stage's output queue held an item.
     pub occupancy: Option<f64>,
@@ -145,21 +140,26 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// pipeline and the concurrency it wants. Stages whose concurrency changes nothing (inline
     /// ops; blocking ops on shards) run once at their own setting. Failure limits are lifted
     /// while profiling (failures are counted). The source runs once, for as many items as all
-    /// levels need (fewer if it ends sooner). Not for pipelines with `path_variants` yet.
+    /// levels need (fewer if it ends sooner). A `path_variants` router is called in place on its
+    /// inputs, and each path's stages run on the items routed to it.
     pub fn profile(self, items_per_level: usize, placement: Placement) -> Result<Profile, ProfileError> {
         if items_per_level == 0 {
             return Err(ProfileError::NoItems);
         }
-        let mut profilers = Vec::with_capacity(self.profilers.len());
-        for (spec, p) in self.specs.iter().zip(&self.profilers) {
-            profilers.push(p.clone().ok_or_else(|| ProfileError::Unsupported { stage: spec.name.clone() })?);
-        }
         let mut stages = Vec::with_capacity(self.specs.len());
-        let mut input: Box<dyn Any + Send> = Box::new(items_per_level * LEVELS.len());
-        for (spec, profiler) in self.specs.iter().zip(profilers) {
-            let staged = profiler(input, spec, &LEVELS, placement)?;
+        // Per stage, its outputs until the stage reading each takes it.
+        let mut outputs: Vec<Vec<Option<Erased>>> = Vec::with_capacity(self.specs.len());
+        for (i, (spec, profiler)) in self.specs.iter().zip(&self.profilers).enumerate() {
+            let profiler = profiler.as_ref().expect("every stage has a profiler");
+            let inputs: Vec<Erased> = if i == 0 {
+                vec![Box::new(items_per_level * LEVELS.len())]
+            } else {
+                let mut take = |(stage, port): (usize, usize)| outputs[stage][port].take();
+                spec.parents.iter().map(|&p| take(p).expect("each output feeds one stage")).collect()
+            };
+            let staged = profiler(inputs, spec, &LEVELS, placement)?;
             stages.push(StageProfile { name: spec.name.clone(), levels: staged.levels });
-            input = staged.outputs;
+            outputs.push(staged.outputs.into_iter().map(Some).collect());
         }
         let placement = if matches!(placement, Placement::SingleLoop { .. }) { "single-loop" } else { "sharded" };
         Ok(Profile { placement, stages })
@@ -169,8 +169,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
 /// The profiler of a source whose wiring waits in `slot` (shared with the builder's own
 /// wiring: whichever runs first takes it).
 pub(crate) fn source_profiler<T: Send + 'static>(slot: Arc<Mutex<Option<Wire>>>) -> Profiler {
-    Arc::new(move |input, spec, _levels, placement| {
-        let n = *input.downcast::<usize>().expect("the source's input is the number of items");
+    Arc::new(move |mut input, spec, _levels, placement| {
+        let n = *input.pop().and_then(|i| i.downcast::<usize>().ok()).expect("the source's input is a count");
         let mut b = bare_builder::<T>(take_wire(&slot), spec.clone());
         b.specs[0].rate = None;
         let mut pipe = b.build(placement)?;
@@ -187,7 +187,7 @@ pub(crate) fn source_profiler<T: Send + 'static>(slot: Arc<Mutex<Option<Wire>>>)
             items_per_sec: got as f64 / elapsed.as_secs_f64().max(1e-9),
             ..level(&report, 0, spec.concurrency, elapsed)
         };
-        Ok(Staged { outputs: Box::new(items), levels: vec![level] })
+        Ok(Staged { outputs: vec![Box::new(items)], levels: vec![level] })
     })
 }
 
@@ -198,10 +198,53 @@ pub(crate) fn take_wire(slot: &Mutex<Option<Wire>>) -> Wire {
 
 /// The profiler of a stage from `T` to `U` laid out by `stage`.
 pub(crate) fn stage_profiler<T: Send + 'static, U: Send + 'static>(stage: StageWire) -> Profiler {
-    Arc::new(move |input, spec, levels, placement| {
-        let items = *input.downcast::<Vec<T>>().expect("a stage's inputs are its input type");
-        run_levels::<T, U>(items, &stage, spec, levels, placement)
+    Arc::new(move |inputs, spec, levels, placement| run_levels::<T, U>(joined(inputs), &stage, spec, levels, placement))
+}
+
+/// The profiler of a `path_variants` router: `router` called in place on every input, which
+/// goes to that path's output (a panic or an index out of range is a failure).
+pub(crate) fn router_profiler<T: Send + 'static, R: Fn(&T) -> usize + Send + Sync + 'static>(
+    router: Arc<R>,
+    paths: usize,
+) -> Profiler {
+    Arc::new(move |inputs, spec, _levels, _placement| {
+        let items: Vec<T> = joined(inputs);
+        let n = items.len() as u64;
+        let mut routed: Vec<Vec<T>> = (0..paths).map(|_| Vec::new()).collect();
+        let t0 = Instant::now();
+        for x in items {
+            if let Ok(k) = catch_unwind(AssertUnwindSafe(|| router(&x)))
+                && k < paths
+            {
+                routed[k].push(x);
+            }
+        }
+        let elapsed = t0.elapsed();
+        let outputs = routed.iter().map(|r| r.len() as u64).sum::<u64>();
+        let mean_ns = u64::try_from(elapsed.as_nanos() / u128::from(n.max(1))).unwrap_or(u64::MAX);
+        let level = ProfileLevel {
+            concurrency: spec.concurrency,
+            items: n,
+            outputs,
+            failures: n - outputs,
+            elapsed,
+            items_per_sec: n as f64 / elapsed.as_secs_f64().max(1e-9),
+            task_p50_ns: mean_ns,
+            task_p99_ns: mean_ns,
+            occupancy: None,
+        };
+        let outputs = routed.into_iter().map(|r| Box::new(r) as Erased).collect();
+        Ok(Staged { outputs, levels: vec![level] })
     })
+}
+
+/// The items of every output a stage reads, in one `Vec`.
+fn joined<T: 'static>(inputs: Vec<Erased>) -> Vec<T> {
+    let mut all = Vec::new();
+    for part in inputs {
+        all.extend(*part.downcast::<Vec<T>>().expect("a stage's inputs are its input type"));
+    }
+    all
 }
 
 /// Runs the stage alone once per level, each on its share of `items`.
@@ -226,15 +269,20 @@ fn run_levels<T: Send + 'static, U: Send + 'static>(
         }
         let mut b: PipelineBuilder<U> =
             source(share).push_shared_stage(&spec.name, spec.kind, spec.buffer, stage.clone());
-        b.specs[1] =
-            StageSpec { concurrency, max_failures: None, max_failure_rate: None, parents: vec![0], ..spec.clone() };
+        b.specs[1] = StageSpec {
+            concurrency,
+            max_failures: None,
+            max_failure_rate: None,
+            parents: vec![(0, 0)],
+            ..spec.clone()
+        };
         let mut pipe = b.build(placement)?;
         let t0 = Instant::now();
         outputs.extend(pipe.iter());
         let elapsed = t0.elapsed();
         done.push(level(&finished(pipe.finish()), 1, concurrency, elapsed));
     }
-    Ok(Staged { outputs: Box::new(outputs), levels: done })
+    Ok(Staged { outputs: vec![Box::new(outputs)], levels: done })
 }
 
 /// The report of a finished run, failure limit or not (profiling lifts the limits, but a

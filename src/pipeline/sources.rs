@@ -171,7 +171,7 @@ pub(super) fn bare_builder<T>(wire: Wire, spec: StageSpec) -> PipelineBuilder<T>
         sink_buffer: 3,
         report_every: None,
         trace: false,
-        tails: vec![0],
+        tails: vec![(0, 0)],
         last: 0,
         profilers: vec![None],
         _out: PhantomData,

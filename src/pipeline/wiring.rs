@@ -73,9 +73,10 @@ pub(crate) struct StageSpec {
     pub(crate) rate: Option<f64>,
     /// The source only: run the user's iterator on a thread of its own.
     pub(crate) threaded: bool,
-    /// The stages whose output this one reads (the previous one in a chain; the last stage of
-    /// every path after `path_variants`).
-    pub(crate) parents: Vec<usize>,
+    /// The outputs this stage reads, as (stage, output): the previous stage's (output 0) in a
+    /// chain; a router's output `k` for the first stage of its path `k`; the last stage of
+    /// every path after `path_variants`.
+    pub(crate) parents: Vec<(usize, usize)>,
     /// A router: how many paths it has.
     pub(crate) paths: usize,
     /// A stage inside one of `path_variants`' paths.
