@@ -198,12 +198,14 @@ impl fmt::Display for Report {
             fmt_ns(l.p9999),
             fmt_ns(l.max)
         )?;
+        // Names line up however long they are (paths: `sub0/path1/decode`).
+        let width = self.stages.iter().map(|s| s.name.chars().count()).max().unwrap_or(0).max(16);
         for s in &self.stages {
             let t = s.stats.task_time.summary();
             let occupancy = s.stats.occupancy().map_or_else(|| "-".to_owned(), |o| format!("{:.0}%", 100.0 * o));
             writeln!(
                 f,
-                "  {:<16} in {:>9} out {:>9} failed {:>5} filtered {:>5}  task p50 {} p99 {}  waits in {:.3} s out {:.3} s  queue busy {}",
+                "  {:<width$} in {:>9} out {:>9} failed {:>5} filtered {:>5}  task p50 {} p99 {}  waits in {:.3} s out {:.3} s  queue busy {}",
                 s.name,
                 s.stats.received,
                 s.stats.emitted,
