@@ -23,7 +23,7 @@ fn json(args: &[&str]) -> Option<serde_json::Value> {
     Some(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e})")))
 }
 
-const PLANS: [&str; 5] = ["default", "cpu-bound", "io-bound", "tiny-tasks", "tail-latency"];
+const PLANS: [&str; 6] = ["default", "cpu-bound", "io-bound", "tiny-tasks", "tail-latency", "cache-routing"];
 
 #[test]
 fn gen_images_writes_the_same_set_for_the_same_seed() {
@@ -375,4 +375,23 @@ fn profile_runs_every_stage_of_a_plan_alone_and_refuses_zero_items() {
     let out = shardpipe(&["profile", "default", "--items-per-level", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("items_per_level must be at least 1"));
+}
+
+#[test]
+fn a_route_plan_sends_each_item_down_one_path_in_its_weights() {
+    for mode in ["single", "sharded"] {
+        let Some(v) = json(&["run", "cache-routing", "--items", "4000", "--mode", mode, "--json"]) else { return };
+        let stages = v["runs"][0]["stages"].as_array().expect("stages");
+        let received = |name: &str| {
+            let s = stages.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no stage {name}"));
+            s["received"].as_u64().unwrap()
+        };
+        assert_eq!(received("cache"), 4000);
+        let (hits, misses) = (received("path0/from_cache"), received("path1/read"));
+        assert_eq!(hits + misses, 4000, "{mode}");
+        // weights = [1, 3]: a hash picks the path, so about a quarter are hits.
+        assert!((800..1200).contains(&hits), "{mode}: {hits} hits of 4000");
+        assert_eq!(received("path1/decode"), misses);
+        assert_eq!(v["runs"][0]["account"]["balances"], true);
+    }
 }

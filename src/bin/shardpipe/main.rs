@@ -5,6 +5,7 @@
 //! hit a failure limit prints its report and exits with code 1.
 
 mod bench;
+mod chain;
 mod ops;
 mod output;
 mod plan;

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shardpipe::images::{self, BatchPool, Encoded, Image, ImageBatch, ImageFolder, Normalize, Sample};
-use shardpipe::pipeline::{PipelineBuilder, Placement, source, source_epochs};
+use shardpipe::pipeline::{PipelineBuilder, Placement, path, source, source_epochs};
 
-use crate::plan::{Kind, Mode, Op, Plan};
+use crate::chain::stage_kinds;
+use crate::plan::{Kind, Mode, Op, Plan, Stage};
 
 /// What flows through a plan's pipeline.
 #[derive(Debug, Clone)]
@@ -223,8 +224,13 @@ fn plan_source(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value>
 /// Builds the plan's pipeline (not started).
 pub fn pipeline(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value>, String> {
     let kinds = crate::plan::chain(plan).expect("checked when loaded");
-    let mut b = plan_source(plan, items)?;
-    for (i, st) in plan.stages.iter().enumerate() {
+    let b = add_stages(plan_source(plan, items)?, &plan.stages, &kinds);
+    Ok(b.sink(plan.sink.buffer))
+}
+
+/// Adds `stages` to `b`; `kinds[i]` is what enters stage `i` (the plan's check made them).
+fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -> PipelineBuilder<Value> {
+    for (i, st) in stages.iter().enumerate() {
         let us = Duration::from_micros(st.us.unwrap_or(0));
         b = match st.op {
             Op::Noop => b.pipe(Some),
@@ -292,13 +298,57 @@ pub fn pipeline(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value
                 Value::Batch(items) => items,
                 other => vec![other],
             }),
+            Op::Route => {
+                let paths = st.paths.clone().expect("checked: paths");
+                let weights = st.weights.clone().unwrap_or_else(|| vec![1; paths.len()]);
+                let paths: Vec<_> = paths
+                    .into_iter()
+                    .map(|stages| {
+                        let kinds = stage_kinds(&stages, kinds[i].clone(), "", true).expect("checked when loaded");
+                        path(move |p| add_stages(p, &stages, &kinds))
+                    })
+                    .collect();
+                b.path_variants(weighted_router(weights), paths)
+            }
         };
         if st.op != Op::Batch {
             let name = st.name.clone().unwrap_or_else(|| format!("{}{}", crate::plan::op_name(st.op), i + 1));
             b = options(b, st, &name);
         }
     }
-    Ok(b.sink(plan.sink.buffer))
+    b
+}
+
+/// Sends each item down a path chosen by a hash of the item, in proportion to `weights` (the
+/// same item always takes the same path, on every shard and in every mode).
+fn weighted_router(weights: Vec<u32>) -> impl Fn(&Value) -> usize + Send + Sync + 'static {
+    let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+    move |v| {
+        let mut x = route_key(v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29) % total.max(1);
+        for (k, &w) in weights.iter().enumerate() {
+            if x < u64::from(w) {
+                return k;
+            }
+            x -= u64::from(w);
+        }
+        weights.len() - 1
+    }
+}
+
+/// What a route hashes: the integer, the file's path, or a cheap digest of anything else.
+fn route_key(v: &Value) -> u64 {
+    let fnv = |bytes: &[u8]| {
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3))
+    };
+    let of_path = |p: &Path| fnv(p.as_os_str().as_encoded_bytes());
+    match v {
+        Value::Int(x) | Value::Sum(x) => *x,
+        Value::Path(p) => of_path(p),
+        Value::Sample(s) => of_path(&s.path),
+        Value::Encoded(e) => of_path(&e.sample.path),
+        Value::Bytes(b) => fnv(&b[..b.len().min(64)]) ^ b.len() as u64,
+        other => other.items(),
+    }
 }
 
 /// Image files larger than this fail at `read` with a clear error instead of filling memory.

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::chain::check;
+pub use crate::chain::{Kind, chain};
+
 /// The plans shipped in `shards/`, embedded so the command works from any directory.
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("default", include_str!("../../../shards/default.toml")),
@@ -16,6 +19,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("tiny-tasks", include_str!("../../../shards/tiny-tasks.toml")),
     ("tail-latency", include_str!("../../../shards/tail-latency.toml")),
     ("imagenet", include_str!("../../../shards/imagenet.toml")),
+    ("cache-routing", include_str!("../../../shards/cache-routing.toml")),
 ];
 
 /// A plan file.
@@ -107,6 +111,10 @@ pub struct Stage {
     pub max_failure_rate: Option<f64>,
     /// Run only on these shards.
     pub shards: Option<Vec<usize>>,
+    /// `route`: the stages of each path.
+    pub paths: Option<Vec<Vec<Stage>>>,
+    /// `route`: the share of items each path gets (default: equal).
+    pub weights: Option<Vec<u32>>,
 }
 
 /// The op catalog.
@@ -123,6 +131,7 @@ pub enum Op {
     Decode,
     Resize,
     Normalize,
+    Route,
 }
 
 /// Where the plan runs (`compare` runs both modes).
@@ -285,211 +294,6 @@ fn step<'a>(v: &'a mut toml::Value, part: &str) -> Result<&'a mut toml::Value, S
     }
 }
 
-/// What each op accepts and gives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
-    Int,
-    Path,
-    Bytes,
-    Sum,
-    Batch(Box<Kind>),
-    /// Image files (path and label) from an `images` source.
-    Sample,
-    /// An image file's contents, with its path and label.
-    Encoded,
-    /// Decoded RGB pixels.
-    Image,
-    /// Normalized f32 pixels.
-    Floats,
-    /// Collated `[B, H, W, C]` batches of `Image`s or of `Floats`.
-    ImageBatch,
-    FloatBatch,
-}
-
-impl Kind {
-    fn describe(&self) -> String {
-        match self {
-            Kind::Int => "integers".into(),
-            Kind::Path => "file paths".into(),
-            Kind::Bytes => "file contents".into(),
-            Kind::Sum => "checksums".into(),
-            Kind::Batch(k) => format!("batches of {}", k.describe()),
-            Kind::Sample => "image files".into(),
-            Kind::Encoded => "image file contents".into(),
-            Kind::Image => "decoded images".into(),
-            Kind::Floats => "normalized images".into(),
-            Kind::ImageBatch | Kind::FloatBatch => "image batches".into(),
-        }
-    }
-}
-
-/// Checks the things serde cannot: one source kind, op parameters, and that each op gets the
-/// kind of item it works on.
-fn check(plan: &Plan) -> Result<(), String> {
-    chain(plan).map(|_| ())
-}
-
-/// The kind of item entering each stage, and (last) what reaches the consumer; the error says
-/// which stage cannot take what it gets.
-pub fn chain(plan: &Plan) -> Result<Vec<Kind>, String> {
-    let s = &plan.source;
-    let mut kind = match (s.count.is_some(), s.dir.is_some(), s.glob.is_some(), s.images.is_some()) {
-        (true, false, false, false) => Kind::Int,
-        (false, true, false, false) | (false, false, true, false) => Kind::Path,
-        (false, false, false, true) => Kind::Sample,
-        (false, false, false, false) => {
-            return Err("[source] needs `count = N` (integers), `dir = \"path\"` or `glob = \"path/*.ext\"` (files), or `images = \"path\"` (an image folder)".into());
-        }
-        _ => return Err("[source] has more than one of `count`, `dir`, `glob` and `images`; keep one".into()),
-    };
-    if let Some(g) = &s.glob
-        && Path::new(g).parent().is_some_and(|p| p.to_string_lossy().contains(['*', '?']))
-    {
-        return Err(format!("[source] glob = \"{g}\": `*` and `?` work in the file name only, not in directories"));
-    }
-    check_source_options(s)?;
-    if s.epochs == 0 {
-        return Err("[source] epochs must be at least 1".into());
-    }
-    if s.rate < 0.0 || !s.rate.is_finite() {
-        return Err(format!(
-            "[source] rate must be a positive number of items per second (or 0 for closed loop), got {}",
-            s.rate
-        ));
-    }
-    let mut kinds = Vec::with_capacity(plan.stages.len() + 1);
-    for (i, st) in plan.stages.iter().enumerate() {
-        kinds.push(kind.clone());
-        let at = format!("stage {} (op = \"{}\")", i + 1, op_name(st.op));
-        let need = |what: &str| format!("{at}: needs `{what}`");
-        let expects = |what: &str, kind: &Kind| format!("{at}: expects {what}, but gets {}", kind.describe());
-        kind = match (st.op, kind) {
-            (Op::Noop, k) => k,
-            (Op::Spin | Op::Sleep, k) => {
-                st.us.ok_or_else(|| need("us = microseconds per item"))?;
-                k
-            }
-            (Op::Read, Kind::Path) => Kind::Bytes,
-            (Op::Read, Kind::Sample) => Kind::Encoded,
-            (Op::Read, k) => {
-                return Err(format!("{}; use a `dir` or `images` source", expects("file paths", &k)));
-            }
-            (Op::Checksum, Kind::Bytes | Kind::Int) => Kind::Sum,
-            (Op::Checksum, k) => return Err(expects("file contents or integers", &k)),
-            (Op::Batch, k) => {
-                if matches!(st.size, Some(0) | None) {
-                    return Err(need("size = items per batch (1 or more)"));
-                }
-                match k {
-                    Kind::Image => Kind::ImageBatch,
-                    Kind::Floats => Kind::FloatBatch,
-                    k => Kind::Batch(Box::new(k)),
-                }
-            }
-            (Op::Unbatch, Kind::Batch(inner)) => *inner,
-            (Op::Unbatch, k) => return Err(expects("batches of `batch` (image batches stay whole)", &k)),
-            (Op::Decode, Kind::Encoded) => Kind::Image,
-            (Op::Decode, k) => {
-                return Err(format!("{}; read them from an `images` source", expects("image file contents", &k)));
-            }
-            (Op::Resize, Kind::Image) => {
-                match (st.width, st.height) {
-                    (Some(w), Some(h)) if w > 0 && h > 0 => {}
-                    _ => return Err(need("width = W and height = H (pixels, 1 or more)")),
-                }
-                Kind::Image
-            }
-            (Op::Resize, k) => return Err(expects("decoded images", &k)),
-            (Op::Normalize, Kind::Image) => {
-                if st.std.is_some_and(|s| s.iter().any(|&x| !(x.is_finite() && x > 0.0))) {
-                    return Err(format!("{at}: every `std` value must be a positive number"));
-                }
-                Kind::Floats
-            }
-            (Op::Normalize, k) => return Err(expects("decoded images", &k)),
-        };
-        if st.concurrency == Some(0) {
-            return Err(format!("{at}: concurrency must be at least 1"));
-        }
-        if st.buffer == Some(0) {
-            return Err(format!("{at}: buffer must be at least 1"));
-        }
-        // Sizes that would allocate absurd amounts up front are refused here, with the key.
-        let limits = [
-            ("size", st.size.map(|v| v as u64), MAX_COUNT),
-            ("buffer", st.buffer.map(|v| v as u64), MAX_COUNT),
-            ("concurrency", st.concurrency.map(|v| v as u64), MAX_COUNT),
-            ("us", st.us, 3_600_000_000),
-            ("width", st.width.map(u64::from), 16_384),
-            ("height", st.height.map(u64::from), 16_384),
-        ];
-        for (key, value, max) in limits {
-            if let Some(v) = value.filter(|&v| v > max) {
-                return Err(format!("{at}: {key} = {v} is more than the {max} this command accepts"));
-            }
-        }
-        if st.drop_last && st.op != Op::Batch {
-            return Err(format!("{at}: drop_last applies only to op = \"batch\""));
-        }
-        let stray = [
-            (st.width.is_some() || st.height.is_some(), Op::Resize, "width/height"),
-            (st.mean.is_some() || st.std.is_some(), Op::Normalize, "mean/std"),
-        ];
-        for (given, op, key) in stray {
-            if given && st.op != op {
-                return Err(format!("{at}: `{key}` applies only to op = \"{}\"", op_name(op)));
-            }
-        }
-    }
-    kinds.push(kind);
-    Ok(kinds)
-}
-
-/// The most items a batch, a queue or a stage's concurrency may hold in a plan.
-const MAX_COUNT: u64 = 1 << 20;
-
-/// The source keys that only some source kinds take.
-fn check_source_options(s: &Source) -> Result<(), String> {
-    let images = s.images.is_some();
-    if let Some(g) = &s.generate {
-        match (s.dir.is_some(), images, g.file_kib) {
-            (true, _, None) => {
-                return Err("[source] generate with `dir` needs `file_kib` (the size of each file)".into());
-            }
-            (true, _, Some(_)) if g.seed.is_some() || g.classes.is_some() => {
-                return Err(
-                    "[source] generate with `dir` makes random files: `seed` and `classes` apply to `images`".into()
-                );
-            }
-            (_, true, Some(_)) => {
-                return Err("[source] generate with `images` makes JPEGs of their own size: drop `file_kib`".into());
-            }
-            (false, false, _) => {
-                return Err("[source] `generate` needs `dir` or `images` (where to make the files)".into());
-            }
-            _ => {}
-        }
-    }
-    if !images && (s.shuffle.is_some() || s.rank.is_some() || s.world_size.is_some() || s.drop_last) {
-        return Err("[source] `shuffle`, `rank`, `world_size` and `drop_last` apply to an `images` source".into());
-    }
-    if let Some(g) = &s.generate {
-        if g.file_kib.is_some_and(|k| k > 1 << 20) || g.files > MAX_COUNT {
-            return Err(format!(
-                "[source] generate = {{ files = {}, .. }}: at most {MAX_COUNT} files of at most 1 GiB each",
-                g.files
-            ));
-        }
-    }
-    let (rank, world) = (s.rank.unwrap_or(0), s.world_size.unwrap_or(1));
-    if world == 0 || rank >= world {
-        return Err(format!(
-            "[source] rank = {rank}, world_size = {world}: need world_size >= 1 and rank < world_size"
-        ));
-    }
-    Ok(())
-}
-
 pub fn op_name(op: Op) -> &'static str {
     match op {
         Op::Noop => "noop",
@@ -502,6 +306,7 @@ pub fn op_name(op: Op) -> &'static str {
         Op::Decode => "decode",
         Op::Resize => "resize",
         Op::Normalize => "normalize",
+        Op::Route => "route",
     }
 }
 
@@ -553,6 +358,26 @@ mod tests {
         let e = load(&text("description = \"x\"\n[source\n"), &[]).unwrap_err().to_string();
         assert!(e.starts_with("test.toml: ") && e.contains("line 2"), "{e}");
         assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn routes_check_every_path_and_name_the_path_in_errors() {
+        let routing = EMBEDDED.iter().find(|(n, _)| *n == "cache-routing").unwrap().1;
+        let p = load(&text(routing), &[]).unwrap();
+        assert_eq!(chain(&p).unwrap(), [Kind::Int, Kind::Int, Kind::Sum, Kind::Batch(Box::new(Kind::Sum))]);
+        let err = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+            load(&text(routing), &sets).unwrap_err().to_string()
+        };
+        let e = err(&["stage.0.paths.1.1.op=\"checksum\""]);
+        assert!(e.contains("stage 1 (op = \"route\"): path 1 gives checksums, but path 0 gives integers"), "{e}");
+        let e = err(&["stage.0.paths.0.0.op=\"read\""]);
+        assert!(e.contains("stage 1 (op = \"route\"), path 0: stage 1 (op = \"read\"): expects file paths"), "{e}");
+        assert!(err(&["stage.0.weights=[1]"]).contains("`weights` needs one number per path (2 here)"));
+        assert!(err(&["stage.0.weights=[0, 0]"]).contains("not all 0"));
+        assert!(err(&["stage.0.paths=[]"]).contains("needs `paths = "));
+        assert!(err(&["stage.0.paths.1.0.shards=[0]"]).contains("`shards` cannot be set inside a route's path"));
+        assert!(err(&["stage.1.weights=[1]"]).contains("`paths/weights` applies only to op = \"route\""));
     }
 
     #[test]
