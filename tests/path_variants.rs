@@ -294,3 +294,33 @@ fn merged_sub_pipelines_of_different_item_types_feed_the_stages_after_them() {
         }
     }
 }
+
+#[test]
+fn stopping_or_dropping_mid_run_ends_every_path_and_accounts_for_what_was_in_flight() {
+    let endless = || {
+        source(0..u64::MAX).path_variants(
+            |x: &u64| (*x % 3) as usize,
+            [
+                path(|p| p.map(|x| x + 1)),
+                path(|p| p.pipe_async(|x| async move { Some(x) }).concurrency(4)),
+                path(|p| p.pipe_blocking(Some).aggregate(4).disaggregate()),
+            ],
+        )
+    };
+    for p in PLACEMENTS {
+        let Some(mut pipe) = start(endless(), p) else { return };
+        for _ in 0..1000 {
+            pipe.recv().expect("an endless source");
+        }
+        pipe.stop();
+        assert_eq!(pipe.recv_timeout(Duration::ZERO), Err(shardpipe::pipeline::RecvTimeoutError::Ended));
+        let r = pipe.report().expect("stopped pipelines report").clone();
+        assert_balanced(&r);
+        assert_eq!(r.account.delivered, 1000, "{p:?}");
+        assert!(r.account.discarded > 0, "{p:?}: something was in flight");
+        // Dropped without a stop: every thread ends (the drop joins them).
+        let Some(mut pipe) = start(endless(), p) else { return };
+        pipe.recv().expect("an endless source");
+        drop(pipe);
+    }
+}
