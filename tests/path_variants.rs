@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{PLACEMENTS, assert_balanced, start};
@@ -212,25 +210,13 @@ fn paths_nest_and_an_empty_path_passes_items_through() {
 #[test]
 fn a_slow_consumer_holds_every_path_within_the_bound() {
     for p in PLACEMENTS {
-        let pulled = Arc::new(AtomicU64::new(0));
-        let counter = pulled.clone();
-        let items = (0..20_000u64).inspect(move |_| {
-            counter.fetch_add(1, Ordering::Relaxed);
-        });
+        let (items, pulled) = common::counted(20_000);
         let b = source(items)
             .path_variants(|x: &u64| (*x % 2) as usize, [path(|p| p.map(|x| x * 2)), path(|p| p.pipe_blocking(Some))])
             .aggregate(32);
-        let Some(mut pipe) = start(b, p) else { return };
-        let bound = pipe.in_flight_bound();
-        assert!(bound < 20_000, "the bound must be able to catch a leak: {bound}");
-        let (mut consumed, mut worst) = (0u64, 0u64);
-        while let Some(batch) = pipe.recv() {
-            std::thread::sleep(Duration::from_micros(200));
-            consumed += batch.len() as u64;
-            worst = worst.max(pulled.load(Ordering::Relaxed) - consumed);
-        }
-        assert!(worst <= bound, "{p:?}: {worst} source items in flight, bound {bound}");
-        assert_balanced(&pipe.finish().unwrap());
+        let Some(pipe) = start(b, p) else { return };
+        let (_, report) = common::drain_slowly_within_the_bound(pipe, &pulled, &format!("{p:?}"));
+        assert_balanced(&report);
     }
 }
 

@@ -4,7 +4,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{PLACEMENTS, assert_balanced, start};
@@ -140,25 +139,12 @@ fn stopping_early_ends_quickly_and_accounts_for_what_was_in_flight() {
 #[test]
 fn a_slow_consumer_holds_the_source_within_the_bound() {
     for p in PLACEMENTS {
-        let pulled = Arc::new(AtomicU64::new(0));
-        let counter = pulled.clone();
-        let items = (0..20_000u64).inspect(move |_| {
-            counter.fetch_add(1, Ordering::Relaxed);
-        });
+        let (items, pulled) = common::counted(20_000);
         let b = source(items).map(|x| x * 2).pipe_blocking(Some).aggregate(32);
-        let Some(mut pipe) = start(b, p) else { return };
-        let bound = pipe.in_flight_bound();
-        assert!(bound < 20_000, "the bound must be able to catch a leak: {bound}");
-        let mut consumed = 0u64;
-        let mut worst = 0;
-        while let Some(batch) = pipe.recv() {
-            std::thread::sleep(Duration::from_micros(200));
-            consumed += batch.len() as u64;
-            worst = worst.max(pulled.load(Ordering::Relaxed) - consumed);
-        }
-        assert!(worst <= bound, "{p:?}: {worst} source items in flight, bound {bound}");
+        let Some(pipe) = start(b, p) else { return };
+        let (worst, report) = common::drain_slowly_within_the_bound(pipe, &pulled, &format!("{p:?}"));
         assert!(worst > 0);
-        assert_balanced(&pipe.finish().unwrap());
+        assert_balanced(&report);
     }
 }
 

@@ -56,6 +56,35 @@ pub fn start<T: Send + 'static>(b: PipelineBuilder<T>, p: Placement) -> Option<P
     }
 }
 
+/// `0..n`, counting in the returned counter how many items the pipeline has pulled.
+pub fn counted(n: u64) -> (impl Iterator<Item = u64> + Send + 'static, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let pulled = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = pulled.clone();
+    let items = (0..n).inspect(move |_| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    (items, pulled)
+}
+
+/// Drains `pipe` slowly (200 µs per batch) and checks that the source items pulled but not yet
+/// consumed never exceed the pipeline's in-flight bound; returns the most seen.
+pub fn drain_slowly_within_the_bound(
+    mut pipe: Pipeline<Vec<u64>>,
+    pulled: &std::sync::atomic::AtomicU64,
+    what: &str,
+) -> (u64, Report) {
+    let bound = pipe.in_flight_bound();
+    assert!(bound < 20_000, "the bound must be able to catch a leak: {bound}");
+    let (mut consumed, mut worst) = (0u64, 0u64);
+    while let Some(batch) = pipe.recv() {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+        consumed += batch.len() as u64;
+        worst = worst.max(pulled.load(std::sync::atomic::Ordering::Relaxed) - consumed);
+    }
+    assert!(worst <= bound, "{what}: {worst} source items in flight, bound {bound}");
+    (worst, pipe.finish().expect("no failure limit"))
+}
+
 /// The report's account balances (every source item accounted for).
 pub fn assert_balanced(r: &Report) {
     assert!(r.account.balances(), "account does not balance: {:?}\n{r}", r.account);
