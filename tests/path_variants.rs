@@ -310,3 +310,39 @@ fn stopping_or_dropping_mid_run_ends_every_path_and_accounts_for_what_was_in_fli
         drop(pipe);
     }
 }
+
+#[test]
+fn an_async_router_awaits_its_lookup_and_fails_items_it_cannot_route() {
+    for p in PLACEMENTS {
+        let b = source(0..2000u64)
+            .path_variants_async(
+                |x: &u64| {
+                    let x = *x;
+                    async move {
+                        // A lookup that waits (a cache service, say).
+                        if x % 100 == 0 {
+                            sleep(Duration::from_micros(50)).await;
+                        }
+                        assert!(x != 1999, "lookup of {x} failed");
+                        if x % 500 == 7 { 9 } else { usize::from(x % 2 == 1) }
+                    }
+                },
+                [path(|p| p.map(|x| x + 1)), path(|p| p.map(|x| x + 2))],
+            )
+            .name("lookup")
+            .concurrency(16);
+        let Some(mut pipe) = start(b, p) else { return };
+        let mut got: Vec<u64> = pipe.iter().collect();
+        got.sort_unstable();
+        let mut want: Vec<u64> =
+            (0..1999u64).filter(|x| x % 500 != 7).map(|x| if x % 2 == 1 { x + 2 } else { x + 1 }).collect();
+        want.sort_unstable();
+        assert_eq!(got, want, "{p:?}");
+        let r = pipe.finish().expect("no failure limit");
+        assert_balanced(&r);
+        let failures = |name: &str| r.stages.iter().find(|s| s.name == name).map(|s| s.stats.failures);
+        assert_eq!(failures("lookup"), Some(1), "{p:?}: the panic");
+        assert_eq!(failures("path_variants2"), Some(4), "{p:?}: index 9 of 2 paths");
+        assert!(r.stages.iter().any(|s| s.name == "path1/input"));
+    }
+}

@@ -148,7 +148,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// An async op: one task per item, `concurrency` in flight in total.
-    fn tasks<U, F, Fut>(self, name: &str, op: F) -> PipelineBuilder<U>
+    pub(super) fn tasks<U, F, Fut>(self, name: &str, op: F) -> PipelineBuilder<U>
     where
         U: Send + 'static,
         F: Fn(T) -> Fut + Send + Sync + 'static,

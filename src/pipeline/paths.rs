@@ -69,6 +69,39 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self.routed("path_variants", "path", router, paths)
     }
 
+    /// [`path_variants`](Self::path_variants) with an async router (SPDL accepts one): `router`
+    /// returns a future of the path index (it may await a lookup). It runs as an async stage
+    /// named `route_async{i}`, one task per item, then a plain router splits on its result; each
+    /// path starts with a `pathK/input` stage that drops the index. Options right after this
+    /// apply to the async stage: `.concurrency(n)` (lookups in flight), `.name(..)`,
+    /// `.max_failures(n)` (a panic in the router is its failure; an index out of range fails at
+    /// the split, `path_variants{i+1}`).
+    pub fn path_variants_async<U, R, Fut>(
+        self,
+        router: R,
+        paths: impl IntoIterator<Item = Path<T, U>>,
+    ) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        R: Fn(&T) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = usize> + 'static,
+    {
+        let router = Arc::new(router);
+        let indexed: PipelineBuilder<(usize, T)> = self.tasks("route_async", move |x: T| {
+            let router = router.clone();
+            // `router` is called inside the task, so a panic in it is a failure like one in its future.
+            async move { Ok(Some((router(&x).await, x))) }
+        });
+        let lookup = indexed.last;
+        let paths: Vec<Path<(usize, T), U>> = paths
+            .into_iter()
+            .map(|Path(chain)| path(move |p: PipelineBuilder<(usize, T)>| chain(p.map(|(_, x)| x).name("input"))))
+            .collect();
+        let mut b = indexed.routed("path_variants", "path", |t: &(usize, T)| t.0, paths);
+        b.last = lookup;
+        b
+    }
+
     /// `path_variants` with the router named `name` and path `k`'s stages prefixed `{prefix}k/`.
     pub(super) fn routed<U, R>(
         self,
