@@ -279,7 +279,13 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let stage_limits = specs.iter().map(|s| (s.name.clone(), limits(s.max_failures, s.max_failure_rate))).collect();
         let total = limits(self.max_failures_total, self.max_failure_rate_total);
         let parents = specs.iter().map(|s| s.parents.iter().map(|&(stage, _)| stage).collect()).collect();
-        let control = Arc::new(Control::starting_at(start, stage_limits, parents, total));
+        let mut control = Control::starting_at(start, stage_limits, parents, total);
+        if let Some(factory) = self.task_hook {
+            let calls_ops =
+                specs.iter().map(|s| matches!(s.kind, Kind::Inline | Kind::Tasks | Kind::Blocking)).collect();
+            control = control.with_hooks(factory, calls_ops);
+        }
+        let control = Arc::new(control);
         let mut w = Wiring {
             shards,
             offload: offload.clone(),

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::aggregate::{Aggregator, Leftovers, aggregate_worker, custom_aggregate_worker};
 use super::envelope::Envelope;
+use super::hook::{HookContext, HookFactory, TaskHook};
 use super::profile::{Profiler, stage_profiler};
 use super::progress::ReportFn;
 use super::report::Report;
@@ -64,8 +65,10 @@ pub struct PipelineBuilder<T> {
     /// The stage the options (`name`, `concurrency`, …) apply to: the one added last, or the
     /// router after `path_variants`.
     pub(super) last: usize,
-    /// Per stage: how `profile` runs it alone (`None` where it cannot: `path_variants`).
+    /// Per stage: how `profile` runs it alone.
     pub(super) profilers: Vec<Option<Profiler>>,
+    /// `task_hook(factory)`.
+    pub(super) task_hook: Option<HookFactory>,
     pub(super) _out: PhantomData<fn() -> T>,
 }
 
@@ -121,6 +124,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             tails: self.tails,
             last: self.last,
             profilers: self.profilers,
+            task_hook: self.task_hook,
             _out: PhantomData,
         }
     }
@@ -439,6 +443,22 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// (jobs), handed back in [`Report::trace`]; `shardpipe --trace` writes it as a Chrome trace.
     pub fn trace(mut self) -> Self {
         self.trace = true;
+        self
+    }
+
+    /// Runs user code around every op call (SPDL's `task_hook_factory`): for each stage that
+    /// calls an op (inline, async and blocking ops; not the source, batching or routers) on each
+    /// shard, `factory` is asked once for a [`TaskHook`], or `None` to leave that stage alone.
+    /// The hook lives on the shard's thread (it need not be `Send`), sees each call's time and
+    /// outcome, and is dropped when the stage ends there. Inline ops are then timed on every call
+    /// (two clock readings, ~40 ns here) instead of one in 16. `profile` does not run hooks.
+    pub fn task_hook<H, F>(mut self, factory: F) -> Self
+    where
+        H: TaskHook + 'static,
+        F: Fn(&HookContext<'_>) -> Option<H> + Send + Sync + 'static,
+    {
+        self.task_hook =
+            Some(Arc::new(move |cx: &HookContext<'_>| factory(cx).map(|h| Box::new(h) as Box<dyn TaskHook>)));
         self
     }
 

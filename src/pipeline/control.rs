@@ -5,11 +5,14 @@
 //! stage must discard, and one relaxed add to count calls when a failure rate is set), never per
 //! item on the success path.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Waker;
 use std::time::Instant;
 
+use super::hook::{Hook, HookContext, HookFactory};
 use super::report::{FailureLimitExceeded, StageFailures};
 
 /// Failure messages kept per stage.
@@ -73,6 +76,20 @@ pub(crate) struct Control {
     on_cancel: Mutex<Vec<Waker>>,
     /// Items in each pass the source started, where its iterator knew (an exact size hint).
     pass_lens: Mutex<Vec<Option<u64>>>,
+    /// `task_hook`: the factory, and which stages call ops (only those get hooks).
+    hooks: Option<Hooks>,
+}
+
+/// `task_hook`'s factory and the stages it applies to.
+struct Hooks {
+    factory: HookFactory,
+    calls_ops: Vec<bool>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks").field("calls_ops", &self.calls_ops).finish_non_exhaustive()
+    }
 }
 
 impl Control {
@@ -118,7 +135,24 @@ impl Control {
             tripped: AtomicBool::new(false),
             on_cancel: Mutex::new(Vec::new()),
             pass_lens: Mutex::new(Vec::new()),
+            hooks: None,
         }
+    }
+
+    /// Hooks from `factory` for the stages marked in `calls_ops`.
+    pub(crate) fn with_hooks(mut self, factory: HookFactory, calls_ops: Vec<bool>) -> Self {
+        self.hooks = Some(Hooks { factory, calls_ops });
+        self
+    }
+
+    /// Stage `index`'s hook on the calling shard, if the pipeline has a factory and it gives one.
+    pub(crate) fn make_hook(&self, index: usize) -> Option<Hook> {
+        let hooks = self.hooks.as_ref()?;
+        if !hooks.calls_ops.get(index).copied().unwrap_or(false) {
+            return None;
+        }
+        let cx = HookContext { stage: &self.stages[index].name, shard: crate::current_shard().unwrap_or(0) };
+        (hooks.factory)(&cx).map(|h| Rc::new(RefCell::new(h)))
     }
 
     /// Stage `index` received `n` items (for the source: produced them). Counted only where a

@@ -174,6 +174,7 @@ pub(super) fn bare_builder<T>(wire: Wire, spec: StageSpec) -> PipelineBuilder<T>
         tails: vec![(0, 0)],
         last: 0,
         profilers: vec![None],
+        task_hook: None,
         _out: PhantomData,
     }
 }

@@ -20,6 +20,7 @@ use super::cancel::{CancelSet, guarded, wake_me_on_cancel};
 use super::control::Control;
 use super::envelope::{Envelope, Msg, Stamps};
 use super::exchange::{Merge, PollRing};
+use super::hook::{self, CallOutcome, Hook};
 use super::queue::{LocalReceiver, LocalSender};
 use super::report::StageStats;
 use crate::channel::Receiver;
@@ -130,6 +131,8 @@ pub(crate) struct StageCx {
     pub(crate) index: usize,
     pub(crate) control: Arc<Control>,
     pub(crate) stats: Rc<RefCell<StageStats>>,
+    /// `task_hook`: user code around each op call, if the factory gave this replica one.
+    pub(crate) hook: Option<Hook>,
 }
 
 impl StageCx {
@@ -180,10 +183,6 @@ impl StageCx {
         let mut s = self.stats.borrow_mut();
         s.filtered += 1;
         s.filtered_units += units;
-    }
-
-    fn record_time(&self, since: Instant) {
-        self.record_duration(since.elapsed());
     }
 
     pub(crate) fn record_duration(&self, d: Duration) {
@@ -250,11 +249,26 @@ impl StageCx {
         }
     }
 
-    /// Runs one async op call, timed, with a panic turned into a failure message.
+    /// Runs one async op call, timed, with a panic turned into a failure message; the stage's
+    /// hook, if any, runs around it.
     async fn call<U>(&self, fut: impl Future<Output = Result<Option<U>, String>>) -> Result<Option<U>, String> {
         let t0 = Instant::now();
+        if let Some(h) = &self.hook
+            && let Err(e) = hook::before(h)
+        {
+            return Err(e);
+        }
         let r = caught(fut).await.and_then(|r| r);
-        self.record_time(t0);
+        let elapsed = t0.elapsed();
+        self.record_duration(elapsed);
+        if let Some(h) = &self.hook {
+            let outcome = match &r {
+                Ok(Some(_)) => CallOutcome::Emitted(1),
+                Ok(None) => CallOutcome::Filtered,
+                Err(_) => CallOutcome::Failed,
+            };
+            hook::after(h, elapsed, outcome, r.as_ref().err().map(String::as_str));
+        }
         r
     }
 
@@ -330,16 +344,31 @@ pub(crate) async fn inline_worker<T, U, A>(
             }
             let t0 = match timing {
                 Timing::Every => Some(chained.take().unwrap_or_else(Instant::now)),
-                Timing::Sampled => (calls % TIME_ONE_IN == 0).then(Instant::now),
+                // A hook gets every call's time.
+                Timing::Sampled => (calls % TIME_ONE_IN == 0 || cx.hook.is_some()).then(Instant::now),
             };
             calls += 1;
-            let r = catch_unwind(AssertUnwindSafe(|| apply(value, &mut outputs)));
+            let r = match cx.hook.as_ref().map(hook::before) {
+                Some(Err(e)) => Ok(Err(e)),
+                _ => catch_unwind(AssertUnwindSafe(|| apply(value, &mut outputs))),
+            };
+            let mut elapsed = Duration::ZERO;
             if let Some(t0) = t0 {
                 let end = Instant::now();
-                cx.record_duration(end - t0);
+                elapsed = end - t0;
+                cx.record_duration(elapsed);
                 if matches!(timing, Timing::Every) {
                     chained = Some(end);
                 }
+            }
+            if let Some(h) = &cx.hook {
+                let (outcome, error) = match &r {
+                    Ok(Ok(())) if outputs.is_empty() => (CallOutcome::Filtered, None),
+                    Ok(Ok(())) => (CallOutcome::Emitted(outputs.len()), None),
+                    Ok(Err(msg)) => (CallOutcome::Failed, Some(msg.clone())),
+                    Err(p) => (CallOutcome::Failed, Some(format!("panicked: {}", task_panic_message(&**p)))),
+                };
+                hook::after(h, elapsed, outcome, error.as_deref());
             }
             match r {
                 Ok(Ok(())) => {

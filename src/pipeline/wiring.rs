@@ -20,6 +20,7 @@ use std::time::Duration;
 use super::control::Control;
 use super::envelope::Msg;
 use super::exchange::{Dealer, Merge};
+use super::hook::Hook;
 use super::offload::Offload;
 use super::progress::Snapshots;
 use super::queue::{LocalSender, local_queue};
@@ -222,6 +223,8 @@ pub(crate) struct ShardBuild {
     paths: Vec<PathFrame>,
     tasks: Vec<JoinHandle<()>>,
     stats: Vec<Option<Rc<RefCell<StageStats>>>>,
+    /// Per stage: its hook on this shard, once asked for (`Some(None)`: the stage has none).
+    hooks: Vec<Option<Option<Hook>>>,
 }
 
 /// One `path_variants` on one shard while its paths are laid out.
@@ -234,7 +237,7 @@ struct PathFrame {
 
 impl ShardBuild {
     pub(crate) fn new(control: Arc<Control>) -> Self {
-        Self { control, upstream: None, paths: Vec::new(), tasks: Vec::new(), stats: Vec::new() }
+        Self { control, upstream: None, paths: Vec::new(), tasks: Vec::new(), stats: Vec::new(), hooks: Vec::new() }
     }
 
     /// A router's queues, one per path, become the inputs of its paths.
@@ -282,7 +285,12 @@ impl ShardBuild {
             self.stats.resize(index + 1, None);
         }
         let stats = self.stats[index].get_or_insert_with(Default::default).clone();
-        StageCx { index, control: self.control.clone(), stats }
+        if self.hooks.len() <= index {
+            self.hooks.resize(index + 1, None);
+        }
+        let control = &self.control;
+        let hook = self.hooks[index].get_or_insert_with(|| control.make_hook(index)).clone();
+        StageCx { index, control: self.control.clone(), stats, hook }
     }
 
     pub(crate) fn spawn(&mut self, fut: impl Future<Output = ()> + 'static) {
