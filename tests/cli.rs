@@ -372,6 +372,7 @@ fn profile_runs_every_stage_of_a_plan_alone_and_refuses_zero_items() {
         read["levels"].as_array().unwrap().iter().map(|l| l["concurrency"].as_u64().unwrap()).collect();
     assert_eq!(levels, [32, 16, 8, 4, 1]);
     assert!(read["best_concurrency"].is_u64());
+    assert!(v["bottleneck"]["stage"].is_string() && v["bottleneck"]["source_items_per_sec"].is_f64(), "{v}");
     let out = shardpipe(&["profile", "default", "--items-per-level", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("items_per_level must be at least 1"));

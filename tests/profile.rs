@@ -69,8 +69,10 @@ fn every_stage_runs_alone_and_an_async_stage_at_every_concurrency() {
         let agg = &stage("aggregate4").levels;
         assert_eq!(agg[0].items, c.outputs);
         assert!(agg[0].outputs >= c.outputs / 16, "{p:?}");
+        // `read` (1 ms per item) limits this pipeline by far, and the table says so.
+        assert_eq!(prof.bottleneck().map(|b| b.0), Some("read"), "{prof}");
         let text = prof.to_string();
-        assert!(text.contains("read") && text.contains("concurrency 32") && text.contains('*'), "{text}");
+        assert!(text.contains("concurrency 32") && text.contains("slowest stage at its best: read"), "{text}");
     }
 }
 

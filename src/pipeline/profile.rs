@@ -91,6 +91,11 @@ impl StageProfile {
     pub fn best(&self) -> Option<&ProfileLevel> {
         self.levels.iter().max_by(|a, b| a.items_per_sec.total_cmp(&b.items_per_sec))
     }
+
+    /// Items this stage received over all its levels.
+    fn received(&self) -> u64 {
+        self.levels.iter().map(|l| l.items).sum()
+    }
 }
 
 /// What [`PipelineBuilder::profile`] measured.
@@ -100,6 +105,34 @@ pub struct Profile {
     pub placement: &'static str,
     /// The source first, then every stage in order.
     pub stages: Vec<StageProfile>,
+}
+
+impl Profile {
+    /// Per stage, the source items per second it could keep up with at its best level: its best
+    /// rate times the source items behind each item it receives (after `aggregate(32)`, 32; on
+    /// a path that gets a quarter of the items, 4; after a filter, more than 1). `None` for a
+    /// stage that got no input.
+    pub fn source_rates(&self) -> Vec<(&str, Option<f64>)> {
+        let made = self.stages.first().map_or(0, StageProfile::received) as f64;
+        self.stages
+            .iter()
+            .map(|s| {
+                let received = s.received();
+                let rate = s.best().filter(|_| received > 0).map(|b| b.items_per_sec * made / received as f64);
+                (s.name.as_str(), rate)
+            })
+            .collect()
+    }
+
+    /// The stage with the lowest [`source_rates`](Self::source_rates): what limits the pipeline,
+    /// as far as stages run alone can tell. An estimate: a short run's rate includes its
+    /// start-up (it reads low), and in the real run stages that share a core slow each other.
+    pub fn bottleneck(&self) -> Option<(&str, f64)> {
+        self.source_rates()
+            .into_iter()
+            .filter_map(|(name, rate)| rate.map(|r| (name, r)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
 }
 
 impl fmt::Display for Profile {
@@ -128,6 +161,13 @@ impl fmt::Display for Profile {
                     fmt_ns(l.task_p99_ns),
                 )?;
             }
+        }
+        if let Some((stage, rate)) = self.bottleneck() {
+            writeln!(
+                f,
+                "slowest stage at its best: {stage}, about {rate:.0} source items/s \
+                 (each stage's best rate times the source items behind each of its inputs)"
+            )?;
         }
         Ok(())
     }

@@ -17,10 +17,12 @@ pub struct Run {
 
 /// `profile --json`: every stage's levels (schema in docs/plans.md).
 pub fn profile_json(plan: &str, profile: &Profile) -> serde_json::Value {
+    let rates = profile.source_rates();
     let stages: Vec<_> = profile
         .stages
         .iter()
-        .map(|s| {
+        .zip(&rates)
+        .map(|(s, (_, rate))| {
             let levels: Vec<_> = s
                 .levels
                 .iter()
@@ -33,10 +35,15 @@ pub fn profile_json(plan: &str, profile: &Profile) -> serde_json::Value {
                     })
                 })
                 .collect();
-            serde_json::json!({ "name": s.name, "best_concurrency": s.best().map(|b| b.concurrency), "levels": levels })
+            serde_json::json!({
+                "name": s.name, "best_concurrency": s.best().map(|b| b.concurrency),
+                "source_items_per_sec": rate, "levels": levels,
+            })
         })
         .collect();
-    serde_json::json!({ "plan": plan, "placement": profile.placement, "stages": stages })
+    let bottleneck =
+        profile.bottleneck().map(|(stage, rate)| serde_json::json!({ "stage": stage, "source_items_per_sec": rate }));
+    serde_json::json!({ "plan": plan, "placement": profile.placement, "stages": stages, "bottleneck": bottleneck })
 }
 
 /// The `--json` object (schema in docs/plans.md).
