@@ -226,6 +226,10 @@ fn no_path_and_pinning_inside_a_path_are_refused_with_the_fix() {
     let e = none.build(Placement::Sharded { shards: 1 }).expect_err("no path");
     assert!(e.to_string().contains("a router needs at least one path"), "{e}");
 
+    let early = source(0..10u64).path_variants(|_: &u64| 0, [path(|p| p.name("x").map(|x| x))]);
+    let e = early.build(Placement::Sharded { shards: 1 }).expect_err("an option before the path's first stage");
+    assert!(e.to_string().contains("before the path's first stage"), "{e}");
+
     let pinned = source(0..10u64).path_variants(|_: &u64| 0, [path(|p| p.map(|x| x).name("w").on_shards([0]))]);
     let e = pinned.build(Placement::Sharded { shards: 1 }).expect_err("on_shards inside a path");
     assert!(e.to_string().contains("stage 'path0/w': on_shards cannot be set inside a path"), "{e}");

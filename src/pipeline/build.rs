@@ -132,6 +132,12 @@ pub enum PipelineBuildError {
         /// The stage.
         stage: String,
     },
+    /// A stage option (`name`, `concurrency`, …) inside a path before the path's first stage.
+    #[error(
+        "a stage option (name, concurrency, buffer, …) was called inside a path of path_variants before the \
+         path's first stage, where it applies to no stage; call it right after the stage it is for"
+    )]
+    OptionBeforeStage,
     /// The shards could not start.
     #[error("cannot start the shards: {0}")]
     Runtime(#[from] BuildError),
@@ -148,6 +154,9 @@ pub enum PipelineBuildError {
 
 impl<T: Send + 'static> PipelineBuilder<T> {
     fn validate(&self) -> Result<(), PipelineBuildError> {
+        if self.misplaced_option {
+            return Err(PipelineBuildError::OptionBeforeStage);
+        }
         for spec in &self.specs {
             let zero = |option| PipelineBuildError::Zero { stage: spec.name.clone(), option };
             if spec.concurrency == 0 {

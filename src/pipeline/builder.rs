@@ -47,6 +47,9 @@ impl<U, E: Display> Outcome for Result<U, E> {
 
 pub(super) type Wire = Box<dyn FnOnce(&mut Wiring) + Send>;
 
+/// `last` inside a path before the path has a stage of its own.
+pub(super) const NO_STAGE: usize = usize::MAX;
+
 /// How one stage lays itself out, given its index.
 pub(super) type StageWire = Arc<dyn Fn(&mut Wiring, usize) + Send + Sync>;
 
@@ -69,6 +72,10 @@ pub struct PipelineBuilder<T> {
     pub(super) profilers: Vec<Option<Profiler>>,
     /// `task_hook(factory)`.
     pub(super) task_hook: Option<HookFactory>,
+    /// A stage option was called where no stage of the chain takes it (inside a path, before
+    /// the path's first stage); what it set went to `scratch`.
+    pub(super) misplaced_option: bool,
+    pub(super) scratch: Option<Box<StageSpec>>,
     pub(super) _out: PhantomData<fn() -> T>,
 }
 
@@ -125,6 +132,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             last: self.last,
             profilers: self.profilers,
             task_hook: self.task_hook,
+            misplaced_option: self.misplaced_option,
+            scratch: self.scratch,
             _out: PhantomData,
         }
     }
@@ -332,6 +341,11 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     pub(super) fn last(&mut self) -> &mut StageSpec {
+        if self.last == NO_STAGE {
+            // An option inside a path before the path's first stage: refused at build.
+            self.misplaced_option = true;
+            return self.scratch.get_or_insert_with(|| Box::new(StageSpec::new(String::new(), Kind::Inline, 1)));
+        }
         &mut self.specs[self.last]
     }
 

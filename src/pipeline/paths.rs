@@ -20,7 +20,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::builder::PipelineBuilder;
+use super::builder::{NO_STAGE, PipelineBuilder};
 use super::envelope::Msg;
 use super::profile::router_profiler;
 use super::queue::{LocalSender, local_queue};
@@ -132,6 +132,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         for (k, Path(chain)) in paths.into_iter().enumerate() {
             let first = b.specs.len();
             b.tails = vec![(r, k)];
+            // Options before the path's first stage belong to no stage: `last()` notes them.
+            b.last = NO_STAGE;
             let mut out = chain(b);
             for spec in &mut out.specs[first..] {
                 spec.name = format!("{prefix}{k}/{}", spec.name);
