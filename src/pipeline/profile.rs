@@ -24,6 +24,9 @@ use super::report::{Report, fmt_ns};
 use super::sources::{bare_builder, source};
 use super::wiring::{Kind, StageSpec};
 
+/// Capacity of each shard's ring to the consumer in a profiling run (see `run_levels`).
+const PROFILE_SINK: usize = 256;
+
 /// Concurrencies each stage whose concurrency matters is run at (SPDL's).
 const LEVELS: [usize; 5] = [32, 16, 8, 4, 1];
 
@@ -213,6 +216,7 @@ pub(crate) fn source_profiler<T: Send + 'static>(slot: Arc<Mutex<Option<Wire>>>)
         let n = *input.pop().and_then(|i| i.downcast::<usize>().ok()).expect("the source's input is a count");
         let mut b = bare_builder::<T>(take_wire(&slot), spec.clone());
         b.specs[0].rate = None;
+        b.sink_buffer = PROFILE_SINK;
         let mut pipe = b.build(placement)?;
         let t0 = Instant::now();
         let items: Vec<T> = pipe.iter().take(n).collect();
@@ -316,6 +320,9 @@ fn run_levels<T: Send + 'static, U: Send + 'static>(
             parents: vec![(0, 0)],
             ..spec.clone()
         };
+        // The real pipeline hands the consumer batches; here every output goes to it alone, so a
+        // roomy sink keeps the consumer's wake-ups from throttling the stage being measured.
+        b.sink_buffer = PROFILE_SINK;
         let mut pipe = b.build(placement)?;
         let t0 = Instant::now();
         outputs.extend(pipe.iter());
