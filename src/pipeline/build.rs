@@ -154,7 +154,7 @@ pub enum PipelineBuildError {
 
 impl<T: Send + 'static> PipelineBuilder<T> {
     fn validate(&self) -> Result<(), PipelineBuildError> {
-        if self.misplaced_option {
+        if self.scratch.is_some() {
             return Err(PipelineBuildError::OptionBeforeStage);
         }
         for spec in &self.specs {

@@ -72,9 +72,8 @@ pub struct PipelineBuilder<T> {
     pub(super) profilers: Vec<Option<Profiler>>,
     /// `task_hook(factory)`.
     pub(super) task_hook: Option<HookFactory>,
-    /// A stage option was called where no stage of the chain takes it (inside a path, before
-    /// the path's first stage); what it set went to `scratch`.
-    pub(super) misplaced_option: bool,
+    /// Where a stage option goes when no stage takes it (inside a path, before the path's first
+    /// stage); `Some` means one was called there, which the build refuses.
     pub(super) scratch: Option<Box<StageSpec>>,
     pub(super) _out: PhantomData<fn() -> T>,
 }
@@ -132,7 +131,6 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             last: self.last,
             profilers: self.profilers,
             task_hook: self.task_hook,
-            misplaced_option: self.misplaced_option,
             scratch: self.scratch,
             _out: PhantomData,
         }
@@ -343,7 +341,6 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     pub(super) fn last(&mut self) -> &mut StageSpec {
         if self.last == NO_STAGE {
             // An option inside a path before the path's first stage: refused at build.
-            self.misplaced_option = true;
             return self.scratch.get_or_insert_with(|| Box::new(StageSpec::new(String::new(), Kind::Inline, 1)));
         }
         &mut self.specs[self.last]

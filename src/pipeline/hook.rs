@@ -68,8 +68,14 @@ pub(crate) fn before(hook: &Hook) -> Result<(), String> {
         .map_err(|p| format!("task hook panicked: {}", crate::runtime::task_panic_message(&*p)))
 }
 
-/// Calls `after_call` with what the call did (a panic in it is ignored).
-pub(crate) fn after(hook: &Hook, elapsed: Duration, outcome: CallOutcome, error: Option<&str>) {
+/// Calls `after_call` with what the call did: `Ok(outputs)` (0: filtered) or the failure
+/// message. A panic in it is ignored.
+pub(crate) fn after(hook: &Hook, elapsed: Duration, result: Result<usize, &str>) {
+    let (outcome, error) = match result {
+        Ok(0) => (CallOutcome::Filtered, None),
+        Ok(n) => (CallOutcome::Emitted(n), None),
+        Err(e) => (CallOutcome::Failed, Some(e)),
+    };
     let info = CallInfo { elapsed, outcome, error };
     let _ = catch_unwind(AssertUnwindSafe(|| hook.borrow_mut().after_call(&info)));
 }

@@ -175,7 +175,6 @@ pub(super) fn bare_builder<T>(wire: Wire, spec: StageSpec) -> PipelineBuilder<T>
         last: 0,
         profilers: vec![None],
         task_hook: None,
-        misplaced_option: false,
         scratch: None,
         _out: PhantomData,
     }

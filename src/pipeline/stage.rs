@@ -20,7 +20,7 @@ use super::cancel::{CancelSet, guarded, wake_me_on_cancel};
 use super::control::Control;
 use super::envelope::{Envelope, Msg, Stamps};
 use super::exchange::{Merge, PollRing};
-use super::hook::{self, CallOutcome, Hook};
+use super::hook::{self, Hook};
 use super::queue::{LocalReceiver, LocalSender};
 use super::report::StageStats;
 use crate::channel::Receiver;
@@ -262,12 +262,7 @@ impl StageCx {
         let elapsed = t0.elapsed();
         self.record_duration(elapsed);
         if let Some(h) = &self.hook {
-            let outcome = match &r {
-                Ok(Some(_)) => CallOutcome::Emitted(1),
-                Ok(None) => CallOutcome::Filtered,
-                Err(_) => CallOutcome::Failed,
-            };
-            hook::after(h, elapsed, outcome, r.as_ref().err().map(String::as_str));
+            hook::after(h, elapsed, r.as_ref().map(|out| usize::from(out.is_some())).map_err(String::as_str));
         }
         r
     }
@@ -349,8 +344,9 @@ pub(crate) async fn inline_worker<T, U, A>(
             };
             calls += 1;
             let r = match cx.hook.as_ref().map(hook::before) {
-                Some(Err(e)) => Ok(Err(e)),
-                _ => catch_unwind(AssertUnwindSafe(|| apply(value, &mut outputs))),
+                Some(Err(e)) => Err(e),
+                _ => catch_unwind(AssertUnwindSafe(|| apply(value, &mut outputs)))
+                    .unwrap_or_else(|p| Err(format!("panicked: {}", task_panic_message(&*p)))),
             };
             let mut elapsed = Duration::ZERO;
             if let Some(t0) = t0 {
@@ -362,27 +358,17 @@ pub(crate) async fn inline_worker<T, U, A>(
                 }
             }
             if let Some(h) = &cx.hook {
-                let (outcome, error) = match &r {
-                    Ok(Ok(())) if outputs.is_empty() => (CallOutcome::Filtered, None),
-                    Ok(Ok(())) => (CallOutcome::Emitted(outputs.len()), None),
-                    Ok(Err(msg)) => (CallOutcome::Failed, Some(msg.clone())),
-                    Err(p) => (CallOutcome::Failed, Some(format!("panicked: {}", task_panic_message(&**p)))),
-                };
-                hook::after(h, elapsed, outcome, error.as_deref());
+                hook::after(h, elapsed, r.as_ref().map(|()| outputs.len()).map_err(String::as_str));
             }
             match r {
-                Ok(Ok(())) => {
+                Ok(()) => {
                     if cx.emit_all(&output, &mut outputs, stamps).await == Emitted::AfterWaiting {
                         chained = None;
                     }
                 }
-                Ok(Err(msg)) => {
+                Err(msg) => {
                     outputs.clear();
                     cx.fail(stamps.units(), msg);
-                }
-                Err(p) => {
-                    outputs.clear();
-                    cx.fail(stamps.units(), format!("panicked: {}", task_panic_message(&*p)));
                 }
             }
         }
