@@ -11,6 +11,7 @@ use std::any::Any;
 
 use super::builder::PipelineBuilder;
 use super::paths::{Path, path};
+use super::route::PerItem;
 use super::sources::merge_sources;
 
 /// An item of sub-pipeline `.0`, its type erased until its path unboxes it.
@@ -65,5 +66,5 @@ where
 pub fn merge_pipelines<U: Send + 'static>(subs: impl IntoIterator<Item = SubPipeline<U>>) -> PipelineBuilder<U> {
     let (sources, paths): (Vec<_>, Vec<_>) =
         subs.into_iter().enumerate().map(|(k, s)| ((s.items)(k), s.stages)).unzip();
-    merge_sources(sources).routed("merge", "sub", |t: &Tagged| t.0, paths)
+    merge_sources(sources).routed("merge", "sub", PerItem(|t: &Tagged| t.0), paths)
 }

@@ -30,6 +30,7 @@ mod profile;
 mod progress;
 mod queue;
 mod report;
+mod route;
 mod source;
 mod source_thread;
 mod sources;

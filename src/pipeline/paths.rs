@@ -24,7 +24,8 @@ use super::builder::{NO_STAGE, PipelineBuilder};
 use super::envelope::Msg;
 use super::profile::router_profiler;
 use super::queue::{LocalSender, local_queue};
-use super::stage::{BATCH, Inbound, StageCx, TIME_ONE_IN, charge, forward_marker};
+use super::route::{Chosen, PerBatch, PerItem, Route};
+use super::stage::{BATCH, Inbound, StageCx, charge, forward_marker};
 use super::wiring::{DEFAULT_BUFFER, Kind, ShardBuild, Wiring};
 use crate::runtime::task_panic_message;
 
@@ -66,7 +67,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         U: Send + 'static,
         R: Fn(&T) -> usize + Send + Sync + 'static,
     {
-        self.routed("path_variants", "path", router, paths)
+        self.routed("path_variants", "path", PerItem(router), paths)
     }
 
     /// [`path_variants`](Self::path_variants) with an async router (SPDL accepts one): `router`
@@ -97,7 +98,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             .into_iter()
             .map(|Path(chain)| path(move |p: PipelineBuilder<(usize, T)>| chain(p.map(|(_, x)| x).name("input"))))
             .collect();
-        let mut b = indexed.routed("path_variants", "path", |t: &(usize, T)| t.0, paths);
+        let mut b = indexed.routed("path_variants", "path", PerItem(|t: &(usize, T)| t.0), paths);
         b.last = lookup;
         b
     }
@@ -112,7 +113,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     ) -> PipelineBuilder<U>
     where
         U: Send + 'static,
-        R: Fn(&T) -> usize + Send + Sync + 'static,
+        R: Route<T>,
     {
         let paths: Vec<Path<T, U>> = paths.into_iter().collect();
         let count = paths.len();
@@ -175,11 +176,74 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 }
 
+impl<E: Send + 'static> PipelineBuilder<Vec<E>> {
+    /// [`path_variants`](PipelineBuilder::path_variants) on batches (SPDL 0.7's
+    /// `batched=True`): `router` sees a whole batch (after `aggregate`, say) and returns one
+    /// path index per item, so it can decide for many items in one call (one cache lookup, one
+    /// model call). Each path gets the sub-batch of its items, in their order in the batch, and
+    /// its stages work on sub-batches; a path with no item of a batch gets nothing from it.
+    ///
+    /// - The router is a stage named `path_variants{i}`, timed on every call. A panic, a count
+    ///   of indices other than the batch's length, or an index out of range fails the whole
+    ///   batch (every item in it is counted failed); an empty batch is counted filtered.
+    /// - Each sub-batch carries the emission stamps of its own items (when the batch has one per
+    ///   item, as `aggregate`'s do), so the account and item latencies stay per source item.
+    /// - The options and rules of [`path_variants`](PipelineBuilder::path_variants) apply.
+    pub fn path_variants_batched<U, R>(
+        self,
+        router: R,
+        paths: impl IntoIterator<Item = Path<Vec<E>, U>>,
+    ) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        R: Fn(&[E]) -> Vec<usize> + Send + Sync + 'static,
+    {
+        self.routed("path_variants", "path", PerBatch(router), paths)
+    }
+
+    /// [`path_variants_batched`](Self::path_variants_batched) with an async router (SPDL
+    /// accepts one): `router` returns a future of the path indices. It runs as an async stage
+    /// named `route_async{i}`, one task per batch, then a split checks and applies its answer
+    /// (`path_variants{i+1}`: a wrong count or an index out of range fails the batch there);
+    /// each path starts with a `pathK/input` stage. Options right after this apply to the async
+    /// stage, as for [`path_variants_async`](PipelineBuilder::path_variants_async).
+    pub fn path_variants_batched_async<U, R, Fut>(
+        self,
+        router: R,
+        paths: impl IntoIterator<Item = Path<Vec<E>, U>>,
+    ) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        R: Fn(&[E]) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Vec<usize>> + 'static,
+    {
+        let router = Arc::new(router);
+        let indexed: PipelineBuilder<Indexed<E>> = self.tasks("route_async", move |batch: Vec<E>| {
+            let router = router.clone();
+            // Called inside the task, so a panic in it is a failure like one in its future.
+            async move { Ok(Some((router(&batch).await, batch))) }
+        });
+        let lookup = indexed.last;
+        let paths: Vec<Path<Indexed<E>, U>> = paths
+            .into_iter()
+            .map(|Path(chain)| {
+                path(move |p: PipelineBuilder<Indexed<E>>| chain(p.map(|(_, batch)| batch).name("input")))
+            })
+            .collect();
+        let mut b = indexed.routed("path_variants", "path", Chosen, paths);
+        b.last = lookup;
+        b
+    }
+}
+
+/// A batch and the path index of each of its items.
+type Indexed<E> = (Vec<usize>, Vec<E>);
+
 /// Lays out the router of `count` paths on its shards: one worker per shard, one queue per path.
 fn wire_router<T, R>(w: &mut Wiring, index: usize, count: usize, router: Arc<R>)
 where
     T: Send + 'static,
-    R: Fn(&T) -> usize + Send + Sync + 'static,
+    R: Route<T>,
 {
     let set = w.enter::<T>(index);
     let buffer = w.specs[index].buffer;
@@ -199,13 +263,14 @@ where
     }
 }
 
-/// The router's worker on one shard: each item to the queue of the path `router` names.
+/// The router's worker on one shard: each input to the queue(s) of the path(s) `router` names.
 async fn route_worker<T, R>(mut input: Inbound<T>, outputs: Vec<LocalSender<Msg<T>>>, router: Arc<R>, cx: StageCx)
 where
     T: Send + 'static,
-    R: Fn(&T) -> usize,
+    R: Route<T>,
 {
     let mut buf = Vec::with_capacity(BATCH);
+    let mut parts = Vec::new();
     let mut calls = 0u64;
     while let Some((n, discarding)) = cx.next_batch(&mut input, &mut buf).await {
         for msg in buf.drain(..) {
@@ -223,25 +288,31 @@ where
                     continue;
                 }
             };
+            let units = env.units();
             if discarding {
-                cx.discard(env.units());
+                cx.discard(units);
                 continue;
             }
-            let t0 = (calls % TIME_ONE_IN == 0).then(Instant::now);
+            let t0 = (calls % R::TIME_ONE_IN == 0).then(Instant::now);
             calls += 1;
-            let chosen = catch_unwind(AssertUnwindSafe(|| router(&env.value)));
+            let chosen = catch_unwind(AssertUnwindSafe(|| router.choose(&env.value, outputs.len())));
             if let Some(t0) = t0 {
                 cx.record_duration(t0.elapsed());
             }
             match chosen {
-                Ok(k) if k < outputs.len() => {
-                    cx.emit(&outputs[k], env).await;
-                }
-                Ok(k) => cx.fail(
-                    env.units(),
-                    format!("the router chose path {k}, but there are {} (0 to {})", outputs.len(), outputs.len() - 1),
-                ),
-                Err(p) => cx.fail(env.units(), format!("router panicked: {}", task_panic_message(&*p))),
+                Ok(Ok(choice)) => match R::split(choice, env, &mut parts) {
+                    Some((k, env)) => {
+                        cx.emit(&outputs[k], env).await;
+                    }
+                    None if parts.is_empty() => cx.filtered(units),
+                    None => {
+                        for (k, env) in parts.drain(..) {
+                            cx.emit(&outputs[k], env).await;
+                        }
+                    }
+                },
+                Ok(Err(message)) => cx.fail(units, message),
+                Err(p) => cx.fail(units, format!("router panicked: {}", task_panic_message(&*p))),
             }
         }
         charge(n).await;

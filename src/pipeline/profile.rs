@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use super::build::{PipelineBuildError, Placement};
 use super::builder::{PipelineBuilder, StageWire, Wire};
+use super::envelope::{Envelope, Stamps};
 use super::report::{Report, fmt_ns};
+use super::route::Route;
 use super::sources::{bare_builder, source};
 use super::wiring::{Kind, StageSpec};
 
@@ -245,22 +247,22 @@ pub(crate) fn stage_profiler<T: Send + 'static, U: Send + 'static>(stage: StageW
     Arc::new(move |inputs, spec, levels, placement| run_levels::<T, U>(joined(inputs), &stage, spec, levels, placement))
 }
 
-/// The profiler of a `path_variants` router: `router` called in place on every input, which
-/// goes to that path's output (a panic or an index out of range is a failure).
-pub(crate) fn router_profiler<T: Send + 'static, R: Fn(&T) -> usize + Send + Sync + 'static>(
-    router: Arc<R>,
-    paths: usize,
-) -> Profiler {
+/// The profiler of a `path_variants` router: `router` called in place on every input, whose
+/// parts go to their paths' outputs (a panic, or what the router refuses, is a failure).
+pub(crate) fn router_profiler<T: Send + 'static, R: Route<T>>(router: Arc<R>, paths: usize) -> Profiler {
     Arc::new(move |inputs, spec, _levels, _placement| {
         let items: Vec<T> = joined(inputs);
         let n = items.len() as u64;
         let mut routed: Vec<Vec<T>> = (0..paths).map(|_| Vec::new()).collect();
+        let (mut parts, mut failures) = (Vec::new(), 0u64);
         let t0 = Instant::now();
         for x in items {
-            if let Ok(k) = catch_unwind(AssertUnwindSafe(|| router(&x)))
-                && k < paths
-            {
-                routed[k].push(x);
+            match catch_unwind(AssertUnwindSafe(|| router.choose(&x, paths))) {
+                Ok(Ok(choice)) => match R::split(choice, Envelope { value: x, stamps: Stamps::None }, &mut parts) {
+                    Some((k, whole)) => routed[k].push(whole.value),
+                    None => parts.drain(..).for_each(|(k, part)| routed[k].push(part.value)),
+                },
+                Ok(Err(_)) | Err(_) => failures += 1,
             }
         }
         let elapsed = t0.elapsed();
@@ -270,7 +272,7 @@ pub(crate) fn router_profiler<T: Send + 'static, R: Fn(&T) -> usize + Send + Syn
             concurrency: spec.concurrency,
             items: n,
             outputs,
-            failures: n - outputs,
+            failures,
             elapsed,
             items_per_sec: n as f64 / elapsed.as_secs_f64().max(1e-9),
             task_p50_ns: mean_ns,

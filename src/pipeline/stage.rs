@@ -179,7 +179,7 @@ impl StageCx {
         self.control.fail(self.index, units, || message);
     }
 
-    fn filtered(&self, units: u64) {
+    pub(crate) fn filtered(&self, units: u64) {
         let mut s = self.stats.borrow_mut();
         s.filtered += 1;
         s.filtered_units += units;
