@@ -335,19 +335,26 @@ fn weighted_router(weights: Vec<u32>) -> impl Fn(&Value) -> usize + Send + Sync 
     }
 }
 
-/// What a route hashes: the integer, the file's path, or a cheap digest of anything else.
+/// What a route hashes: the integer, the file's path (for every image value, decoded or not:
+/// it keeps its sample), a cheap digest of bytes, or the keys of a batch's items combined, so
+/// decoded images and batches spread over the paths by weight like integers do.
 fn route_key(v: &Value) -> u64 {
-    let fnv = |bytes: &[u8]| {
-        bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3))
-    };
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x100_0000_01b3;
+    let fnv = |bytes: &[u8]| bytes.iter().fold(FNV_OFFSET, |h, &x| (h ^ u64::from(x)).wrapping_mul(FNV_PRIME));
     let of_path = |p: &Path| fnv(p.as_os_str().as_encoded_bytes());
+    let combine = |keys: &mut dyn Iterator<Item = u64>| keys.fold(FNV_OFFSET, |h, k| (h ^ k).wrapping_mul(FNV_PRIME));
     match v {
         Value::Int(x) | Value::Sum(x) => *x,
         Value::Path(p) => of_path(p),
         Value::Sample(s) => of_path(&s.path),
         Value::Encoded(e) => of_path(&e.sample.path),
+        Value::Image(i) => of_path(&i.sample.path),
+        Value::Floats(i) => of_path(&i.sample.path),
         Value::Bytes(b) => fnv(&b[..b.len().min(64)]) ^ b.len() as u64,
-        other => other.items(),
+        Value::Batch(items) => combine(&mut items.iter().map(route_key)),
+        Value::Images(b) => combine(&mut b.samples.iter().map(|s| of_path(&s.path))),
+        Value::FloatImages(b) => combine(&mut b.samples.iter().map(|s| of_path(&s.path))),
     }
 }
 
@@ -398,7 +405,12 @@ fn options<T: Send + 'static>(mut b: PipelineBuilder<T>, st: &crate::plan::Stage
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use shardpipe::images::{Image, Sample};
+
+    use super::{Value, matches, weighted_router};
 
     fn m(p: &str, n: &str) -> bool {
         matches(&p.chars().collect::<Vec<_>>(), &n.chars().collect::<Vec<_>>())
@@ -412,5 +424,35 @@ mod tests {
         assert!(!m("file-????.bin", "file-00001.bin"));
         assert!(m("*", ""));
         assert!(m("a*b*c", "a-x-b-y-c"));
+    }
+
+    /// How many of `values` a 1:3 weighted router sends down each path.
+    fn spread(values: &[Value]) -> [usize; 2] {
+        let router = weighted_router(vec![1, 3]);
+        let mut counts = [0; 2];
+        values.iter().for_each(|v| counts[router(v)] += 1);
+        counts
+    }
+
+    fn image(i: u64) -> Value {
+        let path: Arc<std::path::Path> = PathBuf::from(format!("data/class-000/img-{i:06}.jpg")).into();
+        let sample = Sample { index: i, path, label: Some(0) };
+        Value::Image(Image { sample, width: 2, height: 2, data: vec![7; 12] })
+    }
+
+    #[test]
+    fn decoded_images_and_batches_spread_over_the_paths_by_weight() {
+        // Every image has the same size and pixels: only its file tells them apart.
+        let images: Vec<Value> = (0..4000).map(image).collect();
+        let [a, b] = spread(&images);
+        assert!((800..1200).contains(&a) && a + b == 4000, "1:3 over 4000 images gave {a}:{b}");
+        // Batches of the same length: their items tell them apart.
+        let batches: Vec<Value> =
+            (0..4000).map(|k| Value::Batch((0..32).map(|i| Value::Int(k * 32 + i)).collect())).collect();
+        let [a, b] = spread(&batches);
+        assert!((800..1200).contains(&a) && a + b == 4000, "1:3 over 4000 batches gave {a}:{b}");
+        // The same item always takes the same path.
+        let router = weighted_router(vec![1, 3]);
+        assert!((0..100).all(|i| router(&image(i)) == router(&image(i))));
     }
 }
