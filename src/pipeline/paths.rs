@@ -87,18 +87,37 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         R: Fn(&T) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = usize> + 'static,
     {
+        self.routed_async(router, PerItem(|t: &(usize, T)| t.0), paths)
+    }
+
+    /// An async stage (`route_async{i}`) that pairs each input with what `router`'s future
+    /// gives, then a router `route` that splits on it (`path_variants{i+1}`); each path starts
+    /// with a stage (`pathK/input`) that drops the answer. Options after this apply to the
+    /// async stage.
+    fn routed_async<A, U, R, Fut>(
+        self,
+        router: R,
+        route: impl Route<(A, T)>,
+        paths: impl IntoIterator<Item = Path<T, U>>,
+    ) -> PipelineBuilder<U>
+    where
+        A: Send + 'static,
+        U: Send + 'static,
+        R: Fn(&T) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = A> + 'static,
+    {
         let router = Arc::new(router);
-        let indexed: PipelineBuilder<(usize, T)> = self.tasks("route_async", move |x: T| {
+        let answered: PipelineBuilder<(A, T)> = self.tasks("route_async", move |x: T| {
             let router = router.clone();
             // `router` is called inside the task, so a panic in it is a failure like one in its future.
             async move { Ok(Some((router(&x).await, x))) }
         });
-        let lookup = indexed.last;
-        let paths: Vec<Path<(usize, T), U>> = paths
+        let lookup = answered.last;
+        let paths: Vec<Path<(A, T), U>> = paths
             .into_iter()
-            .map(|Path(chain)| path(move |p: PipelineBuilder<(usize, T)>| chain(p.map(|(_, x)| x).name("input"))))
+            .map(|Path(chain)| path(move |p: PipelineBuilder<(A, T)>| chain(p.map(|(_, x)| x).name("input"))))
             .collect();
-        let mut b = indexed.routed("path_variants", "path", PerItem(|t: &(usize, T)| t.0), paths);
+        let mut b = answered.routed("path_variants", "path", route, paths);
         b.last = lookup;
         b
     }
@@ -217,27 +236,9 @@ impl<E: Send + 'static> PipelineBuilder<Vec<E>> {
         R: Fn(&[E]) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Vec<usize>> + 'static,
     {
-        let router = Arc::new(router);
-        let indexed: PipelineBuilder<Indexed<E>> = self.tasks("route_async", move |batch: Vec<E>| {
-            let router = router.clone();
-            // Called inside the task, so a panic in it is a failure like one in its future.
-            async move { Ok(Some((router(&batch).await, batch))) }
-        });
-        let lookup = indexed.last;
-        let paths: Vec<Path<Indexed<E>, U>> = paths
-            .into_iter()
-            .map(|Path(chain)| {
-                path(move |p: PipelineBuilder<Indexed<E>>| chain(p.map(|(_, batch)| batch).name("input")))
-            })
-            .collect();
-        let mut b = indexed.routed("path_variants", "path", Chosen, paths);
-        b.last = lookup;
-        b
+        self.routed_async(move |batch: &Vec<E>| router(batch), Chosen, paths)
     }
 }
-
-/// A batch and the path index of each of its items.
-type Indexed<E> = (Vec<usize>, Vec<E>);
 
 /// Lays out the router of `count` paths on its shards: one worker per shard, one queue per path.
 fn wire_router<T, R>(w: &mut Wiring, index: usize, count: usize, router: Arc<R>)
