@@ -182,3 +182,49 @@ fn an_async_batched_router_awaits_then_splits_and_its_wrong_answers_fail_at_the_
         );
     }
 }
+
+mod random {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any item count, batch size, path count and routing: every item comes out once, from
+        /// its own path (path `k` adds `k` million and drops multiples of `7 + k`), and the
+        /// account balances.
+        #[test]
+        fn any_batched_routing_delivers_each_item_once_from_its_path(
+            n in 0u64..3000,
+            batch in 1usize..70,
+            paths in 1usize..5,
+            salt in 0u64..1000,
+            placement in 0usize..PLACEMENTS.len(),
+        ) {
+            let route = move |x: u64| ((x.wrapping_mul(2_654_435_761) ^ salt) % paths as u64) as usize;
+            let b = source(0..n).aggregate(batch).path_variants_batched(
+                move |b: &[u64]| b.iter().map(|&x| route(x)).collect(),
+                (0..paths as u64).map(|k| {
+                    path(move |p: PipelineBuilder<Vec<u64>>| {
+                        p.disaggregate().pipe(move |x: u64| (x % (7 + k) != 0).then_some(x + k * 1_000_000))
+                    })
+                }),
+            );
+            let Some(mut pipe) = start(b, PLACEMENTS[placement]) else { return Ok(()) };
+            let mut got: Vec<u64> = pipe.iter().collect();
+            got.sort_unstable();
+            let r = pipe.finish().expect("no failure limit");
+            let mut want: Vec<u64> = (0..n)
+                .filter_map(|x| {
+                    let k = route(x) as u64;
+                    (x % (7 + k) != 0).then_some(x + k * 1_000_000)
+                })
+                .collect();
+            want.sort_unstable();
+            prop_assert_eq!(got, want);
+            assert_balanced(&r);
+            prop_assert_eq!(r.account.produced, n);
+        }
+    }
+}
