@@ -150,6 +150,46 @@ pub enum PipelineBuildError {
     /// The offload threads could not start.
     #[error("cannot start the offload threads: {0}")]
     Offload(std::io::Error),
+    /// `.trace()` on a pipeline built with `build_on`: the shards are not the pipeline's own.
+    #[error(
+        "trace() needs a pipeline with shards of its own: use build(placement), or trace the shared runtime \
+         (Runtime::builder().trace(..))"
+    )]
+    TraceOnSharedRuntime,
+}
+
+/// Where a pipeline runs: shards of its own (stopped with it) or a runtime it shares.
+pub(crate) enum Hosted {
+    Own(Runtime),
+    Shared(Arc<Runtime>),
+}
+
+impl Hosted {
+    pub(crate) fn get(&self) -> &Runtime {
+        match self {
+            Hosted::Own(r) => r,
+            Hosted::Shared(r) => r,
+        }
+    }
+
+    /// The pipeline ended: its own shards are shut down (their usage is the report's); a shared
+    /// runtime runs on and reports nothing.
+    pub(crate) fn end(self) -> Vec<crate::runtime::ShardReport> {
+        match self {
+            Hosted::Own(r) => r.shutdown(),
+            Hosted::Shared(_) => Vec::new(),
+        }
+    }
+}
+
+/// What `start` lays a pipeline out with.
+struct Launch {
+    placement: Placement,
+    runtime: Hosted,
+    offload: Option<Arc<Offload>>,
+    shards: usize,
+    ordered: bool,
+    start: std::time::Instant,
 }
 
 impl<T: Send + 'static> PipelineBuilder<T> {
@@ -279,6 +319,38 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             }
             None => None,
         };
+        self.start(Launch { placement, runtime: Hosted::Own(runtime), offload, shards, ordered, start })
+    }
+
+    /// Starts the pipeline on the shards of `runtime`, which it shares with whatever else runs
+    /// there (the caller's own tasks, other pipelines): placement sharded over all of them,
+    /// blocking ops inline on their shard. Nothing is started or stopped but the pipeline's own
+    /// tasks (and its source threads), so pipelines built one after another pay no thread or
+    /// ring start-up. The report has no per-shard busy time (the shards are not the pipeline's
+    /// alone), and `.trace()` is refused (a runtime traces when it is built with `trace`).
+    pub fn build_on(self, runtime: &Arc<Runtime>) -> Result<Pipeline<T>, PipelineBuildError> {
+        self.validate()?;
+        if self.trace {
+            return Err(PipelineBuildError::TraceOnSharedRuntime);
+        }
+        let shards = runtime.shard_count();
+        let ordered = self.keeps_order(false);
+        self.validate_placement(shards, ordered, false)?;
+        let start = std::time::Instant::now();
+        let placement = Placement::Sharded { shards };
+        self.start(Launch {
+            placement,
+            runtime: Hosted::Shared(runtime.clone()),
+            offload: None,
+            shards,
+            ordered,
+            start,
+        })
+    }
+
+    /// Lays the pipeline out on its shards and starts it.
+    fn start(self, launch: Launch) -> Result<Pipeline<T>, PipelineBuildError> {
+        let Launch { placement, runtime, offload, shards, ordered, start } = launch;
         let mut specs = self.specs;
         let sink_index = specs.len();
         let mut sink = StageSpec::new("sink".into(), Kind::Sink, self.sink_buffer);
@@ -331,7 +403,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         for (j, steps) in std::mem::take(&mut w.steps).into_iter().enumerate() {
             let control = control.clone();
             let snapshots = reporting.as_ref().map(|(every, _, s)| (*every, s.clone(), j));
-            let h = runtime.run_on(j, move || async move {
+            let h = runtime.get().run_on(j, move || async move {
                 let mut sb = ShardBuild::new(control);
                 for step in steps {
                     step(&mut sb);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::build::Placement;
+use super::build::{Hosted, Placement};
 use super::control::Control;
 use super::envelope::{Envelope, Msg};
 use super::exchange::Merge;
@@ -20,9 +20,9 @@ use super::progress::{Assembler, ConsumerCounts, Ending, LazyReport, Reporter, S
 use super::report::{FailureLimitExceeded, Report, ShardUsage, StageStats};
 use super::source_thread;
 use crate::channel::SharedReceiver;
+use crate::runtime::JoinHandle;
 use crate::runtime::block_on::ThreadWaker;
 use crate::runtime::wake_relay::SameCpuWaker;
-use crate::runtime::{JoinHandle, Runtime};
 
 /// Where the consumer is in the current epoch ([`Pipeline::progress`]): for progress bars and
 /// logs.
@@ -77,7 +77,7 @@ const SOURCE_THREAD_PATIENCE: Duration = Duration::from_millis(200);
 /// [`PipelineBuilder::source_thread`](super::PipelineBuilder::source_thread)).
 pub struct Pipeline<T: Send + 'static> {
     placement: Placement,
-    runtime: Option<Runtime>,
+    runtime: Option<Hosted>,
     offload: Option<Arc<Offload>>,
     control: Arc<Control>,
     shard_tasks: Vec<JoinHandle<Vec<StageStats>>>,
@@ -124,8 +124,8 @@ impl<T: Send + 'static> Pipeline<T> {
             parts;
         let assembler = Assembler {
             placement: placement.label(),
-            shards: runtime.shard_count(),
-            driver: runtime.ring_mode().driver(),
+            shards: runtime.get().shard_count(),
+            driver: runtime.get().ring_mode().driver(),
             names,
             start: control.start,
             control: control.clone(),
@@ -175,7 +175,7 @@ impl<T: Send + 'static> Pipeline<T> {
         match &self.waker {
             Some(w) if w.thread == me => w.waker.clone(),
             _ => {
-                let relay = self.runtime.as_ref().map(Runtime::same_cpu_waker);
+                let relay = self.runtime.as_ref().map(|r| r.get().same_cpu_waker());
                 let waker = relay.as_ref().map_or_else(ThreadWaker::current, |r| Waker::from(r.clone()));
                 self.waker = Some(ConsumerWaker { thread: me, waker: waker.clone(), relay });
                 waker
@@ -383,7 +383,7 @@ impl<T: Send + 'static> Pipeline<T> {
         // account will not balance, which the report shows.
         let per_shard: Vec<_> = self.shard_tasks.drain(..).filter_map(|h| h.join().ok()).collect();
         let elapsed = self.assembler.start.elapsed();
-        let shards = self.runtime.take().map(Runtime::shutdown).unwrap_or_default();
+        let shards = self.runtime.take().map(Hosted::end).unwrap_or_default();
         let mut trace: Vec<_> = shards.iter().filter_map(|r| r.trace.clone()).collect();
         let shard_usage = shards
             .into_iter()
@@ -422,7 +422,7 @@ impl<T: Send + 'static> Drop for Pipeline<T> {
 /// Everything a built pipeline starts with.
 pub(crate) struct Parts<T: Send + 'static> {
     pub(crate) placement: Placement,
-    pub(crate) runtime: Runtime,
+    pub(crate) runtime: Hosted,
     pub(crate) offload: Option<Arc<Offload>>,
     pub(crate) control: Arc<Control>,
     pub(crate) shard_tasks: Vec<JoinHandle<Vec<StageStats>>>,

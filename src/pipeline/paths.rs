@@ -8,7 +8,8 @@
 //! ```
 //!
 //! On every shard of its set the router is one worker that calls the user's function on each
-//! item and pushes the item to that path's local queue; each path's stages are laid out on the
+//! item and pushes the item to that path's local queue (a batched router, on each batch, pushes
+//! one sub-batch per path: `route.rs`); each path's stages are laid out on the
 //! same shards as ordinary stages; the next stage reads every path's output through a merge
 //! (the one exchanges use), which passes an epoch marker on once every path has delivered it.
 //! Path stages are stages of the pipeline like any other: they have their own names (prefixed
