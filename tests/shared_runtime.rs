@@ -131,3 +131,20 @@ fn a_pipeline_on_a_shared_runtime_can_move_to_another_thread() {
     });
     assert_eq!(items.join().expect("consumer"), 1000);
 }
+
+#[test]
+fn waiting_on_a_pipeline_from_a_task_on_its_own_shards_panics_with_the_fix_instead_of_hanging() {
+    let Some(rt) = shared() else { return };
+    let inner = rt.clone();
+    let task = rt
+        .run_on(0, move || async move {
+            let mut pipe = chain(10_000).build_on(&inner).expect("pipeline");
+            pipe.iter().map(|b| b.len()).sum::<usize>()
+        })
+        .expect("spawn");
+    let err = task.join().expect_err("the consumer must not block its own shard");
+    assert!(err.to_string().contains("iterate it from a plain thread"), "{err}");
+    // The shard lived on, and the dropped pipeline's stages wound down.
+    let mut pipe = chain(5_000).build_on(&rt).expect("pipeline");
+    assert_eq!(pipe.iter().map(|b| b.len()).sum::<usize>(), 5_000);
+}

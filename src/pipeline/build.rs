@@ -328,6 +328,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// tasks (and its source threads), so pipelines built one after another pay no thread or
     /// ring start-up. The report has no per-shard busy time (the shards are not the pipeline's
     /// alone), and `.trace()` is refused (a runtime traces when it is built with `trace`).
+    ///
+    /// Iterate the pipeline from a plain thread: waiting for it inside a task on one of these
+    /// shards would block the event loop its stages need, so that panics (with this advice)
+    /// instead of hanging.
     pub fn build_on(self, runtime: &Arc<Runtime>) -> Result<Pipeline<T>, PipelineBuildError> {
         self.validate()?;
         if self.trace {

@@ -183,8 +183,22 @@ impl<T: Send + 'static> Pipeline<T> {
         }
     }
 
+    /// Whether the calling thread is a shard this pipeline runs on (`build_on`, consumed from a
+    /// task on the same runtime): waiting there would block the event loop the stages need.
+    fn on_own_shard(&self) -> bool {
+        self.runtime.as_ref().is_some_and(|r| r.get().is_current_shard())
+    }
+
     /// Parks the consumer until woken or `timeout` passes (`None`: no limit).
+    ///
+    /// # Panics
+    /// On a shard the pipeline runs on, where parking would never end.
     fn park(&self, timeout: Option<Duration>) {
+        assert!(
+            !self.on_own_shard(),
+            "a pipeline cannot be waited on from a task on a shard it runs on (that would block the shard's \
+             event loop, which its stages need): iterate it from a plain thread (std::thread::spawn)"
+        );
         if let Some(relay) = self.waker.as_ref().and_then(|w| w.relay.as_ref()) {
             relay.note_cpu();
         }
@@ -415,6 +429,12 @@ impl<T: Send + 'static> Pipeline<T> {
 
 impl<T: Send + 'static> Drop for Pipeline<T> {
     fn drop(&mut self) {
+        if self.on_own_shard() {
+            // Waiting here would never end (see `park`): stop, and let the stages wind down
+            // once this task gives the shard back; their counters are not waited for.
+            self.control.stop();
+            return;
+        }
         self.stop();
     }
 }

@@ -109,6 +109,11 @@ impl Runtime {
         &self.infos
     }
 
+    /// Whether the calling thread is one of this runtime's shards.
+    pub(crate) fn is_current_shard(&self) -> bool {
+        context::with(|cx| self.shards.iter().any(|s| Arc::ptr_eq(s, &cx.shard))).unwrap_or(false)
+    }
+
     /// The ring setup flags shard 0 ended up with (every shard probes the same kernel).
     pub fn ring_mode(&self) -> RingMode {
         self.infos[0].ring_mode
