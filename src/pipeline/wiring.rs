@@ -222,9 +222,14 @@ pub(crate) struct ShardBuild {
     /// `path_variants` being laid out on this shard, innermost last.
     paths: Vec<PathFrame>,
     tasks: Vec<JoinHandle<()>>,
-    stats: Vec<Option<Rc<RefCell<StageStats>>>>,
-    /// Per stage: its hook on this shard, once asked for (`Some(None)`: the stage has none).
-    hooks: Vec<Option<Option<Hook>>>,
+    /// By stage index: what the stage has on this shard, once it is laid out here.
+    stages: Vec<Option<StageSlot>>,
+}
+
+/// One stage's counters and `task_hook` hook on one shard, made when it is first laid out there.
+struct StageSlot {
+    stats: Rc<RefCell<StageStats>>,
+    hook: Option<Hook>,
 }
 
 /// One `path_variants` on one shard while its paths are laid out.
@@ -237,7 +242,7 @@ struct PathFrame {
 
 impl ShardBuild {
     pub(crate) fn new(control: Arc<Control>) -> Self {
-        Self { control, upstream: None, paths: Vec::new(), tasks: Vec::new(), stats: Vec::new(), hooks: Vec::new() }
+        Self { control, upstream: None, paths: Vec::new(), tasks: Vec::new(), stages: Vec::new() }
     }
 
     /// A router's queues, one per path, become the inputs of its paths.
@@ -281,15 +286,13 @@ impl ShardBuild {
 
     /// Counters and control for stage `index` on this shard.
     pub(crate) fn stage(&mut self, index: usize) -> StageCx {
-        if self.stats.len() <= index {
-            self.stats.resize(index + 1, None);
-        }
-        let stats = self.stats[index].get_or_insert_with(Default::default).clone();
-        if self.hooks.len() <= index {
-            self.hooks.resize(index + 1, None);
+        if self.stages.len() <= index {
+            self.stages.resize_with(index + 1, || None);
         }
         let control = &self.control;
-        let hook = self.hooks[index].get_or_insert_with(|| control.make_hook(index)).clone();
+        let slot = self.stages[index]
+            .get_or_insert_with(|| StageSlot { stats: Default::default(), hook: control.make_hook(index) });
+        let (stats, hook) = (slot.stats.clone(), slot.hook.clone());
         StageCx { index, control: self.control.clone(), stats, hook }
     }
 
@@ -319,7 +322,7 @@ impl ShardBuild {
     /// Copies of this shard's counters so far (by stage index).
     fn snapshot(&self, stages: usize) -> Vec<StageStats> {
         let mut out: Vec<StageStats> =
-            self.stats.iter().map(|s| s.as_ref().map(|s| s.borrow().clone()).unwrap_or_default()).collect();
+            self.stages.iter().map(|s| s.as_ref().map(|s| s.stats.borrow().clone()).unwrap_or_default()).collect();
         out.resize(stages, StageStats::default());
         out
     }
@@ -359,7 +362,8 @@ impl ShardBuild {
         }
         let take =
             |s: Rc<RefCell<StageStats>>| Rc::try_unwrap(s).map_or_else(|s| s.borrow().clone(), RefCell::into_inner);
-        let mut out: Vec<StageStats> = self.stats.into_iter().map(|s| s.map(take).unwrap_or_default()).collect();
+        let mut out: Vec<StageStats> =
+            self.stages.into_iter().map(|s| s.map(|s| take(s.stats)).unwrap_or_default()).collect();
         out.resize(stages, StageStats::default());
         out
     }
