@@ -112,6 +112,8 @@ struct ConsumerWaker {
     waker: Waker,
     /// The same waker, to say which CPU the thread parks on (absent once the shards are gone).
     relay: Option<Arc<SameCpuWaker>>,
+    /// The thread is a shard the pipeline runs on, where it must not park (see `park`).
+    on_own_shard: bool,
 }
 
 /// Spins of the consumer over empty rings before it parks: a wake-up costs ~20-25 µs here, a
@@ -177,7 +179,8 @@ impl<T: Send + 'static> Pipeline<T> {
             _ => {
                 let relay = self.runtime.as_ref().map(|r| r.get().same_cpu_waker());
                 let waker = relay.as_ref().map_or_else(ThreadWaker::current, |r| Waker::from(r.clone()));
-                self.waker = Some(ConsumerWaker { thread: me, waker: waker.clone(), relay });
+                let on_own_shard = self.on_own_shard();
+                self.waker = Some(ConsumerWaker { thread: me, waker: waker.clone(), relay, on_own_shard });
                 waker
             }
         }
@@ -189,13 +192,14 @@ impl<T: Send + 'static> Pipeline<T> {
         self.runtime.as_ref().is_some_and(|r| r.get().is_current_shard())
     }
 
-    /// Parks the consumer until woken or `timeout` passes (`None`: no limit).
+    /// Parks the consumer until woken or `timeout` passes (`None`: no limit). Callers have made
+    /// the calling thread's waker (`waker()`) first.
     ///
     /// # Panics
     /// On a shard the pipeline runs on, where parking would never end.
     fn park(&self, timeout: Option<Duration>) {
         assert!(
-            !self.on_own_shard(),
+            !self.waker.as_ref().is_some_and(|w| w.on_own_shard),
             "a pipeline cannot be waited on from a task on a shard it runs on (that would block the shard's \
              event loop, which its stages need): iterate it from a plain thread (std::thread::spawn)"
         );
