@@ -31,13 +31,32 @@ fn gen_images_writes_the_same_set_for_the_same_seed() {
     for (dir, seed) in [(&a, "5"), (&b, "5"), (&c, "6")] {
         let out = shardpipe(&["gen-images", dir.to_str().unwrap(), "--count", "6", "--seed", seed, "--classes", "2"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(String::from_utf8_lossy(&out.stdout).starts_with("wrote 6 images"));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("wrote 6 JPEG images"));
     }
     let file = "class-001/img-000003.jpg";
     let read = |d: &std::path::Path| std::fs::read(d.join(file)).unwrap();
     assert_eq!(read(&a), read(&b));
     assert_ne!(read(&a), read(&c));
     assert_eq!(&read(&a)[..2], [0xff, 0xd8], "a JPEG");
+    let png = temp_dir("gen-png");
+    let out = shardpipe(&[
+        "gen-images",
+        png.to_str().unwrap(),
+        "--count",
+        "6",
+        "--seed",
+        "5",
+        "--classes",
+        "2",
+        "--format",
+        "png",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("wrote 6 PNG images"), "{out:?}");
+    let png_file = std::fs::read(png.join("class-001/img-000003.png")).unwrap();
+    assert_eq!(&png_file[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+    let bad = shardpipe(&["gen-images", png.to_str().unwrap(), "--format", "gif"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values: jpeg, png"), "{bad:?}");
 }
 
 #[test]

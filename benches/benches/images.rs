@@ -7,6 +7,10 @@
 //!   taking every n-th image: what the cores reach together without any pipeline;
 //! - `pipeline_single`, `pipeline_sharded`: the whole loader, files → io_uring read → decode →
 //!   resize 224 → batches of 32 collated into `[32, 224, 224, 3]`, drained by the bench thread.
+//!
+//! Group `images_png` runs `decode_resize_one_core` and the two pipelines on the same 512 images
+//! written as PNG (the `png` crate's default compression, ~230 KB each): the loader on a PNG
+//! dataset.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -14,17 +18,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use shardpipe::images::{Encoded, ImageFolder, LoaderOptions, Sample, batches, decode, loader, resize, synth};
+use shardpipe::images::{
+    Encoded, ImageFolder, ImageFormat, LoaderOptions, Sample, batches, decode, loader, resize, synth,
+};
 use shardpipe::pipeline::Placement;
 
 const IMAGES: u64 = 512;
 
 /// The set, written once per machine (it is deterministic) under the temp directory.
-fn dataset() -> PathBuf {
-    let dir = std::env::temp_dir().join("shardpipe-bench-images-512-seed1");
+fn dataset(format: ImageFormat) -> PathBuf {
+    let name = match format {
+        ImageFormat::Jpeg => "shardpipe-bench-images-512-seed1".to_owned(),
+        other => format!("shardpipe-bench-images-512-seed1-{}", other.extension()),
+    };
+    let dir = std::env::temp_dir().join(name);
     let done = dir.join(".complete");
     if !done.exists() {
-        synth::write_set(&dir, IMAGES, 1, 10).expect("write the bench set");
+        synth::write_set_as(format, &dir, IMAGES, 1, 10).expect("write the bench set");
         std::fs::write(&done, b"").expect("mark the set complete");
     }
     dir
@@ -70,7 +80,13 @@ fn run_loader(folder: &ImageFolder, p: Placement) {
 }
 
 fn images(c: &mut Criterion) {
-    let dir = dataset();
+    group(c, "images", ImageFormat::Jpeg, true);
+    group(c, "images_png", ImageFormat::Png, false);
+}
+
+/// One group over the set in `format`; `bare_threads` adds `decode_resize_bare_threads`.
+fn group(c: &mut Criterion, name: &str, format: ImageFormat, bare_threads: bool) {
+    let dir = dataset(format);
     let folder = ImageFolder::open(&dir).expect("bench set");
     assert_eq!(folder.samples().len() as u64, IMAGES);
     let cores = core_affinity::get_core_ids().expect("affinity mask");
@@ -79,13 +95,15 @@ fn images(c: &mut Criterion) {
         .iter()
         .map(|s| (Sample { path: Arc::clone(&s.path), ..s.clone() }, std::fs::read(&s.path).expect("read")))
         .collect();
-    let mut g = c.benchmark_group("images");
+    let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(IMAGES));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(8));
     g.bench_function("decode_resize_one_core", |b| b.iter(|| decode_resize_all(&files)));
-    let shared = Arc::new(files.clone());
-    g.bench_function("decode_resize_bare_threads", |b| b.iter(|| decode_resize_bare_threads(&shared, &cores)));
+    if bare_threads {
+        let shared = Arc::new(files.clone());
+        g.bench_function("decode_resize_bare_threads", |b| b.iter(|| decode_resize_bare_threads(&shared, &cores)));
+    }
     g.bench_function("pipeline_single", |b| b.iter(|| run_loader(&folder, Placement::single_loop())));
     g.bench_function("pipeline_sharded", |b| b.iter(|| run_loader(&folder, Placement::sharded())));
     g.finish();

@@ -1,11 +1,12 @@
-//! Reading a sample's bytes (io_uring) and decoding them (zune-jpeg) to RGB.
+//! Reading a sample's bytes (io_uring) and decoding them to RGB: JPEG with zune-jpeg, PNG with
+//! zune-png (`png.rs`).
 
 use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
 
-use super::{CHANNELS, Image, ImageError, ImageErrorKind, Sample};
+use super::{CHANNELS, Image, ImageError, ImageErrorKind, ImageFormat, Sample};
 
 /// A sample's file contents, read and not yet decoded.
 #[derive(Debug, Clone)]
@@ -39,45 +40,64 @@ pub async fn read(sample: Sample, max_bytes: u64) -> Result<Encoded, ImageError>
 /// Sides longer than this are refused before any pixel memory is taken (zune's own default).
 const MAX_SIDE: usize = 1 << 14;
 
-/// Decodes JPEG bytes to RGB (grayscale and CMYK files are converted). Strict: a truncated or
-/// corrupt file is an error, not an image padded with grey.
+/// Decodes JPEG or PNG bytes (told apart by their first bytes, not the file name) to RGB:
+/// grayscale, CMYK, palette and alpha files are converted (see [`ImageFormat`] for how). Strict:
+/// a truncated or corrupt file is an error, not an image padded with grey.
 pub fn decode(encoded: Encoded) -> Result<Image<u8>, ImageError> {
     let Encoded { sample, bytes } = encoded;
-    let fail = |kind: ImageErrorKind| ImageError::new(&sample.path, kind);
-    if bytes.is_empty() {
-        return Err(fail(ImageErrorKind::Empty));
+    let decoded = match ImageFormat::sniff(&bytes) {
+        Some(ImageFormat::Jpeg) => decode_jpeg(&bytes),
+        Some(ImageFormat::Png) => super::png::decode_rgb(&bytes, MAX_SIDE),
+        None if bytes.is_empty() => Err(ImageErrorKind::Empty),
+        None => Err(ImageErrorKind::UnknownFormat(describe_magic(&bytes))),
+    };
+    let (width, height, data) = decoded.map_err(|kind| ImageError::new(&sample.path, kind))?;
+    Ok(Image { sample, width: width as u32, height: height as u32, data })
+}
+
+impl ImageFormat {
+    /// The format `bytes` start like, if one [`decode`] reads.
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(&[0xff, 0xd8]) {
+            Some(Self::Jpeg)
+        } else if bytes.starts_with(&super::png::SIGNATURE) {
+            Some(Self::Png)
+        } else {
+            None
+        }
     }
-    if !bytes.starts_with(&[0xff, 0xd8]) {
-        return Err(fail(ImageErrorKind::NotJpeg(describe_magic(&bytes))));
-    }
+}
+
+/// Decodes JPEG bytes to `(width, height, RGB bytes)` with zune-jpeg.
+fn decode_jpeg(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), ImageErrorKind> {
+    let corrupt = |reason: String| ImageErrorKind::Corrupt { format: ImageFormat::Jpeg, reason };
     let options = DecoderOptions::default()
         .jpeg_set_out_colorspace(ColorSpace::RGB)
         .set_strict_mode(true)
         .set_max_width(MAX_SIDE)
         .set_max_height(MAX_SIDE);
-    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes.as_slice()), options);
-    let corrupt = |e: zune_jpeg::errors::DecodeErrors| ImageErrorKind::Corrupt(e.to_string());
-    decoder.decode_headers().map_err(|e| fail(corrupt(e)))?;
-    let info = decoder.info().ok_or_else(|| fail(ImageErrorKind::Corrupt("no frame header".into())))?;
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(|e| corrupt(e.to_string()))?;
+    let info = decoder.info().ok_or_else(|| corrupt("no frame header".into()))?;
     let (width, height) = (usize::from(info.width), usize::from(info.height));
     if width > MAX_SIDE || height > MAX_SIDE {
-        return Err(fail(ImageErrorKind::TooManyPixels { width, height, max: MAX_SIDE }));
+        return Err(ImageErrorKind::TooManyPixels { width, height, max: MAX_SIDE });
     }
     let len = width * height * CHANNELS;
     if decoder.output_buffer_size() != Some(len) {
-        let msg = format!("decodes to {:?} bytes, not {len} RGB bytes", decoder.output_buffer_size());
-        return Err(fail(ImageErrorKind::Corrupt(msg)));
+        return Err(corrupt(format!("decodes to {:?} bytes, not {len} RGB bytes", decoder.output_buffer_size())));
     }
     let mut data = vec![0u8; len];
-    decoder.decode_into(&mut data).map_err(|e| fail(corrupt(e)))?;
-    Ok(Image { sample, width: width as u32, height: height as u32, data })
+    decoder.decode_into(&mut data).map_err(|e| corrupt(e.to_string()))?;
+    Ok((width, height, data))
 }
 
-/// What a file that is not a JPEG starts with: its first bytes, and the format they suggest.
+/// What a file that is neither JPEG nor PNG starts with: its first bytes, and the format they
+/// suggest.
 fn describe_magic(bytes: &[u8]) -> String {
     let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
     let guess = match bytes {
-        [0x89, b'P', b'N', b'G', ..] => " (a PNG file)",
+        [0x89, b'P', b'N', b'G', ..] => " (a PNG signature, cut short)",
         [b'G', b'I', b'F', b'8', ..] => " (a GIF file)",
         [b'R', b'I', b'F', b'F', ..] => " (a RIFF file: WebP?)",
         [b'B', b'M', ..] => " (a BMP file?)",

@@ -1,4 +1,4 @@
-//! Image data loading: an image-folder source, JPEG decode, resize and crop, normalization and
+//! Image data loading: an image-folder source, JPEG and PNG decode, resize and crop, normalization and
 //! collation into one contiguous `[B, H, W, C]` batch, on the pipeline's shards.
 //!
 //! ```text
@@ -9,7 +9,8 @@
 //! - [`ImageFolder`] lists a directory (one sub-directory per class gives labels) or takes a
 //!   file list; [`ImageFolder::epoch`] gives each epoch's [`Sample`]s: shuffled with a seed
 //!   that mixes in the epoch number, then this rank's share when the job has several processes.
-//! - [`read`] reads a sample's file through io_uring; [`decode`] decodes JPEG with zune-jpeg;
+//! - [`read`] reads a sample's file through io_uring; [`decode`] decodes JPEG (zune-jpeg) and
+//!   PNG (zune-png), told apart by their first bytes;
 //!   [`resize`] center-crops to the target's aspect ratio and resizes with fast_image_resize
 //!   (a convolution with a bilinear filter, like Pillow's `BILINEAR`); [`normalize`] turns
 //!   pixels into `(x / 255 - mean) / std` floats; [`collate`] copies a batch's images once into
@@ -17,7 +18,8 @@
 //! - Every failure is an [`ImageError`] naming the file and the reason; in a pipeline it is a
 //!   counted failure of the stage, and the run goes on within `max_failures`.
 //! - [`loader`] wires the usual chain into a [`PipelineBuilder`](crate::pipeline::PipelineBuilder);
-//!   [`synth`] writes deterministic ImageNet-like JPEG sets for tests, benches and demos.
+//!   [`synth`] writes deterministic ImageNet-like JPEG (or PNG) sets for tests, benches and
+//!   demos.
 //!
 //! The guide below is `docs/data-loading.md` (its example is compiled as a doc test); the crate
 //! choice is measured in `docs/decisions.md`.
@@ -29,6 +31,7 @@ mod batch;
 mod decode;
 mod folder;
 mod loader;
+mod png;
 mod resize;
 pub mod synth;
 
@@ -55,6 +58,39 @@ pub struct Image<T> {
     pub height: u32,
     /// `height × width × CHANNELS` values.
     pub data: Vec<T>,
+}
+
+/// The encodings [`decode`] reads, told apart by a file's first bytes.
+///
+/// - **JPEG** (zune-jpeg): baseline and progressive; grayscale and CMYK become RGB.
+/// - **PNG** (zune-png): every bit depth and colour type; gray and palette become RGB, 16-bit
+///   samples keep their high byte, alpha is dropped (as Pillow's `convert("RGB")` does), an
+///   animated PNG gives its default image; chunk checksums are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageFormat {
+    /// JPEG (`FF D8` ...).
+    Jpeg,
+    /// PNG (`89 50 4E 47 0D 0A 1A 0A`).
+    Png,
+}
+
+impl ImageFormat {
+    /// The usual file extension: `jpg` or `png`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+        }
+    }
+}
+
+impl std::fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Jpeg => "JPEG",
+            Self::Png => "PNG",
+        })
+    }
 }
 
 /// Why one file could not become an image: [`Display`](std::fmt::Display) is
@@ -85,12 +121,17 @@ pub enum ImageErrorKind {
     /// It has no bytes.
     #[error("the file is empty (0 bytes)")]
     Empty,
-    /// It does not start with a JPEG start-of-image marker.
-    #[error("not a JPEG file (it starts with {0})")]
-    NotJpeg(String),
-    /// The JPEG data is corrupt or truncated.
-    #[error("corrupt or truncated JPEG: {0}")]
-    Corrupt(String),
+    /// It starts like neither a JPEG nor a PNG file (convert it to one of them first).
+    #[error("not a JPEG or PNG file (it starts with {0})")]
+    UnknownFormat(String),
+    /// The data is corrupt or truncated.
+    #[error("corrupt or truncated {format}: {reason}")]
+    Corrupt {
+        /// What the file started like.
+        format: ImageFormat,
+        /// What the decoder found wrong.
+        reason: String,
+    },
     /// The image has more pixels than the decoder accepts.
     #[error("{width}×{height} pixels is larger than the decoder's {max}×{max} limit")]
     TooManyPixels {

@@ -1,14 +1,17 @@
-//! Deterministic ImageNet-like JPEG sets, so tests, benches and demos make their own data.
+//! Deterministic ImageNet-like JPEG (or PNG) sets, so tests, benches and demos make their own
+//! data.
 //!
 //! Each image is a function of `(seed, index)` alone: a size spread over 300–500 × 250–400, a
 //! two-colour gradient, 4–12 textured ellipses, five octaves of value noise and per-pixel
 //! grain, encoded at quality 90 with 4:2:0 chroma (as cameras and ImageNet's files are). The
 //! noise and grain give the entropy-coded data a photo's density (about 3.3 bits per pixel,
 //! ~53 KB per image on average), so decode costs what a real photo's does; docs/decisions.md
-//! has the figures.
+//! has the figures. [`write_set_as`] writes the same pixels as lossless PNG instead (~6× the
+//! bytes), for loaders of PNG datasets.
 
 use std::path::{Path, PathBuf};
 
+use super::ImageFormat;
 use super::folder::SplitMix64;
 
 /// JPEG quality of generated sets.
@@ -26,20 +29,41 @@ pub enum SynthError {
         err: std::io::Error,
     },
     /// The encoder refused the pixels (never for generated images).
-    #[error("JPEG encoding failed: {0}")]
-    Encode(String),
+    #[error("{format} encoding failed: {reason}")]
+    Encode {
+        /// The format being written.
+        format: ImageFormat,
+        /// The encoder's message.
+        reason: String,
+    },
 }
 
 /// Where image `index` of a set with `classes` classes goes: `class-CCC/img-IIIIII.jpg`
 /// (label `index % classes`), or `img-IIIIII.jpg` at the top without classes.
 pub fn path_of(dir: &Path, index: u64, classes: u32) -> PathBuf {
-    let name = format!("img-{index:06}.jpg");
+    path_as(ImageFormat::Jpeg, dir, index, classes)
+}
+
+/// [`path_of`] for a set in `format`: the extension is `jpg` or `png`.
+pub fn path_as(format: ImageFormat, dir: &Path, index: u64, classes: u32) -> PathBuf {
+    let name = format!("img-{index:06}.{}", format.extension());
     if classes == 0 { dir.join(name) } else { dir.join(format!("class-{:03}", index % u64::from(classes))).join(name) }
 }
 
-/// Writes images `0..count` of set `seed` under `dir` (made if missing), on every CPU; returns
-/// their paths in index order.
+/// Writes JPEG images `0..count` of set `seed` under `dir` (made if missing), on every CPU;
+/// returns their paths in index order.
 pub fn write_set(dir: &Path, count: u64, seed: u64, classes: u32) -> Result<Vec<PathBuf>, SynthError> {
+    write_set_as(ImageFormat::Jpeg, dir, count, seed, classes)
+}
+
+/// [`write_set`] in `format`: the same pixels, as JPEG or as PNG.
+pub fn write_set_as(
+    format: ImageFormat,
+    dir: &Path,
+    count: u64,
+    seed: u64,
+    classes: u32,
+) -> Result<Vec<PathBuf>, SynthError> {
     let write_err = |path: &Path| {
         let path = path.to_path_buf();
         move |err| SynthError::Write { path, err }
@@ -56,9 +80,9 @@ pub fn write_set(dir: &Path, count: u64, seed: u64, classes: u32) -> Result<Vec<
                 s.spawn(move || -> Result<(), SynthError> {
                     for i in (w..count).step_by(workers as usize) {
                         let (width, height, px) = pixels(image_seed(seed, i));
-                        let jpeg = encode(width, height, &px, QUALITY)?;
-                        let path = path_of(dir, i, classes);
-                        std::fs::write(&path, jpeg).map_err(write_err(&path))?;
+                        let bytes = encode_as(format, width, height, &px)?;
+                        let path = path_as(format, dir, i, classes);
+                        std::fs::write(&path, bytes).map_err(write_err(&path))?;
                     }
                     Ok(())
                 })
@@ -66,7 +90,7 @@ pub fn write_set(dir: &Path, count: u64, seed: u64, classes: u32) -> Result<Vec<
             .collect();
         handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
     })?;
-    Ok((0..count).map(|i| path_of(dir, i, classes)).collect())
+    Ok((0..count).map(|i| path_as(format, dir, i, classes)).collect())
 }
 
 /// JPEG bytes of image `index` of set `seed` (what [`write_set`] writes).
@@ -79,16 +103,39 @@ fn image_seed(seed: u64, index: u64) -> u64 {
     SplitMix64(seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15)).next()
 }
 
+/// Encodes RGB pixels in `format`: JPEG at [`QUALITY`], or PNG (8-bit RGB).
+pub fn encode_as(format: ImageFormat, width: u32, height: u32, rgb: &[u8]) -> Result<Vec<u8>, SynthError> {
+    match format {
+        ImageFormat::Jpeg => encode(width, height, rgb, QUALITY),
+        ImageFormat::Png => encode_png(width, height, rgb),
+    }
+}
+
+/// Encodes RGB pixels as an 8-bit RGB PNG with the `png` crate's default compression.
+pub fn encode_png(width: u32, height: u32, rgb: &[u8]) -> Result<Vec<u8>, SynthError> {
+    let fail = |e: png::EncodingError| SynthError::Encode { format: ImageFormat::Png, reason: e.to_string() };
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(fail)?;
+    writer.write_image_data(rgb).map_err(fail)?;
+    writer.finish().map_err(fail)?;
+    Ok(out)
+}
+
 /// Encodes RGB pixels as a baseline JPEG with 4:2:0 chroma.
 pub fn encode(width: u32, height: u32, rgb: &[u8], quality: u8) -> Result<Vec<u8>, SynthError> {
     let (w, h) = (u16::try_from(width), u16::try_from(height));
     let (Ok(w), Ok(h)) = (w, h) else {
-        return Err(SynthError::Encode(format!("{width}×{height} is too large for JPEG")));
+        let reason = format!("{width}×{height} is too large for JPEG");
+        return Err(SynthError::Encode { format: ImageFormat::Jpeg, reason });
     };
     let mut out = Vec::new();
     let mut e = jpeg_encoder::Encoder::new(&mut out, quality);
     e.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
-    e.encode(rgb, w, h, jpeg_encoder::ColorType::Rgb).map_err(|e| SynthError::Encode(e.to_string()))?;
+    e.encode(rgb, w, h, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| SynthError::Encode { format: ImageFormat::Jpeg, reason: e.to_string() })?;
     Ok(out)
 }
 
@@ -199,5 +246,16 @@ mod tests {
         let d = Path::new("/d");
         assert_eq!(path_of(d, 12, 10), Path::new("/d/class-002/img-000012.jpg"));
         assert_eq!(path_of(d, 12, 0), Path::new("/d/img-000012.jpg"));
+        assert_eq!(path_as(ImageFormat::Png, d, 12, 10), Path::new("/d/class-002/img-000012.png"));
+    }
+
+    #[test]
+    fn a_png_set_holds_the_exact_pixels() {
+        let (w, h, px) = pixels(image_seed(3, 1));
+        let png = encode_as(ImageFormat::Png, w, h, &px).unwrap();
+        assert_eq!(ImageFormat::sniff(&png), Some(ImageFormat::Png));
+        let (dw, dh, back) = crate::images::png::decode_rgb(&png, 1 << 14).unwrap();
+        assert_eq!((dw as u32, dh as u32), (w, h));
+        assert!(back == px, "PNG is lossless");
     }
 }

@@ -225,13 +225,14 @@ fn check_source_options(s: &Source) -> Result<(), String> {
             (true, _, None) => {
                 return Err("[source] generate with `dir` needs `file_kib` (the size of each file)".into());
             }
-            (true, _, Some(_)) if g.seed.is_some() || g.classes.is_some() => {
+            (true, _, Some(_)) if g.seed.is_some() || g.classes.is_some() || g.format.is_some() => {
                 return Err(
-                    "[source] generate with `dir` makes random files: `seed` and `classes` apply to `images`".into()
+                    "[source] generate with `dir` makes random files: `seed`, `classes` and `format` apply to `images`"
+                        .into(),
                 );
             }
             (_, true, Some(_)) => {
-                return Err("[source] generate with `images` makes JPEGs of their own size: drop `file_kib`".into());
+                return Err("[source] generate with `images` makes images of their own size: drop `file_kib`".into());
             }
             (false, false, _) => {
                 return Err("[source] `generate` needs `dir` or `images` (where to make the files)".into());

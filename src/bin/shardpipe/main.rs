@@ -56,7 +56,7 @@ enum Command {
     Plans,
     /// Measure the runtime on this machine in seconds: hand-off, ping-pong, spawn.
     Bench,
-    /// Write a deterministic ImageNet-like JPEG set (for the image plans, tests and benches).
+    /// Write a deterministic ImageNet-like JPEG (or PNG) set (for the image plans, tests and benches).
     ///
     /// Images are 300–500 × 250–400, quality 90, 4:2:0, with textured shapes, noise and grain
     /// so decoding costs what a photo does; the same --seed always gives the same files.
@@ -66,7 +66,7 @@ enum Command {
 
 #[derive(Args)]
 struct GenImagesArgs {
-    /// Where to write them (made if missing): DIR/class-CCC/img-IIIIII.jpg.
+    /// Where to write them (made if missing): DIR/class-CCC/img-IIIIII.jpg (or .png).
     dir: PathBuf,
     /// How many images.
     #[arg(long, default_value_t = 1024, value_name = "N")]
@@ -77,6 +77,9 @@ struct GenImagesArgs {
     /// Classes (sub-directories; image i goes to class i mod K); 0: every image at the top.
     #[arg(long, default_value_t = 10, value_name = "K")]
     classes: u32,
+    /// The encoding: jpeg (quality 90, 4:2:0, like ImageNet) or png (the same pixels, lossless).
+    #[arg(long, value_enum, default_value_t = plan::Encoding::Jpeg)]
+    format: plan::Encoding,
 }
 
 #[derive(Args)]
@@ -462,10 +465,12 @@ fn gen_images(a: &GenImagesArgs) -> Result<(), Failure> {
         return Err("--count 0: nothing to write; give the number of images to make".to_owned().into());
     }
     let t = Instant::now();
-    let paths = shardpipe::images::synth::write_set(&a.dir, a.count, a.seed, a.classes).map_err(|e| e.to_string())?;
+    let format = a.format.format();
+    let paths = shardpipe::images::synth::write_set_as(format, &a.dir, a.count, a.seed, a.classes)
+        .map_err(|e| e.to_string())?;
     let bytes: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     println!(
-        "wrote {} images ({:.1} MB, {:.0} KB each on average, {} classes, seed {}) to {} in {:.1} s",
+        "wrote {} {format} images ({:.1} MB, {:.0} KB each on average, {} classes, seed {}) to {} in {:.1} s",
         paths.len(),
         bytes as f64 / 1e6,
         bytes as f64 / paths.len() as f64 / 1e3,

@@ -177,8 +177,9 @@ pub fn image_folder(plan: &Plan, limit: Option<u64>) -> Result<ImageFolder, Stri
     if let Some(g) = &s.generate
         && ImageFolder::open(&dir).is_err()
     {
-        eprintln!("making {} images in {} (once) ...", g.files, dir.display());
-        images::synth::write_set(&dir, g.files, g.seed.unwrap_or(1), g.classes.unwrap_or(10))
+        let format = g.format.map_or(images::ImageFormat::Jpeg, |f| f.format());
+        eprintln!("making {} {format} images in {} (once) ...", g.files, dir.display());
+        images::synth::write_set_as(format, &dir, g.files, g.seed.unwrap_or(1), g.classes.unwrap_or(10))
             .map_err(|e| format!("[source] generate: {e}"))?;
     }
     let mut folder = ImageFolder::open(&dir).map_err(|e| format!("[source] images: {e}"))?;

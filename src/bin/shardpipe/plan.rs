@@ -50,7 +50,8 @@ pub struct Source {
     /// An image folder (one sub-directory per class), loaded with labels.
     pub images: Option<PathBuf>,
     /// `dir`: make `files` files of `file_kib` KiB first if it has none; `images`: make
-    /// `files` generated JPEGs (`seed`, `classes`) first if it has none.
+    /// `files` generated JPEGs (`seed`, `classes`; `format = "png"` for PNGs) first if it has
+    /// none.
     pub generate: Option<Generate>,
     /// `images`: shuffle every epoch with this seed.
     pub shuffle: Option<u64>,
@@ -76,6 +77,24 @@ pub struct Generate {
     pub file_kib: Option<u64>,
     pub seed: Option<u64>,
     pub classes: Option<u32>,
+    pub format: Option<Encoding>,
+}
+
+/// How generated images are encoded (`gen-images --format`, a plan's `generate.format`).
+#[derive(Debug, Clone, Copy, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    Jpeg,
+    Png,
+}
+
+impl Encoding {
+    pub fn format(self) -> shardpipe::images::ImageFormat {
+        match self {
+            Self::Jpeg => shardpipe::images::ImageFormat::Jpeg,
+            Self::Png => shardpipe::images::ImageFormat::Png,
+        }
+    }
 }
 
 fn one() -> u64 {
@@ -399,6 +418,9 @@ mod tests {
         );
         assert!(err(&["source.rank=2", "source.world_size=2"]).contains("rank < world_size"));
         assert!(err(&["source.generate.file_kib=4"]).contains("drop `file_kib`"));
+        assert!(err(&["source.generate.format=\"gif\""]).contains("expected `jpeg` or `png`"));
+        let png = load(&text(imagenet), &["source.generate.format=\"png\"".into()]).unwrap();
+        assert!(matches!(png.source.generate.and_then(|g| g.format), Some(Encoding::Png)));
         assert!(err(&["source.count=5"]).contains("more than one of"));
         let e = load(&text(BASE), &["source.shuffle=1".into()]).unwrap_err().to_string();
         assert!(e.contains("apply to an `images` source"), "{e}");

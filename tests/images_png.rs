@@ -1,0 +1,271 @@
+//! PNG files through `decode` and the loader: every colour type and bit depth gives the RGB
+//! pixels it was written from, an interlaced file too, and broken PNGs are counted failures.
+//!
+//! The expected pixels are known exactly (PNG is lossless): each test writes a file from them,
+//! with the `png` crate's encoder, or by hand for interlacing, which that encoder does not write
+//! (checked against a second decoder, zune-png).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::{assert_balanced, start};
+
+use png::{BitDepth, ColorType};
+use shardpipe::images::{Encoded, ImageFolder, ImageFormat, LoaderOptions, Sample, batches, decode, loader, synth};
+use shardpipe::pipeline::Placement;
+
+const W: u32 = 37;
+const H: u32 = 23;
+
+/// A deterministic RGB test card: gradients and a checker, so a swapped channel, row or column
+/// shows.
+fn rgb_card() -> Vec<u8> {
+    let mut px = Vec::with_capacity((W * H * 3) as usize);
+    for y in 0..H {
+        for x in 0..W {
+            let checker = if (x / 4 + y / 4) % 2 == 0 { 0 } else { 90 };
+            px.extend_from_slice(&[(x * 7) as u8, (y * 11) as u8, (checker + x + y) as u8]);
+        }
+    }
+    px
+}
+
+/// Encodes `data` (already in `color`/`depth` layout) as a PNG with the `png` crate.
+fn encode(color: ColorType, depth: BitDepth, data: &[u8], palette: Option<(&[u8], Option<&[u8]>)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = png::Encoder::new(&mut out, W, H);
+    e.set_color(color);
+    e.set_depth(depth);
+    if let Some((plte, trns)) = palette {
+        e.set_palette(plte.to_vec());
+        if let Some(t) = trns {
+            e.set_trns(t.to_vec());
+        }
+    }
+    let mut w = e.write_header().unwrap();
+    w.write_image_data(data).unwrap();
+    w.finish().unwrap();
+    out
+}
+
+fn decode_bytes(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    let sample = Sample { index: 0, path: Arc::from(Path::new("card.png")), label: None };
+    let img = decode(Encoded { sample, bytes }).map_err(|e| e.to_string())?;
+    assert_eq!((img.width, img.height), (W, H));
+    Ok(img.data)
+}
+
+/// Packs one sample per pixel (each `< 1 << bits`) into PNG rows of `bits`-bit samples.
+fn pack(samples: &[u8], bits: u32) -> Vec<u8> {
+    let per_byte = 8 / bits;
+    let mut out = Vec::new();
+    for row in samples.chunks(W as usize) {
+        for group in row.chunks(per_byte as usize) {
+            let mut b = 0u8;
+            for (i, &s) in group.iter().enumerate() {
+                b |= s << (8 - bits * (i as u32 + 1));
+            }
+            out.push(b);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_colour_type_and_depth_decodes_to_the_rgb_it_was_written_from() {
+    let rgb = rgb_card();
+    let gray: Vec<u8> = rgb.chunks(3).map(|p| p[0]).collect();
+    let gray_rgb: Vec<u8> = gray.iter().flat_map(|&g| [g; 3]).collect();
+    let with_alpha = |px: &[u8], n: usize| -> Vec<u8> {
+        px.chunks(n).enumerate().flat_map(|(i, p)| p.iter().copied().chain([(i * 13) as u8])).collect()
+    };
+    // 16-bit samples: the high byte is the 8-bit value, the low byte noise that must not leak.
+    let wide = |px: &[u8]| -> Vec<u8> { px.iter().enumerate().flat_map(|(i, &v)| [v, (i * 31) as u8]).collect() };
+
+    let cases: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
+        ("rgb8", encode(ColorType::Rgb, BitDepth::Eight, &rgb, None), rgb.clone()),
+        ("rgba8", encode(ColorType::Rgba, BitDepth::Eight, &with_alpha(&rgb, 3), None), rgb.clone()),
+        ("gray8", encode(ColorType::Grayscale, BitDepth::Eight, &gray, None), gray_rgb.clone()),
+        ("graya8", encode(ColorType::GrayscaleAlpha, BitDepth::Eight, &with_alpha(&gray, 1), None), gray_rgb.clone()),
+        ("rgb16", encode(ColorType::Rgb, BitDepth::Sixteen, &wide(&rgb), None), rgb.clone()),
+        ("rgba16", encode(ColorType::Rgba, BitDepth::Sixteen, &wide(&with_alpha(&rgb, 3)), None), rgb.clone()),
+        ("gray16", encode(ColorType::Grayscale, BitDepth::Sixteen, &wide(&gray), None), gray_rgb.clone()),
+    ];
+    for (name, png, want) in cases {
+        assert_eq!(ImageFormat::sniff(&png), Some(ImageFormat::Png));
+        let got = decode_bytes(png).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(got == want, "{name}: pixels differ from what was written");
+    }
+}
+
+#[test]
+fn low_bit_gray_is_scaled_to_the_full_range_and_palettes_are_looked_up() {
+    let n = (W * H) as usize;
+    for bits in [1u32, 2, 4] {
+        let levels = (1u32 << bits) - 1;
+        let samples: Vec<u8> = (0..n).map(|i| (i as u32 * 7 % (levels + 1)) as u8).collect();
+        let depth = match bits {
+            1 => BitDepth::One,
+            2 => BitDepth::Two,
+            _ => BitDepth::Four,
+        };
+        let png = encode(ColorType::Grayscale, depth, &pack(&samples, bits), None);
+        // The PNG spec's scaling: sample × 255 / (2^bits − 1).
+        let want: Vec<u8> = samples.iter().flat_map(|&s| [(u32::from(s) * 255 / levels) as u8; 3]).collect();
+        assert!(decode_bytes(png).unwrap() == want, "{bits}-bit gray");
+    }
+    let plte: Vec<u8> = (0..16u8).flat_map(|i| [i * 16, 255 - i * 16, i ^ 0x5a]).collect();
+    let idx: Vec<u8> = (0..n).map(|i| (i % 16) as u8).collect();
+    let want: Vec<u8> = idx.iter().flat_map(|&i| plte[3 * i as usize..3 * i as usize + 3].to_vec()).collect();
+    let trns: Vec<u8> = (0..16u8).map(|i| i * 17).collect();
+    for (name, trns) in [("palette", None), ("palette with tRNS", Some(trns.as_slice()))] {
+        for (bits, depth) in [(8, BitDepth::Eight), (4, BitDepth::Four)] {
+            let data = if bits == 8 { idx.clone() } else { pack(&idx, 4) };
+            let png = encode(ColorType::Indexed, depth, &data, Some((&plte, trns)));
+            assert!(decode_bytes(png).unwrap() == want, "{name}, {bits}-bit indices");
+        }
+    }
+}
+
+/// CRC-32 (ISO 3309), as PNG chunks use it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let start = out.len();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let crc = crc32(&out[start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// An Adam7-interlaced 8-bit RGB PNG of `rgb`, written by hand: the seven passes' rows (filter
+/// 0) in one zlib stream of stored blocks.
+fn interlaced_png(rgb: &[u8]) -> Vec<u8> {
+    const PASSES: [(u32, u32, u32, u32); 7] =
+        [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)];
+    let mut raw = Vec::new();
+    for (x0, y0, dx, dy) in PASSES {
+        if x0 >= W || y0 >= H {
+            continue;
+        }
+        for y in (y0..H).step_by(dy as usize) {
+            raw.push(0);
+            for x in (x0..W).step_by(dx as usize) {
+                let i = ((y * W + x) * 3) as usize;
+                raw.extend_from_slice(&rgb[i..i + 3]);
+            }
+        }
+    }
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        zlib.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        zlib.extend_from_slice(&len.to_le_bytes());
+        zlib.extend_from_slice(&(!len).to_le_bytes());
+        zlib.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in &raw {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut png = vec![0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&W.to_be_bytes());
+    ihdr.extend_from_slice(&H.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 1]);
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(&mut png, b"IDAT", &zlib);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+#[test]
+fn an_interlaced_file_decodes_to_its_pixels() {
+    let rgb = rgb_card();
+    let png = interlaced_png(&rgb);
+    // The hand-written file is a valid PNG: another decoder (zune-png) reads the same pixels.
+    let mut reference = zune_png::PngDecoder::new(zune_png::zune_core::bytestream::ZCursor::new(png.as_slice()));
+    let want = reference.decode_raw().unwrap();
+    assert_eq!(reference.info().unwrap().interlace_method, zune_png::InterlaceMethod::Adam7);
+    assert!(want == rgb, "the reference decoder disagrees with the hand-written file");
+    assert!(decode_bytes(png).unwrap() == rgb);
+}
+
+#[test]
+fn broken_pngs_are_errors_that_name_the_format() {
+    let png = encode(ColorType::Rgb, BitDepth::Eight, &rgb_card(), None);
+    let truncated = decode_bytes(png[..png.len() / 2].to_vec()).unwrap_err();
+    assert!(truncated.starts_with("card.png: corrupt or truncated PNG"), "{truncated}");
+    // A flipped bit in the compressed pixels, then one in the image data chunk's checksum.
+    let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+    let mut flipped = png.clone();
+    flipped[idat + 20] ^= 0x10;
+    let bad_data = decode_bytes(flipped).unwrap_err();
+    assert!(bad_data.starts_with("card.png: corrupt or truncated PNG"), "{bad_data}");
+    let len = u32::from_be_bytes(png[idat - 4..idat].try_into().unwrap()) as usize;
+    let mut flipped = png.clone();
+    flipped[idat + 4 + len] ^= 0x01;
+    let bad_crc = decode_bytes(flipped).unwrap_err();
+    assert!(bad_crc.contains("corrupt or truncated PNG") && bad_crc.contains("CRC"), "{bad_crc}");
+    let cut_signature = decode_bytes(png[..6].to_vec()).unwrap_err();
+    assert!(cut_signature.contains("not a JPEG or PNG file") && cut_signature.contains("PNG"), "{cut_signature}");
+}
+
+/// A folder of generated JPEGs, the same images as PNGs, and two broken PNGs.
+fn mixed_folder() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shardpipe-test-png-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    synth::write_set(&dir, 8, 5, 0).unwrap();
+    for i in 0..8 {
+        let (w, h, px) = synth::pixels(100 + i);
+        let out = synth::encode_png(w, h, &px).unwrap();
+        if i == 0 {
+            std::fs::write(dir.join("bad-truncated.png"), &out[..out.len() / 2]).unwrap();
+        }
+        // The extension does not matter: the first bytes say which decoder reads it.
+        std::fs::write(dir.join(format!("png-{i}.jpg")), out).unwrap();
+    }
+    std::fs::write(dir.join("bad-signature-only.png"), [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n']).unwrap();
+    dir
+}
+
+#[test]
+fn a_folder_mixing_jpeg_and_png_loads_in_every_placement_and_counts_broken_pngs() {
+    let dir = mixed_folder();
+    let folder = ImageFolder::open(&dir).unwrap();
+    let placements = [
+        Placement::SingleLoop { offload_threads: 2 },
+        Placement::Sharded { shards: 1 },
+        Placement::Sharded { shards: 0 },
+    ];
+    for p in placements {
+        let opts = LoaderOptions { width: 24, height: 24, max_failures: Some(2), ..LoaderOptions::default() };
+        let Some(mut pipe) = start(batches(loader(folder.clone(), &opts), 4, false), p) else { return };
+        let delivered: usize = pipe.iter().map(|b| b.len()).sum();
+        let r = pipe.finish().unwrap();
+        assert_balanced(&r);
+        assert_eq!(delivered, 16, "{p:?}: 8 JPEGs and 8 PNGs");
+        let decoded = r.stages.iter().find(|s| s.name == "decode").unwrap();
+        assert_eq!(decoded.stats.failures, 2, "{p:?}:\n{r}");
+        for file in ["bad-truncated.png", "bad-signature-only.png"] {
+            let path = dir.join(file).display().to_string();
+            let named = decoded.failure_samples.iter().any(|m| m.starts_with(&path) && m.contains("PNG"));
+            assert!(named, "{p:?}: {file}: {:?}", decoded.failure_samples);
+        }
+    }
+}
