@@ -56,7 +56,7 @@ fn gen_images_writes_the_same_set_for_the_same_seed() {
     assert_eq!(&png_file[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
     let bad = shardpipe(&["gen-images", png.to_str().unwrap(), "--format", "gif"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values: jpeg, png"), "{bad:?}");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values: jpeg, png, webp"), "{bad:?}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Reading a sample's bytes (io_uring) and decoding them to RGB: JPEG with zune-jpeg, PNG with
-//! zune-png (`png.rs`).
+//! the `png` crate (`png.rs`), WebP with `image-webp` (`webp.rs`).
 
 use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
@@ -40,7 +40,7 @@ pub async fn read(sample: Sample, max_bytes: u64) -> Result<Encoded, ImageError>
 /// Sides longer than this are refused before any pixel memory is taken (zune's own default).
 const MAX_SIDE: usize = 1 << 14;
 
-/// Decodes JPEG or PNG bytes (told apart by their first bytes, not the file name) to RGB:
+/// Decodes JPEG, PNG or WebP bytes (told apart by their first bytes, not the file name) to RGB:
 /// grayscale, CMYK, palette and alpha files are converted (see [`ImageFormat`] for how). Strict:
 /// a truncated or corrupt file is an error, not an image padded with grey.
 pub fn decode(encoded: Encoded) -> Result<Image<u8>, ImageError> {
@@ -48,6 +48,7 @@ pub fn decode(encoded: Encoded) -> Result<Image<u8>, ImageError> {
     let decoded = match ImageFormat::sniff(&bytes) {
         Some(ImageFormat::Jpeg) => decode_jpeg(&bytes),
         Some(ImageFormat::Png) => super::png::decode_rgb(&bytes, MAX_SIDE),
+        Some(ImageFormat::WebP) => super::webp::decode_rgb(&bytes, MAX_SIDE),
         None if bytes.is_empty() => Err(ImageErrorKind::Empty),
         None => Err(ImageErrorKind::UnknownFormat(describe_magic(&bytes))),
     };
@@ -62,6 +63,8 @@ impl ImageFormat {
             Some(Self::Jpeg)
         } else if bytes.starts_with(&super::png::SIGNATURE) {
             Some(Self::Png)
+        } else if super::webp::is_webp(bytes) {
+            Some(Self::WebP)
         } else {
             None
         }
@@ -92,14 +95,24 @@ fn decode_jpeg(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), ImageErrorKind> 
     Ok((width, height, data))
 }
 
-/// What a file that is neither JPEG nor PNG starts with: its first bytes, and the format they
+/// RGBA bytes to RGB, in place: pixel i's RGB moves from 4i to 3i, never past what is read next.
+pub(super) fn drop_alpha(mut rgba: Vec<u8>) -> Vec<u8> {
+    let pixels = rgba.len() / 4;
+    for i in 0..pixels {
+        rgba.copy_within(4 * i..4 * i + CHANNELS, CHANNELS * i);
+    }
+    rgba.truncate(pixels * CHANNELS);
+    rgba
+}
+
+/// What a file that is not JPEG, PNG or WebP starts with: its first bytes, and the format they
 /// suggest.
 fn describe_magic(bytes: &[u8]) -> String {
     let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
     let guess = match bytes {
         [0x89, b'P', b'N', b'G', ..] => " (a PNG signature, cut short)",
         [b'G', b'I', b'F', b'8', ..] => " (a GIF file)",
-        [b'R', b'I', b'F', b'F', ..] => " (a RIFF file: WebP?)",
+        [b'R', b'I', b'F', b'F', ..] => " (a RIFF file, not WebP: audio or video?)",
         [b'B', b'M', ..] => " (a BMP file?)",
         b if b.iter().take(64).all(|c| c.is_ascii_graphic() || c.is_ascii_whitespace()) => " (text)",
         _ => "",

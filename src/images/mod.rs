@@ -1,4 +1,4 @@
-//! Image data loading: an image-folder source, JPEG and PNG decode, resize and crop, normalization and
+//! Image data loading: an image-folder source, JPEG, PNG and WebP decode, resize and crop, normalization and
 //! collation into one contiguous `[B, H, W, C]` batch, on the pipeline's shards.
 //!
 //! ```text
@@ -9,8 +9,8 @@
 //! - [`ImageFolder`] lists a directory (one sub-directory per class gives labels) or takes a
 //!   file list; [`ImageFolder::epoch`] gives each epoch's [`Sample`]s: shuffled with a seed
 //!   that mixes in the epoch number, then this rank's share when the job has several processes.
-//! - [`read`] reads a sample's file through io_uring; [`decode`] decodes JPEG (zune-jpeg) and
-//!   PNG (zune-png), told apart by their first bytes;
+//! - [`read`] reads a sample's file through io_uring; [`decode`] decodes JPEG (zune-jpeg), PNG
+//!   (`png`) and WebP (`image-webp`), told apart by their first bytes;
 //!   [`resize`] center-crops to the target's aspect ratio and resizes with fast_image_resize
 //!   (a convolution with a bilinear filter, like Pillow's `BILINEAR`); [`normalize`] turns
 //!   pixels into `(x / 255 - mean) / std` floats; [`collate`] copies a batch's images once into
@@ -34,6 +34,7 @@ mod loader;
 mod png;
 mod resize;
 pub mod synth;
+mod webp;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -63,15 +64,19 @@ pub struct Image<T> {
 /// The encodings [`decode`] reads, told apart by a file's first bytes.
 ///
 /// - **JPEG** (zune-jpeg): baseline and progressive; grayscale and CMYK become RGB.
-/// - **PNG** (zune-png): every bit depth and colour type; gray and palette become RGB, 16-bit
+/// - **PNG** (`png`): every bit depth and colour type; gray and palette become RGB, 16-bit
 ///   samples keep their high byte, alpha is dropped (as Pillow's `convert("RGB")` does), an
 ///   animated PNG gives its default image; chunk checksums are checked.
+/// - **WebP** (`image-webp`): lossy and lossless, alpha dropped; an animated file gives its
+///   first frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ImageFormat {
     /// JPEG (`FF D8` ...).
     Jpeg,
     /// PNG (`89 50 4E 47 0D 0A 1A 0A`).
     Png,
+    /// WebP (`RIFF`, a size, `WEBP`).
+    WebP,
 }
 
 impl ImageFormat {
@@ -80,6 +85,7 @@ impl ImageFormat {
         match self {
             Self::Jpeg => "jpg",
             Self::Png => "png",
+            Self::WebP => "webp",
         }
     }
 }
@@ -89,6 +95,7 @@ impl std::fmt::Display for ImageFormat {
         f.write_str(match self {
             Self::Jpeg => "JPEG",
             Self::Png => "PNG",
+            Self::WebP => "WebP",
         })
     }
 }
@@ -121,8 +128,8 @@ pub enum ImageErrorKind {
     /// It has no bytes.
     #[error("the file is empty (0 bytes)")]
     Empty,
-    /// It starts like neither a JPEG nor a PNG file (convert it to one of them first).
-    #[error("not a JPEG or PNG file (it starts with {0})")]
+    /// It starts like none of the formats [`decode`] reads (convert it to one of them first).
+    #[error("not a JPEG, PNG or WebP file (it starts with {0})")]
     UnknownFormat(String),
     /// The data is corrupt or truncated.
     #[error("corrupt or truncated {format}: {reason}")]

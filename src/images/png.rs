@@ -38,18 +38,10 @@ pub(super) fn decode_rgb(bytes: &[u8], max_side: usize) -> Result<(usize, usize,
 
 /// Converts 8-bit samples of `color` to RGB, dropping alpha; `None` for a palette, which the
 /// decoder's expansion never leaves.
-fn to_rgb(mut data: Vec<u8>, color: ColorType) -> Option<Vec<u8>> {
+fn to_rgb(data: Vec<u8>, color: ColorType) -> Option<Vec<u8>> {
     match color {
         ColorType::Rgb => Some(data),
-        ColorType::Rgba => {
-            // Compacts in place: pixel i's RGB moves from 4i to 3i, never past what is read next.
-            let pixels = data.len() / 4;
-            for i in 0..pixels {
-                data.copy_within(4 * i..4 * i + CHANNELS, CHANNELS * i);
-            }
-            data.truncate(pixels * CHANNELS);
-            Some(data)
-        }
+        ColorType::Rgba => Some(super::decode::drop_alpha(data)),
         ColorType::Grayscale => Some(data.iter().flat_map(|&y| [y; CHANNELS]).collect()),
         ColorType::GrayscaleAlpha => Some(data.chunks_exact(2).flat_map(|ya| [ya[0]; CHANNELS]).collect()),
         ColorType::Indexed => None,

@@ -6,8 +6,8 @@
 //! grain, encoded at quality 90 with 4:2:0 chroma (as cameras and ImageNet's files are). The
 //! noise and grain give the entropy-coded data a photo's density (about 3.3 bits per pixel,
 //! ~53 KB per image on average), so decode costs what a real photo's does; docs/decisions.md
-//! has the figures. [`write_set_as`] writes the same pixels as lossless PNG instead (~6× the
-//! bytes), for loaders of PNG datasets.
+//! has the figures. [`write_set_as`] writes the same pixels as PNG or lossless WebP instead
+//! (~4× the bytes), for trying loaders of such datasets.
 
 use std::path::{Path, PathBuf};
 
@@ -103,12 +103,22 @@ fn image_seed(seed: u64, index: u64) -> u64 {
     SplitMix64(seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15)).next()
 }
 
-/// Encodes RGB pixels in `format`: JPEG at [`QUALITY`], or PNG (8-bit RGB).
+/// Encodes RGB pixels in `format`: JPEG at [`QUALITY`], PNG (8-bit RGB) or lossless WebP.
 pub fn encode_as(format: ImageFormat, width: u32, height: u32, rgb: &[u8]) -> Result<Vec<u8>, SynthError> {
     match format {
         ImageFormat::Jpeg => encode(width, height, rgb, QUALITY),
         ImageFormat::Png => encode_png(width, height, rgb),
+        ImageFormat::WebP => encode_webp(width, height, rgb),
     }
+}
+
+/// Encodes RGB pixels as a lossless WebP (`image-webp` writes only lossless files).
+pub fn encode_webp(width: u32, height: u32, rgb: &[u8]) -> Result<Vec<u8>, SynthError> {
+    let mut out = Vec::new();
+    image_webp::WebPEncoder::new(&mut out)
+        .encode(rgb, width, height, image_webp::ColorType::Rgb8)
+        .map_err(|e| SynthError::Encode { format: ImageFormat::WebP, reason: e.to_string() })?;
+    Ok(out)
 }
 
 /// Encodes RGB pixels as an 8-bit RGB PNG with the `png` crate's default compression.
@@ -250,12 +260,17 @@ mod tests {
     }
 
     #[test]
-    fn a_png_set_holds_the_exact_pixels() {
+    fn png_and_webp_sets_hold_the_exact_pixels() {
         let (w, h, px) = pixels(image_seed(3, 1));
         let png = encode_as(ImageFormat::Png, w, h, &px).unwrap();
         assert_eq!(ImageFormat::sniff(&png), Some(ImageFormat::Png));
         let (dw, dh, back) = crate::images::png::decode_rgb(&png, 1 << 14).unwrap();
         assert_eq!((dw as u32, dh as u32), (w, h));
         assert!(back == px, "PNG is lossless");
+        let webp = encode_as(ImageFormat::WebP, w, h, &px).unwrap();
+        assert_eq!(ImageFormat::sniff(&webp), Some(ImageFormat::WebP));
+        let (dw, dh, back) = crate::images::webp::decode_rgb(&webp, 1 << 14).unwrap();
+        assert_eq!((dw as u32, dh as u32), (w, h));
+        assert!(back == px, "this WebP is lossless");
     }
 }

@@ -56,7 +56,7 @@ enum Command {
     Plans,
     /// Measure the runtime on this machine in seconds: hand-off, ping-pong, spawn.
     Bench,
-    /// Write a deterministic ImageNet-like JPEG (or PNG) set (for the image plans, tests and benches).
+    /// Write a deterministic ImageNet-like JPEG (or PNG, WebP) set (for the image plans, tests and benches).
     ///
     /// Images are 300–500 × 250–400, quality 90, 4:2:0, with textured shapes, noise and grain
     /// so decoding costs what a photo does; the same --seed always gives the same files.
@@ -77,7 +77,8 @@ struct GenImagesArgs {
     /// Classes (sub-directories; image i goes to class i mod K); 0: every image at the top.
     #[arg(long, default_value_t = 10, value_name = "K")]
     classes: u32,
-    /// The encoding: jpeg (quality 90, 4:2:0, like ImageNet) or png (the same pixels, lossless).
+    /// The encoding: jpeg (quality 90, 4:2:0, like ImageNet), or the same pixels as png or
+    /// webp (both lossless).
     #[arg(long, value_enum, default_value_t = plan::Encoding::Jpeg)]
     format: plan::Encoding,
 }

@@ -50,8 +50,8 @@ pub struct Source {
     /// An image folder (one sub-directory per class), loaded with labels.
     pub images: Option<PathBuf>,
     /// `dir`: make `files` files of `file_kib` KiB first if it has none; `images`: make
-    /// `files` generated JPEGs (`seed`, `classes`; `format = "png"` for PNGs) first if it has
-    /// none.
+    /// `files` generated JPEGs (`seed`, `classes`; `format = "png"` or `"webp"` for others)
+    /// first if it has none.
     pub generate: Option<Generate>,
     /// `images`: shuffle every epoch with this seed.
     pub shuffle: Option<u64>,
@@ -86,6 +86,7 @@ pub struct Generate {
 pub enum Encoding {
     Jpeg,
     Png,
+    Webp,
 }
 
 impl Encoding {
@@ -93,6 +94,7 @@ impl Encoding {
         match self {
             Self::Jpeg => shardpipe::images::ImageFormat::Jpeg,
             Self::Png => shardpipe::images::ImageFormat::Png,
+            Self::Webp => shardpipe::images::ImageFormat::WebP,
         }
     }
 }
@@ -418,7 +420,7 @@ mod tests {
         );
         assert!(err(&["source.rank=2", "source.world_size=2"]).contains("rank < world_size"));
         assert!(err(&["source.generate.file_kib=4"]).contains("drop `file_kib`"));
-        assert!(err(&["source.generate.format=\"gif\""]).contains("expected `jpeg` or `png`"));
+        assert!(err(&["source.generate.format=\"gif\""]).contains("expected one of `jpeg`, `png`, `webp`"));
         let png = load(&text(imagenet), &["source.generate.format=\"png\"".into()]).unwrap();
         assert!(matches!(png.source.generate.and_then(|g| g.format), Some(Encoding::Png)));
         assert!(err(&["source.count=5"]).contains("more than one of"));

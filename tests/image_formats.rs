@@ -1,9 +1,13 @@
-//! PNG files through `decode` and the loader: every colour type and bit depth gives the RGB
-//! pixels it was written from, an interlaced file too, and broken PNGs are counted failures.
+//! PNG and WebP files through `decode` and the loader: every PNG colour type and bit depth gives
+//! the RGB pixels it was written from, an interlaced file too; lossy WebP files match libwebp's
+//! decode (through Pillow) of the same file; broken files are counted failures.
 //!
-//! The expected pixels are known exactly (PNG is lossless): each test writes a file from them,
+//! PNG's expected pixels are known exactly (it is lossless): each test writes a file from them,
 //! with the `png` crate's encoder, or by hand for interlacing, which that encoder does not write
-//! (checked against a second decoder, zune-png).
+//! (checked against a second decoder, zune-png). The lossy WebP files and their reference pixels
+//! in `tests/data/` were written by Pillow 13 (libwebp): `lossy.webp` is a 96 × 64 crop of a
+//! generated image at quality 80, `lossy-alpha.webp` the same with an alpha gradient;
+//! `*.rgb` are Pillow's `convert("RGB").tobytes()` of each.
 
 mod common;
 
@@ -223,12 +227,61 @@ fn broken_pngs_are_errors_that_name_the_format() {
     let bad_crc = decode_bytes(flipped).unwrap_err();
     assert!(bad_crc.contains("corrupt or truncated PNG") && bad_crc.contains("CRC"), "{bad_crc}");
     let cut_signature = decode_bytes(png[..6].to_vec()).unwrap_err();
-    assert!(cut_signature.contains("not a JPEG or PNG file") && cut_signature.contains("PNG"), "{cut_signature}");
+    assert!(cut_signature.contains("not a JPEG, PNG or WebP file") && cut_signature.contains("PNG"), "{cut_signature}");
 }
 
-/// A folder of generated JPEGs, the same images as PNGs, and two broken PNGs.
+/// Our decode of a lossy WebP fixture against libwebp's: two correct VP8 decoders may differ
+/// only in rounding of the colour conversion and chroma upsampling.
+fn assert_close_to_libwebp(name: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let bytes = std::fs::read(dir.join(format!("{name}.webp"))).unwrap();
+    let want = std::fs::read(dir.join(format!("{name}.rgb"))).unwrap();
+    assert_eq!(ImageFormat::sniff(&bytes), Some(ImageFormat::WebP));
+    let sample = Sample { index: 0, path: Arc::from(Path::new(name)), label: None };
+    let img = decode(Encoded { sample, bytes }).unwrap();
+    assert_eq!((img.width, img.height, img.data.len()), (96, 64, want.len()), "{name}");
+    let diffs: Vec<u8> = img.data.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).collect();
+    let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
+    let close = diffs.iter().filter(|&&d| d <= 4).count() as f64 / diffs.len() as f64;
+    assert!(mean < 1.5 && close > 0.99, "{name}: mean abs diff {mean:.3}, {close:.4} within 4");
+}
+
+#[test]
+fn lossy_webp_matches_libwebp_with_and_without_alpha() {
+    assert_close_to_libwebp("lossy");
+    assert_close_to_libwebp("lossy-alpha");
+}
+
+#[test]
+fn lossless_webp_gives_the_exact_pixels_and_drops_alpha() {
+    let rgb = rgb_card();
+    let rgba: Vec<u8> = rgb.chunks(3).enumerate().flat_map(|(i, p)| [p[0], p[1], p[2], (i * 7) as u8]).collect();
+    for (name, data, color) in
+        [("rgb", &rgb, image_webp::ColorType::Rgb8), ("rgba", &rgba, image_webp::ColorType::Rgba8)]
+    {
+        let mut webp = Vec::new();
+        image_webp::WebPEncoder::new(&mut webp).encode(data, W, H, color).unwrap();
+        assert!(decode_bytes(webp).unwrap() == rgb, "lossless {name}");
+    }
+}
+
+#[test]
+fn broken_webps_are_errors_that_name_the_format() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let bytes = std::fs::read(dir.join("lossy.webp")).unwrap();
+    let sample = Sample { index: 0, path: Arc::from(Path::new("x.webp")), label: None };
+    let reason = |b: &[u8]| decode(Encoded { sample: sample.clone(), bytes: b.to_vec() }).unwrap_err().to_string();
+    for cut in [bytes.len() / 2, bytes.len() - 10, 30] {
+        let r = reason(&bytes[..cut]);
+        assert!(r.starts_with("x.webp: corrupt or truncated WebP"), "cut at {cut}: {r}");
+    }
+    let other_riff = reason(b"RIFF\x24\0\0\0WAVEfmt ");
+    assert!(other_riff.contains("not a JPEG, PNG or WebP file") && other_riff.contains("RIFF"), "{other_riff}");
+}
+
+/// A folder of generated JPEGs, the same images as PNGs and as WebPs, and two broken PNGs.
 fn mixed_folder() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shardpipe-test-png-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("shardpipe-test-formats-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     synth::write_set(&dir, 8, 5, 0).unwrap();
     for i in 0..8 {
@@ -239,13 +292,14 @@ fn mixed_folder() -> PathBuf {
         }
         // The extension does not matter: the first bytes say which decoder reads it.
         std::fs::write(dir.join(format!("png-{i}.jpg")), out).unwrap();
+        std::fs::write(dir.join(format!("webp-{i}.webp")), synth::encode_webp(w, h, &px).unwrap()).unwrap();
     }
     std::fs::write(dir.join("bad-signature-only.png"), [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n']).unwrap();
     dir
 }
 
 #[test]
-fn a_folder_mixing_jpeg_and_png_loads_in_every_placement_and_counts_broken_pngs() {
+fn a_folder_mixing_jpeg_png_and_webp_loads_in_every_placement_and_counts_broken_files() {
     let dir = mixed_folder();
     let folder = ImageFolder::open(&dir).unwrap();
     let placements = [
@@ -259,7 +313,7 @@ fn a_folder_mixing_jpeg_and_png_loads_in_every_placement_and_counts_broken_pngs(
         let delivered: usize = pipe.iter().map(|b| b.len()).sum();
         let r = pipe.finish().unwrap();
         assert_balanced(&r);
-        assert_eq!(delivered, 16, "{p:?}: 8 JPEGs and 8 PNGs");
+        assert_eq!(delivered, 24, "{p:?}: 8 JPEGs, 8 PNGs and 8 WebPs");
         let decoded = r.stages.iter().find(|s| s.name == "decode").unwrap();
         assert_eq!(decoded.stats.failures, 2, "{p:?}:\n{r}");
         for file in ["bad-truncated.png", "bad-signature-only.png"] {
