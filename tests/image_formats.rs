@@ -1,13 +1,15 @@
 //! PNG and WebP files through `decode` and the loader: every PNG colour type and bit depth gives
 //! the RGB pixels it was written from, an interlaced file too; lossy WebP files match libwebp's
-//! decode (through Pillow) of the same file; broken files are counted failures.
+//! decode (through Pillow) of the same file, as grayscale, CMYK and progressive JPEGs match
+//! libjpeg-turbo's; broken files are counted failures.
 //!
 //! PNG's expected pixels are known exactly (it is lossless): each test writes a file from them,
 //! with the `png` crate's encoder, or by hand for interlacing, which that encoder does not write
 //! (checked against a second decoder, zune-png). The lossy WebP files and their reference pixels
 //! in `tests/data/` were written by Pillow 13 (libwebp): `lossy.webp` is a 96 × 64 crop of a
 //! generated image at quality 80, `lossy-alpha.webp` the same with an alpha gradient;
-//! `*.rgb` are Pillow's `convert("RGB").tobytes()` of each.
+//! `*.rgb` are Pillow's `convert("RGB").tobytes()` of each. The same crop as a grayscale, a CMYK
+//! (Adobe) and a progressive JPEG (libjpeg-turbo, quality 90) checks those JPEG kinds.
 
 mod common;
 
@@ -230,13 +232,15 @@ fn broken_pngs_are_errors_that_name_the_format() {
     assert!(cut_signature.contains("not a JPEG, PNG or WebP file") && cut_signature.contains("PNG"), "{cut_signature}");
 }
 
-/// Our decode of a lossy WebP fixture against libwebp's: two correct VP8 decoders may differ
-/// only in rounding of the colour conversion and chroma upsampling.
-fn assert_close_to_libwebp(name: &str) {
+/// Our decode of a fixture `file` against Pillow's (libwebp's, libjpeg-turbo's) in `NAME.rgb`:
+/// two correct decoders may differ only in rounding of the colour conversion and chroma
+/// upsampling.
+fn assert_close_to_pillow(file: &str, format: ImageFormat) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let bytes = std::fs::read(dir.join(format!("{name}.webp"))).unwrap();
+    let bytes = std::fs::read(dir.join(file)).unwrap();
+    let name = file.split('.').next().unwrap();
     let want = std::fs::read(dir.join(format!("{name}.rgb"))).unwrap();
-    assert_eq!(ImageFormat::sniff(&bytes), Some(ImageFormat::WebP));
+    assert_eq!(ImageFormat::sniff(&bytes), Some(format));
     let sample = Sample { index: 0, path: Arc::from(Path::new(name)), label: None };
     let img = decode(Encoded { sample, bytes }).unwrap();
     assert_eq!((img.width, img.height, img.data.len()), (96, 64, want.len()), "{name}");
@@ -248,8 +252,15 @@ fn assert_close_to_libwebp(name: &str) {
 
 #[test]
 fn lossy_webp_matches_libwebp_with_and_without_alpha() {
-    assert_close_to_libwebp("lossy");
-    assert_close_to_libwebp("lossy-alpha");
+    assert_close_to_pillow("lossy.webp", ImageFormat::WebP);
+    assert_close_to_pillow("lossy-alpha.webp", ImageFormat::WebP);
+}
+
+#[test]
+fn grayscale_cmyk_and_progressive_jpegs_match_libjpeg_turbo() {
+    for file in ["gray.jpg", "cmyk.jpg", "progressive.jpg"] {
+        assert_close_to_pillow(file, ImageFormat::Jpeg);
+    }
 }
 
 #[test]
