@@ -77,6 +77,40 @@ fn spawn_on_each_shard_and_join() {
 }
 
 #[test]
+fn shard_usage_is_read_live_and_counts_a_busy_task_as_busy() {
+    let Some(rt) = common::two_shards() else { return };
+    let before = rt.shard_usage();
+    assert_eq!(before.iter().map(|u| u.id).collect::<Vec<_>>(), [0, 1]);
+    // Shard 0 runs one task that keeps it for 50 ms without yielding; shard 1 has nothing.
+    let spin = Duration::from_millis(50);
+    rt.spawn_on(0, async move {
+        let t = std::time::Instant::now();
+        while t.elapsed() < spin {
+            std::hint::spin_loop();
+        }
+    })
+    .unwrap()
+    .join()
+    .unwrap();
+    let after = rt.shard_usage();
+    let (busy0, idle1) = (after[0].since(&before[0]), after[1].since(&before[1]));
+    assert!(busy0.busy >= spin, "the task's time is busy time: {busy0:?}");
+    assert!(busy0.tasks_run >= 1);
+    assert!(idle1.idle > idle1.busy, "the shard with nothing to do was idle: {idle1:?}");
+    // Later readings never go back.
+    let later = rt.shard_usage();
+    for (l, a) in later.iter().zip(&after) {
+        assert!(l.busy + l.idle >= a.busy + a.idle && l.tasks_run >= a.tasks_run, "{l:?} after {a:?}");
+    }
+    // The final counters agree with the live ones.
+    let reports = rt.shutdown();
+    for (r, l) in reports.iter().zip(&later) {
+        let u = r.usage();
+        assert!(u.busy + u.idle >= l.busy + l.idle && u.tasks_run >= l.tasks_run, "{u:?} after {l:?}");
+    }
+}
+
+#[test]
 fn run_on_drives_not_send_futures() {
     let Some(rt) = common::two_shards() else { return };
     let h = rt

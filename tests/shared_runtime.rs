@@ -49,6 +49,7 @@ fn pipelines_one_after_another_run_on_the_same_shards_beside_the_callers_own_tas
         .expect("spawn");
     let n = 20_000;
     for _ in 0..3 {
+        let t = std::time::Instant::now();
         let mut pipe = chain(n).build_on(&rt).expect("pipeline");
         let mut got: Vec<u64> = pipe.iter().flatten().collect();
         got.sort_unstable();
@@ -56,7 +57,14 @@ fn pipelines_one_after_another_run_on_the_same_shards_beside_the_callers_own_tas
         assert_eq!(got, (0..n).map(|x| x * 3 + 1).collect::<Vec<_>>());
         assert_balanced(&r);
         assert_eq!(r.shards, 2);
-        assert!(r.shard_usage.is_empty(), "the shards are not the pipeline's alone");
+        // The shards' usage while the pipeline ran (the caller's task included).
+        let wall = t.elapsed();
+        assert_eq!(r.shard_usage.iter().map(|u| u.id).collect::<Vec<_>>(), [0, 1]);
+        for u in &r.shard_usage {
+            assert!(u.tasks_run > 0, "every shard ran pipeline tasks: {u:?}");
+            let span = u.busy + u.idle;
+            assert!(!span.is_zero() && span <= wall, "{u:?} within the pipeline's {wall:?}");
+        }
     }
     let before = ticks.load(Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(20));

@@ -161,23 +161,32 @@ pub enum PipelineBuildError {
 /// Where a pipeline runs: shards of its own (stopped with it) or a runtime it shares.
 pub(crate) enum Hosted {
     Own(Runtime),
-    Shared(Arc<Runtime>),
+    /// With the shards' usage when the pipeline started.
+    Shared(Arc<Runtime>, Vec<crate::runtime::ShardUsage>),
 }
 
 impl Hosted {
     pub(crate) fn get(&self) -> &Runtime {
         match self {
             Hosted::Own(r) => r,
-            Hosted::Shared(r) => r,
+            Hosted::Shared(r, _) => r,
         }
     }
 
-    /// The pipeline ended: its own shards are shut down (their usage is the report's); a shared
-    /// runtime runs on and reports nothing.
-    pub(crate) fn end(self) -> Vec<crate::runtime::ShardReport> {
+    /// The pipeline ended: its own shards are shut down and give their usage and timelines; a
+    /// shared runtime runs on and gives its shards' usage while the pipeline ran (which counts
+    /// whatever else ran on them too).
+    pub(crate) fn end(self) -> (Vec<crate::runtime::ShardUsage>, Vec<crate::trace::Track>) {
         match self {
-            Hosted::Own(r) => r.shutdown(),
-            Hosted::Shared(_) => Vec::new(),
+            Hosted::Own(r) => {
+                let reports = r.shutdown();
+                let usage = reports.iter().map(crate::runtime::ShardReport::usage).collect();
+                (usage, reports.into_iter().filter_map(|r| r.trace).collect())
+            }
+            Hosted::Shared(r, at_start) => {
+                let now = r.shard_usage();
+                (now.iter().zip(&at_start).map(|(n, s)| n.since(s)).collect(), Vec::new())
+            }
         }
     }
 }
@@ -326,8 +335,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// there (the caller's own tasks, other pipelines): placement sharded over all of them,
     /// blocking ops inline on their shard. Nothing is started or stopped but the pipeline's own
     /// tasks (and its source threads), so pipelines built one after another pay no thread or
-    /// ring start-up. The report has no per-shard busy time (the shards are not the pipeline's
-    /// alone), and `.trace()` is refused (a runtime traces when it is built with `trace`).
+    /// ring start-up. The report's per-shard busy time covers the pipeline's run but counts
+    /// whatever else ran on those shards meanwhile, and `.trace()` is refused (a runtime traces
+    /// when it is built with `trace`).
     ///
     /// Iterate the pipeline from a plain thread: waiting for it inside a task on one of these
     /// shards would block the event loop its stages need, so that panics (with this advice)
@@ -344,7 +354,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let placement = Placement::Sharded { shards };
         self.start(Launch {
             placement,
-            runtime: Hosted::Shared(runtime.clone()),
+            runtime: Hosted::Shared(runtime.clone(), runtime.shard_usage()),
             offload: None,
             shards,
             ordered,

@@ -17,7 +17,7 @@ use super::envelope::{Envelope, Msg};
 use super::exchange::Merge;
 use super::offload::Offload;
 use super::progress::{Assembler, ConsumerCounts, Ending, LazyReport, Reporter, Snapshots};
-use super::report::{FailureLimitExceeded, Report, ShardUsage, StageStats};
+use super::report::{FailureLimitExceeded, Report, StageStats};
 use super::source_thread;
 use crate::channel::SharedReceiver;
 use crate::runtime::JoinHandle;
@@ -401,12 +401,7 @@ impl<T: Send + 'static> Pipeline<T> {
         // account will not balance, which the report shows.
         let per_shard: Vec<_> = self.shard_tasks.drain(..).filter_map(|h| h.join().ok()).collect();
         let elapsed = self.assembler.start.elapsed();
-        let shards = self.runtime.take().map(Hosted::end).unwrap_or_default();
-        let mut trace: Vec<_> = shards.iter().filter_map(|r| r.trace.clone()).collect();
-        let shard_usage = shards
-            .into_iter()
-            .map(|r| ShardUsage { id: r.id, busy: r.busy, idle: r.idle, tasks_run: r.tasks_run })
-            .collect();
+        let (shard_usage, mut trace) = self.runtime.take().map(Hosted::end).unwrap_or_default();
         // The source task has ended with the shards: the thread stops at its next item.
         source_thread::join(std::mem::take(&mut self.source_threads), SOURCE_THREAD_PATIENCE);
         // Every task holding a clone of the pool has ended with the shards.

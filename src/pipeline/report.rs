@@ -79,26 +79,7 @@ pub struct StageReport {
     pub failure_samples: Vec<String>,
 }
 
-/// One shard's share of the run.
-#[derive(Debug, Clone, Copy)]
-pub struct ShardUsage {
-    /// Shard index.
-    pub id: usize,
-    /// Time spent running tasks and reaping I/O.
-    pub busy: Duration,
-    /// Time spent parked.
-    pub idle: Duration,
-    /// Task polls.
-    pub tasks_run: u64,
-}
-
-impl ShardUsage {
-    /// busy / (busy + idle), 0 when the shard never ran.
-    pub fn utilization(&self) -> f64 {
-        let total = (self.busy + self.idle).as_secs_f64();
-        if total > 0.0 { self.busy.as_secs_f64() / total } else { 0.0 }
-    }
-}
+pub use crate::runtime::ShardUsage;
 
 /// The account of every source item, in source items: `produced` equals the sum of the rest.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -11,6 +11,7 @@ pub(crate) mod context;
 pub(crate) mod shard;
 mod task;
 pub mod time;
+mod usage;
 pub(crate) mod wake_relay;
 
 use std::future::Future;
@@ -25,6 +26,7 @@ pub use shard::{ShardInfo, ShardReport};
 pub(crate) use task::panic_message as task_panic_message;
 pub(crate) use task::poll_budget;
 pub use task::{JoinError, JoinHandle, SpawnError, spawn_local, try_spawn_local, yield_now};
+pub use usage::ShardUsage;
 
 use crate::driver::{DriverChoice, RingMode};
 
@@ -107,6 +109,13 @@ impl Runtime {
     /// What each shard reported at start (CPU, ring mode, wake mechanism).
     pub fn shard_infos(&self) -> &[ShardInfo] {
         &self.infos
+    }
+
+    /// Each shard's busy and idle time and task polls since it started, read while it runs
+    /// (the idle stretch in progress included). Two readings give a stretch's share:
+    /// [`ShardUsage::since`].
+    pub fn shard_usage(&self) -> Vec<ShardUsage> {
+        self.shards.iter().map(|s| s.usage.read(s.id)).collect()
     }
 
     /// Whether the calling thread is one of this runtime's shards.
@@ -213,6 +222,11 @@ pub enum RunError {
 }
 
 impl ShardReport {
+    /// Its busy and idle time and task polls.
+    pub fn usage(&self) -> ShardUsage {
+        ShardUsage { id: self.id, busy: self.busy, idle: self.idle, tasks_run: self.tasks_run }
+    }
+
     pub(crate) fn empty(id: usize) -> Self {
         ShardReport {
             id,

@@ -25,6 +25,7 @@ use crossbeam_utils::CachePadded;
 use super::builder::BuildError;
 use super::context::{self, Context};
 use super::time::Timers;
+use super::usage::LiveUsage;
 use crate::channel::doorbell::Doorbell;
 use crate::driver::{Driver, DriverChoice, DriverStats, RingMode};
 
@@ -47,6 +48,8 @@ pub(crate) struct ShardShared {
     state: AtomicUsize,
     /// The CPU the shard's thread is pinned to ([`NO_CPU`] when unpinned or not started).
     pinned_cpu: AtomicUsize,
+    /// Busy and idle time and task polls, for readers on other threads.
+    pub(crate) usage: CachePadded<LiveUsage>,
 }
 
 /// `pinned_cpu` of a shard that is not pinned.
@@ -70,6 +73,7 @@ impl ShardShared {
             eventfd: crate::sys::eventfd()?,
             state: AtomicUsize::new(0),
             pinned_cpu: AtomicUsize::new(NO_CPU),
+            usage: CachePadded::new(LiveUsage::default()),
         })
     }
 
@@ -238,7 +242,7 @@ pub(crate) fn run(
 
 fn run_loop(cx: &Context, cfg: &ShardConfig) -> (Duration, Duration) {
     let shared = &cx.shard;
-    let started = Instant::now();
+    let started = shared.usage.begin();
     let mut idle = Duration::ZERO;
     let tracing = cfg.trace.is_some();
     loop {
@@ -246,6 +250,7 @@ fn run_loop(cx: &Context, cfg: &ShardConfig) -> (Duration, Duration) {
         let turn = tracing.then(Instant::now);
         let polls = cx.tasks_run.get();
         progressed |= run_tasks(cx, cfg);
+        shared.usage.turn(cx.tasks_run.get());
         if let Some(t) = turn
             && cx.tasks_run.get() > polls
         {
@@ -267,9 +272,11 @@ fn run_loop(cx: &Context, cfg: &ShardConfig) -> (Duration, Duration) {
             break;
         }
         let t = Instant::now();
+        shared.usage.idle_from(t);
         park(cx, cfg);
         let woke = Instant::now();
         idle += woke - t;
+        shared.usage.woke(idle);
         if tracing {
             context::trace(|b| b.span("idle", t, woke, 0));
         }
