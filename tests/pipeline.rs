@@ -423,11 +423,22 @@ fn periodic_reports_arrive_while_running_and_the_final_one_last() {
             Some(x)
         })
         .concurrency(2)
-        .report_every(Duration::from_millis(10), move |r| seen.lock().unwrap().push(r.account));
+        .report_every(Duration::from_millis(10), move |r| {
+            seen.lock().unwrap().push((r.account, r.shard_usage.clone()))
+        });
     let Some(mut pipe) = start(b, Placement::sharded()) else { return };
     assert_eq!(pipe.iter().count(), 400);
     let final_report = pipe.finish().unwrap();
     let reports = reports.lock().unwrap();
+    // Every periodic report has the shards' usage so far, and it only grows.
+    let shards = final_report.shard_usage.len();
+    assert!(reports.iter().all(|(_, u)| u.len() == shards), "{shards} shards in each report");
+    for w in reports.windows(2) {
+        for (a, b) in w[0].1.iter().zip(&w[1].1) {
+            assert!(b.busy + b.idle >= a.busy + a.idle && b.tasks_run >= a.tasks_run, "{a:?} then {b:?}");
+        }
+    }
+    let reports: Vec<_> = reports.iter().map(|(a, _)| *a).collect();
     // 400 items at 2 × 500 µs take at least 100 ms, so at least a few 10 ms ticks happened.
     assert!(reports.len() >= 3, "{} reports", reports.len());
     assert_eq!(*reports.last().unwrap(), final_report.account, "the final report comes last");

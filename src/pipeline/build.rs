@@ -15,7 +15,7 @@ use super::source::deal_task;
 use super::stage::BATCH;
 use super::wiring::{Kind, ShardBuild, StageSpec, Step, Wiring};
 use crate::channel::{self, SharedReceiver};
-use crate::runtime::{BuildError, Runtime};
+use crate::runtime::{BuildError, Runtime, ShardUsage};
 
 /// Where the pipeline runs; the same builder code runs on either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,27 +158,34 @@ pub enum PipelineBuildError {
     TraceOnSharedRuntime,
 }
 
-/// Where a pipeline runs: shards of its own (stopped with it) or a runtime it shares.
+/// Where a pipeline runs: shards of its own (stopped with it) or a runtime it shares; with the
+/// shards' usage when the pipeline started.
 pub(crate) enum Hosted {
-    Own(Runtime),
-    /// With the shards' usage when the pipeline started.
-    Shared(Arc<Runtime>, Vec<crate::runtime::ShardUsage>),
+    Own(Runtime, Vec<ShardUsage>),
+    Shared(Arc<Runtime>, Vec<ShardUsage>),
 }
 
 impl Hosted {
     pub(crate) fn get(&self) -> &Runtime {
         match self {
-            Hosted::Own(r) => r,
+            Hosted::Own(r, _) => r,
             Hosted::Shared(r, _) => r,
         }
+    }
+
+    /// Reads the shards' usage since the pipeline started, from any thread (periodic reports).
+    pub(crate) fn usage_since_start(&self) -> impl Fn() -> Vec<ShardUsage> + Send + 'static {
+        let (Hosted::Own(_, at_start) | Hosted::Shared(_, at_start)) = self;
+        let (read, at_start) = (self.get().usage_reader(), at_start.clone());
+        move || read().iter().zip(&at_start).map(|(now, then)| now.since(then)).collect()
     }
 
     /// The pipeline ended: its own shards are shut down and give their usage and timelines; a
     /// shared runtime runs on and gives its shards' usage while the pipeline ran (which counts
     /// whatever else ran on them too).
-    pub(crate) fn end(self) -> (Vec<crate::runtime::ShardUsage>, Vec<crate::trace::Track>) {
+    pub(crate) fn end(self) -> (Vec<ShardUsage>, Vec<crate::trace::Track>) {
         match self {
-            Hosted::Own(r) => {
+            Hosted::Own(r, _) => {
                 let reports = r.shutdown();
                 let usage = reports.iter().map(crate::runtime::ShardReport::usage).collect();
                 (usage, reports.into_iter().filter_map(|r| r.trace).collect())
@@ -328,7 +335,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             }
             None => None,
         };
-        self.start(Launch { placement, runtime: Hosted::Own(runtime), offload, shards, ordered, start })
+        let at_start = runtime.shard_usage();
+        let runtime = Hosted::Own(runtime, at_start);
+        self.start(Launch { placement, runtime, offload, shards, ordered, start })
     }
 
     /// Starts the pipeline on the shards of `runtime`, which it shares with whatever else runs

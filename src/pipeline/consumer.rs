@@ -135,7 +135,8 @@ impl<T: Send + 'static> Pipeline<T> {
         let (snapshots, reporter) = match reporting {
             Some((every, callback, snapshots)) => {
                 // Without the thread there are no periodic reports; the final one still comes.
-                let reporter = Reporter::start(every, callback, snapshots.clone(), assembler.clone()).ok();
+                let usage = Box::new(runtime.usage_since_start());
+                let reporter = Reporter::start(every, callback, snapshots.clone(), assembler.clone(), usage).ok();
                 (Some(snapshots), reporter)
             }
             None => (None, None),

@@ -200,6 +200,7 @@ impl Reporter {
         mut callback: ReportFn,
         snapshots: Arc<Snapshots>,
         assembler: Assembler,
+        shard_usage: Box<dyn Fn() -> Vec<ShardUsage> + Send>,
     ) -> std::io::Result<Self> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let stop2 = stop.clone();
@@ -213,7 +214,7 @@ impl Reporter {
                 }
                 snapshots.want_consumer.store(true, Ordering::Relaxed);
                 let (stages, consumer) = snapshots.merged(assembler.names.len());
-                callback(&assembler.report(stages, &consumer, Vec::new(), assembler.start.elapsed()));
+                callback(&assembler.report(stages, &consumer, shard_usage(), assembler.start.elapsed()));
             }
         })?;
         Ok(Self { stop, thread })

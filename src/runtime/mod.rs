@@ -115,7 +115,13 @@ impl Runtime {
     /// (the idle stretch in progress included). Two readings give a stretch's share:
     /// [`ShardUsage::since`].
     pub fn shard_usage(&self) -> Vec<ShardUsage> {
-        self.shards.iter().map(|s| s.usage.read(s.id)).collect()
+        (self.usage_reader())()
+    }
+
+    /// [`Runtime::shard_usage`] for a thread that does not hold the runtime (a report thread).
+    pub(crate) fn usage_reader(&self) -> impl Fn() -> Vec<ShardUsage> + Send + 'static {
+        let shards = self.shards.clone();
+        move || shards.iter().map(|s| s.usage.read(s.id)).collect()
     }
 
     /// Whether the calling thread is one of this runtime's shards.
