@@ -427,8 +427,11 @@ fn periodic_reports_arrive_while_running_and_the_final_one_last() {
             seen.lock().unwrap().push((r.account, r.shard_usage.clone()))
         });
     let Some(mut pipe) = start(b, Placement::sharded()) else { return };
+    let live = pipe.shard_usage();
     assert_eq!(pipe.iter().count(), 400);
+    assert!(pipe.shard_usage().is_empty(), "read live only while the pipeline runs");
     let final_report = pipe.finish().unwrap();
+    assert_eq!(live.len(), final_report.shard_usage.len());
     let reports = reports.lock().unwrap();
     // Every periodic report has the shards' usage so far, and it only grows.
     let shards = final_report.shard_usage.len();

@@ -314,6 +314,15 @@ impl<T: Send + 'static> Pipeline<T> {
         }
     }
 
+    /// Each shard's busy and idle time and task polls since the pipeline started, read live
+    /// (two readings and [`ShardUsage::since`](crate::runtime::ShardUsage::since) give a recent
+    /// stretch's). On a shared runtime ([`PipelineBuilder::build_on`](super::PipelineBuilder::build_on))
+    /// it counts whatever else runs on the shards too. Empty once the pipeline has ended: the
+    /// report has the final figures.
+    pub fn shard_usage(&self) -> Vec<crate::runtime::ShardUsage> {
+        self.runtime.as_ref().map(|h| (h.usage_since_start())()).unwrap_or_default()
+    }
+
     /// Waits for the next item; `None` at the end (see [`Pipeline::finish`] for why it ended).
     pub fn recv(&mut self) -> Option<T> {
         loop {

@@ -279,8 +279,22 @@ fn run_once(plan: &Plan, mode: Mode, args: &PlanArgs, progress: bool) -> Result<
     let bar = progress.then(|| progress_bar(expected, mode));
     let deadline = args.duration.map(|d| Instant::now() + d);
     let mut error = None;
+    let mut shown = (Instant::now(), pipe.shard_usage());
     loop {
         let now = Instant::now();
+        if let Some(b) = &bar
+            && now - shown.0 >= Duration::from_millis(250)
+        {
+            // Each shard's busy share since the last update: where the time goes right now.
+            let usage = pipe.shard_usage();
+            let busy: Vec<String> = usage
+                .iter()
+                .zip(&shown.1)
+                .map(|(now, then)| format!("{:.0}%", 100.0 * now.since(then).utilization()))
+                .collect();
+            b.set_message(format!(", shards busy {}", busy.join(" ")));
+            shown = (now, usage);
+        }
         if deadline.is_some_and(|d| now >= d) || interrupted().load(Ordering::Relaxed) {
             pipe.stop();
             break;
@@ -312,7 +326,7 @@ fn progress_bar(expected: Option<u64>, mode: Mode) -> indicatif::ProgressBar {
         Some(n) => indicatif::ProgressBar::new(n),
         None => indicatif::ProgressBar::new_spinner(),
     };
-    let template = format!("{label} {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} items, {{per_sec}}");
+    let template = format!("{label} {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} items, {{per_sec}}{{msg}}");
     if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
         bar.set_style(style);
     }
