@@ -281,7 +281,9 @@ fn run_loop(cx: &Context, cfg: &ShardConfig) -> (Duration, Duration) {
             context::trace(|b| b.span("idle", t, woke, 0));
         }
     }
-    (started.elapsed().saturating_sub(idle), idle)
+    let ended = Instant::now();
+    shared.usage.end(ended, cx.tasks_run.get());
+    ((ended - started).saturating_sub(idle), idle)
 }
 
 fn drain_inbox(cx: &Context) -> bool {

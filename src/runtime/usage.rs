@@ -6,7 +6,9 @@
 //! goes idle, so a reader counts the idle stretch in progress too. The idle total and that
 //! moment are read as a pair: `idle_since` changes at every idle stretch's start and end, and a
 //! reader that sees it change around its read of the total reads again (a seqlock whose
-//! sequence is `idle_since` itself), so a stretch is never counted twice or not at all.
+//! sequence is `idle_since` itself), so a stretch is never counted twice or not at all. When
+//! the loop ends it stores when, and readings stop growing there (a report thread may read
+//! after the shards have stopped).
 
 #![forbid(unsafe_code)]
 
@@ -57,6 +59,8 @@ pub(crate) struct LiveUsage {
     idle_since: AtomicU64,
     /// Task polls, as of the last loop turn.
     tasks_run: AtomicU64,
+    /// Nanoseconds after `start` at which the loop ended, plus one; 0 while it runs.
+    ended: AtomicU64,
 }
 
 impl LiveUsage {
@@ -82,7 +86,13 @@ impl LiveUsage {
         self.idle_since.store(0, Ordering::Release);
     }
 
-    /// The counters now (all zero before the loop starts).
+    /// The loop ended at `at` with `tasks_run` polls: readings stop growing there.
+    pub(crate) fn end(&self, at: Instant, tasks_run: u64) {
+        self.tasks_run.store(tasks_run, Ordering::Relaxed);
+        self.ended.store(self.nanos_at(at) + 1, Ordering::Release);
+    }
+
+    /// The counters now (all zero before the loop starts; frozen once it has ended).
     pub(crate) fn read(&self, id: usize) -> ShardUsage {
         let Some(&start) = self.start.get() else {
             return ShardUsage { id, ..ShardUsage::default() };
@@ -90,7 +100,8 @@ impl LiveUsage {
         let (now, since, total) = loop {
             let since = self.idle_since.load(Ordering::Acquire);
             let total = self.idle_ns.load(Ordering::Relaxed);
-            let now = Instant::now();
+            let ended = self.ended.load(Ordering::Acquire);
+            let now = if ended > 0 { start + Duration::from_nanos(ended - 1) } else { Instant::now() };
             // Acquire: the total above is read before `idle_since` is read again.
             std::sync::atomic::fence(Ordering::Acquire);
             if self.idle_since.load(Ordering::Relaxed) == since {
@@ -131,6 +142,11 @@ mod tests {
         let d = after.since(&during);
         assert_eq!((d.id, d.tasks_run), (3, 4));
         assert!(d.idle.is_zero(), "the idle stretch was counted in the earlier reading");
+        u.end(Instant::now(), 11);
+        let ended = u.read(3);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(u.read(3), ended, "an ended loop's counters stay put");
+        assert_eq!(ended.tasks_run, 11);
     }
 
     #[test]
