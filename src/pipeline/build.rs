@@ -173,11 +173,21 @@ impl Hosted {
         }
     }
 
-    /// Reads the shards' usage since the pipeline started, from any thread (periodic reports).
-    pub(crate) fn usage_since_start(&self) -> impl Fn() -> Vec<ShardUsage> + Send + 'static {
+    fn at_start(&self) -> &[ShardUsage] {
         let (Hosted::Own(_, at_start) | Hosted::Shared(_, at_start)) = self;
-        let (read, at_start) = (self.get().usage_reader(), at_start.clone());
-        move || read().iter().zip(&at_start).map(|(now, then)| now.since(then)).collect()
+        at_start
+    }
+
+    /// The shards' usage since the pipeline started.
+    pub(crate) fn usage_since_start(&self) -> Vec<ShardUsage> {
+        since(&self.get().shard_usage(), self.at_start())
+    }
+
+    /// [`Hosted::usage_since_start`] for a thread that does not hold the pipeline (periodic
+    /// reports).
+    pub(crate) fn usage_reader(&self) -> impl Fn() -> Vec<ShardUsage> + Send + 'static {
+        let (read, at_start) = (self.get().usage_reader(), self.at_start().to_vec());
+        move || since(&read(), &at_start)
     }
 
     /// The pipeline ended: its own shards are shut down and give their usage and timelines; a
@@ -190,12 +200,14 @@ impl Hosted {
                 let usage = reports.iter().map(crate::runtime::ShardReport::usage).collect();
                 (usage, reports.into_iter().filter_map(|r| r.trace).collect())
             }
-            Hosted::Shared(r, at_start) => {
-                let now = r.shard_usage();
-                (now.iter().zip(&at_start).map(|(n, s)| n.since(s)).collect(), Vec::new())
-            }
+            shared @ Hosted::Shared(..) => (shared.usage_since_start(), Vec::new()),
         }
     }
+}
+
+/// Each shard's usage between `at_start` and `now` (readings of the same shards, in order).
+fn since(now: &[ShardUsage], at_start: &[ShardUsage]) -> Vec<ShardUsage> {
+    now.iter().zip(at_start).map(|(n, s)| n.since(s)).collect()
 }
 
 /// What `start` lays a pipeline out with.

@@ -135,7 +135,7 @@ impl<T: Send + 'static> Pipeline<T> {
         let (snapshots, reporter) = match reporting {
             Some((every, callback, snapshots)) => {
                 // Without the thread there are no periodic reports; the final one still comes.
-                let usage = Box::new(runtime.usage_since_start());
+                let usage = Box::new(runtime.usage_reader());
                 let reporter = Reporter::start(every, callback, snapshots.clone(), assembler.clone(), usage).ok();
                 (Some(snapshots), reporter)
             }
@@ -320,7 +320,7 @@ impl<T: Send + 'static> Pipeline<T> {
     /// it counts whatever else runs on the shards too. Empty once the pipeline has ended: the
     /// report has the final figures.
     pub fn shard_usage(&self) -> Vec<crate::runtime::ShardUsage> {
-        self.runtime.as_ref().map(|h| (h.usage_since_start())()).unwrap_or_default()
+        self.runtime.as_ref().map(Hosted::usage_since_start).unwrap_or_default()
     }
 
     /// Waits for the next item; `None` at the end (see [`Pipeline::finish`] for why it ended).

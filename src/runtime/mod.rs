@@ -112,8 +112,8 @@ impl Runtime {
     }
 
     /// Each shard's busy and idle time and task polls since it started, read while it runs
-    /// (the idle stretch in progress included; task polls as of the shard's last loop turn). Two readings give a stretch's share:
-    /// [`ShardUsage::since`].
+    /// (the idle stretch in progress included; task polls as of the shard's last loop turn).
+    /// Two readings give a stretch's share: [`ShardUsage::since`].
     pub fn shard_usage(&self) -> Vec<ShardUsage> {
         (self.usage_reader())()
     }
