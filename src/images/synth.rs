@@ -1,4 +1,4 @@
-//! Deterministic ImageNet-like JPEG (or PNG) sets, so tests, benches and demos make their own
+//! Deterministic ImageNet-like JPEG (or PNG, WebP) sets, so tests, benches and demos make their own
 //! data.
 //!
 //! Each image is a function of `(seed, index)` alone: a size spread over 300–500 × 250–400, a
@@ -44,7 +44,7 @@ pub fn path_of(dir: &Path, index: u64, classes: u32) -> PathBuf {
     path_as(ImageFormat::Jpeg, dir, index, classes)
 }
 
-/// [`path_of`] for a set in `format`: the extension is `jpg` or `png`.
+/// [`path_of`] for a set in `format`: the extension is [`ImageFormat::extension`].
 pub fn path_as(format: ImageFormat, dir: &Path, index: u64, classes: u32) -> PathBuf {
     let name = format!("img-{index:06}.{}", format.extension());
     if classes == 0 { dir.join(name) } else { dir.join(format!("class-{:03}", index % u64::from(classes))).join(name) }

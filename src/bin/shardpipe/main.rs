@@ -66,7 +66,7 @@ enum Command {
 
 #[derive(Args)]
 struct GenImagesArgs {
-    /// Where to write them (made if missing): DIR/class-CCC/img-IIIIII.jpg (or .png).
+    /// Where to write them (made if missing): DIR/class-CCC/img-IIIIII.jpg (or .png, .webp).
     dir: PathBuf,
     /// How many images.
     #[arg(long, default_value_t = 1024, value_name = "N")]
