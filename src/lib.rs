@@ -13,6 +13,16 @@
 //!   └─────────────────────────────────┘        └─────────────────────────────────┘
 //! ```
 //!
+//! ## Cargo features
+//!
+//! - `images` (default): the `images` module, the image loader (JPEG, PNG and WebP decode, resize,
+//!   collation into batches, generated data sets).
+//! - `cli` (default, needs `images`): the `shardpipe` command and its dependencies (clap, serde,
+//!   toml, indicatif).
+//!
+//! With `default-features = false` the library builds on io-uring, async-task, crossbeam,
+//! core_affinity and hdrhistogram alone.
+//!
 //! ```no_run
 //! use shardpipe::{Runtime, channel};
 //!
@@ -35,6 +45,7 @@
 
 pub mod channel;
 pub(crate) mod driver;
+#[cfg(feature = "images")]
 pub mod images;
 pub mod io;
 pub mod pipeline;
