@@ -23,7 +23,8 @@ fn json(args: &[&str]) -> Option<serde_json::Value> {
     Some(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e})")))
 }
 
-const PLANS: [&str; 6] = ["default", "cpu-bound", "io-bound", "tiny-tasks", "tail-latency", "cache-routing"];
+const PLANS: [&str; 7] =
+    ["default", "cpu-bound", "io-bound", "tiny-tasks", "tail-latency", "cache-routing", "batched-routing"];
 
 #[test]
 fn gen_images_writes_the_same_set_for_the_same_seed() {
@@ -414,4 +415,49 @@ fn a_route_plan_sends_each_item_down_one_path_in_its_weights() {
         assert_eq!(received("path1/decode"), misses);
         assert_eq!(v["runs"][0]["account"]["balances"], true);
     }
+}
+
+/// A stage's counter from a run's `--json` report.
+fn stage_count(v: &serde_json::Value, name: &str, counter: &str) -> u64 {
+    let stages = v["runs"][0]["stages"].as_array().expect("stages");
+    let s = stages.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no stage {name} in {v}"));
+    s[counter].as_u64().unwrap()
+}
+
+#[test]
+fn a_batched_route_splits_each_batch_the_way_a_route_splits_items() {
+    let Some(items) = json(&["run", "cache-routing", "--items", "4000", "--json"]) else { return };
+    let hits = stage_count(&items, "path0/from_cache", "received");
+    for mode in ["single", "sharded"] {
+        let Some(v) = json(&["run", "batched-routing", "--items", "4000", "--mode", mode, "--json"]) else { return };
+        // 125 batches of 32 reach the router; each path gets at most one sub-batch of each.
+        assert_eq!(stage_count(&v, "cache", "received"), 125, "{mode}");
+        let sub_batches = stage_count(&v, "path0/hits", "received") + stage_count(&v, "path1/fetch", "received");
+        assert!((126..=250).contains(&sub_batches), "{mode}: {sub_batches} sub-batches");
+        // The same hash picks the same items as the unbatched route does.
+        let (batched_hits, misses) =
+            (stage_count(&v, "path0/hits", "emitted"), stage_count(&v, "path1/decode", "received"));
+        assert_eq!((batched_hits, misses), (hits, 4000 - hits), "{mode}");
+        assert_eq!(stage_count(&v, "checksum3", "received"), 4000, "{mode}");
+        assert_eq!(v["runs"][0]["account"]["balances"], true, "{mode}");
+        assert_eq!(v["runs"][0]["account"]["delivered"], 4000, "{mode}");
+    }
+    // `profile` runs the router in place and each path's stages on what it routed there.
+    let Some(p) = json(&["profile", "batched-routing", "--items-per-level", "64", "--json"]) else { return };
+    let names: Vec<&str> = p["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    for name in ["cache.unwrap", "cache", "path0/hits", "path1/fetch", "path1/decode", "checksum3"] {
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+}
+
+#[test]
+fn a_batched_route_without_batches_is_refused_naming_the_fix() {
+    let out = shardpipe(&["run", "cache-routing", "--set", "stage.0.batched=true"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("batched = true routes the items inside batches, but gets integers"), "{err}");
+    assert!(err.contains("put a `batch` stage before it"), "{err}");
+    let out = shardpipe(&["run", "default", "--set", "stage.3.batched=true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`paths/weights/batched` applies only to op = \"route\""));
 }

@@ -167,7 +167,7 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
         let stray = [
             (st.width.is_some() || st.height.is_some(), Op::Resize, "width/height"),
             (st.mean.is_some() || st.std.is_some(), Op::Normalize, "mean/std"),
-            (st.paths.is_some() || st.weights.is_some(), Op::Route, "paths/weights"),
+            (st.paths.is_some() || st.weights.is_some() || st.batched, Op::Route, "paths/weights/batched"),
         ];
         for (given, op, key) in stray {
             if given && st.op != op {
@@ -179,8 +179,15 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
     Ok(kinds)
 }
 
-/// What a `route` stage gives: the kind every one of its paths gives from `kind`.
+/// What a `route` stage gives: the kind every one of its paths gives from `kind`. A batched
+/// route gets batches and hands each path batches of the same kind (sub-batches).
 fn route_kind(st: &Stage, kind: Kind, at: &str) -> Result<Kind, String> {
+    if st.batched && !matches!(kind, Kind::Batch(_)) {
+        return Err(format!(
+            "{at}: batched = true routes the items inside batches, but gets {}; put a `batch` stage before it (image batches are collated into one buffer and are not split)",
+            kind.describe()
+        ));
+    }
     let paths = st.paths.as_ref().filter(|p| !p.is_empty()).ok_or_else(|| {
         format!(
             "{at}: needs `paths = [[{{ op = \"noop\" }}], [{{ op = \"spin\", us = 20 }}]]` (a list of stages per path)"

@@ -302,14 +302,25 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
             Op::Route => {
                 let paths = st.paths.clone().expect("checked: paths");
                 let weights = st.weights.clone().unwrap_or_else(|| vec![1; paths.len()]);
-                let paths: Vec<_> = paths
-                    .into_iter()
-                    .map(|stages| {
-                        let kinds = stage_kinds(&stages, kinds[i].clone(), "", true).expect("checked when loaded");
-                        path(move |p| add_stages(p, &stages, &kinds))
+                let router = weighted_router(weights);
+                let chains = paths.into_iter().map(|stages| {
+                    let kinds = stage_kinds(&stages, kinds[i].clone(), "", true).expect("checked when loaded");
+                    move |p| add_stages(p, &stages, &kinds)
+                });
+                if st.batched {
+                    // The route splits `Vec`s: unwrap each batch for it, wrap each sub-batch again.
+                    let name = st.name.clone().unwrap_or_else(|| format!("route{}", i + 1));
+                    let paths: Vec<_> =
+                        chains.map(|chain| path(move |p| chain(p.map(Value::Batch).name("wrap")))).collect();
+                    b.map(|v| match v {
+                        Value::Batch(items) => items,
+                        other => vec![other],
                     })
-                    .collect();
-                b.path_variants(weighted_router(weights), paths)
+                    .name(format!("{name}.unwrap"))
+                    .path_variants_batched(move |items: &[Value]| items.iter().map(&router).collect(), paths)
+                } else {
+                    b.path_variants(router, chains.map(path).collect::<Vec<_>>())
+                }
             }
         };
         if st.op != Op::Batch {

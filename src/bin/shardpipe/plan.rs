@@ -20,6 +20,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("tail-latency", include_str!("../../../shards/tail-latency.toml")),
     ("imagenet", include_str!("../../../shards/imagenet.toml")),
     ("cache-routing", include_str!("../../../shards/cache-routing.toml")),
+    ("batched-routing", include_str!("../../../shards/batched-routing.toml")),
 ];
 
 /// A plan file.
@@ -136,6 +137,10 @@ pub struct Stage {
     pub paths: Option<Vec<Vec<Stage>>>,
     /// `route`: the share of items each path gets (default: equal).
     pub weights: Option<Vec<u32>>,
+    /// `route`: route the items inside each batch (it gets batches from `batch`); each path
+    /// gets the sub-batch of its items (SPDL's `batched=True`).
+    #[serde(default)]
+    pub batched: bool,
 }
 
 /// The op catalog.
@@ -398,7 +403,7 @@ mod tests {
         assert!(err(&["stage.0.weights=[0, 0]"]).contains("not all 0"));
         assert!(err(&["stage.0.paths=[]"]).contains("needs `paths = "));
         assert!(err(&["stage.0.paths.1.0.shards=[0]"]).contains("`shards` cannot be set inside a route's path"));
-        assert!(err(&["stage.1.weights=[1]"]).contains("`paths/weights` applies only to op = \"route\""));
+        assert!(err(&["stage.1.weights=[1]"]).contains("`paths/weights/batched` applies only to op = \"route\""));
     }
 
     #[test]
