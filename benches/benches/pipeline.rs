@@ -69,7 +69,8 @@ fn sleep1ms() -> PipelineBuilder<Vec<u64>> {
         .aggregate(256)
 }
 
-/// Every CPU burns 2 µs per item for its share of `ITEMS`, on plain pinned threads.
+/// Every CPU burns `d` per item for its share of `ITEMS`, on plain pinned threads: what the
+/// machine gives a spin stage with no pipeline around it.
 fn bare_threads_spin(d: Duration) {
     let cores = core_affinity::get_core_ids().expect("affinity mask");
     let per_core = ITEMS / cores.len() as u64;
@@ -99,6 +100,7 @@ fn pipeline(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(12));
     g.bench_function("spin20us_single", |b| b.iter(|| run(spin_stage(20), single())));
     g.bench_function("spin20us_sharded", |b| b.iter(|| run(spin_stage(20), sharded())));
+    g.bench_function("spin20us_bare_threads", |b| b.iter(|| bare_threads_spin(Duration::from_micros(20))));
     g.measurement_time(Duration::from_secs(5));
     g.bench_function("sleep1ms_sharded", |b| b.iter(|| run(sleep1ms(), sharded())));
     g.finish();
