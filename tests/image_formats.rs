@@ -16,11 +16,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{assert_balanced, start};
+use common::{PLACEMENTS, assert_balanced, start};
 
 use png::{BitDepth, ColorType};
 use shardpipe::images::{Encoded, ImageFolder, ImageFormat, LoaderOptions, Sample, batches, decode, loader, synth};
-use shardpipe::pipeline::Placement;
 
 const W: u32 = 37;
 const H: u32 = 23;
@@ -313,12 +312,7 @@ fn mixed_folder() -> PathBuf {
 fn a_folder_mixing_jpeg_png_and_webp_loads_in_every_placement_and_counts_broken_files() {
     let dir = mixed_folder();
     let folder = ImageFolder::open(&dir).unwrap();
-    let placements = [
-        Placement::SingleLoop { offload_threads: 2 },
-        Placement::Sharded { shards: 1 },
-        Placement::Sharded { shards: 0 },
-    ];
-    for p in placements {
+    for p in PLACEMENTS {
         let opts = LoaderOptions { width: 24, height: 24, max_failures: Some(2), ..LoaderOptions::default() };
         let Some(mut pipe) = start(batches(loader(folder.clone(), &opts), 4, false), p) else { return };
         let delivered: usize = pipe.iter().map(|b| b.len()).sum();

@@ -6,15 +6,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use common::{assert_balanced, start};
+use common::{PLACEMENTS, assert_balanced, start};
 
 use shardpipe::images::{
     Encoded, Image, ImageBatch, ImageFolder, LoaderOptions, Sample, batches, decode, loader, resize, synth,
 };
 use shardpipe::pipeline::Placement;
-
-const PLACEMENTS: [Placement; 3] =
-    [Placement::SingleLoop { offload_threads: 2 }, Placement::Sharded { shards: 1 }, Placement::Sharded { shards: 0 }];
 
 /// Images in the shared set, in 4 classes.
 const COUNT: u64 = 48;

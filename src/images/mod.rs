@@ -18,8 +18,8 @@
 //! - Every failure is an [`ImageError`] naming the file and the reason; in a pipeline it is a
 //!   counted failure of the stage, and the run goes on within `max_failures`.
 //! - [`loader`] wires the usual chain into a [`PipelineBuilder`](crate::pipeline::PipelineBuilder);
-//!   [`synth`] writes deterministic ImageNet-like JPEG (or PNG) sets for tests, benches and
-//!   demos.
+//!   [`synth`] writes deterministic ImageNet-like JPEG (or PNG, WebP) sets for tests, benches
+//!   and demos.
 //!
 //! The guide below is `docs/data-loading.md` (its example is compiled as a doc test); the crate
 //! choice is measured in `docs/decisions.md`.
@@ -80,7 +80,7 @@ pub enum ImageFormat {
 }
 
 impl ImageFormat {
-    /// The usual file extension: `jpg` or `png`.
+    /// The usual file extension: `jpg`, `png` or `webp`.
     pub fn extension(self) -> &'static str {
         match self {
             Self::Jpeg => "jpg",

@@ -56,7 +56,7 @@ pub fn write_set(dir: &Path, count: u64, seed: u64, classes: u32) -> Result<Vec<
     write_set_as(ImageFormat::Jpeg, dir, count, seed, classes)
 }
 
-/// [`write_set`] in `format`: the same pixels, as JPEG or as PNG.
+/// [`write_set`] in `format`: the same pixels, as JPEG, PNG or lossless WebP.
 pub fn write_set_as(
     format: ImageFormat,
     dir: &Path,
