@@ -296,7 +296,12 @@ impl ShardBuild {
         StageCx { index, control: self.control.clone(), stats, hook }
     }
 
+    /// Spawns a stage's long-lived worker. The future is boxed so that every worker shares one
+    /// task type: async-task's cell code is compiled once, not once per stage and closure (it was
+    /// a third of a pipeline's LLVM IR), at the cost of one allocation per worker and a virtual
+    /// call per poll.
     pub(crate) fn spawn(&mut self, fut: impl Future<Output = ()> + 'static) {
+        let fut: Pin<Box<dyn Future<Output = ()>>> = Box::pin(fut);
         self.tasks.push(spawn_local(fut));
     }
 
