@@ -26,7 +26,7 @@ fn loader() -> PipelineBuilder<Vec<Sample>> {
     let images = sub_pipeline(0..40_000u64, |p| {
         p.path_variants(
             // One id in four is in the cache.
-            |id: &u64| usize::from(id % 4 != 0),
+            |id: &u64| usize::from(!id.is_multiple_of(4)),
             [
                 path(|hit| hit.map(|id| (id, 1024)).name("from_cache")),
                 path(|miss| {

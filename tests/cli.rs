@@ -39,25 +39,20 @@ fn gen_images_writes_the_same_set_for_the_same_seed() {
     assert_eq!(read(&a), read(&b));
     assert_ne!(read(&a), read(&c));
     assert_eq!(&read(&a)[..2], [0xff, 0xd8], "a JPEG");
-    let png = temp_dir("gen-png");
-    let out = shardpipe(&[
-        "gen-images",
-        png.to_str().unwrap(),
-        "--count",
-        "6",
-        "--seed",
-        "5",
-        "--classes",
-        "2",
-        "--format",
-        "png",
-    ]);
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("wrote 6 PNG images"), "{out:?}");
-    let png_file = std::fs::read(png.join("class-001/img-000003.png")).unwrap();
-    assert_eq!(&png_file[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
-    let bad = shardpipe(&["gen-images", png.to_str().unwrap(), "--format", "gif"]);
+    let formats: [(&str, &str, &[u8]); 3] =
+        [("png", "PNG", b"\x89PNG\r\n\x1a\n"), ("gif", "GIF", b"GIF89a"), ("bmp", "BMP", b"BM")];
+    for (format, name, magic) in formats {
+        let dir = temp_dir(&format!("gen-{format}"));
+        let d = dir.to_str().unwrap();
+        let out = shardpipe(&["gen-images", d, "--count", "6", "--seed", "5", "--classes", "2", "--format", format]);
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("wrote 6 {name} images")), "{out:?}");
+        let file = std::fs::read(dir.join(format!("class-001/img-000003.{format}"))).unwrap();
+        assert!(file.starts_with(magic), "a {name} file");
+    }
+    let bad = shardpipe(&["gen-images", temp_dir("gen-bad").to_str().unwrap(), "--format", "tiff"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values: jpeg, png, webp"), "{bad:?}");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("possible values: jpeg, png, webp, gif, bmp"), "{bad:?}");
 }
 
 #[test]

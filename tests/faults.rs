@@ -365,7 +365,7 @@ struct Stalls {
 }
 
 async fn stall(s: Stalls, i: u64) {
-    if s.every > 0 && i % s.every == 0 {
+    if s.every > 0 && i.is_multiple_of(s.every) {
         if s.sleep_us > 0 {
             shardpipe::time::sleep(Duration::from_micros(s.sleep_us)).await;
         } else {

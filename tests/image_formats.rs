@@ -1,5 +1,5 @@
-//! PNG and WebP files through `decode` and the loader: every PNG colour type and bit depth gives
-//! the RGB pixels it was written from, an interlaced file too; lossy WebP files match libwebp's
+//! PNG, WebP, GIF and BMP files through `decode` and the loader: every PNG colour type and bit
+//! depth gives the RGB pixels it was written from, an interlaced file too; lossy WebP files match libwebp's
 //! decode (through Pillow) of the same file, as grayscale, CMYK and progressive JPEGs match
 //! libjpeg-turbo's; broken files are counted failures.
 //!
@@ -10,6 +10,11 @@
 //! generated image at quality 80, `lossy-alpha.webp` the same with an alpha gradient;
 //! `*.rgb` are Pillow's `convert("RGB").tobytes()` of each. The same crop as a grayscale, a CMYK
 //! (Adobe) and a progressive JPEG (libjpeg-turbo, quality 90) checks those JPEG kinds.
+//!
+//! GIF and BMP fixtures are the same crop written by Pillow 13 (an interlaced GIF, a two-frame
+//! animation; 1-bit, gray, 64-colour palette and 32-bit BMPs), a top-down BMP (the rows of
+//! Pillow's flipped by hand) and a 4 × 2 RLE8 BMP written byte by byte; these decode to exactly
+//! Pillow's pixels, and every fixture cut at any byte is an error.
 
 mod common;
 
@@ -228,7 +233,10 @@ fn broken_pngs_are_errors_that_name_the_format() {
     let bad_crc = decode_bytes(flipped).unwrap_err();
     assert!(bad_crc.contains("corrupt or truncated PNG") && bad_crc.contains("CRC"), "{bad_crc}");
     let cut_signature = decode_bytes(png[..6].to_vec()).unwrap_err();
-    assert!(cut_signature.contains("not a JPEG, PNG or WebP file") && cut_signature.contains("PNG"), "{cut_signature}");
+    assert!(
+        cut_signature.contains("not a JPEG, PNG, WebP, GIF or BMP file") && cut_signature.contains("PNG"),
+        "{cut_signature}"
+    );
 }
 
 /// Our decode of a fixture `file` against Pillow's (libwebp's, libjpeg-turbo's) in `NAME.rgb`:
@@ -286,10 +294,84 @@ fn broken_webps_are_errors_that_name_the_format() {
         assert!(r.starts_with("x.webp: corrupt or truncated WebP"), "cut at {cut}: {r}");
     }
     let other_riff = reason(b"RIFF\x24\0\0\0WAVEfmt ");
-    assert!(other_riff.contains("not a JPEG, PNG or WebP file") && other_riff.contains("RIFF"), "{other_riff}");
+    assert!(
+        other_riff.contains("not a JPEG, PNG, WebP, GIF or BMP file") && other_riff.contains("RIFF"),
+        "{other_riff}"
+    );
 }
 
-/// A folder of generated JPEGs, the same images as PNGs and as WebPs, and two broken PNGs.
+/// Our decode of a lossless fixture against Pillow's `convert("RGB")` of it: equal, pixel for
+/// pixel (palettes, bit unpacking and row order leave no room for rounding).
+fn assert_same_as_pillow(file: &str, format: ImageFormat, size: (u32, u32)) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let bytes = std::fs::read(dir.join(file)).unwrap();
+    let name = file.strip_suffix(".bmp").or(file.strip_suffix(".gif")).unwrap();
+    let name = if name == "gray" { "gray-bmp" } else { name };
+    let want = std::fs::read(dir.join(format!("{name}.rgb"))).unwrap();
+    assert_eq!(ImageFormat::sniff(&bytes), Some(format), "{file}");
+    let sample = Sample { index: 0, path: Arc::from(Path::new(file)), label: None };
+    let img = decode(Encoded { sample, bytes }).unwrap();
+    assert_eq!((img.width, img.height), size, "{file}");
+    let first_diff = img.data.iter().zip(&want).position(|(a, b)| a != b);
+    assert!(img.data == want, "{file}: differs from Pillow first at byte {first_diff:?}");
+}
+
+#[test]
+fn gifs_match_pillow_interlaced_and_an_animations_first_frame() {
+    // `pillow.gif`: Pillow's quantizer, interlaced rows; `anim.gif`: two frames, the second
+    // with a red corner that must not show.
+    assert_same_as_pillow("pillow.gif", ImageFormat::Gif, (96, 64));
+    assert_same_as_pillow("anim.gif", ImageFormat::Gif, (96, 64));
+}
+
+#[test]
+fn bmps_of_every_kind_pillow_writes_match_it_and_rle_and_top_down_too() {
+    // 1-bit, 8-bit gray, 8-bit palette, 32-bit with alpha (dropped), 24-bit stored top-down
+    // (Pillow reads but does not write those: the rows were flipped by hand), and a 4 × 2 RLE8
+    // file written byte by byte (one run, one literal stretch).
+    for file in ["mono.bmp", "gray.bmp", "pal8.bmp", "rgba.bmp", "topdown.bmp"] {
+        assert_same_as_pillow(file, ImageFormat::Bmp, (96, 64));
+    }
+    assert_same_as_pillow("rle8.bmp", ImageFormat::Bmp, (4, 2));
+}
+
+#[test]
+fn gifs_and_bmps_cut_anywhere_are_errors_never_partial_images() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let files = ["pillow.gif", "anim.gif", "mono.bmp", "pal8.bmp", "rgba.bmp", "topdown.bmp", "rle8.bmp"];
+    for file in files {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        let format = if file.ends_with(".gif") { "GIF" } else { "BMP" };
+        let decode_cut = |cut: usize| {
+            let sample = Sample { index: 0, path: Arc::from(Path::new(file)), label: None };
+            decode(Encoded { sample, bytes: bytes[..cut].to_vec() }).map(|img| img.data)
+        };
+        let whole = decode_cut(bytes.len()).unwrap();
+        let mut decoded = 0;
+        // From byte 16 on (shorter is not recognised as the format at all).
+        for cut in 16..bytes.len() - 1 {
+            match decode_cut(cut) {
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(e.contains(&format!("corrupt or truncated {format}")), "{file} cut at {cut}: {e}");
+                }
+                // Only an animation may be cut and still decode: past its first frame, with
+                // that frame whole.
+                Ok(data) => {
+                    assert!(file == "anim.gif" && cut > bytes.len() / 2, "{file} decoded when cut at {cut}");
+                    assert!(data == whole, "{file} cut at {cut} gave a different image");
+                    decoded += 1;
+                }
+            }
+        }
+        if file == "anim.gif" {
+            assert!(decoded > 0, "an animation cut in its second frame still gives its first");
+        }
+    }
+}
+
+/// A folder of generated JPEGs, the same images as PNGs and as WebPs, two of them as GIFs and
+/// BMPs, and two broken PNGs.
 fn mixed_folder() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("shardpipe-test-formats-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -303,13 +385,19 @@ fn mixed_folder() -> PathBuf {
         // The extension does not matter: the first bytes say which decoder reads it.
         std::fs::write(dir.join(format!("png-{i}.jpg")), out).unwrap();
         std::fs::write(dir.join(format!("webp-{i}.webp")), synth::encode_webp(w, h, &px).unwrap()).unwrap();
+        if i < 2 {
+            for format in [ImageFormat::Gif, ImageFormat::Bmp] {
+                let name = format!("{}-{i}.{}", format.extension(), format.extension());
+                std::fs::write(dir.join(name), synth::encode_as(format, w, h, &px).unwrap()).unwrap();
+            }
+        }
     }
     std::fs::write(dir.join("bad-signature-only.png"), [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n']).unwrap();
     dir
 }
 
 #[test]
-fn a_folder_mixing_jpeg_png_and_webp_loads_in_every_placement_and_counts_broken_files() {
+fn a_folder_mixing_every_format_loads_in_every_placement_and_counts_broken_files() {
     let dir = mixed_folder();
     let folder = ImageFolder::open(&dir).unwrap();
     for p in PLACEMENTS {
@@ -318,7 +406,7 @@ fn a_folder_mixing_jpeg_png_and_webp_loads_in_every_placement_and_counts_broken_
         let delivered: usize = pipe.iter().map(|b| b.len()).sum();
         let r = pipe.finish().unwrap();
         assert_balanced(&r);
-        assert_eq!(delivered, 24, "{p:?}: 8 JPEGs, 8 PNGs and 8 WebPs");
+        assert_eq!(delivered, 28, "{p:?}: 8 JPEGs, 8 PNGs, 8 WebPs, 2 GIFs and 2 BMPs");
         let decoded = r.stages.iter().find(|s| s.name == "decode").unwrap();
         assert_eq!(decoded.stats.failures, 2, "{p:?}:\n{r}");
         for file in ["bad-truncated.png", "bad-signature-only.png"] {

@@ -156,7 +156,7 @@ fn each_epoch_ends_only_after_every_path_delivered_its_items() {
         // Path 1 is slow, so without the join's epoch gathering its items would spill into the
         // next epoch.
         let b = source_epochs(|e| (e < 3).then(|| (0..600u64).map(move |x| x + 10_000 * e))).path_variants(
-            |x: &u64| usize::from(*x % 4 == 0),
+            |x: &u64| usize::from((*x).is_multiple_of(4)),
             [
                 path(|p| p.map(|x| x + 1)),
                 path(|p| {
@@ -324,7 +324,7 @@ fn an_async_router_awaits_its_lookup_and_fails_items_it_cannot_route() {
                     let x = *x;
                     async move {
                         // A lookup that waits (a cache service, say).
-                        if x % 100 == 0 {
+                        if x.is_multiple_of(100) {
                             sleep(Duration::from_micros(50)).await;
                         }
                         assert!(x != 1999, "lookup of {x} failed");

@@ -207,7 +207,7 @@ mod random {
                 move |b: &[u64]| b.iter().map(|&x| route(x)).collect(),
                 (0..paths as u64).map(|k| {
                     path(move |p: PipelineBuilder<Vec<u64>>| {
-                        p.disaggregate().pipe(move |x: u64| (x % (7 + k) != 0).then_some(x + k * 1_000_000))
+                        p.disaggregate().pipe(move |x: u64| (!x.is_multiple_of(7 + k)).then_some(x + k * 1_000_000))
                     })
                 }),
             );

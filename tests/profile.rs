@@ -20,7 +20,7 @@ fn loader() -> PipelineBuilder<Vec<u64>> {
         })
         .name("read")
         .concurrency(8)
-        .pipe(|x: u64| if x % 10 == 0 { Err(format!("bad {x}")) } else { Ok(x) })
+        .pipe(|x: u64| if x.is_multiple_of(10) { Err(format!("bad {x}")) } else { Ok(x) })
         .name("check")
         .max_failures(0)
         .aggregate(16)

@@ -145,7 +145,7 @@ impl<T> Producer<T> {
             }
         }
         let idx = self.tail & self.shared.mask;
-        if idx % Self::SLOTS_PER_LINE == 0 {
+        if idx.is_multiple_of(Self::SLOTS_PER_LINE) {
             self.prefetch_for_write((idx + Self::PREFETCH_AHEAD) & self.shared.mask);
         }
         self.shared.slots[idx].with_mut(|p| {

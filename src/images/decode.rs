@@ -1,5 +1,6 @@
 //! Reading a sample's bytes (io_uring) and decoding them to RGB: JPEG with zune-jpeg, PNG with
-//! the `png` crate (`png.rs`), WebP with `image-webp` (`webp.rs`).
+//! the `png` crate (`png.rs`), WebP with `image-webp` (`webp.rs`), GIF with `gif` (`gif.rs`), BMP
+//! with zune-bmp (`bmp.rs`).
 
 use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
@@ -40,7 +41,7 @@ pub async fn read(sample: Sample, max_bytes: u64) -> Result<Encoded, ImageError>
 /// Sides longer than this are refused before any pixel memory is taken (zune's own default).
 const MAX_SIDE: usize = 1 << 14;
 
-/// Decodes JPEG, PNG or WebP bytes (told apart by their first bytes, not the file name) to RGB:
+/// Decodes JPEG, PNG, WebP, GIF or BMP bytes (told apart by their first bytes, not the file name) to RGB:
 /// grayscale, CMYK, palette and alpha files are converted (see [`ImageFormat`] for how). Strict:
 /// a truncated or corrupt file is an error, not an image padded with grey.
 pub fn decode(encoded: Encoded) -> Result<Image<u8>, ImageError> {
@@ -49,6 +50,8 @@ pub fn decode(encoded: Encoded) -> Result<Image<u8>, ImageError> {
         Some(ImageFormat::Jpeg) => decode_jpeg(&bytes),
         Some(ImageFormat::Png) => super::png::decode_rgb(&bytes, MAX_SIDE),
         Some(ImageFormat::WebP) => super::webp::decode_rgb(&bytes, MAX_SIDE),
+        Some(ImageFormat::Gif) => super::gif::decode_rgb(&bytes, MAX_SIDE),
+        Some(ImageFormat::Bmp) => super::bmp::decode_rgb(&bytes, MAX_SIDE),
         None if bytes.is_empty() => Err(ImageErrorKind::Empty),
         None => Err(ImageErrorKind::UnknownFormat(describe_magic(&bytes))),
     };
@@ -65,6 +68,10 @@ impl ImageFormat {
             Some(Self::Png)
         } else if super::webp::is_webp(bytes) {
             Some(Self::WebP)
+        } else if super::gif::is_gif(bytes) {
+            Some(Self::Gif)
+        } else if super::bmp::is_bmp(bytes) {
+            Some(Self::Bmp)
         } else {
             None
         }
@@ -105,15 +112,16 @@ pub(super) fn drop_alpha(mut rgba: Vec<u8>) -> Vec<u8> {
     rgba
 }
 
-/// What a file that is not JPEG, PNG or WebP starts with: its first bytes, and the format they
+/// What a file in none of these formats starts with: its first bytes, and the format they
 /// suggest.
 fn describe_magic(bytes: &[u8]) -> String {
     let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
     let guess = match bytes {
         [0x89, b'P', b'N', b'G', ..] => " (a PNG signature, cut short)",
-        [b'G', b'I', b'F', b'8', ..] => " (a GIF file)",
+        [b'G', b'I', b'F', b'8', ..] => " (a GIF signature, cut short)",
         [b'R', b'I', b'F', b'F', ..] => " (a RIFF file, not WebP: audio or video?)",
-        [b'B', b'M', ..] => " (a BMP file?)",
+        [b'I', b'I', 0x2a, 0, ..] | [b'M', b'M', 0, 0x2a, ..] => " (a TIFF file: convert it to PNG)",
+        [b'B', b'M', ..] => " (like BMP, but no BMP header follows)",
         b if b.iter().take(64).all(|c| c.is_ascii_graphic() || c.is_ascii_whitespace()) => " (text)",
         _ => "",
     };
@@ -151,6 +159,9 @@ mod tests {
         assert!(reason(Vec::new()).contains("empty"));
         assert!(reason(b"\x89PNG\r\n".to_vec()).contains("PNG"));
         assert!(reason(b"hello world".to_vec()).contains("(text)"));
+        assert!(reason(b"II*\0\x08\0\0\0".to_vec()).contains("a TIFF file: convert it"));
+        assert!(reason(b"GIF8".to_vec()).contains("a GIF signature, cut short"));
+        assert!(reason(b"BM not a bitmap".to_vec()).contains("like BMP, but no BMP header"));
         let truncated = reason(jpeg[..jpeg.len() / 2].to_vec());
         assert!(truncated.starts_with("x.jpg: corrupt or truncated JPEG"), "{truncated}");
         let mut garbled = jpeg.clone();

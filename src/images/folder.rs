@@ -66,7 +66,7 @@ impl ImageFolder {
     /// Lists `dir`: each sub-directory is a class (sorted by name; label = its position), and
     /// every regular file under it (at any depth) is a sample of that class; regular files at
     /// the top have no label. Names starting with `.` are skipped. Every other file is listed,
-    /// whatever its extension: one that is not JPEG, PNG or WebP fails at decode, counted and named.
+    /// whatever its extension: one that is in none of [`decode`](super::decode)'s formats fails at decode, counted and named.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, FolderError> {
         let dir = dir.as_ref();
         let mut loose = Vec::new();

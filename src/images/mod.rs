@@ -1,4 +1,4 @@
-//! Image data loading: an image-folder source, JPEG, PNG and WebP decode, resize and crop, normalization and
+//! Image data loading: an image-folder source, JPEG, PNG, WebP, GIF and BMP decode, resize and crop, normalization and
 //! collation into one contiguous `[B, H, W, C]` batch, on the pipeline's shards.
 //!
 //! ```text
@@ -10,7 +10,7 @@
 //!   file list; [`ImageFolder::epoch`] gives each epoch's [`Sample`]s: shuffled with a seed
 //!   that mixes in the epoch number, then this rank's share when the job has several processes.
 //! - [`read`] reads a sample's file through io_uring; [`decode`] decodes JPEG (zune-jpeg), PNG
-//!   (`png`) and WebP (`image-webp`), told apart by their first bytes;
+//!   (`png`), WebP (`image-webp`), GIF (`gif`) and BMP (zune-bmp), told apart by their first bytes;
 //!   [`resize`] center-crops to the target's aspect ratio and resizes with fast_image_resize
 //!   (a convolution with a bilinear filter, like Pillow's `BILINEAR`); [`normalize`] turns
 //!   pixels into `(x / 255 - mean) / std` floats; [`collate`] copies a batch's images once into
@@ -18,7 +18,7 @@
 //! - Every failure is an [`ImageError`] naming the file and the reason; in a pipeline it is a
 //!   counted failure of the stage, and the run goes on within `max_failures`.
 //! - [`loader`] wires the usual chain into a [`PipelineBuilder`](crate::pipeline::PipelineBuilder);
-//!   [`synth`] writes deterministic ImageNet-like JPEG (or PNG, WebP) sets for tests, benches
+//!   [`synth`] writes deterministic ImageNet-like JPEG (or PNG, WebP, GIF, BMP) sets for tests, benches
 //!   and demos.
 //!
 //! The guide below is `docs/data-loading.md` (its example is compiled as a doc test); the crate
@@ -28,8 +28,10 @@
 #![forbid(unsafe_code)]
 
 mod batch;
+mod bmp;
 mod decode;
 mod folder;
+mod gif;
 mod loader;
 mod png;
 mod resize;
@@ -69,7 +71,12 @@ pub struct Image<T> {
 ///   animated PNG gives its default image; chunk checksums are checked.
 /// - **WebP** (`image-webp`): lossy and lossless, alpha dropped; an animated file gives its
 ///   first frame.
+/// - **GIF** (`gif`): the first frame on its logical screen, drawn as Pillow draws it.
+/// - **BMP** (`zune-bmp`): every header version and bit depth, palettes, bit fields, RLE.
+///
+/// More formats may come: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ImageFormat {
     /// JPEG (`FF D8` ...).
     Jpeg,
@@ -77,15 +84,21 @@ pub enum ImageFormat {
     Png,
     /// WebP (`RIFF`, a size, `WEBP`).
     WebP,
+    /// GIF (`GIF87a` or `GIF89a`).
+    Gif,
+    /// BMP (`BM`, then a known header size).
+    Bmp,
 }
 
 impl ImageFormat {
-    /// The usual file extension: `jpg`, `png` or `webp`.
+    /// The usual file extension: `jpg`, `png`, `webp`, `gif` or `bmp`.
     pub fn extension(self) -> &'static str {
         match self {
             Self::Jpeg => "jpg",
             Self::Png => "png",
             Self::WebP => "webp",
+            Self::Gif => "gif",
+            Self::Bmp => "bmp",
         }
     }
 }
@@ -96,6 +109,8 @@ impl std::fmt::Display for ImageFormat {
             Self::Jpeg => "JPEG",
             Self::Png => "PNG",
             Self::WebP => "WebP",
+            Self::Gif => "GIF",
+            Self::Bmp => "BMP",
         })
     }
 }
@@ -129,7 +144,7 @@ pub enum ImageErrorKind {
     #[error("the file is empty (0 bytes)")]
     Empty,
     /// It starts like none of the formats [`decode`] reads (convert it to one of them first).
-    #[error("not a JPEG, PNG or WebP file (it starts with {0})")]
+    #[error("not a JPEG, PNG, WebP, GIF or BMP file (it starts with {0})")]
     UnknownFormat(String),
     /// The data is corrupt or truncated.
     #[error("corrupt or truncated {format}: {reason}")]

@@ -295,7 +295,7 @@ where
                 cx.discard(units);
                 continue;
             }
-            let t0 = (calls % R::TIME_ONE_IN == 0).then(Instant::now);
+            let t0 = calls.is_multiple_of(R::TIME_ONE_IN).then(Instant::now);
             calls += 1;
             let chosen = catch_unwind(AssertUnwindSafe(|| router.choose(&env.value, outputs.len())));
             if let Some(t0) = t0 {

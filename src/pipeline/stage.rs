@@ -340,7 +340,7 @@ pub(crate) async fn inline_worker<T, U, A>(
             let t0 = match timing {
                 Timing::Every => Some(chained.take().unwrap_or_else(Instant::now)),
                 // A hook gets every call's time.
-                Timing::Sampled => (calls % TIME_ONE_IN == 0 || cx.hook.is_some()).then(Instant::now),
+                Timing::Sampled => (calls.is_multiple_of(TIME_ONE_IN) || cx.hook.is_some()).then(Instant::now),
             };
             calls += 1;
             let r = match cx.hook.as_ref().map(hook::before) {

@@ -51,7 +51,7 @@ pub struct Source {
     /// An image folder (one sub-directory per class), loaded with labels.
     pub images: Option<PathBuf>,
     /// `dir`: make `files` files of `file_kib` KiB first if it has none; `images`: make
-    /// `files` generated JPEGs (`seed`, `classes`; `format = "png"` or `"webp"` for others)
+    /// `files` generated JPEGs (`seed`, `classes`; `format = "png"`, `"webp"`, `"gif"` or `"bmp"` for others)
     /// first if it has none.
     pub generate: Option<Generate>,
     /// `images`: shuffle every epoch with this seed.
@@ -88,6 +88,8 @@ pub enum Encoding {
     Jpeg,
     Png,
     Webp,
+    Gif,
+    Bmp,
 }
 
 impl Encoding {
@@ -96,6 +98,8 @@ impl Encoding {
             Self::Jpeg => shardpipe::images::ImageFormat::Jpeg,
             Self::Png => shardpipe::images::ImageFormat::Png,
             Self::Webp => shardpipe::images::ImageFormat::WebP,
+            Self::Gif => shardpipe::images::ImageFormat::Gif,
+            Self::Bmp => shardpipe::images::ImageFormat::Bmp,
         }
     }
 }
@@ -425,7 +429,9 @@ mod tests {
         );
         assert!(err(&["source.rank=2", "source.world_size=2"]).contains("rank < world_size"));
         assert!(err(&["source.generate.file_kib=4"]).contains("drop `file_kib`"));
-        assert!(err(&["source.generate.format=\"gif\""]).contains("expected one of `jpeg`, `png`, `webp`"));
+        assert!(
+            err(&["source.generate.format=\"tiff\""]).contains("expected one of `jpeg`, `png`, `webp`, `gif`, `bmp`")
+        );
         let png = load(&text(imagenet), &["source.generate.format=\"png\"".into()]).unwrap();
         assert!(matches!(png.source.generate.and_then(|g| g.format), Some(Encoding::Png)));
         assert!(err(&["source.count=5"]).contains("more than one of"));
