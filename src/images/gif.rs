@@ -61,10 +61,14 @@ pub(super) fn decode_rgb(bytes: &[u8], max_side: usize) -> Result<(usize, usize,
             canvas[at..at + fw].copy_from_slice(src);
         }
     }
-    let mut rgb = Vec::with_capacity(width * height * CHANNELS);
-    for &i in &canvas {
-        let i = usize::from(i) * CHANNELS;
-        rgb.extend_from_slice(palette.get(i..i + CHANNELS).unwrap_or(&[0; CHANNELS]));
+    // Every index gets a colour, black past the palette's end: one table lookup per pixel.
+    let mut colours = [[0u8; CHANNELS]; 256];
+    for (colour, entry) in colours.iter_mut().zip(palette.chunks_exact(CHANNELS)) {
+        colour.copy_from_slice(entry);
+    }
+    let mut rgb = vec![0u8; width * height * CHANNELS];
+    for (px, &i) in rgb.chunks_exact_mut(CHANNELS).zip(&canvas) {
+        px.copy_from_slice(&colours[usize::from(i)]);
     }
     Ok((width, height, rgb))
 }
