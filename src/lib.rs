@@ -15,7 +15,7 @@
 //!
 //! ## Cargo features
 //!
-//! - `images` (default): the `images` module, the image loader (JPEG, PNG, WebP, GIF and BMP decode, resize,
+//! - `images` (default): the `images` module, the image loader (JPEG, PNG, WebP, GIF, BMP and TIFF decode, resize,
 //!   collation into batches, generated data sets).
 //! - `cli` (default, needs `images`): the `shardpipe` command and its dependencies (clap, serde,
 //!   toml, indicatif).

@@ -39,20 +39,24 @@ fn gen_images_writes_the_same_set_for_the_same_seed() {
     assert_eq!(read(&a), read(&b));
     assert_ne!(read(&a), read(&c));
     assert_eq!(&read(&a)[..2], [0xff, 0xd8], "a JPEG");
-    let formats: [(&str, &str, &[u8]); 3] =
-        [("png", "PNG", b"\x89PNG\r\n\x1a\n"), ("gif", "GIF", b"GIF89a"), ("bmp", "BMP", b"BM")];
-    for (format, name, magic) in formats {
+    let formats: [(&str, &str, &str, &[u8]); 4] = [
+        ("png", "PNG", "png", b"\x89PNG\r\n\x1a\n"),
+        ("gif", "GIF", "gif", b"GIF89a"),
+        ("bmp", "BMP", "bmp", b"BM"),
+        ("tiff", "TIFF", "tif", b"II*\0"),
+    ];
+    for (format, name, extension, magic) in formats {
         let dir = temp_dir(&format!("gen-{format}"));
         let d = dir.to_str().unwrap();
         let out = shardpipe(&["gen-images", d, "--count", "6", "--seed", "5", "--classes", "2", "--format", format]);
         assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("wrote 6 {name} images")), "{out:?}");
-        let file = std::fs::read(dir.join(format!("class-001/img-000003.{format}"))).unwrap();
+        let file = std::fs::read(dir.join(format!("class-001/img-000003.{extension}"))).unwrap();
         assert!(file.starts_with(magic), "a {name} file");
     }
-    let bad = shardpipe(&["gen-images", temp_dir("gen-bad").to_str().unwrap(), "--format", "tiff"]);
+    let bad = shardpipe(&["gen-images", temp_dir("gen-bad").to_str().unwrap(), "--format", "avif"]);
     assert_eq!(bad.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("possible values: jpeg, png, webp, gif, bmp"), "{bad:?}");
+    assert!(stderr.contains("possible values: jpeg, png, webp, gif, bmp, tiff"), "{bad:?}");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! PNG, WebP, GIF and BMP files through `decode` and the loader: every PNG colour type and bit
+//! PNG, WebP, GIF, BMP and TIFF files through `decode` and the loader: every PNG colour type and bit
 //! depth gives the RGB pixels it was written from, an interlaced file too; lossy WebP files match libwebp's
 //! decode (through Pillow) of the same file, as grayscale, CMYK and progressive JPEGs match
 //! libjpeg-turbo's; broken files are counted failures.
@@ -14,7 +14,9 @@
 //! GIF and BMP fixtures are the same crop written by Pillow 13 (an interlaced GIF, a two-frame
 //! animation; 1-bit, gray, 64-colour palette and 32-bit BMPs), a top-down BMP (the rows of
 //! Pillow's flipped by hand) and a 4 × 2 RLE8 BMP written byte by byte; these decode to exactly
-//! Pillow's pixels, and every fixture cut at any byte is an error.
+//! Pillow's pixels, and every fixture cut at any byte is an error. TIFF fixtures (`tiff-*.tif`)
+//! are the crop as Pillow writes it with each compression and in each kind (a 16-bit gray one
+//! from the 8-bit gray × 257, whose high bytes are that gray); a palette TIFF is refused by name.
 
 mod common;
 
@@ -234,7 +236,7 @@ fn broken_pngs_are_errors_that_name_the_format() {
     assert!(bad_crc.contains("corrupt or truncated PNG") && bad_crc.contains("CRC"), "{bad_crc}");
     let cut_signature = decode_bytes(png[..6].to_vec()).unwrap_err();
     assert!(
-        cut_signature.contains("not a JPEG, PNG, WebP, GIF or BMP file") && cut_signature.contains("PNG"),
+        cut_signature.contains("not a JPEG, PNG, WebP, GIF, BMP or TIFF file") && cut_signature.contains("PNG"),
         "{cut_signature}"
     );
 }
@@ -295,33 +297,31 @@ fn broken_webps_are_errors_that_name_the_format() {
     }
     let other_riff = reason(b"RIFF\x24\0\0\0WAVEfmt ");
     assert!(
-        other_riff.contains("not a JPEG, PNG, WebP, GIF or BMP file") && other_riff.contains("RIFF"),
+        other_riff.contains("not a JPEG, PNG, WebP, GIF, BMP or TIFF file") && other_riff.contains("RIFF"),
         "{other_riff}"
     );
 }
 
-/// Our decode of a lossless fixture against Pillow's `convert("RGB")` of it: equal, pixel for
-/// pixel (palettes, bit unpacking and row order leave no room for rounding).
-fn assert_same_as_pillow(file: &str, format: ImageFormat, size: (u32, u32)) {
+/// Our decode of a lossless fixture against Pillow's `convert("RGB")` of it, in `reference`:
+/// equal, pixel for pixel (palettes, bit unpacking and row order leave no room for rounding).
+fn assert_same_as_pillow(file: &str, format: ImageFormat, size: (u32, u32), reference: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let bytes = std::fs::read(dir.join(file)).unwrap();
-    let name = file.strip_suffix(".bmp").or(file.strip_suffix(".gif")).unwrap();
-    let name = if name == "gray" { "gray-bmp" } else { name };
-    let want = std::fs::read(dir.join(format!("{name}.rgb"))).unwrap();
+    let want = std::fs::read(dir.join(reference)).unwrap();
     assert_eq!(ImageFormat::sniff(&bytes), Some(format), "{file}");
     let sample = Sample { index: 0, path: Arc::from(Path::new(file)), label: None };
     let img = decode(Encoded { sample, bytes }).unwrap();
     assert_eq!((img.width, img.height), size, "{file}");
     let first_diff = img.data.iter().zip(&want).position(|(a, b)| a != b);
-    assert!(img.data == want, "{file}: differs from Pillow first at byte {first_diff:?}");
+    assert!(img.data == want, "{file}: differs from {reference} first at byte {first_diff:?}");
 }
 
 #[test]
 fn gifs_match_pillow_interlaced_and_an_animations_first_frame() {
     // `pillow.gif`: Pillow's quantizer, interlaced rows; `anim.gif`: two frames, the second
     // with a red corner that must not show.
-    assert_same_as_pillow("pillow.gif", ImageFormat::Gif, (96, 64));
-    assert_same_as_pillow("anim.gif", ImageFormat::Gif, (96, 64));
+    assert_same_as_pillow("pillow.gif", ImageFormat::Gif, (96, 64), "pillow.rgb");
+    assert_same_as_pillow("anim.gif", ImageFormat::Gif, (96, 64), "anim.rgb");
 }
 
 #[test]
@@ -329,19 +329,51 @@ fn bmps_of_every_kind_pillow_writes_match_it_and_rle_and_top_down_too() {
     // 1-bit, 8-bit gray, 8-bit palette, 32-bit with alpha (dropped), 24-bit stored top-down
     // (Pillow reads but does not write those: the rows were flipped by hand), and a 4 × 2 RLE8
     // file written byte by byte (one run, one literal stretch).
-    for file in ["mono.bmp", "gray.bmp", "pal8.bmp", "rgba.bmp", "topdown.bmp"] {
-        assert_same_as_pillow(file, ImageFormat::Bmp, (96, 64));
+    for (file, reference) in [
+        ("mono.bmp", "mono.rgb"),
+        ("gray.bmp", "gray-bmp.rgb"),
+        ("pal8.bmp", "pal8.rgb"),
+        ("rgba.bmp", "rgba.rgb"),
+        ("topdown.bmp", "topdown.rgb"),
+    ] {
+        assert_same_as_pillow(file, ImageFormat::Bmp, (96, 64), reference);
     }
-    assert_same_as_pillow("rle8.bmp", ImageFormat::Bmp, (4, 2));
+    assert_same_as_pillow("rle8.bmp", ImageFormat::Bmp, (4, 2), "rle8.rgb");
 }
 
 #[test]
-fn gifs_and_bmps_cut_anywhere_are_errors_never_partial_images() {
+fn tiffs_of_every_compression_and_kind_pillow_writes_match_it() {
+    // Uncompressed, LZW, Deflate and PackBits RGB, RGBA (alpha dropped) and a two-page file
+    // (the first page counts) all hold the crop's own pixels; gray, 16-bit gray (high byte),
+    // 1-bit (raw and CCITT group 4) and CMYK match Pillow's conversion of them.
+    let tif = |f: &str, reference: &str| assert_same_as_pillow(f, ImageFormat::Tiff, (96, 64), reference);
+    for file in ["plain", "lzw", "deflate", "packbits", "rgba", "pages"] {
+        tif(&format!("tiff-{file}.tif"), "lossy.rgb");
+    }
+    tif("tiff-gray.tif", "tiff-gray.rgb");
+    tif("tiff-gray16.tif", "tiff-gray.rgb");
+    tif("tiff-mono.tif", "tiff-mono.rgb");
+    tif("tiff-g4.tif", "tiff-mono.rgb");
+    tif("tiff-cmyk.tif", "tiff-cmyk.rgb");
+    // JPEG inside TIFF: zune-jpeg against libjpeg, close rather than equal.
+    assert_close_to_pillow("tiff-jpeg.tif", ImageFormat::Tiff);
+    // A palette TIFF is a kind the decoder does not read: said so, with the fix.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let bytes = std::fs::read(dir.join("tiff-palette.tif")).unwrap();
+    let sample = Sample { index: 0, path: Arc::from(Path::new("p.tif")), label: None };
+    let e = decode(Encoded { sample, bytes }).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("TIFF of a kind this decoder does not read") && e.contains("convert it to PNG"), "{e}");
+}
+
+#[test]
+fn gifs_bmps_and_tiffs_cut_anywhere_are_errors_never_partial_images() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let files = ["pillow.gif", "anim.gif", "mono.bmp", "pal8.bmp", "rgba.bmp", "topdown.bmp", "rle8.bmp"];
-    for file in files {
+    let tiffs = ["tiff-lzw.tif", "tiff-deflate.tif", "tiff-g4.tif", "tiff-jpeg.tif", "tiff-pages.tif"];
+    let multi = ["anim.gif", "tiff-pages.tif"];
+    for file in files.into_iter().chain(tiffs) {
         let bytes = std::fs::read(dir.join(file)).unwrap();
-        let format = if file.ends_with(".gif") { "GIF" } else { "BMP" };
+        let format = ImageFormat::sniff(&bytes).unwrap().to_string();
         let decode_cut = |cut: usize| {
             let sample = Sample { index: 0, path: Arc::from(Path::new(file)), label: None };
             decode(Encoded { sample, bytes: bytes[..cut].to_vec() }).map(|img| img.data)
@@ -354,24 +386,25 @@ fn gifs_and_bmps_cut_anywhere_are_errors_never_partial_images() {
                 Err(e) => {
                     let e = e.to_string();
                     assert!(e.contains(&format!("corrupt or truncated {format}")), "{file} cut at {cut}: {e}");
+                    assert_eq!(decoded, 0, "{file}: cut at {cut} fails, though a shorter cut decoded");
                 }
-                // Only an animation may be cut and still decode: past its first frame, with
-                // that frame whole.
+                // Only a file of several images may be cut and still decode: once its first
+                // image is whole (here, past a third of the file), with that image.
                 Ok(data) => {
-                    assert!(file == "anim.gif" && cut > bytes.len() / 2, "{file} decoded when cut at {cut}");
+                    assert!(multi.contains(&file) && cut > bytes.len() / 3, "{file} decoded when cut at {cut}");
                     assert!(data == whole, "{file} cut at {cut} gave a different image");
                     decoded += 1;
                 }
             }
         }
-        if file == "anim.gif" {
-            assert!(decoded > 0, "an animation cut in its second frame still gives its first");
+        if multi.contains(&file) {
+            assert!(decoded > 0, "{file} cut in its second image still gives its first");
         }
     }
 }
 
-/// A folder of generated JPEGs, the same images as PNGs and as WebPs, two of them as GIFs and
-/// BMPs, and two broken PNGs.
+/// A folder of generated JPEGs, the same images as PNGs and as WebPs, two of them as GIFs, BMPs
+/// and TIFFs, and two broken PNGs.
 fn mixed_folder() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("shardpipe-test-formats-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -386,7 +419,7 @@ fn mixed_folder() -> PathBuf {
         std::fs::write(dir.join(format!("png-{i}.jpg")), out).unwrap();
         std::fs::write(dir.join(format!("webp-{i}.webp")), synth::encode_webp(w, h, &px).unwrap()).unwrap();
         if i < 2 {
-            for format in [ImageFormat::Gif, ImageFormat::Bmp] {
+            for format in [ImageFormat::Gif, ImageFormat::Bmp, ImageFormat::Tiff] {
                 let name = format!("{}-{i}.{}", format.extension(), format.extension());
                 std::fs::write(dir.join(name), synth::encode_as(format, w, h, &px).unwrap()).unwrap();
             }
@@ -406,7 +439,7 @@ fn a_folder_mixing_every_format_loads_in_every_placement_and_counts_broken_files
         let delivered: usize = pipe.iter().map(|b| b.len()).sum();
         let r = pipe.finish().unwrap();
         assert_balanced(&r);
-        assert_eq!(delivered, 28, "{p:?}: 8 JPEGs, 8 PNGs, 8 WebPs, 2 GIFs and 2 BMPs");
+        assert_eq!(delivered, 30, "{p:?}: 8 JPEGs, 8 PNGs, 8 WebPs, 2 GIFs, 2 BMPs and 2 TIFFs");
         let decoded = r.stages.iter().find(|s| s.name == "decode").unwrap();
         assert_eq!(decoded.stats.failures, 2, "{p:?}:\n{r}");
         for file in ["bad-truncated.png", "bad-signature-only.png"] {

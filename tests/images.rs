@@ -132,7 +132,7 @@ fn bad_folder() -> (PathBuf, Vec<(&'static str, &'static str)>) {
         ("bad-truncated.jpg", "corrupt or truncated JPEG"),
         ("bad-corrupt.jpg", "corrupt or truncated JPEG"),
         ("bad-empty.jpg", "the file is empty"),
-        ("bad-text.jpg", "not a JPEG, PNG, WebP, GIF or BMP file"),
+        ("bad-text.jpg", "not a JPEG, PNG, WebP, GIF, BMP or TIFF file"),
     ];
     (dir, reasons)
 }

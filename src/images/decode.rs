@@ -1,6 +1,6 @@
 //! Reading a sample's bytes (io_uring) and decoding them to RGB: JPEG with zune-jpeg, PNG with
 //! the `png` crate (`png.rs`), WebP with `image-webp` (`webp.rs`), GIF with `gif` (`gif.rs`), BMP
-//! with zune-bmp (`bmp.rs`).
+//! with zune-bmp (`bmp.rs`), TIFF with `tiff` (`tiff.rs`).
 
 use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
@@ -41,7 +41,7 @@ pub async fn read(sample: Sample, max_bytes: u64) -> Result<Encoded, ImageError>
 /// Sides longer than this are refused before any pixel memory is taken (zune's own default).
 const MAX_SIDE: usize = 1 << 14;
 
-/// Decodes JPEG, PNG, WebP, GIF or BMP bytes (told apart by their first bytes, not the file name) to RGB:
+/// Decodes JPEG, PNG, WebP, GIF, BMP or TIFF bytes (told apart by their first bytes, not the file name) to RGB:
 /// grayscale, CMYK, palette and alpha files are converted (see [`ImageFormat`] for how). Strict:
 /// a truncated or corrupt file is an error, not an image padded with grey.
 pub fn decode(encoded: Encoded) -> Result<Image<u8>, ImageError> {
@@ -52,6 +52,7 @@ pub fn decode(encoded: Encoded) -> Result<Image<u8>, ImageError> {
         Some(ImageFormat::WebP) => super::webp::decode_rgb(&bytes, MAX_SIDE),
         Some(ImageFormat::Gif) => super::gif::decode_rgb(&bytes, MAX_SIDE),
         Some(ImageFormat::Bmp) => super::bmp::decode_rgb(&bytes, MAX_SIDE),
+        Some(ImageFormat::Tiff) => super::tiff::decode_rgb(&bytes, MAX_SIDE),
         None if bytes.is_empty() => Err(ImageErrorKind::Empty),
         None => Err(ImageErrorKind::UnknownFormat(describe_magic(&bytes))),
     };
@@ -72,6 +73,8 @@ impl ImageFormat {
             Some(Self::Gif)
         } else if super::bmp::is_bmp(bytes) {
             Some(Self::Bmp)
+        } else if super::tiff::is_tiff(bytes) {
+            Some(Self::Tiff)
         } else {
             None
         }
@@ -120,7 +123,8 @@ fn describe_magic(bytes: &[u8]) -> String {
         [0x89, b'P', b'N', b'G', ..] => " (a PNG signature, cut short)",
         [b'G', b'I', b'F', b'8', ..] => " (a GIF signature, cut short)",
         [b'R', b'I', b'F', b'F', ..] => " (a RIFF file, not WebP: audio or video?)",
-        [b'I', b'I', 0x2a, 0, ..] | [b'M', b'M', 0, 0x2a, ..] => " (a TIFF file: convert it to PNG)",
+        [_, _, _, _, b'f', b't', b'y', b'p', b'a', b'v', b'i', ..] => " (an AVIF file: convert it to PNG or JPEG)",
+        [_, _, _, _, b'f', b't', b'y', b'p', b'h', b'e', b'i' | b'v', ..] => " (a HEIF file: convert it to JPEG)",
         [b'B', b'M', ..] => " (like BMP, but no BMP header follows)",
         b if b.iter().take(64).all(|c| c.is_ascii_graphic() || c.is_ascii_whitespace()) => " (text)",
         _ => "",
@@ -159,7 +163,8 @@ mod tests {
         assert!(reason(Vec::new()).contains("empty"));
         assert!(reason(b"\x89PNG\r\n".to_vec()).contains("PNG"));
         assert!(reason(b"hello world".to_vec()).contains("(text)"));
-        assert!(reason(b"II*\0\x08\0\0\0".to_vec()).contains("a TIFF file: convert it"));
+        assert!(reason(b"\0\0\0\x1cftypavif".to_vec()).contains("an AVIF file: convert it"));
+        assert!(reason(b"\0\0\0\x18ftypheic".to_vec()).contains("a HEIF file: convert it"));
         assert!(reason(b"GIF8".to_vec()).contains("a GIF signature, cut short"));
         assert!(reason(b"BM not a bitmap".to_vec()).contains("like BMP, but no BMP header"));
         let truncated = reason(jpeg[..jpeg.len() / 2].to_vec());

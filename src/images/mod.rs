@@ -1,5 +1,6 @@
-//! Image data loading: an image-folder source, JPEG, PNG, WebP, GIF and BMP decode, resize and crop, normalization and
-//! collation into one contiguous `[B, H, W, C]` batch, on the pipeline's shards.
+//! Image data loading: an image-folder source, JPEG, PNG, WebP, GIF, BMP and TIFF decode, resize
+//! and crop, normalization and collation into one contiguous `[B, H, W, C]` batch, on the
+//! pipeline's shards.
 //!
 //! ```text
 //!  ImageFolder ─epoch(e)─▶ Sample ─read (io_uring)─▶ Encoded ─decode─▶ Image<u8>
@@ -10,16 +11,17 @@
 //!   file list; [`ImageFolder::epoch`] gives each epoch's [`Sample`]s: shuffled with a seed
 //!   that mixes in the epoch number, then this rank's share when the job has several processes.
 //! - [`read`] reads a sample's file through io_uring; [`decode`] decodes JPEG (zune-jpeg), PNG
-//!   (`png`), WebP (`image-webp`), GIF (`gif`) and BMP (zune-bmp), told apart by their first bytes;
-//!   [`resize`] center-crops to the target's aspect ratio and resizes with fast_image_resize
-//!   (a convolution with a bilinear filter, like Pillow's `BILINEAR`); [`normalize`] turns
+//!   (`png`), WebP (`image-webp`), GIF (`gif`), BMP (zune-bmp) and TIFF (`tiff`), told apart by
+//!   their first bytes; [`resize`] center-crops to the target's aspect ratio and resizes with
+//!   fast_image_resize (a convolution with a bilinear filter, like Pillow's `BILINEAR`);
+//!   [`normalize`] turns
 //!   pixels into `(x / 255 - mean) / std` floats; [`collate`] copies a batch's images once into
 //!   one buffer, which the consumer then owns (no further copy).
 //! - Every failure is an [`ImageError`] naming the file and the reason; in a pipeline it is a
 //!   counted failure of the stage, and the run goes on within `max_failures`.
 //! - [`loader`] wires the usual chain into a [`PipelineBuilder`](crate::pipeline::PipelineBuilder);
-//!   [`synth`] writes deterministic ImageNet-like JPEG (or PNG, WebP, GIF, BMP) sets for tests, benches
-//!   and demos.
+//!   [`synth`] writes deterministic ImageNet-like JPEG (or PNG, WebP, GIF, BMP, TIFF) sets for
+//!   tests, benches and demos.
 //!
 //! The guide below is `docs/data-loading.md` (its example is compiled as a doc test); the crate
 //! choice is measured in `docs/decisions.md`.
@@ -36,6 +38,7 @@ mod loader;
 mod png;
 mod resize;
 pub mod synth;
+mod tiff;
 mod webp;
 
 use std::path::Path;
@@ -73,6 +76,8 @@ pub struct Image<T> {
 ///   first frame.
 /// - **GIF** (`gif`): the first frame on its logical screen, drawn as Pillow draws it.
 /// - **BMP** (`zune-bmp`): every header version and bit depth, palettes, bit fields, RLE.
+/// - **TIFF** (`tiff`): the first image; gray, RGB(A) and CMYK at 1–16 bits, uncompressed, LZW,
+///   Deflate, PackBits, fax or JPEG; not palette files (an [`ImageErrorKind::Unsupported`]).
 ///
 /// More formats may come: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,10 +93,12 @@ pub enum ImageFormat {
     Gif,
     /// BMP (`BM`, then a known header size).
     Bmp,
+    /// TIFF (`II*\0` or `MM\0*`; BigTIFF with 43).
+    Tiff,
 }
 
 impl ImageFormat {
-    /// The usual file extension: `jpg`, `png`, `webp`, `gif` or `bmp`.
+    /// The usual file extension: `jpg`, `png`, `webp`, `gif`, `bmp` or `tif`.
     pub fn extension(self) -> &'static str {
         match self {
             Self::Jpeg => "jpg",
@@ -99,6 +106,7 @@ impl ImageFormat {
             Self::WebP => "webp",
             Self::Gif => "gif",
             Self::Bmp => "bmp",
+            Self::Tiff => "tif",
         }
     }
 }
@@ -111,6 +119,7 @@ impl std::fmt::Display for ImageFormat {
             Self::WebP => "WebP",
             Self::Gif => "GIF",
             Self::Bmp => "BMP",
+            Self::Tiff => "TIFF",
         })
     }
 }
@@ -126,8 +135,9 @@ pub struct ImageError {
     pub kind: ImageErrorKind,
 }
 
-/// What went wrong with one file.
+/// What went wrong with one file. More kinds may come: match with a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ImageErrorKind {
     /// It could not be read (missing, permission denied, a directory...).
     #[error("cannot read it: {0}")]
@@ -144,7 +154,7 @@ pub enum ImageErrorKind {
     #[error("the file is empty (0 bytes)")]
     Empty,
     /// It starts like none of the formats [`decode`] reads (convert it to one of them first).
-    #[error("not a JPEG, PNG, WebP, GIF or BMP file (it starts with {0})")]
+    #[error("not a JPEG, PNG, WebP, GIF, BMP or TIFF file (it starts with {0})")]
     UnknownFormat(String),
     /// The data is corrupt or truncated.
     #[error("corrupt or truncated {format}: {reason}")]
@@ -153,6 +163,14 @@ pub enum ImageErrorKind {
         format: ImageFormat,
         /// What the decoder found wrong.
         reason: String,
+    },
+    /// The file is of a kind its format's decoder does not read (a palette TIFF, float samples).
+    #[error("{format} of a kind this decoder does not read: {what} (convert it to PNG)")]
+    Unsupported {
+        /// The file's format.
+        format: ImageFormat,
+        /// What kind it is.
+        what: String,
     },
     /// The image has more pixels than the decoder accepts.
     #[error("{width}×{height} pixels is larger than the decoder's {max}×{max} limit")]

@@ -1,4 +1,4 @@
-//! Deterministic ImageNet-like JPEG (or PNG, WebP, GIF, BMP) sets, so tests, benches and demos make their own
+//! Deterministic ImageNet-like JPEG (or PNG, WebP, GIF, BMP, TIFF) sets, so tests, benches and demos make their own
 //! data.
 //!
 //! Each image is a function of `(seed, index)` alone: a size spread over 300–500 × 250–400, a
@@ -7,7 +7,7 @@
 //! noise and grain give the entropy-coded data a photo's density (about 3.3 bits per pixel,
 //! ~53 KB per image on average), so decode costs what a real photo's does; docs/decisions.md
 //! has the figures. [`write_set_as`] writes the same pixels as PNG or lossless WebP (~4× the
-//! bytes), GIF (256 colours) or BMP instead, for trying loaders of such datasets.
+//! bytes), GIF (256 colours), BMP or TIFF instead, for trying loaders of such datasets.
 
 use std::path::{Path, PathBuf};
 
@@ -56,7 +56,7 @@ pub fn write_set(dir: &Path, count: u64, seed: u64, classes: u32) -> Result<Vec<
     write_set_as(ImageFormat::Jpeg, dir, count, seed, classes)
 }
 
-/// [`write_set`] in `format`: the same pixels, as JPEG, PNG, lossless WebP, GIF or BMP.
+/// [`write_set`] in `format`: the same pixels, as JPEG, PNG, lossless WebP, GIF, BMP or TIFF.
 pub fn write_set_as(
     format: ImageFormat,
     dir: &Path,
@@ -104,7 +104,7 @@ fn image_seed(seed: u64, index: u64) -> u64 {
 }
 
 /// Encodes RGB pixels in `format`: JPEG at [`QUALITY`], PNG (8-bit RGB), lossless WebP, GIF
-/// (reduced to a 256-colour palette) or 24-bit BMP.
+/// (reduced to a 256-colour palette), 24-bit BMP or uncompressed TIFF.
 pub fn encode_as(format: ImageFormat, width: u32, height: u32, rgb: &[u8]) -> Result<Vec<u8>, SynthError> {
     let fail = |reason| SynthError::Encode { format, reason };
     match format {
@@ -113,6 +113,7 @@ pub fn encode_as(format: ImageFormat, width: u32, height: u32, rgb: &[u8]) -> Re
         ImageFormat::WebP => encode_webp(width, height, rgb),
         ImageFormat::Gif => super::gif::encode(width, height, rgb).map_err(fail),
         ImageFormat::Bmp => super::bmp::encode(width, height, rgb).map_err(fail),
+        ImageFormat::Tiff => super::tiff::encode(width, height, rgb).map_err(fail),
     }
 }
 

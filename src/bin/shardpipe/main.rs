@@ -56,7 +56,7 @@ enum Command {
     Plans,
     /// Measure the runtime on this machine in seconds: hand-off, ping-pong, spawn.
     Bench,
-    /// Write a deterministic ImageNet-like JPEG (or PNG, WebP, GIF, BMP) set (for the image plans, tests and benches).
+    /// Write a deterministic ImageNet-like JPEG (or PNG, WebP, GIF, BMP, TIFF) set (for the image plans, tests and benches).
     ///
     /// Images are 300–500 × 250–400, quality 90, 4:2:0, with textured shapes, noise and grain
     /// so decoding costs what a photo does; the same --seed always gives the same files.
@@ -66,7 +66,7 @@ enum Command {
 
 #[derive(Args)]
 struct GenImagesArgs {
-    /// Where to write them (made if missing): DIR/class-CCC/img-IIIIII.jpg (or .png, .webp, .gif, .bmp).
+    /// Where to write them (made if missing): DIR/class-CCC/img-IIIIII.jpg (or .png, .webp, .gif, .bmp, .tif).
     dir: PathBuf,
     /// How many images.
     #[arg(long, default_value_t = 1024, value_name = "N")]
@@ -78,7 +78,7 @@ struct GenImagesArgs {
     #[arg(long, default_value_t = 10, value_name = "K")]
     classes: u32,
     /// The encoding: jpeg (quality 90, 4:2:0, like ImageNet), or the same pixels as png or
-    /// webp (both lossless), gif (reduced to 256 colours) or bmp (24-bit, uncompressed).
+    /// webp (both lossless), gif (reduced to 256 colours), bmp (24-bit) or tiff (both uncompressed).
     #[arg(long, value_enum, default_value_t = plan::Encoding::Jpeg)]
     format: plan::Encoding,
 }

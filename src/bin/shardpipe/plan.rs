@@ -51,7 +51,7 @@ pub struct Source {
     /// An image folder (one sub-directory per class), loaded with labels.
     pub images: Option<PathBuf>,
     /// `dir`: make `files` files of `file_kib` KiB first if it has none; `images`: make
-    /// `files` generated JPEGs (`seed`, `classes`; `format = "png"`, `"webp"`, `"gif"` or `"bmp"` for others)
+    /// `files` generated JPEGs (`seed`, `classes`; `format = "png"`, `"webp"`, `"gif"`, `"bmp"` or `"tiff"` for others)
     /// first if it has none.
     pub generate: Option<Generate>,
     /// `images`: shuffle every epoch with this seed.
@@ -90,6 +90,7 @@ pub enum Encoding {
     Webp,
     Gif,
     Bmp,
+    Tiff,
 }
 
 impl Encoding {
@@ -100,6 +101,7 @@ impl Encoding {
             Self::Webp => shardpipe::images::ImageFormat::WebP,
             Self::Gif => shardpipe::images::ImageFormat::Gif,
             Self::Bmp => shardpipe::images::ImageFormat::Bmp,
+            Self::Tiff => shardpipe::images::ImageFormat::Tiff,
         }
     }
 }
@@ -430,7 +432,8 @@ mod tests {
         assert!(err(&["source.rank=2", "source.world_size=2"]).contains("rank < world_size"));
         assert!(err(&["source.generate.file_kib=4"]).contains("drop `file_kib`"));
         assert!(
-            err(&["source.generate.format=\"tiff\""]).contains("expected one of `jpeg`, `png`, `webp`, `gif`, `bmp`")
+            err(&["source.generate.format=\"avif\""])
+                .contains("expected one of `jpeg`, `png`, `webp`, `gif`, `bmp`, `tiff`")
         );
         let png = load(&text(imagenet), &["source.generate.format=\"png\"".into()]).unwrap();
         assert!(matches!(png.source.generate.and_then(|g| g.format), Some(Encoding::Png)));
