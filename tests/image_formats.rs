@@ -1,7 +1,7 @@
-//! PNG, WebP, GIF, BMP and TIFF files through `decode` and the loader: every PNG colour type and bit
-//! depth gives the RGB pixels it was written from, an interlaced file too; lossy WebP files match libwebp's
-//! decode (through Pillow) of the same file, as grayscale, CMYK and progressive JPEGs match
-//! libjpeg-turbo's; broken files are counted failures.
+//! PNG, WebP, GIF, BMP and TIFF files through `decode` and the loader: every PNG colour type and
+//! bit depth gives the RGB pixels it was written from, an interlaced file too; lossy WebP files
+//! match libwebp's decode (through Pillow) of the same file, as grayscale, CMYK and progressive
+//! JPEGs match libjpeg-turbo's; broken files are counted failures.
 //!
 //! PNG's expected pixels are known exactly (it is lossless): each test writes a file from them,
 //! with the `png` crate's encoder, or by hand for interlacing, which that encoder does not write
