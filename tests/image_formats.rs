@@ -16,7 +16,7 @@
 //! Pillow's flipped by hand) and a 4 × 2 RLE8 BMP written byte by byte; these decode to exactly
 //! Pillow's pixels, and every fixture cut at any byte is an error. TIFF fixtures (`tiff-*.tif`)
 //! are the crop as Pillow writes it with each compression and in each kind (a 16-bit gray one
-//! from the 8-bit gray × 257, whose high bytes are that gray); a palette TIFF is refused by name.
+//! from the 8-bit gray × 257, whose high bytes are that gray); a float TIFF is refused by name.
 
 mod common;
 
@@ -345,7 +345,8 @@ fn bmps_of_every_kind_pillow_writes_match_it_and_rle_and_top_down_too() {
 fn tiffs_of_every_compression_and_kind_pillow_writes_match_it() {
     // Uncompressed, LZW, Deflate and PackBits RGB, RGBA (alpha dropped) and a two-page file
     // (the first page counts) all hold the crop's own pixels; gray, 16-bit gray (high byte),
-    // 1-bit (raw and CCITT group 4) and CMYK match Pillow's conversion of them.
+    // 1-bit (raw and CCITT group 4), CMYK and a 64-colour palette match Pillow's conversion of
+    // them.
     let tif = |f: &str, reference: &str| assert_same_as_pillow(f, ImageFormat::Tiff, (96, 64), reference);
     for file in ["plain", "lzw", "deflate", "packbits", "rgba", "pages"] {
         tif(&format!("tiff-{file}.tif"), "lossy.rgb");
@@ -357,10 +358,12 @@ fn tiffs_of_every_compression_and_kind_pillow_writes_match_it() {
     tif("tiff-cmyk.tif", "tiff-cmyk.rgb");
     // JPEG inside TIFF: zune-jpeg against libjpeg, close rather than equal.
     assert_close_to_pillow("tiff-jpeg.tif", ImageFormat::Tiff);
-    // A palette TIFF is a kind the decoder does not read: said so, with the fix.
+    // A palette TIFF, which the crate refuses: decoded through its colour map all the same.
+    tif("tiff-palette.tif", "tiff-palette.rgb");
+    // Float samples are a kind the decoder does not read: said so, with the fix.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let bytes = std::fs::read(dir.join("tiff-palette.tif")).unwrap();
-    let sample = Sample { index: 0, path: Arc::from(Path::new("p.tif")), label: None };
+    let bytes = std::fs::read(dir.join("tiff-float.tif")).unwrap();
+    let sample = Sample { index: 0, path: Arc::from(Path::new("f.tif")), label: None };
     let e = decode(Encoded { sample, bytes }).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("TIFF of a kind this decoder does not read") && e.contains("convert it to PNG"), "{e}");
 }
@@ -369,7 +372,8 @@ fn tiffs_of_every_compression_and_kind_pillow_writes_match_it() {
 fn gifs_bmps_and_tiffs_cut_anywhere_are_errors_never_partial_images() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let files = ["pillow.gif", "anim.gif", "mono.bmp", "pal8.bmp", "rgba.bmp", "topdown.bmp", "rle8.bmp"];
-    let tiffs = ["tiff-lzw.tif", "tiff-deflate.tif", "tiff-g4.tif", "tiff-jpeg.tif", "tiff-pages.tif"];
+    let tiffs =
+        ["tiff-lzw.tif", "tiff-deflate.tif", "tiff-g4.tif", "tiff-jpeg.tif", "tiff-pages.tif", "tiff-palette.tif"];
     let multi = ["anim.gif", "tiff-pages.tif"];
     for file in files.into_iter().chain(tiffs) {
         let bytes = std::fs::read(dir.join(file)).unwrap();

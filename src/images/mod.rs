@@ -77,7 +77,8 @@ pub struct Image<T> {
 /// - **GIF** (`gif`): the first frame on its logical screen, drawn as Pillow draws it.
 /// - **BMP** (`zune-bmp`): every header version and bit depth, palettes, bit fields, RLE.
 /// - **TIFF** (`tiff`): the first image; gray, RGB(A) and CMYK at 1–16 bits, uncompressed, LZW,
-///   Deflate, PackBits, fax or JPEG; not palette files (an [`ImageErrorKind::Unsupported`]).
+///   Deflate, PackBits, fax or JPEG; palettes at 1–8 bits; not float samples (an
+///   [`ImageErrorKind::Unsupported`]).
 ///
 /// More formats may come: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,7 +165,7 @@ pub enum ImageErrorKind {
         /// What the decoder found wrong.
         reason: String,
     },
-    /// The file is of a kind its format's decoder does not read (a palette TIFF, float samples).
+    /// The file is of a kind its format's decoder does not read (a TIFF of float samples).
     #[error("{format} of a kind this decoder does not read: {what} (convert it to PNG)")]
     Unsupported {
         /// The file's format.

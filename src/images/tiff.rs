@@ -5,15 +5,18 @@
 //! - gray at 1, 2, 4, 8 or 16 bits (samples under 8 bits scaled to 0–255), with or without
 //!   alpha; RGB and RGBA at 8 or 16 bits; alpha dropped;
 //! - CMYK (8 bits) with Pillow's formula, `R = (255 − K) − C·(255 − K)/255`;
+//! - palette images at 1–8 bits, colours from the colour map's high bytes (as Pillow takes
+//!   them). The crate refuses these, so their indices are decoded as gray from a copy whose
+//!   photometric tag is rewritten (classic TIFF; not BigTIFF);
 //! - 16-bit samples keep their high byte, as for PNG.
 //!
 //! Not read (an [`ImageErrorKind::Unsupported`] naming the kind, so a loader counts the file):
-//! palette (indexed-colour) files, which the crate does not decode; float or signed samples;
-//! Lab, YCbCr stored raw and other multi-band images.
+//! float or signed samples; Lab, YCbCr stored raw and other multi-band images.
 
 use std::io::Cursor;
 
 use tiff::decoder::{Decoder, DecodingResult};
+use tiff::tags::Tag;
 use tiff::{ColorType, TiffError};
 
 use super::{CHANNELS, ImageErrorKind, ImageFormat};
@@ -33,10 +36,81 @@ pub(super) fn decode_rgb(bytes: &[u8], max_side: usize) -> Result<(usize, usize,
     if width > max_side || height > max_side {
         return Err(ImageErrorKind::TooManyPixels { width, height, max: max_side });
     }
-    let color = decoder.colortype().map_err(classify)?;
+    let color = match decoder.colortype() {
+        Ok(color) => color,
+        Err(TiffError::UnsupportedError(_)) if photometric(&mut decoder) == Some(PALETTE) => {
+            return Ok((width, height, decode_palette(bytes, &mut decoder, width, height)?));
+        }
+        Err(e) => return Err(classify(e)),
+    };
     let data = decoder.read_image().map_err(classify)?;
     let rgb = to_rgb(data, color, width, height)?;
     Ok((width, height, rgb))
+}
+
+/// PhotometricInterpretation values: a palette image, and gray with black at zero.
+const PALETTE: u16 = 3;
+const BLACK_IS_ZERO: u16 = 1;
+
+fn photometric(decoder: &mut Decoder<Cursor<&[u8]>>) -> Option<u16> {
+    decoder.find_tag_unsigned(Tag::PhotometricInterpretation).ok().flatten()
+}
+
+/// A palette image: the colour map from its tags, the indices decoded as gray from a copy of the
+/// file that says "gray" instead of "palette" (the crate decodes the same bytes either way).
+fn decode_palette(
+    bytes: &[u8],
+    decoder: &mut Decoder<Cursor<&[u8]>>,
+    width: usize,
+    height: usize,
+) -> Result<Vec<u8>, ImageErrorKind> {
+    let corrupt = |reason: String| ImageErrorKind::Corrupt { format: ImageFormat::Tiff, reason };
+    let map: Vec<u16> = decoder
+        .find_tag_unsigned_vec(Tag::ColorMap)
+        .map_err(classify)?
+        .ok_or_else(|| corrupt("a palette image without a colour map".into()))?;
+    let patched = with_photometric(bytes, BLACK_IS_ZERO)
+        .ok_or_else(|| unsupported("a palette image in a BigTIFF or with an odd photometric tag".into()))?;
+    let mut indexed = Decoder::new(Cursor::new(&patched[..])).map_err(classify)?;
+    let bits = match indexed.colortype().map_err(classify)? {
+        ColorType::Gray(bits @ (1 | 2 | 4 | 8)) => usize::from(bits),
+        other => return Err(unsupported(format!("a palette image of {other:?} indices"))),
+    };
+    let entries = 1 << bits;
+    if map.len() != 3 * entries {
+        return Err(corrupt(format!("a colour map of {} values for {bits}-bit indices", map.len())));
+    }
+    // The map holds every red, then every green, then every blue, in 16 bits.
+    let colour = |i: usize| [0, 1, 2].map(|c| (map[c * entries + i] >> 8) as u8);
+    let indices = unpack(indexed.read_image().map_err(classify)?, bits, width, height)?;
+    Ok(indices.into_iter().flat_map(|i| colour(usize::from(i))).collect())
+}
+
+/// A copy of classic-TIFF `bytes` whose first image's PhotometricInterpretation tag says
+/// `value`; `None` for a BigTIFF, or a tag that is not one SHORT.
+fn with_photometric(bytes: &[u8], value: u16) -> Option<Vec<u8>> {
+    let little = bytes.starts_with(b"II*\0");
+    if !little && !bytes.starts_with(b"MM\0*") {
+        return None;
+    }
+    let u16_at = |at: usize| {
+        let b: [u8; 2] = bytes.get(at..at + 2)?.try_into().ok()?;
+        Some(if little { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) })
+    };
+    let u32_at = |at: usize| {
+        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        Some(if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+    };
+    let ifd = u32_at(4)? as usize;
+    // Each entry: tag, type, count (u32), then the value (a SHORT sits in the first 2 bytes).
+    let at = (0..usize::from(u16_at(ifd)?)).map(|k| ifd + 2 + 12 * k).find(|&e| u16_at(e) == Some(262))?;
+    if u16_at(at + 2)? != 3 || u32_at(at + 4)? != 1 {
+        return None;
+    }
+    let mut copy = bytes.to_vec();
+    let v = if little { value.to_le_bytes() } else { value.to_be_bytes() };
+    copy[at + 8..at + 10].copy_from_slice(&v);
+    Some(copy)
 }
 
 /// Encodes 8-bit RGB pixels as an uncompressed TIFF (one image, in strips), as Pillow writes by
@@ -115,26 +189,33 @@ fn mul_div_255(a: u32, b: u32) -> u32 {
     ((t >> 8) + t) >> 8
 }
 
-/// Gray under 8 bits: each row packed to whole bytes, most significant bits first.
+/// Gray under 8 bits, scaled to 0–255.
 fn unpack_gray(data: DecodingResult, color: ColorType, width: usize, height: usize) -> Result<Vec<u8>, ImageErrorKind> {
-    let bits = color.bit_depth() as usize;
+    let bits = usize::from(color.bit_depth());
+    let max = (1u32 << bits) - 1;
+    let values = unpack(data, bits, width, height)?;
+    Ok(values.into_iter().flat_map(|v| [(u32::from(v) * 255 / max) as u8; CHANNELS]).collect())
+}
+
+/// Samples of `bits` (1, 2, 4 or 8) each, one per pixel, rows packed to whole bytes with the most
+/// significant bits first: one byte per sample.
+fn unpack(data: DecodingResult, bits: usize, width: usize, height: usize) -> Result<Vec<u8>, ImageErrorKind> {
     let DecodingResult::U8(packed) = data else {
-        return Err(unsupported(format!("{color:?} not in bytes")));
+        return Err(unsupported(format!("{bits}-bit samples not in bytes")));
     };
     let row = (width * bits).div_ceil(8);
     if packed.len() != row * height {
         return Err(unsupported(format!("{} bytes for {height} rows of {row}", packed.len())));
     }
-    let max = (1u32 << bits) - 1;
-    let mut rgb = Vec::with_capacity(width * height * CHANNELS);
-    for line in packed.chunks_exact(row) {
-        for x in 0..width {
-            let bit = x * bits;
-            let v = (u32::from(line[bit / 8]) >> (8 - bits - bit % 8)) & max;
-            rgb.extend_from_slice(&[(v * 255 / max) as u8; CHANNELS]);
-        }
+    if bits == 8 {
+        return Ok(packed);
     }
-    Ok(rgb)
+    let mask = (1u8 << bits) - 1;
+    let mut values = Vec::with_capacity(width * height);
+    for line in packed.chunks_exact(row) {
+        values.extend((0..width).map(|x| (line[x * bits / 8] >> (8 - bits - x * bits % 8)) & mask));
+    }
+    Ok(values)
 }
 
 #[cfg(test)]
@@ -148,6 +229,23 @@ mod tests {
         assert_eq!(mul_div_255(255, 215), 215);
         assert!(is_tiff(b"II*\0\x08\0\0\0") && is_tiff(b"MM\0*") && is_tiff(b"II+\0"));
         assert!(is_tiff(b"MM\0\x2b") && !is_tiff(b"II*") && !is_tiff(b"MM*\0"));
+    }
+
+    #[test]
+    fn the_photometric_tag_is_rewritten_in_either_byte_order() {
+        // A big-endian header, an IFD at 8 with one entry: tag 262, SHORT, count 1, value 3.
+        let mut be = b"MM\0*\0\0\0\x08\0\x01".to_vec();
+        be.extend_from_slice(&[1, 6, 0, 3, 0, 0, 0, 1, 0, 3, 0, 0]);
+        let copy = with_photometric(&be, BLACK_IS_ZERO).unwrap();
+        assert_eq!(&copy[18..20], &[0, 1]);
+        assert_eq!(copy.len(), be.len());
+        let le: Vec<u8> = [&b"II*\0\x08\0\0\0\x01\0"[..], &[6, 1, 3, 0, 1, 0, 0, 0, 3, 0, 0, 0]].concat();
+        assert_eq!(&with_photometric(&le, BLACK_IS_ZERO).unwrap()[18..20], &[1, 0]);
+        // A LONG where a SHORT belongs, a BigTIFF: not touched.
+        let mut long = be.clone();
+        long[13] = 4;
+        assert!(with_photometric(&long, BLACK_IS_ZERO).is_none());
+        assert!(with_photometric(b"II+\0\x08\0\0\0", BLACK_IS_ZERO).is_none());
     }
 
     #[test]
