@@ -38,7 +38,7 @@ pub(super) fn decode_rgb(bytes: &[u8], max_side: usize) -> Result<(usize, usize,
     let rgb = match colorspace {
         ColorSpace::RGB => data,
         ColorSpace::RGBA => super::decode::drop_alpha(data),
-        ColorSpace::Luma => data.iter().flat_map(|&v| [v; CHANNELS]).collect(),
+        ColorSpace::Luma => super::decode::gray_to_rgb(&data, 1),
         other => return Err(corrupt(format!("unexpected colour space {other:?}"))),
     };
     Ok((width, height, rgb))

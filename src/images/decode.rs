@@ -105,6 +105,11 @@ fn decode_jpeg(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), ImageErrorKind> 
     Ok((width, height, data))
 }
 
+/// Gray to RGB: the first of every `stride` samples (gray, or gray and alpha), three times.
+pub(super) fn gray_to_rgb(samples: &[u8], stride: usize) -> Vec<u8> {
+    samples.chunks_exact(stride).flat_map(|s| [s[0]; CHANNELS]).collect()
+}
+
 /// RGBA bytes to RGB, in place: pixel i's RGB moves from 4i to 3i, never past what is read next.
 pub(super) fn drop_alpha(mut rgba: Vec<u8>) -> Vec<u8> {
     let pixels = rgba.len() / 4;

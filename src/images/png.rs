@@ -8,7 +8,7 @@
 
 use png::{ColorType, Transformations};
 
-use super::{CHANNELS, ImageErrorKind, ImageFormat};
+use super::{ImageErrorKind, ImageFormat};
 
 /// The file signature every PNG starts with.
 pub(super) const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
@@ -42,8 +42,8 @@ fn to_rgb(data: Vec<u8>, color: ColorType) -> Option<Vec<u8>> {
     match color {
         ColorType::Rgb => Some(data),
         ColorType::Rgba => Some(super::decode::drop_alpha(data)),
-        ColorType::Grayscale => Some(data.iter().flat_map(|&y| [y; CHANNELS]).collect()),
-        ColorType::GrayscaleAlpha => Some(data.chunks_exact(2).flat_map(|ya| [ya[0]; CHANNELS]).collect()),
+        ColorType::Grayscale => Some(super::decode::gray_to_rgb(&data, 1)),
+        ColorType::GrayscaleAlpha => Some(super::decode::gray_to_rgb(&data, 2)),
         ColorType::Indexed => None,
     }
 }

@@ -19,7 +19,8 @@ use tiff::decoder::{Decoder, DecodingResult};
 use tiff::tags::Tag;
 use tiff::{ColorType, TiffError};
 
-use super::{CHANNELS, ImageErrorKind, ImageFormat};
+use super::decode::{drop_alpha, gray_to_rgb};
+use super::{ImageErrorKind, ImageFormat};
 
 /// Whether `bytes` start like a TIFF file: byte order `II` or `MM`, then 42 (classic) or 43
 /// (BigTIFF).
@@ -137,16 +138,13 @@ fn unsupported(what: String) -> ImageErrorKind {
 
 /// Converts decoded samples of `color` to 8-bit RGB, checking that they fill the image.
 fn to_rgb(data: DecodingResult, color: ColorType, width: usize, height: usize) -> Result<Vec<u8>, ImageErrorKind> {
-    let pixels = width * height;
-    // (samples per pixel, which of them are gray (1) or RGB (3), whether the last three are
-    // CMYK's); gray + alpha comes as a two-sample "multiband" image.
-    let (samples, shape) = match color {
+    // Gray + alpha comes as a two-sample "multiband" image.
+    let samples = match color {
         ColorType::Gray(1 | 2 | 4) => return unpack_gray(data, color, width, height),
-        ColorType::Gray(8 | 16) => (1, Shape::Gray),
-        ColorType::Multiband { bit_depth: 8 | 16, num_samples: 2 } => (2, Shape::Gray),
-        ColorType::RGB(8 | 16) => (3, Shape::Rgb),
-        ColorType::RGBA(8 | 16) => (4, Shape::Rgb),
-        ColorType::CMYK(8) => (4, Shape::Cmyk),
+        ColorType::Gray(8 | 16) => 1,
+        ColorType::Multiband { bit_depth: 8 | 16, num_samples: 2 } => 2,
+        ColorType::RGB(8 | 16) => 3,
+        ColorType::RGBA(8 | 16) | ColorType::CMYK(8) => 4,
         other => return Err(unsupported(format!("{other:?} pixels"))),
     };
     let bytes = match data {
@@ -155,32 +153,29 @@ fn to_rgb(data: DecodingResult, color: ColorType, width: usize, height: usize) -
         DecodingResult::U16(v) => v.into_iter().map(|s| (s >> 8) as u8).collect(),
         _ => return Err(unsupported("float or signed samples".into())),
     };
-    if bytes.len() != pixels * samples {
+    if bytes.len() != width * height * samples {
         // A planar file, whose planes the crate reads one at a time, lands here too.
         return Err(unsupported(format!(
             "{} samples for {width}×{height} pixels of {samples} (planes stored apart?)",
             bytes.len()
         )));
     }
-    let mut rgb = vec![0u8; pixels * CHANNELS];
-    let out = rgb.chunks_exact_mut(CHANNELS);
-    match shape {
-        Shape::Gray => out.zip(bytes.chunks_exact(samples)).for_each(|(o, s)| o.fill(s[0])),
-        Shape::Rgb => out.zip(bytes.chunks_exact(samples)).for_each(|(o, s)| o.copy_from_slice(&s[..3])),
-        Shape::Cmyk => out.zip(bytes.chunks_exact(4)).for_each(|(o, s)| {
-            let white = 255 - u32::from(s[3]);
-            for (o, &ink) in o.iter_mut().zip(&s[..3]) {
-                *o = (white - mul_div_255(u32::from(ink), white)) as u8;
-            }
-        }),
-    }
-    Ok(rgb)
+    Ok(match color {
+        ColorType::RGB(_) => bytes,
+        ColorType::RGBA(_) => drop_alpha(bytes),
+        ColorType::CMYK(_) => cmyk_to_rgb(&bytes),
+        _ => gray_to_rgb(&bytes, samples),
+    })
 }
 
-enum Shape {
-    Gray,
-    Rgb,
-    Cmyk,
+/// CMYK to RGB as Pillow's `cmyk2rgb` does it: `R = (255 − K) − C·(255 − K)/255`, and so on.
+fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
+    cmyk.chunks_exact(4)
+        .flat_map(|s| {
+            let white = 255 - u32::from(s[3]);
+            [0, 1, 2].map(|c| (white - mul_div_255(u32::from(s[c]), white)) as u8)
+        })
+        .collect()
 }
 
 /// `a · b / 255`, rounded as Pillow's `MULDIV255` rounds it.
@@ -193,8 +188,9 @@ fn mul_div_255(a: u32, b: u32) -> u32 {
 fn unpack_gray(data: DecodingResult, color: ColorType, width: usize, height: usize) -> Result<Vec<u8>, ImageErrorKind> {
     let bits = usize::from(color.bit_depth());
     let max = (1u32 << bits) - 1;
-    let values = unpack(data, bits, width, height)?;
-    Ok(values.into_iter().flat_map(|v| [(u32::from(v) * 255 / max) as u8; CHANNELS]).collect())
+    let mut values = unpack(data, bits, width, height)?;
+    values.iter_mut().for_each(|v| *v = (u32::from(*v) * 255 / max) as u8);
+    Ok(gray_to_rgb(&values, 1))
 }
 
 /// Samples of `bits` (1, 2, 4 or 8) each, one per pixel, rows packed to whole bytes with the most
