@@ -21,7 +21,7 @@
 //!   toml, indicatif).
 //!
 //! With `default-features = false` the library builds on io-uring, async-task, crossbeam,
-//! core_affinity and hdrhistogram alone.
+//! core_affinity, hdrhistogram, thiserror and libc alone.
 //!
 //! ```no_run
 //! use shardpipe::{Runtime, channel};
