@@ -192,6 +192,46 @@ fn bad_input_is_one_line_naming_what_to_fix_with_exit_code_2() {
 }
 
 #[test]
+fn outputs_that_cannot_be_written_fail_before_the_run() {
+    let dir = temp_dir("unwritable");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    // Nothing can be created under a regular file, whoever runs the test.
+    let under_file = file.join("out");
+    let plot = dir.join("plot.svg");
+    let cases: [(&[&str], &str); 5] = [
+        (&["--hgrm", under_file.to_str().unwrap()], "cannot make the directory"),
+        (&["--plot", under_file.to_str().unwrap()], "cannot write it"),
+        (&["--trace", under_file.to_str().unwrap()], "cannot write it"),
+        (&["--hgrm", file.to_str().unwrap()], "is a file; name a directory"),
+        (&["--plot", dir.to_str().unwrap()], "is a directory; name the file"),
+    ];
+    for (command, plan) in [("run", "tiny-tasks"), ("compare", "tiny-tasks")] {
+        for (flags, expect) in &cases {
+            // A writable --plot beside the bad output: the check must not leave it behind.
+            let mut args = vec![command, plan, "--items", "2000"];
+            args.extend_from_slice(flags);
+            if flags[0] != "--plot" {
+                args.extend_from_slice(&["--plot", plot.to_str().unwrap()]);
+            }
+            let out = shardpipe(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains(flags[0]) && err.contains(expect), "{args:?}: {err}");
+            assert!(
+                out.stdout.is_empty(),
+                "{args:?}: the run must not start: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            assert!(!plot.exists(), "{args:?}: the check left {} behind", plot.display());
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x", "an existing file is left as it was");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn a_malformed_plan_file_names_the_file_and_the_line() {
     let dir = std::env::temp_dir().join(format!("shardpipe-bad-plan-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

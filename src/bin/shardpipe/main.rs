@@ -337,6 +337,13 @@ fn mode_label(mode: Mode) -> &'static str {
     if mode == Mode::Single { "single" } else { "sharded" }
 }
 
+/// Fails before the first run if an output file or directory named on the command line cannot be
+/// written.
+fn check_destinations(args: &PlanArgs) -> Result<(), Failure> {
+    let files = [("--plot", args.plot.as_deref()), ("--trace", args.trace.as_deref())];
+    Ok(output::check_destinations(args.hgrm.as_deref(), &files)?)
+}
+
 /// Prints (or writes) what the runs produced.
 fn emit(name: &str, runs: &[Run], args: &PlanArgs) -> Result<(), Failure> {
     if let Some(dir) = &args.hgrm {
@@ -402,6 +409,7 @@ fn profile_command(a: &ProfileArgs) -> Result<(), Failure> {
 
 fn run_command(a: &RunArgs) -> Result<(), Failure> {
     let (text, plan) = load(&a.plan)?;
+    check_destinations(&a.plan)?;
     let mode = mode_of(a.mode, &plan);
     let (report, error) = run_once(&plan, mode, &a.plan, !a.plan.json)?;
     if !a.plan.json {
@@ -420,6 +428,7 @@ fn compare_command(args: &PlanArgs, repeat: usize, report_dir: Option<PathBuf>) 
         return Err("--repeat 0: compare needs at least one run of each mode".to_owned().into());
     }
     let (text, plan) = load(args)?;
+    check_destinations(args)?;
     let mut runs = Vec::new();
     let mut errors = Vec::new();
     'runs: for k in 1..=repeat {

@@ -126,6 +126,40 @@ pub fn hgrm(rec: &Recorder) -> String {
 }
 
 /// Writes one `.hgrm` per run into `dir`; returns the paths.
+/// Checks, before any run starts, that the outputs the command line names can be written, so a
+/// long run never ends in "cannot write": makes the `--hgrm` directory and writes a probe file in
+/// it, and opens each named file (`--plot`, `--trace`) for writing, removing it again if it did not
+/// exist (an existing file keeps its contents until the run's output replaces them).
+pub fn check_destinations(hgrm: Option<&Path>, files: &[(&str, Option<&Path>)]) -> Result<(), String> {
+    if let Some(dir) = hgrm {
+        if dir.exists() && !dir.is_dir() {
+            return Err(format!("--hgrm {}: is a file; name a directory to write the .hgrm files into", dir.display()));
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("--hgrm {}: cannot make the directory: {e}", dir.display()))?;
+        let probe = dir.join(format!(".shardpipe-write-check-{}", std::process::id()));
+        std::fs::write(&probe, b"").map_err(|e| format!("--hgrm {}: cannot write files in it: {e}", dir.display()))?;
+        let _ = std::fs::remove_file(&probe);
+    }
+    for &(flag, file) in files {
+        let Some(file) = file else { continue };
+        if file.is_dir() {
+            return Err(format!("{flag} {}: is a directory; name the file to write", file.display()));
+        }
+        let existed = file.exists();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(file)
+            .map_err(|e| format!("{flag} {}: cannot write it: {e}", file.display()))?;
+        if !existed {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+    Ok(())
+}
+
 pub fn write_hgrm(dir: &Path, plan: &str, runs: &[Run]) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("--hgrm {}: cannot make the directory: {e}", dir.display()))?;
     runs.iter()
