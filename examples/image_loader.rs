@@ -1,6 +1,6 @@
 //! An image loader shaped like a training loop: a folder of JPEGs (generated on first run),
-//! shuffled per epoch, read through io_uring, decoded, center-cropped and resized to 224×224,
-//! normalized to f32, collated into `[32, 224, 224, 3]` batches; two epochs on the sharded
+//! shuffled per epoch, read through io_uring, decoded, randomly cropped, flipped and resized to
+//! 224×224 (training crops, new each epoch), normalized to f32, collated into `[32, 224, 224, 3]` batches; two epochs on the sharded
 //! placement, then the same on a single loop, with images/s and the stage stats.
 //!
 //! Run: `cargo run --release --example image_loader [DIR]` (default: a generated set of 1024
@@ -8,7 +8,9 @@
 
 use std::time::Instant;
 
-use shardpipe::images::{ImageBatch, ImageFolder, LoaderOptions, Normalize, batches, loader, normalize, synth};
+use shardpipe::images::{
+    Augment, ImageBatch, ImageFolder, LoaderOptions, Normalize, batches, loader, normalize, synth,
+};
 use shardpipe::pipeline::Placement;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,7 +28,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let folder = ImageFolder::open(&dir)?.shuffle(42);
     println!("{}: {} images in {} classes", dir.display(), folder.samples().len(), folder.classes().len());
     for placement in [Placement::sharded(), Placement::single_loop()] {
-        let opts = LoaderOptions { epochs: Some(2), max_failures: Some(16), ..LoaderOptions::default() };
+        // Training crops: a random resized crop and flip per image, new each epoch.
+        let opts = LoaderOptions {
+            epochs: Some(2),
+            max_failures: Some(16),
+            augment: Some(Augment::new(7)),
+            ..LoaderOptions::default()
+        };
         let images = loader(folder.clone(), &opts)
             .pipe_blocking(|img| Ok::<_, String>(normalize(img, &Normalize::IMAGENET)))
             .name("normalize")

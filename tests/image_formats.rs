@@ -63,7 +63,7 @@ fn encode(color: ColorType, depth: BitDepth, data: &[u8], palette: Option<(&[u8]
 }
 
 fn decode_bytes(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
-    let sample = Sample { index: 0, path: Arc::from(Path::new("card.png")), label: None };
+    let sample = Sample { index: 0, epoch: 0, path: Arc::from(Path::new("card.png")), label: None };
     let img = decode(Encoded { sample, bytes }).map_err(|e| e.to_string())?;
     assert_eq!((img.width, img.height), (W, H));
     Ok(img.data)
@@ -250,7 +250,7 @@ fn assert_close_to_pillow(file: &str, format: ImageFormat) {
     let name = file.split('.').next().unwrap();
     let want = std::fs::read(dir.join(format!("{name}.rgb"))).unwrap();
     assert_eq!(ImageFormat::sniff(&bytes), Some(format));
-    let sample = Sample { index: 0, path: Arc::from(Path::new(name)), label: None };
+    let sample = Sample { index: 0, epoch: 0, path: Arc::from(Path::new(name)), label: None };
     let img = decode(Encoded { sample, bytes }).unwrap();
     assert_eq!((img.width, img.height, img.data.len()), (96, 64, want.len()), "{name}");
     let diffs: Vec<u8> = img.data.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).collect();
@@ -289,7 +289,7 @@ fn lossless_webp_gives_the_exact_pixels_and_drops_alpha() {
 fn broken_webps_are_errors_that_name_the_format() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let bytes = std::fs::read(dir.join("lossy.webp")).unwrap();
-    let sample = Sample { index: 0, path: Arc::from(Path::new("x.webp")), label: None };
+    let sample = Sample { index: 0, epoch: 0, path: Arc::from(Path::new("x.webp")), label: None };
     let reason = |b: &[u8]| decode(Encoded { sample: sample.clone(), bytes: b.to_vec() }).unwrap_err().to_string();
     for cut in [bytes.len() / 2, bytes.len() - 10, 30] {
         let r = reason(&bytes[..cut]);
@@ -309,7 +309,7 @@ fn assert_same_as_pillow(file: &str, format: ImageFormat, size: (u32, u32), refe
     let bytes = std::fs::read(dir.join(file)).unwrap();
     let want = std::fs::read(dir.join(reference)).unwrap();
     assert_eq!(ImageFormat::sniff(&bytes), Some(format), "{file}");
-    let sample = Sample { index: 0, path: Arc::from(Path::new(file)), label: None };
+    let sample = Sample { index: 0, epoch: 0, path: Arc::from(Path::new(file)), label: None };
     let img = decode(Encoded { sample, bytes }).unwrap();
     assert_eq!((img.width, img.height), size, "{file}");
     let first_diff = img.data.iter().zip(&want).position(|(a, b)| a != b);
@@ -363,7 +363,7 @@ fn tiffs_of_every_compression_and_kind_pillow_writes_match_it() {
     // Float samples are a kind the decoder does not read: said so, with the fix.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let bytes = std::fs::read(dir.join("tiff-float.tif")).unwrap();
-    let sample = Sample { index: 0, path: Arc::from(Path::new("f.tif")), label: None };
+    let sample = Sample { index: 0, epoch: 0, path: Arc::from(Path::new("f.tif")), label: None };
     let e = decode(Encoded { sample, bytes }).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("TIFF of a kind this decoder does not read") && e.contains("convert it to PNG"), "{e}");
 }
@@ -379,7 +379,7 @@ fn gifs_bmps_and_tiffs_cut_anywhere_are_errors_never_partial_images() {
         let bytes = std::fs::read(dir.join(file)).unwrap();
         let format = ImageFormat::sniff(&bytes).unwrap().to_string();
         let decode_cut = |cut: usize| {
-            let sample = Sample { index: 0, path: Arc::from(Path::new(file)), label: None };
+            let sample = Sample { index: 0, epoch: 0, path: Arc::from(Path::new(file)), label: None };
             decode(Encoded { sample, bytes: bytes[..cut].to_vec() }).map(|img| img.data)
         };
         let whole = decode_cut(bytes.len()).unwrap();

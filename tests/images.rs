@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use common::{PLACEMENTS, assert_balanced, start};
 
 use shardpipe::images::{
-    Encoded, Image, ImageBatch, ImageFolder, LoaderOptions, Sample, batches, decode, loader, resize, synth,
+    Augment, Encoded, Image, ImageBatch, ImageFolder, LoaderOptions, Sample, batches, decode, loader, resize, synth,
 };
 use shardpipe::pipeline::Placement;
 
@@ -27,7 +27,7 @@ fn dataset() -> &'static Path {
 }
 
 fn sample_of(path: &Path) -> Sample {
-    Sample { index: 0, path: Arc::from(path), label: None }
+    Sample { index: 0, epoch: 0, path: Arc::from(path), label: None }
 }
 
 /// What the loader must produce for one file: decode, then resize, done directly.
@@ -98,6 +98,43 @@ fn ordered_batches_have_the_epoch_order_shape_and_pixels_in_every_placement() {
         assert_balanced(&r);
         assert_eq!(r.account.delivered, 2 * COUNT);
     }
+}
+
+/// Training crops: every placement gives an image the same crop and flip in a given epoch
+/// (whatever order the stages finish in), the crop `Augment::apply` gives directly, and another
+/// one in the next epoch.
+#[test]
+fn augmented_images_are_the_same_in_every_placement_and_new_each_epoch() {
+    let folder = ImageFolder::open(dataset()).unwrap().shuffle(3);
+    let (w, h) = (32, 32);
+    let augment = Augment::new(7);
+    let mut runs = Vec::new();
+    for p in PLACEMENTS {
+        let opts =
+            LoaderOptions { width: w, height: h, epochs: Some(2), augment: Some(augment), ..LoaderOptions::default() };
+        let Some(mut pipe) = start(loader(folder.clone(), &opts), p) else { return };
+        let got: std::collections::BTreeMap<(u64, u64), Vec<u8>> =
+            pipe.iter().map(|img: Image<u8>| ((img.sample.epoch, img.sample.index), img.data)).collect();
+        assert_eq!(got.len() as u64, 2 * COUNT, "{p:?}: every image of both epochs, once");
+        assert_balanced(&pipe.finish().unwrap());
+        runs.push(got);
+    }
+    for (p, run) in PLACEMENTS.iter().zip(&runs).skip(1) {
+        assert!(run == &runs[0], "{p:?} cropped differently from {:?}", PLACEMENTS[0]);
+    }
+    let first = &runs[0];
+    for s in folder.samples().iter().take(4) {
+        for epoch in 0..2 {
+            let sample = Sample { epoch, ..s.clone() };
+            let image = decode(Encoded { sample, bytes: std::fs::read(&s.path).unwrap() }).unwrap();
+            let direct = augment.apply(image, w, h).unwrap();
+            assert!(direct.data == first[&(epoch, s.index)], "{} in epoch {epoch}", s.path.display());
+        }
+    }
+    let changed = (0..COUNT).filter(|&i| first[&(0, i)] != first[&(1, i)]).count() as u64;
+    assert_eq!(changed, COUNT, "each epoch crops every image anew");
+    let centered = folder.samples().iter().filter(|s| expected(&s.path, w, h) == first[&(0, s.index)]).count();
+    assert!(centered <= 2, "{centered} of {COUNT} augmented images equal the center crop");
 }
 
 #[test]

@@ -160,7 +160,8 @@ mod tests {
     use super::*;
 
     fn image(index: u64, w: u32, h: u32, v: u8) -> Image<u8> {
-        let sample = Sample { index, path: Arc::from(Path::new(&format!("{index}.jpg"))), label: Some(index as u32) };
+        let sample =
+            Sample { index, epoch: 0, path: Arc::from(Path::new(&format!("{index}.jpg"))), label: Some(index as u32) };
         Image { sample, width: w, height: h, data: vec![v; (w * h) as usize * CHANNELS] }
     }
 

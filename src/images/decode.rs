@@ -146,7 +146,7 @@ mod tests {
     use crate::images::synth;
 
     fn encoded(bytes: Vec<u8>) -> Encoded {
-        Encoded { sample: Sample { index: 0, path: Arc::from(Path::new("x.jpg")), label: None }, bytes }
+        Encoded { sample: Sample { index: 0, epoch: 0, path: Arc::from(Path::new("x.jpg")), label: None }, bytes }
     }
 
     #[test]

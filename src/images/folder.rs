@@ -8,11 +8,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// One file to load: its position in the folder's sorted list, its path and its class.
+/// One file to load: its position in the folder's sorted list, the epoch it is loaded in, its
+/// path and its class.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Sample {
     /// Position in [`ImageFolder::samples`] (stable across epochs and ranks).
     pub index: u64,
+    /// The pass over the folder this sample is loaded in ([`ImageFolder::epoch`]'s argument; 0
+    /// in [`ImageFolder::samples`]). [`Augment`](super::Augment) draws from it, so each epoch
+    /// crops an image differently.
+    pub epoch: u64,
     /// The file.
     pub path: Arc<Path>,
     /// The class: the index of its sub-directory in [`ImageFolder::classes`]; `None` for a
@@ -102,7 +107,7 @@ impl ImageFolder {
         let samples: Arc<[Sample]> = files
             .into_iter()
             .enumerate()
-            .map(|(i, (path, label))| Sample { index: i as u64, path: Arc::from(path.into()), label })
+            .map(|(i, (path, label))| Sample { index: i as u64, epoch: 0, path: Arc::from(path.into()), label })
             .collect();
         if samples.is_empty() {
             return Err(FolderError::Empty("the file list".into()));
@@ -181,7 +186,12 @@ impl ImageFolder {
             }
         }
         order.truncate(self.kept());
-        order.into_iter().skip(self.rank).step_by(self.world_size).map(|i| self.samples[i].clone()).collect()
+        order
+            .into_iter()
+            .skip(self.rank)
+            .step_by(self.world_size)
+            .map(|i| Sample { epoch, ..self.samples[i].clone() })
+            .collect()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{BatchPool, Image, ImageBatch, ImageFolder, decode, read, resize};
+use super::{Augment, BatchPool, Image, ImageBatch, ImageFolder, decode, read, resize};
 use crate::pipeline::{PipelineBuilder, source_epochs};
 
 /// How [`loader`] builds its chain.
@@ -12,6 +12,9 @@ pub struct LoaderOptions {
     pub width: u32,
     /// Target height.
     pub height: u32,
+    /// Training crops: a random resized crop and flip per image ([`Augment`]) instead of the
+    /// center crop; `None` (the default): center crop, as for evaluation.
+    pub augment: Option<Augment>,
     /// Passes over the folder (an epoch marker after each); `None`: until `stop()`.
     pub epochs: Option<u64>,
     /// Reads in flight for the whole pipeline (split over the shards).
@@ -32,6 +35,7 @@ impl Default for LoaderOptions {
         Self {
             width: 224,
             height: 224,
+            augment: None,
             epochs: Some(1),
             read_concurrency: 16,
             decode_concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -52,14 +56,15 @@ const SOURCE_BUFFER: usize = 8;
 const STAGE_BUFFER: usize = 4;
 
 /// `folder`'s samples, read through io_uring (stage `read`), decoded (`decode`) and
-/// center-cropped and resized (`resize`). Add `.aggregate(n)` and [`batches`]' collation, or
+/// center-cropped (or, with [`LoaderOptions::augment`], randomly cropped and flipped) and resized
+/// (`resize`). Add `.aggregate(n)` and [`batches`]' collation, or
 /// call [`batches`] on it.
 pub fn loader(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Image<u8>> {
     let epochs = opts.epochs;
     let folder = Arc::new(folder);
     let source = source_epochs(move |e| epochs.is_none_or(|n| e < n).then(|| folder.epoch(e))).buffer(SOURCE_BUFFER);
     let limit = opts.max_file_bytes;
-    let (w, h) = (opts.width, opts.height);
+    let (w, h, augment) = (opts.width, opts.height, opts.augment);
     let read =
         source.pipe_async(move |s| read(s, limit)).name("read").concurrency(opts.read_concurrency).buffer(STAGE_BUFFER);
     let read = stage_options(read, opts);
@@ -68,7 +73,13 @@ pub fn loader(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Imag
         opts,
     );
     stage_options(
-        decoded.pipe_blocking(move |img| resize(img, w, h)).name("resize").concurrency(opts.decode_concurrency),
+        decoded
+            .pipe_blocking(move |img| match &augment {
+                Some(a) => a.apply(img, w, h),
+                None => resize(img, w, h),
+            })
+            .name("resize")
+            .concurrency(opts.decode_concurrency),
         opts,
     )
     .buffer(STAGE_BUFFER)

@@ -14,6 +14,8 @@
 //!   (`png`), WebP (`image-webp`), GIF (`gif`), BMP (zune-bmp) and TIFF (`tiff`), told apart by
 //!   their first bytes; [`resize`] center-crops to the target's aspect ratio and resizes with
 //!   fast_image_resize (a convolution with a bilinear filter, like Pillow's `BILINEAR`);
+//!   [`Augment`] crops and flips at random instead, for training (torchvision's
+//!   `RandomResizedCrop` and `RandomHorizontalFlip`, drawn per image and epoch from a seed);
 //!   [`normalize`] turns
 //!   pixels into `(x / 255 - mean) / std` floats; [`collate`] copies a batch's images once into
 //!   one buffer, which the consumer then owns (no further copy).
@@ -29,6 +31,7 @@
 #![doc = include_str!("../../docs/data-loading.md")]
 #![forbid(unsafe_code)]
 
+mod augment;
 mod batch;
 mod bmp;
 mod decode;
@@ -44,6 +47,7 @@ mod webp;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use augment::{Augment, AugmentError, Draw};
 pub use batch::{BatchPool, ImageBatch, Normalize, collate, normalize};
 pub use decode::{Encoded, decode, read};
 pub use folder::{FolderError, ImageFolder, Sample};

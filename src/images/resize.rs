@@ -17,7 +17,20 @@ thread_local! {
 /// `width × height` (a bilinear convolution that averages over the whole footprint when
 /// shrinking, as Pillow's `BILINEAR` does). An image already that size comes back unchanged.
 pub fn resize(image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
-    if image.width == width && image.height == height {
+    let region = center_crop(image.width, image.height, width, height);
+    resize_region(image, width, height, region)
+}
+
+/// Resizes the `(left, top, width, height)` region of `image` to `width × height`, with the
+/// filter [`resize`] uses. The whole image at the target size comes back unchanged.
+pub(crate) fn resize_region(
+    image: Image<u8>,
+    width: u32,
+    height: u32,
+    region: (f64, f64, f64, f64),
+) -> Result<Image<u8>, ImageError> {
+    let whole = (0.0, 0.0, f64::from(image.width), f64::from(image.height));
+    if image.width == width && image.height == height && region == whole {
         return Ok(image);
     }
     let Image { sample, width: w, height: h, data } = image;
@@ -25,7 +38,7 @@ pub fn resize(image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, Im
     if width == 0 || height == 0 {
         return Err(fail(format!("the target {width}×{height} has no pixels")));
     }
-    let (left, top, cw, ch) = center_crop(w, h, width, height);
+    let (left, top, cw, ch) = region;
     let src = FrImage::from_vec_u8(w, h, data, PixelType::U8x3).map_err(|e| fail(e.to_string()))?;
     let mut dst = FrImage::new(width, height, PixelType::U8x3);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)).crop(left, top, cw, ch);
@@ -61,7 +74,12 @@ mod tests {
                 data.extend(f(x, y));
             }
         }
-        Image { sample: Sample { index: 0, path: Arc::from(Path::new("x")), label: None }, width: w, height: h, data }
+        Image {
+            sample: Sample { index: 0, epoch: 0, path: Arc::from(Path::new("x")), label: None },
+            width: w,
+            height: h,
+            data,
+        }
     }
 
     #[test]

@@ -161,11 +161,15 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
                 return Err(format!("{at}: {key} = {v} is more than the {max} this command accepts"));
             }
         }
+        if let Some(a) = &st.augment {
+            a.build().map_err(|e| format!("{at}: {e}"))?;
+        }
         if st.drop_last && st.op != Op::Batch {
             return Err(format!("{at}: drop_last applies only to op = \"batch\""));
         }
         let stray = [
             (st.width.is_some() || st.height.is_some(), Op::Resize, "width/height"),
+            (st.augment.is_some(), Op::Resize, "augment"),
             (st.mean.is_some() || st.std.is_some(), Op::Normalize, "mean/std"),
             (st.paths.is_some() || st.weights.is_some() || st.batched, Op::Route, "paths/weights/batched"),
         ];

@@ -261,8 +261,14 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
             }),
             Op::Resize => {
                 let (w, h) = (st.width.expect("checked"), st.height.expect("checked"));
+                let augment = st.augment.as_ref().map(|a| a.build().expect("checked"));
                 b.pipe_blocking(move |v| match v {
-                    Value::Image(img) => images::resize(img, w, h).map(Value::Image).map_err(|e| e.to_string()),
+                    Value::Image(img) => match &augment {
+                        Some(a) => a.apply(img, w, h),
+                        None => images::resize(img, w, h),
+                    }
+                    .map(Value::Image)
+                    .map_err(|e| e.to_string()),
                     other => Err(format!("resize expects an image, got {}", other.what())),
                 })
             }
@@ -448,7 +454,7 @@ mod tests {
 
     fn image(i: u64) -> Value {
         let path: Arc<std::path::Path> = PathBuf::from(format!("data/class-000/img-{i:06}.jpg")).into();
-        let sample = Sample { index: i, path, label: Some(0) };
+        let sample = Sample { index: i, epoch: 0, path, label: Some(0) };
         Value::Image(Image { sample, width: 2, height: 2, data: vec![7; 12] })
     }
 

@@ -125,6 +125,9 @@ pub struct Stage {
     /// `resize`: the target size.
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// `resize`: training crops (a random resized crop and flip per image) instead of the
+    /// center crop.
+    pub augment: Option<AugmentSpec>,
     /// `normalize`: per-channel mean and std in [0, 1] units (default: ImageNet's).
     pub mean: Option<[f32; 3]>,
     pub std: Option<[f32; 3]>,
@@ -147,6 +150,35 @@ pub struct Stage {
     /// gets the sub-batch of its items (SPDL's `batched=True`).
     #[serde(default)]
     pub batched: bool,
+}
+
+/// `augment = { seed = 7, scale = [0.08, 1.0], ratio = [0.75, 1.333], flip = 0.5 }` on a
+/// `resize` stage: torchvision's `RandomResizedCrop` and `RandomHorizontalFlip` (its defaults for
+/// the keys left out).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AugmentSpec {
+    pub seed: u64,
+    pub scale: Option<[f64; 2]>,
+    pub ratio: Option<[f64; 2]>,
+    pub flip: Option<f64>,
+}
+
+impl AugmentSpec {
+    /// The library's [`Augment`](shardpipe::images::Augment), or why a value is out of range.
+    pub fn build(&self) -> Result<shardpipe::images::Augment, shardpipe::images::AugmentError> {
+        let mut a = shardpipe::images::Augment::new(self.seed);
+        if let Some([lo, hi]) = self.scale {
+            a = a.scale(lo, hi)?;
+        }
+        if let Some([lo, hi]) = self.ratio {
+            a = a.ratio(lo, hi)?;
+        }
+        if let Some(p) = self.flip {
+            a = a.flip(p)?;
+        }
+        Ok(a)
+    }
 }
 
 /// The op catalog.
@@ -425,6 +457,16 @@ mod tests {
             load(&text(imagenet), &sets).unwrap_err().to_string()
         };
         assert!(err(&["stage.2.width=0"]).contains("needs `width = W and height = H"));
+        let augmented = load(&text(imagenet), &["stage.2.augment={ seed = 3, scale = [0.25, 1.0] }".into()]).unwrap();
+        let spec = augmented.stages[2].augment.as_ref().unwrap();
+        assert_eq!(spec.build().unwrap(), shardpipe::images::Augment::new(3).scale(0.25, 1.0).unwrap());
+        assert!(
+            err(&["stage.2.augment={ seed = 3, scale = [0.5, 0.1] }"])
+                .contains("augment scale (0.5, 0.1): need 0 < low")
+        );
+        assert!(err(&["stage.2.augment={ seed = 3, flip = 2 }"]).contains("augment flip 2: need a probability"));
+        assert!(err(&["stage.2.augment={ scale = [0.5, 1.0] }"]).contains("missing field `seed`"));
+        assert!(err(&["stage.1.augment={ seed = 1 }"]).contains("`augment` applies only to op = \"resize\""));
         assert!(
             err(&["stage.0.op=\"noop\""])
                 .contains("stage 2 (op = \"decode\"): expects image file contents, but gets image files")

@@ -1,0 +1,334 @@
+//! Training-time augmentation: torchvision's `RandomResizedCrop` followed by
+//! `RandomHorizontalFlip`, drawn per image from a seed.
+//!
+//! Each image's draw comes from its own generator, seeded with the augmentation's seed, the
+//! sample's epoch and its index in the folder: the same image gets the same crop in every run,
+//! on every placement and shard and in whatever order the stages finish, and a new crop in each
+//! epoch. Nothing is shared between images, so no lock or atomic is on the path.
+//!
+//! ```text
+//!  Image (W×H) ─draw(seed, epoch, index)─▶ crop box + flip? ─resize box to w×h─▶ mirror rows? ─▶ Image (w×h)
+//! ```
+
+use super::folder::SplitMix64;
+use super::resize::resize_region;
+use super::{CHANNELS, Image, ImageError, Sample};
+
+/// Crop attempts before the fallback, as torchvision makes.
+const ATTEMPTS: usize = 10;
+
+/// Random resized crops and horizontal flips, as torchvision's `RandomResizedCrop(size, scale,
+/// ratio)` then `RandomHorizontalFlip(p)`; [`Augment::new`] has torchvision's defaults.
+///
+/// ```
+/// use shardpipe::images::Augment;
+///
+/// let train = Augment::new(7).scale(0.25, 1.0)?.flip(0.5)?;
+/// # Ok::<(), shardpipe::images::AugmentError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Augment {
+    seed: u64,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    flip: f64,
+}
+
+/// A setting [`Augment`] refuses; each message says what range is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum AugmentError {
+    /// The crop's share of the image's area.
+    #[error(
+        "augment scale ({0}, {1}): need 0 < low <= high <= 1, as fractions of the image's area (torchvision's default: 0.08, 1.0)"
+    )]
+    Scale(f64, f64),
+    /// The crop's aspect ratio.
+    #[error("augment ratio ({0}, {1}): need 0 < low <= high, as width / height (torchvision's default: 0.75, 1.333)")]
+    Ratio(f64, f64),
+    /// The flip probability.
+    #[error("augment flip {0}: need a probability from 0 to 1 (0.5 flips half the images)")]
+    Flip(f64),
+}
+
+/// What [`Augment::draw`] chose for one image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Draw {
+    /// The crop, `(left, top, width, height)` in whole pixels, inside the image.
+    pub crop: (u32, u32, u32, u32),
+    /// Whether the resized crop is mirrored left to right.
+    pub flip: bool,
+}
+
+impl Augment {
+    /// Crops of 8–100 % of the area with aspect ratios 3/4–4/3, flipped with probability 0.5
+    /// (torchvision's defaults), drawn from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { seed, scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0), flip: 0.5 }
+    }
+
+    /// The range of the crop's area, as fractions of the image's.
+    pub fn scale(mut self, low: f64, high: f64) -> Result<Self, AugmentError> {
+        if !(low > 0.0 && low <= high && high <= 1.0) {
+            return Err(AugmentError::Scale(low, high));
+        }
+        self.scale = (low, high);
+        Ok(self)
+    }
+
+    /// The range of the crop's aspect ratio (width / height), drawn on a log scale.
+    pub fn ratio(mut self, low: f64, high: f64) -> Result<Self, AugmentError> {
+        if !(low > 0.0 && low <= high && high.is_finite()) {
+            return Err(AugmentError::Ratio(low, high));
+        }
+        self.ratio = (low, high);
+        Ok(self)
+    }
+
+    /// The probability that an image is mirrored left to right (0: never).
+    pub fn flip(mut self, p: f64) -> Result<Self, AugmentError> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(AugmentError::Flip(p));
+        }
+        self.flip = p;
+        Ok(self)
+    }
+
+    /// The crop and flip for `sample`, a `width × height` image: torchvision's
+    /// `RandomResizedCrop.get_params` (ten tries at a random area and aspect ratio, then the
+    /// largest centered crop within the ratio range), then the flip.
+    pub fn draw(&self, sample: &Sample, width: u32, height: u32) -> Draw {
+        let mut rng = self.generator(sample);
+        let crop = self.crop(&mut rng, width, height);
+        Draw { crop, flip: rng.unit() < self.flip }
+    }
+
+    /// The generator of `sample`'s draws.
+    fn generator(&self, sample: &Sample) -> Uniform {
+        Uniform(SplitMix64(
+            self.seed
+                ^ sample.epoch.wrapping_add(1).wrapping_mul(0xd1b5_4a32_d192_ed03)
+                ^ sample.index.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        ))
+    }
+
+    fn crop(&self, rng: &mut Uniform, width: u32, height: u32) -> (u32, u32, u32, u32) {
+        self.attempt_crops(rng, width, height).unwrap_or_else(|| self.fallback_crop(width, height))
+    }
+
+    /// Up to ten crops of a random area and aspect ratio; the first that fits.
+    fn attempt_crops(&self, rng: &mut Uniform, width: u32, height: u32) -> Option<(u32, u32, u32, u32)> {
+        let (wf, hf) = (f64::from(width), f64::from(height));
+        let area = wf * hf;
+        let (log_lo, log_hi) = (self.ratio.0.ln(), self.ratio.1.ln());
+        for _ in 0..ATTEMPTS {
+            let target = area * rng.between(self.scale.0, self.scale.1);
+            let aspect = rng.between(log_lo, log_hi).exp();
+            // Python's round(): halves to even.
+            let w = (target * aspect).sqrt().round_ties_even();
+            let h = (target / aspect).sqrt().round_ties_even();
+            if w > 0.0 && w <= wf && h > 0.0 && h <= hf {
+                let (w, h) = (w as u32, h as u32);
+                let top = rng.below(height - h + 1);
+                let left = rng.below(width - w + 1);
+                return Some((left, top, w, h));
+            }
+        }
+        None
+    }
+
+    /// The largest centered crop whose aspect ratio is within range (the whole image if its own is).
+    fn fallback_crop(&self, width: u32, height: u32) -> (u32, u32, u32, u32) {
+        let (wf, hf) = (f64::from(width), f64::from(height));
+        let in_ratio = wf / hf;
+        let (w, h) = if in_ratio < self.ratio.0 {
+            (width, ((wf / self.ratio.0).round_ties_even() as u32).clamp(1, height))
+        } else if in_ratio > self.ratio.1 {
+            (((hf * self.ratio.1).round_ties_even() as u32).clamp(1, width), height)
+        } else {
+            (width, height)
+        };
+        ((width - w) / 2, (height - h) / 2, w, h)
+    }
+
+    /// `image`'s drawn crop resized to `width × height` (the filter of
+    /// [`resize`](super::resize)), mirrored if the draw says so.
+    pub fn apply(&self, image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
+        let Draw { crop: (left, top, w, h), flip } = self.draw(&image.sample, image.width, image.height);
+        let region = (f64::from(left), f64::from(top), f64::from(w), f64::from(h));
+        let mut out = resize_region(image, width, height, region)?;
+        if flip {
+            mirror(&mut out);
+        }
+        Ok(out)
+    }
+}
+
+/// Reverses the pixels of every row.
+fn mirror(image: &mut Image<u8>) {
+    let row = image.width as usize * CHANNELS;
+    for line in image.data.chunks_exact_mut(row) {
+        let (mut a, mut b) = (0, row - CHANNELS);
+        while a < b {
+            for c in 0..CHANNELS {
+                line.swap(a + c, b + c);
+            }
+            a += CHANNELS;
+            b -= CHANNELS;
+        }
+    }
+}
+
+/// Uniform draws from SplitMix64 (the folder's shuffle generator: the same on every platform).
+struct Uniform(SplitMix64);
+
+impl Uniform {
+    /// In `[0, 1)`, from the top 53 bits.
+    fn unit(&mut self) -> f64 {
+        (self.0.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// In `[low, high)` (`low` when they are equal).
+    fn between(&mut self, low: f64, high: f64) -> f64 {
+        low + (high - low) * self.unit()
+    }
+
+    /// In `0..n`, `n >= 1` (multiply-shift: no modulo bias worth counting at these sizes).
+    fn below(&mut self, n: u32) -> u32 {
+        (((self.0.next() >> 32) * u64::from(n)) >> 32) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn sample(index: u64, epoch: u64) -> Sample {
+        Sample { index, epoch, path: Arc::from(Path::new("x.jpg")), label: None }
+    }
+
+    fn image(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Image<u8> {
+        let mut data = Vec::with_capacity((w * h) as usize * CHANNELS);
+        for y in 0..h {
+            for x in 0..w {
+                data.extend(f(x, y));
+            }
+        }
+        Image { sample: sample(0, 0), width: w, height: h, data }
+    }
+
+    #[test]
+    fn crops_lie_inside_the_image_within_the_scale_and_ratio_ranges() {
+        let aug = Augment::new(1);
+        let mut fallbacks = 0;
+        for (i, (w, h)) in [(500, 375), (375, 500), (224, 224), (640, 480), (301, 257)].into_iter().enumerate() {
+            for index in 0..2000 {
+                let s = sample(index, i as u64);
+                let mut rng = aug.generator(&s);
+                let Some((left, top, cw, ch)) = aug.attempt_crops(&mut rng, w, h) else {
+                    fallbacks += 1;
+                    continue;
+                };
+                assert!(cw >= 1 && ch >= 1 && left + cw <= w && top + ch <= h, "{w}×{h}: {left},{top} {cw}×{ch}");
+                let (share, aspect) = (f64::from(cw * ch) / f64::from(w * h), f64::from(cw) / f64::from(ch));
+                // Whole pixels: the drawn sides are rounded, by up to half a pixel each.
+                let slack = 1.0 / f64::from(cw.min(ch));
+                assert!(share >= 0.08 * (1.0 - slack), "{w}×{h}: area share {share}");
+                assert!(
+                    (0.75 * (1.0 - slack)..=4.0 / 3.0 * (1.0 + slack)).contains(&aspect),
+                    "{w}×{h}: aspect {aspect}"
+                );
+                assert_eq!(aug.draw(&s, w, h).crop, (left, top, cw, ch), "draw takes the same crop");
+            }
+        }
+        // With these ranges an attempt fits about half the time: ten misses in a row are rare.
+        assert!(fallbacks < 50, "{fallbacks} fallbacks out of 10000");
+    }
+
+    #[test]
+    fn draws_depend_on_seed_epoch_and_index_only() {
+        let aug = Augment::new(5);
+        let d = aug.draw(&sample(3, 1), 500, 375);
+        assert_eq!(d, Augment::new(5).draw(&sample(3, 1), 500, 375));
+        let renamed = Sample { path: Arc::from(Path::new("elsewhere.png")), label: Some(4), ..sample(3, 1) };
+        assert_eq!(d, aug.draw(&renamed, 500, 375));
+        assert_ne!(d, aug.draw(&sample(3, 2), 500, 375), "another epoch");
+        assert_ne!(d, aug.draw(&sample(4, 1), 500, 375), "another image");
+        assert_ne!(d, Augment::new(6).draw(&sample(3, 1), 500, 375), "another seed");
+    }
+
+    #[test]
+    fn flips_at_the_asked_rate() {
+        let count = |p: f64| {
+            let aug = Augment::new(9).flip(p).unwrap();
+            (0..10_000).filter(|&i| aug.draw(&sample(i, 0), 400, 300).flip).count()
+        };
+        assert_eq!(count(0.0), 0);
+        assert_eq!(count(1.0), 10_000);
+        // Binomial(10000, 0.25): standard deviation 43.
+        let quarter = count(0.25);
+        assert!((2300..=2700).contains(&quarter), "{quarter} flips of 10000 at p = 0.25");
+    }
+
+    #[test]
+    fn an_image_too_narrow_for_any_attempt_gets_the_centered_fallback() {
+        // A 1000×10 strip: every attempt's crop is taller than 10 pixels or wider than allowed.
+        let aug = Augment::new(2).scale(0.9, 1.0).unwrap();
+        let d = aug.draw(&sample(0, 0), 1000, 10);
+        // The widest crop of ratio 4/3 at full height, centered: 13 pixels (round(13.33)).
+        assert_eq!(d.crop, ((1000 - 13) / 2, 0, 13, 10));
+        let tall = aug.draw(&sample(0, 0), 10, 1000).crop;
+        assert_eq!(tall, (0, (1000 - 13) / 2, 10, 13));
+    }
+
+    #[test]
+    fn a_full_crop_without_flip_is_a_plain_resize_and_a_flip_mirrors_it() {
+        // Left half red, right half blue; crops of the whole image only (scale 1, the image's ratio).
+        let img = image(200, 100, |x, _| if x < 100 { [255, 0, 0] } else { [0, 0, 255] });
+        let whole = Augment::new(1).scale(1.0, 1.0).unwrap().ratio(2.0, 2.0).unwrap();
+        let kept = whole.flip(0.0).unwrap().apply(img.clone(), 40, 20).unwrap();
+        assert_eq!(kept, crate::images::resize(img.clone(), 40, 20).unwrap());
+        let mirrored = whole.flip(1.0).unwrap().apply(img, 40, 20).unwrap();
+        let px = |im: &Image<u8>, x: usize, y: usize| im.data[(y * 40 + x) * 3..][..3].to_vec();
+        for y in 0..20 {
+            for x in 0..40 {
+                assert_eq!(px(&mirrored, x, y), px(&kept, 39 - x, y), "({x}, {y})");
+            }
+        }
+        assert_eq!(px(&mirrored, 0, 0), vec![0, 0, 255]);
+    }
+
+    #[test]
+    fn the_crop_is_what_gets_resized() {
+        // A gradient: the output's corners come from the drawn crop's corners.
+        let img = image(300, 200, |x, y| [(x * 255 / 299) as u8, (y * 255 / 199) as u8, 0]);
+        let aug = Augment::new(11).flip(0.0).unwrap();
+        let (left, top, w, h) = aug.draw(&img.sample, 300, 200).crop;
+        let out = aug.apply(img, 64, 64).unwrap();
+        let corner = |x: usize, y: usize| (out.data[(y * 64 + x) * 3], out.data[(y * 64 + x) * 3 + 1]);
+        let expect = |px: u32, py: u32| ((px * 255 / 299) as i32, (py * 255 / 199) as i32);
+        for ((ox, oy), (px, py)) in [((0, 0), (left, top)), ((63, 63), (left + w - 1, top + h - 1))] {
+            let (got, want) = (corner(ox, oy), expect(px, py));
+            // Bilinear averaging over the footprint moves a corner by up to half a source step per output pixel.
+            let tol = 2 + (255 * w / 299 / 64).max(255 * h / 199 / 64) as i32;
+            assert!((i32::from(got.0) - want.0).abs() <= tol, "x: {got:?} vs {want:?}");
+            assert!((i32::from(got.1) - want.1).abs() <= tol, "y: {got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused_with_the_range() {
+        assert_eq!(Augment::new(0).scale(0.0, 1.0), Err(AugmentError::Scale(0.0, 1.0)));
+        assert_eq!(Augment::new(0).scale(0.5, 0.2), Err(AugmentError::Scale(0.5, 0.2)));
+        assert_eq!(Augment::new(0).scale(0.5, 1.5), Err(AugmentError::Scale(0.5, 1.5)));
+        assert!(matches!(Augment::new(0).scale(f64::NAN, 1.0), Err(AugmentError::Scale(..))));
+        assert!(matches!(Augment::new(0).flip(f64::NAN), Err(AugmentError::Flip(..))));
+        assert_eq!(Augment::new(0).ratio(0.0, 1.0), Err(AugmentError::Ratio(0.0, 1.0)));
+        assert_eq!(Augment::new(0).ratio(1.0, f64::INFINITY), Err(AugmentError::Ratio(1.0, f64::INFINITY)));
+        assert_eq!(Augment::new(0).flip(1.5), Err(AugmentError::Flip(1.5)));
+        assert!(AugmentError::Scale(0.0, 1.0).to_string().contains("need 0 < low <= high <= 1"));
+        assert!(Augment::new(0).scale(0.2, 0.2).is_ok() && Augment::new(0).ratio(1.0, 1.0).is_ok());
+    }
+}
