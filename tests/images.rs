@@ -9,7 +9,8 @@ use std::sync::{Arc, OnceLock};
 use common::{PLACEMENTS, assert_balanced, start};
 
 use shardpipe::images::{
-    Augment, Encoded, Image, ImageBatch, ImageFolder, LoaderOptions, Sample, batches, decode, loader, resize, synth,
+    Augment, Encoded, Image, ImageBatch, ImageFolder, LoaderOptions, Sample, batches, decode, loader, resize,
+    resize_center, synth,
 };
 use shardpipe::pipeline::Placement;
 
@@ -135,6 +136,30 @@ fn augmented_images_are_the_same_in_every_placement_and_new_each_epoch() {
     assert_eq!(changed, COUNT, "each epoch crops every image anew");
     let centered = folder.samples().iter().filter(|s| expected(&s.path, w, h) == first[&(0, s.index)]).count();
     assert!(centered <= 2, "{centered} of {COUNT} augmented images equal the center crop");
+}
+
+/// Evaluation crops: `crop_fraction` reaches the `resize` stage; a value out of range fails
+/// every image, naming it, and the account balances.
+#[test]
+fn a_crop_fraction_is_applied_by_the_loader_and_a_bad_one_names_itself() {
+    let folder = ImageFolder::open(dataset()).unwrap();
+    let opts = LoaderOptions { width: 24, height: 24, crop_fraction: 0.875, ..LoaderOptions::default() };
+    let Some(mut pipe) = start(loader(folder.clone(), &opts), Placement::Sharded { shards: 0 }) else { return };
+    let got: std::collections::HashMap<u64, Vec<u8>> =
+        pipe.iter().map(|img: Image<u8>| (img.sample.index, img.data)).collect();
+    assert_eq!(got.len() as u64, COUNT);
+    for s in folder.samples().iter().take(4) {
+        let image = decode(Encoded { sample: s.clone(), bytes: std::fs::read(&s.path).unwrap() }).unwrap();
+        let want = resize_center(image, 24, 24, 0.875).unwrap().data;
+        assert!(got[&s.index] == want, "{}", s.path.display());
+        assert!(got[&s.index] != expected(&s.path, 24, 24), "0.875 differs from the full center crop");
+    }
+    let bad = LoaderOptions { crop_fraction: 1.5, max_failures: Some(4), ..opts };
+    let Some(pipe) = start(loader(folder, &bad), Placement::Sharded { shards: 0 }) else { return };
+    let failed = pipe.finish().unwrap_err();
+    let msg = failed.error.to_string();
+    assert!(msg.contains("resize") && msg.contains("crop fraction 1.5 is outside (0, 1]"), "{msg}");
+    assert_balanced(&failed.report);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Augment, BatchPool, Image, ImageBatch, ImageFolder, decode, read, resize};
+use super::{Augment, BatchPool, Image, ImageBatch, ImageFolder, decode, read, resize_center};
 use crate::pipeline::{PipelineBuilder, source_epochs};
 
 /// How [`loader`] builds its chain.
@@ -15,6 +15,12 @@ pub struct LoaderOptions {
     /// Training crops: a random resized crop and flip per image ([`Augment`]) instead of the
     /// center crop; `None` (the default): center crop, as for evaluation.
     pub augment: Option<Augment>,
+    /// The share of the centered crop's sides kept ([`resize_center`](super::resize_center)):
+    /// 1 (the default) keeps the largest centered region with the target's aspect ratio; 0.875
+    /// is torchvision's `Resize(256)` + `CenterCrop(224)` for evaluation. Must be in (0, 1]
+    /// (else every image fails at `resize`, naming the value). Not used with `augment`, whose
+    /// crops have their own `scale`.
+    pub crop_fraction: f64,
     /// Passes over the folder (an epoch marker after each); `None`: until `stop()`.
     pub epochs: Option<u64>,
     /// Reads in flight for the whole pipeline (split over the shards).
@@ -36,6 +42,7 @@ impl Default for LoaderOptions {
             width: 224,
             height: 224,
             augment: None,
+            crop_fraction: 1.0,
             epochs: Some(1),
             read_concurrency: 16,
             decode_concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -64,7 +71,7 @@ pub fn loader(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Imag
     let folder = Arc::new(folder);
     let source = source_epochs(move |e| epochs.is_none_or(|n| e < n).then(|| folder.epoch(e))).buffer(SOURCE_BUFFER);
     let limit = opts.max_file_bytes;
-    let (w, h, augment) = (opts.width, opts.height, opts.augment);
+    let (w, h, augment, fraction) = (opts.width, opts.height, opts.augment, opts.crop_fraction);
     let read =
         source.pipe_async(move |s| read(s, limit)).name("read").concurrency(opts.read_concurrency).buffer(STAGE_BUFFER);
     let read = stage_options(read, opts);
@@ -76,7 +83,7 @@ pub fn loader(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Imag
         decoded
             .pipe_blocking(move |img| match &augment {
                 Some(a) => a.apply(img, w, h),
-                None => resize(img, w, h),
+                None => resize_center(img, w, h, fraction),
             })
             .name("resize")
             .concurrency(opts.decode_concurrency),

@@ -21,6 +21,22 @@ pub fn resize(image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, Im
     resize_region(image, width, height, region)
 }
 
+/// Like [`resize`], but the centered crop keeps only `fraction` of that region's sides, as
+/// evaluation transforms do: torchvision's `Resize(256)` then `CenterCrop(224)` keeps
+/// 224 / 256 = 0.875. `fraction` must be in (0, 1]; 1 is [`resize`].
+pub fn resize_center(image: Image<u8>, width: u32, height: u32, fraction: f64) -> Result<Image<u8>, ImageError> {
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        let msg = format!(
+            "crop fraction {fraction} is outside (0, 1] (0.875 is torchvision's Resize(256) + CenterCrop(224))"
+        );
+        return Err(ImageError::new(&image.sample.path, ImageErrorKind::Resize(msg)));
+    }
+    let (left, top, cw, ch) = center_crop(image.width, image.height, width, height);
+    let (kw, kh) = (cw * fraction, ch * fraction);
+    let region = (left + (cw - kw) / 2.0, top + (ch - kh) / 2.0, kw, kh);
+    resize_region(image, width, height, region)
+}
+
 /// Resizes the `(left, top, width, height)` region of `image` to `width × height`, with the
 /// filter [`resize`] uses. The whole image at the target size comes back unchanged.
 pub(crate) fn resize_region(
@@ -87,6 +103,27 @@ mod tests {
         assert_eq!(center_crop(400, 300, 224, 224), (50.0, 0.0, 300.0, 300.0));
         assert_eq!(center_crop(300, 400, 224, 224), (0.0, 50.0, 300.0, 300.0));
         assert_eq!(center_crop(400, 200, 200, 100), (0.0, 0.0, 400.0, 200.0));
+    }
+
+    #[test]
+    fn a_crop_fraction_keeps_that_share_of_the_centered_region() {
+        // Concentric: the middle 80 × 80 of a 200 × 100 image is blue, the rest red. The square
+        // center crop is 100 × 100; a fraction of 0.5 keeps its middle 50 × 50, all blue.
+        let img =
+            image(
+                200,
+                100,
+                |x, y| if (60..140).contains(&x) && (10..90).contains(&y) { [0, 0, 255] } else { [255, 0, 0] },
+            );
+        let half = resize_center(img.clone(), 32, 32, 0.5).unwrap();
+        assert!(half.data.chunks(3).all(|p| p == [0, 0, 255]), "only the blue middle is kept");
+        let whole = resize_center(img.clone(), 32, 32, 1.0).unwrap();
+        assert_eq!(whole, resize(img.clone(), 32, 32).unwrap());
+        assert!(whole.data.chunks(3).any(|p| p[0] > 200), "fraction 1 keeps the red border");
+        for bad in [0.0, 1.5, f64::NAN] {
+            let e = resize_center(img.clone(), 32, 32, bad).unwrap_err().to_string();
+            assert!(e.contains("crop fraction") && e.contains("outside (0, 1]"), "{e}");
+        }
     }
 
     #[test]

@@ -164,12 +164,25 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
         if let Some(a) = &st.augment {
             a.build().map_err(|e| format!("{at}: {e}"))?;
         }
+        if let Some(f) = st.crop_fraction {
+            if !(f > 0.0 && f <= 1.0) {
+                return Err(format!(
+                    "{at}: crop_fraction = {f} is outside (0, 1] (0.875 is torchvision's Resize(256) + CenterCrop(224))"
+                ));
+            }
+            if st.augment.is_some() {
+                return Err(format!(
+                    "{at}: `crop_fraction` is for center crops; an `augment` stage crops with its `scale` (drop one)"
+                ));
+            }
+        }
         if st.drop_last && st.op != Op::Batch {
             return Err(format!("{at}: drop_last applies only to op = \"batch\""));
         }
         let stray = [
             (st.width.is_some() || st.height.is_some(), Op::Resize, "width/height"),
             (st.augment.is_some(), Op::Resize, "augment"),
+            (st.crop_fraction.is_some(), Op::Resize, "crop_fraction"),
             (st.mean.is_some() || st.std.is_some(), Op::Normalize, "mean/std"),
             (st.paths.is_some() || st.weights.is_some() || st.batched, Op::Route, "paths/weights/batched"),
         ];

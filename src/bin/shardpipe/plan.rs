@@ -128,6 +128,9 @@ pub struct Stage {
     /// `resize`: training crops (a random resized crop and flip per image) instead of the
     /// center crop.
     pub augment: Option<AugmentSpec>,
+    /// `resize`: the share of the centered crop's sides kept (0.875: torchvision's
+    /// `Resize(256)` + `CenterCrop(224)`).
+    pub crop_fraction: Option<f64>,
     /// `normalize`: per-channel mean and std in [0, 1] units (default: ImageNet's).
     pub mean: Option<[f32; 3]>,
     pub std: Option<[f32; 3]>,
@@ -466,6 +469,15 @@ mod tests {
         );
         assert!(err(&["stage.2.augment={ seed = 3, flip = 2 }"]).contains("augment flip 2: need a probability"));
         assert!(err(&["stage.2.augment={ scale = [0.5, 1.0] }"]).contains("missing field `seed`"));
+        assert!(err(&["stage.2.crop_fraction=1.2"]).contains("crop_fraction = 1.2 is outside (0, 1]"));
+        assert!(
+            err(&["stage.2.crop_fraction=0.875", "stage.2.augment={ seed = 1 }"])
+                .contains("`crop_fraction` is for center crops; an `augment` stage crops with its `scale`")
+        );
+        assert_eq!(
+            load(&text(imagenet), &["stage.2.crop_fraction=0.875".into()]).unwrap().stages[2].crop_fraction,
+            Some(0.875)
+        );
         assert!(err(&["stage.1.augment={ seed = 1 }"]).contains("`augment` applies only to op = \"resize\""));
         assert!(
             err(&["stage.0.op=\"noop\""])
