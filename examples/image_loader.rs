@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use shardpipe::images::{
-    Augment, ImageBatch, ImageFolder, LoaderOptions, Normalize, batches, loader, normalize, synth,
+    Augment, Crop, ImageBatch, ImageFolder, LoaderOptions, Normalize, batches, loader, normalize, synth,
 };
 use shardpipe::pipeline::Placement;
 
@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let opts = LoaderOptions {
             epochs: Some(2),
             max_failures: Some(16),
-            augment: Some(Augment::new(7)),
+            crop: Crop::Random(Augment::new(7)),
             ..LoaderOptions::default()
         };
         let images = loader(folder.clone(), &opts)

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use common::{PLACEMENTS, assert_balanced, start};
 
 use shardpipe::images::{
-    Augment, Encoded, Image, ImageBatch, ImageFolder, LoaderOptions, Sample, batches, decode, loader, resize,
+    Augment, Crop, Encoded, Image, ImageBatch, ImageFolder, LoaderOptions, Sample, batches, decode, loader, resize,
     resize_center, synth,
 };
 use shardpipe::pipeline::Placement;
@@ -111,8 +111,13 @@ fn augmented_images_are_the_same_in_every_placement_and_new_each_epoch() {
     let augment = Augment::new(7);
     let mut runs = Vec::new();
     for p in PLACEMENTS {
-        let opts =
-            LoaderOptions { width: w, height: h, epochs: Some(2), augment: Some(augment), ..LoaderOptions::default() };
+        let opts = LoaderOptions {
+            width: w,
+            height: h,
+            epochs: Some(2),
+            crop: Crop::Random(augment),
+            ..LoaderOptions::default()
+        };
         let Some(mut pipe) = start(loader(folder.clone(), &opts), p) else { return };
         let got: std::collections::BTreeMap<(u64, u64), Vec<u8>> =
             pipe.iter().map(|img: Image<u8>| ((img.sample.epoch, img.sample.index), img.data)).collect();
@@ -143,7 +148,7 @@ fn augmented_images_are_the_same_in_every_placement_and_new_each_epoch() {
 #[test]
 fn a_crop_fraction_is_applied_by_the_loader_and_a_bad_one_names_itself() {
     let folder = ImageFolder::open(dataset()).unwrap();
-    let opts = LoaderOptions { width: 24, height: 24, crop_fraction: 0.875, ..LoaderOptions::default() };
+    let opts = LoaderOptions { width: 24, height: 24, crop: Crop::Center(0.875), ..LoaderOptions::default() };
     let Some(mut pipe) = start(loader(folder.clone(), &opts), Placement::Sharded { shards: 0 }) else { return };
     let got: std::collections::HashMap<u64, Vec<u8>> =
         pipe.iter().map(|img: Image<u8>| (img.sample.index, img.data)).collect();
@@ -154,7 +159,7 @@ fn a_crop_fraction_is_applied_by_the_loader_and_a_bad_one_names_itself() {
         assert!(got[&s.index] == want, "{}", s.path.display());
         assert!(got[&s.index] != expected(&s.path, 24, 24), "0.875 differs from the full center crop");
     }
-    let bad = LoaderOptions { crop_fraction: 1.5, max_failures: Some(4), ..opts };
+    let bad = LoaderOptions { crop: Crop::Center(1.5), max_failures: Some(4), ..opts };
     let Some(pipe) = start(loader(folder, &bad), Placement::Sharded { shards: 0 }) else { return };
     let failed = pipe.finish().unwrap_err();
     let msg = failed.error.to_string();

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Augment, BatchPool, Image, ImageBatch, ImageFolder, decode, read, resize_center};
+use super::{BatchPool, Crop, Image, ImageBatch, ImageFolder, decode, read};
 use crate::pipeline::{PipelineBuilder, source_epochs};
 
 /// How [`loader`] builds its chain.
@@ -12,15 +12,11 @@ pub struct LoaderOptions {
     pub width: u32,
     /// Target height.
     pub height: u32,
-    /// Training crops: a random resized crop and flip per image ([`Augment`]) instead of the
-    /// center crop; `None` (the default): center crop, as for evaluation.
-    pub augment: Option<Augment>,
-    /// The share of the centered crop's sides kept ([`resize_center`](super::resize_center)):
-    /// 1 (the default) keeps the largest centered region with the target's aspect ratio; 0.875
-    /// is torchvision's `Resize(256)` + `CenterCrop(224)` for evaluation. Must be in (0, 1]
-    /// (else every image fails at `resize`, naming the value). Not used with `augment`, whose
-    /// crops have their own `scale`.
-    pub crop_fraction: f64,
+    /// The region each image is resized from: the centered one (the default,
+    /// `Crop::Center(1.0)`; `Crop::Center(0.875)` is torchvision's `Resize(256)` +
+    /// `CenterCrop(224)` for evaluation) or, for training, `Crop::Random(Augment::new(seed))`: a
+    /// random resized crop and flip per image, new each epoch.
+    pub crop: Crop,
     /// Passes over the folder (an epoch marker after each); `None`: until `stop()`.
     pub epochs: Option<u64>,
     /// Reads in flight for the whole pipeline (split over the shards).
@@ -41,8 +37,7 @@ impl Default for LoaderOptions {
         Self {
             width: 224,
             height: 224,
-            augment: None,
-            crop_fraction: 1.0,
+            crop: Crop::default(),
             epochs: Some(1),
             read_concurrency: 16,
             decode_concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -63,7 +58,7 @@ const SOURCE_BUFFER: usize = 8;
 const STAGE_BUFFER: usize = 4;
 
 /// `folder`'s samples, read through io_uring (stage `read`), decoded (`decode`) and
-/// center-cropped (or, with [`LoaderOptions::augment`], randomly cropped and flipped) and resized
+/// cropped ([`LoaderOptions::crop`]: centered, or random and flipped for training) and resized
 /// (`resize`). Add `.aggregate(n)` and [`batches`]' collation, or
 /// call [`batches`] on it.
 pub fn loader(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Image<u8>> {
@@ -71,7 +66,7 @@ pub fn loader(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Imag
     let folder = Arc::new(folder);
     let source = source_epochs(move |e| epochs.is_none_or(|n| e < n).then(|| folder.epoch(e))).buffer(SOURCE_BUFFER);
     let limit = opts.max_file_bytes;
-    let (w, h, augment, fraction) = (opts.width, opts.height, opts.augment, opts.crop_fraction);
+    let (w, h, crop) = (opts.width, opts.height, opts.crop);
     let read =
         source.pipe_async(move |s| read(s, limit)).name("read").concurrency(opts.read_concurrency).buffer(STAGE_BUFFER);
     let read = stage_options(read, opts);
@@ -80,13 +75,7 @@ pub fn loader(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Imag
         opts,
     );
     stage_options(
-        decoded
-            .pipe_blocking(move |img| match &augment {
-                Some(a) => a.apply(img, w, h),
-                None => resize_center(img, w, h, fraction),
-            })
-            .name("resize")
-            .concurrency(opts.decode_concurrency),
+        decoded.pipe_blocking(move |img| crop.apply(img, w, h)).name("resize").concurrency(opts.decode_concurrency),
         opts,
     )
     .buffer(STAGE_BUFFER)

@@ -52,7 +52,7 @@ pub use batch::{BatchPool, ImageBatch, Normalize, collate, normalize};
 pub use decode::{Encoded, decode, read};
 pub use folder::{FolderError, ImageFolder, Sample};
 pub use loader::{LoaderOptions, batches, loader};
-pub use resize::{resize, resize_center};
+pub use resize::{Crop, resize, resize_center};
 
 /// Channels per pixel: every image is decoded to RGB.
 pub const CHANNELS: usize = 3;

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use fast_image_resize::images::Image as FrImage;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
-use super::{Image, ImageError, ImageErrorKind};
+use super::{Augment, Image, ImageError, ImageErrorKind};
 
 thread_local! {
     // A resizer keeps its scratch buffers between calls: one per thread saves an allocation
@@ -35,6 +35,33 @@ pub fn resize_center(image: Image<u8>, width: u32, height: u32, fraction: f64) -
     let (kw, kh) = (cw * fraction, ch * fraction);
     let region = (left + (cw - kw) / 2.0, top + (ch - kh) / 2.0, kw, kh);
     resize_region(image, width, height, region)
+}
+
+/// Which region of each image the `resize` stage resizes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Crop {
+    /// The centered region with the target's aspect ratio, keeping this share of its sides
+    /// ([`resize_center`]): 1 keeps all of it (the default, [`resize`]); 0.875 is torchvision's
+    /// `Resize(256)` + `CenterCrop(224)` for evaluation.
+    Center(f64),
+    /// A random resized crop and flip per image, for training ([`Augment::apply`]).
+    Random(Augment),
+}
+
+impl Default for Crop {
+    fn default() -> Self {
+        Self::Center(1.0)
+    }
+}
+
+impl Crop {
+    /// `image`'s region resized to `width × height` (and flipped, for a random crop that says so).
+    pub fn apply(&self, image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
+        match self {
+            Self::Center(fraction) => resize_center(image, width, height, *fraction),
+            Self::Random(augment) => augment.apply(image, width, height),
+        }
+    }
 }
 
 /// Resizes the `(left, top, width, height)` region of `image` to `width × height`, with the

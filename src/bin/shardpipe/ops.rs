@@ -261,15 +261,12 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
             }),
             Op::Resize => {
                 let (w, h) = (st.width.expect("checked"), st.height.expect("checked"));
-                let augment = st.augment.as_ref().map(|a| a.build().expect("checked"));
-                let fraction = st.crop_fraction.unwrap_or(1.0);
+                let crop = match &st.augment {
+                    Some(a) => images::Crop::Random(a.build().expect("checked")),
+                    None => images::Crop::Center(st.crop_fraction.unwrap_or(1.0)),
+                };
                 b.pipe_blocking(move |v| match v {
-                    Value::Image(img) => match &augment {
-                        Some(a) => a.apply(img, w, h),
-                        None => images::resize_center(img, w, h, fraction),
-                    }
-                    .map(Value::Image)
-                    .map_err(|e| e.to_string()),
+                    Value::Image(img) => crop.apply(img, w, h).map(Value::Image).map_err(|e| e.to_string()),
                     other => Err(format!("resize expects an image, got {}", other.what())),
                 })
             }
