@@ -165,12 +165,13 @@ fn plans_lists_every_shipped_plan_with_its_description() {
 
 #[test]
 fn bad_input_is_one_line_naming_what_to_fix_with_exit_code_2() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["run", "default", "--set", "placement.shards=4096"],
             "placement.shards = 4096, but this process may run on only",
         ),
         (&["run", "no-such-plan"], "plan 'no-such-plan' not found"),
+        (&["run", "imagenet", "--set", "source.images=Cargo.toml"], "images = Cargo.toml: is a file; name a directory"),
         (&["run", "default", "--set", "source.cout=3"], "unknown field `cout`"),
         (&["run", "default", "--set", "stage.9.us=1"], "index 9 is past the end of a list of 4"),
         (&["run", "default", "--set", "source.count=lots"], "invalid type"),

@@ -268,6 +268,12 @@ fn check_source_options(s: &Source) -> Result<(), String> {
         return Err("[source] `shuffle`, `rank`, `world_size` and `drop_last` apply to an `images` source".into());
     }
     if let Some(g) = &s.generate {
+        if g.files == 0 {
+            return Err(
+                "[source] generate = { files = 0, .. }: nothing to make; give how many files, or drop `generate`"
+                    .into(),
+            );
+        }
         if g.file_kib.is_some_and(|k| k > 1 << 20) || g.files > MAX_COUNT {
             return Err(format!(
                 "[source] generate = {{ files = {}, .. }}: at most {MAX_COUNT} files of at most 1 GiB each",

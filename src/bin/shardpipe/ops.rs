@@ -174,6 +174,9 @@ pub fn files(plan: &Plan) -> Result<Vec<Arc<Path>>, String> {
 pub fn image_folder(plan: &Plan, limit: Option<u64>) -> Result<ImageFolder, String> {
     let s = &plan.source;
     let dir = resolve_dir(s.images.as_deref().expect("checked: an images source"));
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("[source] images = {}: is a file; name a directory of images", dir.display()));
+    }
     if let Some(g) = &s.generate
         && ImageFolder::open(&dir).is_err()
     {

@@ -485,6 +485,7 @@ mod tests {
         );
         assert!(err(&["source.rank=2", "source.world_size=2"]).contains("rank < world_size"));
         assert!(err(&["source.generate.file_kib=4"]).contains("drop `file_kib`"));
+        assert!(err(&["source.generate.files=0"]).contains("files = 0, .. }: nothing to make"));
         assert!(
             err(&["source.generate.format=\"avif\""])
                 .contains("expected one of `jpeg`, `png`, `webp`, `gif`, `bmp`, `tiff`")
