@@ -125,7 +125,6 @@ pub fn hgrm(rec: &Recorder) -> String {
     out
 }
 
-/// Writes one `.hgrm` per run into `dir`; returns the paths.
 /// Checks, before any run starts, that the outputs the command line names can be written, so a
 /// long run never ends in "cannot write": makes the `--hgrm` directory and writes a probe file in
 /// it, and opens each named file (`--plot`, `--trace`) for writing, removing it again if it did not
@@ -160,6 +159,7 @@ pub fn check_destinations(hgrm: Option<&Path>, files: &[(&str, Option<&Path>)]) 
     Ok(())
 }
 
+/// Writes one `.hgrm` per run into `dir`; returns the paths.
 pub fn write_hgrm(dir: &Path, plan: &str, runs: &[Run]) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("--hgrm {}: cannot make the directory: {e}", dir.display()))?;
     runs.iter()
