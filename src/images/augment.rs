@@ -204,19 +204,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::images::resize::test_image as image;
 
     fn sample(index: u64, epoch: u64) -> Sample {
         Sample { index, epoch, path: Arc::from(Path::new("x.jpg")), label: None }
-    }
-
-    fn image(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Image<u8> {
-        let mut data = Vec::with_capacity((w * h) as usize * CHANNELS);
-        for y in 0..h {
-            for x in 0..w {
-                data.extend(f(x, y));
-            }
-        }
-        Image { sample: sample(0, 0), width: w, height: h, data }
     }
 
     #[test]

@@ -17,8 +17,7 @@ thread_local! {
 /// `width × height` (a bilinear convolution that averages over the whole footprint when
 /// shrinking, as Pillow's `BILINEAR` does). An image already that size comes back unchanged.
 pub fn resize(image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
-    let region = center_crop(image.width, image.height, width, height);
-    resize_region(image, width, height, region)
+    resize_center(image, width, height, 1.0)
 }
 
 /// Like [`resize`], but the centered crop keeps only `fraction` of that region's sides, as
@@ -102,28 +101,26 @@ fn center_crop(w: u32, h: u32, tw: u32, th: u32) -> (f64, f64, f64, f64) {
     }
 }
 
+/// A `w × h` test image whose pixel `(x, y)` is `f(x, y)` (sample 0 of epoch 0).
 #[cfg(test)]
-mod tests {
+pub(super) fn test_image(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Image<u8> {
     use std::path::Path;
     use std::sync::Arc;
 
-    use super::*;
-    use crate::images::{CHANNELS, Sample};
-
-    fn image(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Image<u8> {
-        let mut data = Vec::with_capacity((w * h) as usize * CHANNELS);
-        for y in 0..h {
-            for x in 0..w {
-                data.extend(f(x, y));
-            }
-        }
-        Image {
-            sample: Sample { index: 0, epoch: 0, path: Arc::from(Path::new("x")), label: None },
-            width: w,
-            height: h,
-            data,
+    let mut data = Vec::with_capacity((w * h) as usize * super::CHANNELS);
+    for y in 0..h {
+        for x in 0..w {
+            data.extend(f(x, y));
         }
     }
+    let sample = super::Sample { index: 0, epoch: 0, path: Arc::from(Path::new("x")), label: None };
+    Image { sample, width: w, height: h, data }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_image as image;
+    use super::*;
 
     #[test]
     fn crops_the_center_to_the_target_aspect() {
