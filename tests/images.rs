@@ -9,8 +9,8 @@ use std::sync::{Arc, OnceLock};
 use common::{PLACEMENTS, assert_balanced, start};
 
 use shardpipe::images::{
-    Augment, Crop, Encoded, Image, ImageBatch, ImageFolder, LoaderOptions, Sample, batches, decode, loader, resize,
-    resize_center, synth,
+    Augment, Crop, Encoded, Image, ImageBatch, ImageFolder, LoaderOptions, LoaderState, Sample, batches, decode,
+    loader, resize, resize_center, synth,
 };
 use shardpipe::pipeline::Placement;
 
@@ -141,6 +141,82 @@ fn augmented_images_are_the_same_in_every_placement_and_new_each_epoch() {
     assert_eq!(changed, COUNT, "each epoch crops every image anew");
     let centered = folder.samples().iter().filter(|s| expected(&s.path, w, h) == first[&(0, s.index)]).count();
     assert!(centered <= 2, "{centered} of {COUNT} augmented images equal the center crop");
+}
+
+/// Each image of a loader run, by (epoch, index), in the order the training loop took them.
+type Taken = Vec<((u64, u64), Vec<u8>)>;
+
+/// Takes batches (recording each in `state`) until `stop` says so or the run ends.
+fn take_batches(
+    pipe: &mut shardpipe::pipeline::Pipeline<ImageBatch<u8>>,
+    state: &mut LoaderState,
+    mut stop: impl FnMut(&LoaderState) -> bool,
+) -> Taken {
+    let mut taken = Taken::new();
+    while !stop(state) {
+        let mut any = false;
+        for batch in pipe.epoch() {
+            any = true;
+            taken.extend(batch.samples.iter().enumerate().map(|(i, s)| ((s.epoch, s.index), batch.image(i).to_vec())));
+            state.record(&batch.samples).unwrap();
+            if stop(state) {
+                return taken;
+            }
+        }
+        if !any {
+            break;
+        }
+        state.finish_epoch();
+    }
+    taken
+}
+
+/// A training run stopped mid-epoch and resumed from its saved state takes every remaining
+/// image exactly once, with the pixels (random crops included) of a run that never stopped; in
+/// every placement, stopped in the first epoch unordered and in the second one ordered (where
+/// the order is the uninterrupted one too).
+#[test]
+fn a_run_resumed_from_its_saved_state_takes_every_remaining_image_once_with_the_same_pixels() {
+    let folder = ImageFolder::open(dataset()).unwrap().shuffle(13);
+    let path = std::env::temp_dir().join(format!("shardpipe-test-resume-{}.state", std::process::id()));
+    for (p, ordered, stop_epoch) in PLACEMENTS.iter().map(|&p| (p, false, 0)).chain([(PLACEMENTS[2], true, 1)]) {
+        let opts = LoaderOptions {
+            width: 16,
+            height: 16,
+            epochs: Some(2),
+            ordered,
+            crop: Crop::Random(Augment::new(5)),
+            ..LoaderOptions::default()
+        };
+        let run = |folder: &ImageFolder| batches(loader(folder.clone(), &opts), 4, false);
+        let Some(mut whole) = start(run(&folder), p) else { return };
+        let want = take_batches(&mut whole, &mut LoaderState::new(&folder), |_| false);
+        assert_eq!(want.len() as u64, 2 * COUNT);
+
+        let Some(mut first) = start(run(&folder), p) else { return };
+        let mut state = LoaderState::new(&folder);
+        let before = take_batches(&mut first, &mut state, |s| s.epoch() == stop_epoch && s.consumed() >= 20);
+        drop(first); // the process stops, with images still in flight
+        state.save(&path).unwrap();
+
+        let state = LoaderState::load(&path).unwrap();
+        assert_eq!((state.epoch(), state.consumed()), (stop_epoch, 20), "{p:?}");
+        let resumed = folder.clone().resume(&state).unwrap();
+        let Some(mut second) = start(run(&resumed), p) else { return };
+        let after = take_batches(&mut second, &mut state.clone(), |_| false);
+        assert_balanced(&second.finish().unwrap());
+
+        let mut got: Vec<_> = before.iter().chain(&after).cloned().collect();
+        assert_eq!(got.len(), want.len(), "{p:?} ordered {ordered}: every image once, none twice");
+        if ordered {
+            assert!(got == want, "{p:?}: the uninterrupted order and pixels");
+        }
+        got.sort();
+        let mut want = want;
+        want.sort();
+        assert!(got == want, "{p:?} ordered {ordered}: the same (epoch, image) pairs and pixels");
+    }
+    std::fs::remove_file(&path).unwrap();
 }
 
 /// Evaluation crops: `crop_fraction` reaches the `resize` stage; a value out of range fails

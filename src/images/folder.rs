@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::resume::{DatasetId, LoaderState, ResumeError, bit};
+
 /// One file to load: its position in the folder's sorted list, the epoch it is loaded in, its
 /// path and its class.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -65,6 +67,8 @@ pub struct ImageFolder {
     rank: usize,
     world_size: usize,
     drop_last: bool,
+    /// Set by [`ImageFolder::resume`]: the first epoch, and the samples of it already consumed.
+    resume: Option<Arc<(u64, Vec<u64>)>>,
 }
 
 impl ImageFolder {
@@ -120,6 +124,7 @@ impl ImageFolder {
             rank: 0,
             world_size: 1,
             drop_last: false,
+            resume: None,
         })
     }
 
@@ -149,6 +154,30 @@ impl ImageFolder {
         self
     }
 
+    /// Continues a training run where `state` (saved by the run that stopped) left off:
+    /// [`ImageFolder::first_epoch`] becomes the state's epoch, and that epoch leaves out the
+    /// samples the state records as consumed. Later epochs are whole. The folder must list the
+    /// same files (by name and label, wherever the directory now is) with the same shuffle
+    /// seed, partition and `drop_last`: call this after [`ImageFolder::shuffle`],
+    /// [`ImageFolder::partition`] and [`ImageFolder::drop_last`].
+    pub fn resume(mut self, state: &LoaderState) -> Result<Self, ResumeError> {
+        if let Some(err) = state.id().mismatch(&DatasetId::of(&self)) {
+            return Err(err);
+        }
+        self.resume = Some(Arc::new((state.epoch(), state.consumed_bits().to_vec())));
+        Ok(self)
+    }
+
+    /// The epoch a loader starts at: 0, or the resumed state's ([`ImageFolder::resume`]).
+    pub fn first_epoch(&self) -> u64 {
+        self.resume.as_ref().map_or(0, |r| r.0)
+    }
+
+    /// What [`LoaderState`] identifies a walk over the folder by, besides its samples.
+    pub(super) fn walk_settings(&self) -> (Option<u64>, usize, usize, bool) {
+        (self.seed, self.rank, self.world_size, self.drop_last)
+    }
+
     /// Every sample, in listing order.
     pub fn samples(&self) -> &[Sample] {
         &self.samples
@@ -164,7 +193,7 @@ impl ImageFolder {
         &self.origin
     }
 
-    /// Samples this rank loads per epoch.
+    /// Samples this rank loads per whole epoch (a resumed epoch loads fewer).
     pub fn epoch_len(&self) -> usize {
         let n = self.kept();
         n / self.world_size + usize::from(self.rank < n % self.world_size)
@@ -175,7 +204,8 @@ impl ImageFolder {
         if self.drop_last { n - n % self.world_size } else { n }
     }
 
-    /// This rank's samples for `epoch`, in loading order.
+    /// This rank's samples for `epoch`, in loading order; after [`ImageFolder::resume`], the
+    /// resumed epoch without the samples already consumed.
     pub fn epoch(&self, epoch: u64) -> Vec<Sample> {
         let mut order: Vec<usize> = (0..self.samples.len()).collect();
         if let Some(seed) = self.seed {
@@ -190,6 +220,7 @@ impl ImageFolder {
             .into_iter()
             .skip(self.rank)
             .step_by(self.world_size)
+            .filter(|&i| self.resume.as_ref().is_none_or(|r| r.0 != epoch || !bit(&r.1, i as u64)))
             .map(|i| Sample { epoch, ..self.samples[i].clone() })
             .collect()
     }

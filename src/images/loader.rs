@@ -17,7 +17,9 @@ pub struct LoaderOptions {
     /// `CenterCrop(224)` for evaluation) or, for training, `Crop::Random(Augment::new(seed))`: a
     /// random resized crop and flip per image, new each epoch.
     pub crop: Crop,
-    /// Passes over the folder (an epoch marker after each); `None`: until `stop()`.
+    /// Epochs of the whole run (an epoch marker after each); `None`: until `stop()`. They count
+    /// from 0 even after [`ImageFolder::resume`]: a run of `Some(90)` resumed in epoch 37 loads
+    /// the rest of epoch 37, then 38 to 89.
     pub epochs: Option<u64>,
     /// Reads in flight for the whole pipeline (split over the shards).
     pub read_concurrency: usize,
@@ -63,8 +65,13 @@ const STAGE_BUFFER: usize = 4;
 /// call [`batches`] on it.
 pub fn loader(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Image<u8>> {
     let epochs = opts.epochs;
+    let first = folder.first_epoch();
     let folder = Arc::new(folder);
-    let source = source_epochs(move |e| epochs.is_none_or(|n| e < n).then(|| folder.epoch(e))).buffer(SOURCE_BUFFER);
+    let pass = move |k: u64| {
+        let e = first + k;
+        epochs.is_none_or(|n| e < n).then(|| folder.epoch(e))
+    };
+    let source = source_epochs(pass).buffer(SOURCE_BUFFER);
     let limit = opts.max_file_bytes;
     let (w, h, crop) = (opts.width, opts.height, opts.crop);
     let read =

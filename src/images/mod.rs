@@ -21,6 +21,9 @@
 //!   one buffer, which the consumer then owns (no further copy).
 //! - Every failure is an [`ImageError`] naming the file and the reason; in a pipeline it is a
 //!   counted failure of the stage, and the run goes on within `max_failures`.
+//! - [`LoaderState`] records which samples a training loop has consumed; saved with a
+//!   checkpoint, it lets [`ImageFolder::resume`] start a new loader mid-epoch where the old one
+//!   stopped, nothing trained on twice or skipped.
 //! - [`loader`] wires the usual chain into a [`PipelineBuilder`](crate::pipeline::PipelineBuilder);
 //!   [`synth`] writes deterministic ImageNet-like JPEG (or PNG, WebP, GIF, BMP, TIFF) sets for
 //!   tests, benches and demos.
@@ -40,6 +43,7 @@ mod gif;
 mod loader;
 mod png;
 mod resize;
+mod resume;
 pub mod synth;
 mod tiff;
 mod webp;
@@ -53,6 +57,7 @@ pub use decode::{Encoded, decode, read};
 pub use folder::{FolderError, ImageFolder, Sample};
 pub use loader::{LoaderOptions, batches, loader};
 pub use resize::{Crop, resize, resize_center};
+pub use resume::{LoaderState, ResumeError, StateError};
 
 /// Channels per pixel: every image is decoded to RGB.
 pub const CHANNELS: usize = 3;
