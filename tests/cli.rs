@@ -83,6 +83,44 @@ fn a_bad_image_is_a_counted_failure_named_in_the_report_and_the_run_goes_on() {
 }
 
 #[test]
+fn an_image_list_is_a_source_and_a_bad_line_or_generate_is_refused_naming_it() {
+    let dir = temp_dir("image-list");
+    let out = shardpipe(&["gen-images", dir.to_str().unwrap(), "--count", "12", "--classes", "3"]);
+    assert!(out.status.success());
+    let mut lines = String::from("# path label\n");
+    for (label, class) in ["class-000", "class-001", "class-002"].iter().enumerate() {
+        for f in std::fs::read_dir(dir.join(class)).unwrap() {
+            lines += &format!("{class}/{}\t{label}\n", f.unwrap().file_name().to_string_lossy());
+        }
+    }
+    let list = dir.join("train.tsv");
+    std::fs::write(&list, lines).unwrap();
+    let images = format!("source.images={}", list.display());
+    let Some(v) = json(&["run", "imagenet", "--set", &images, "--set", "source.epochs=1", "--json"]) else {
+        return;
+    };
+    let run = &v["runs"][0];
+    assert_eq!((run["items"].as_u64(), run["failed"].as_u64()), (Some(12), Some(0)), "{run}");
+    assert!(run["account"]["balances"].as_bool().unwrap());
+
+    let bad = dir.join("bad.txt");
+    std::fs::write(&bad, "a.jpg 1\nb.jpg\n").unwrap();
+    let empty = dir.join("empty.lst");
+    std::fs::write(&empty, "# nothing yet\n").unwrap();
+    for (list, expect) in [
+        (bad, "bad.txt, line 2: `b.jpg` has no label, but line 1 has a number label"),
+        (empty, "empty.lst: the list names no files"),
+    ] {
+        let args = format!("source.images={}", list.display());
+        let out = shardpipe(&["run", "imagenet", "--set", &args]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expect) && err.trim_end().lines().count() == 1, "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn every_shipped_plan_runs_in_quick_mode_and_accounts_for_every_item() {
     for plan in PLANS {
         let Some(v) = json(&["run", plan, "--items", "200", "--json"]) else { return };
@@ -171,7 +209,10 @@ fn bad_input_is_one_line_naming_what_to_fix_with_exit_code_2() {
             "placement.shards = 4096, but this process may run on only",
         ),
         (&["run", "no-such-plan"], "plan 'no-such-plan' not found"),
-        (&["run", "imagenet", "--set", "source.images=Cargo.toml"], "images = Cargo.toml: is a file; name a directory"),
+        (
+            &["run", "imagenet", "--set", "source.images=Cargo.toml"],
+            "images = Cargo.toml: is a file but not a list (.txt",
+        ),
         (&["run", "default", "--set", "source.cout=3"], "unknown field `cout`"),
         (&["run", "default", "--set", "stage.9.us=1"], "index 9 is past the end of a list of 4"),
         (&["run", "default", "--set", "source.count=lots"], "invalid type"),

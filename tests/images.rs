@@ -67,6 +67,57 @@ fn the_folder_lists_classes_and_labels_from_sub_directories() {
     }
 }
 
+/// A list file naming the set (relative paths and class names, or numbers) is the folder:
+/// the same samples, labels and classes, and the loader takes every image, labelled; a listed
+/// file that is missing is a counted `read` failure naming it.
+#[test]
+fn an_image_list_reads_as_the_folder_and_its_missing_files_are_counted_failures() {
+    let dir = dataset();
+    let folder = ImageFolder::open(dir).unwrap();
+    // The lists live apart from the set (a list in it would be a sample of the folder).
+    let lists = std::env::temp_dir().join(format!("shardpipe-test-lists-{}", std::process::id()));
+    std::fs::create_dir_all(&lists).unwrap();
+    let relative = |s: &Sample| {
+        format!("../{}/{}", dir.file_name().unwrap().display(), s.path.strip_prefix(dir).unwrap().display())
+    };
+    let by_name: String = folder
+        .samples()
+        .iter()
+        .map(|s| format!("{} {}\n", relative(s), folder.classes()[s.label.unwrap() as usize]))
+        .collect();
+    let names = lists.join("train.txt");
+    std::fs::write(&names, format!("# path class\n{by_name}")).unwrap();
+    let listed = ImageFolder::from_list(&names).unwrap();
+    let same_files = |a: &[Sample], b: &[Sample]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(a, b)| (a.index, a.label) == (b.index, b.label) && a.path.canonicalize().unwrap() == *b.path)
+    };
+    assert!(same_files(listed.samples(), folder.samples()), "relative to the list's directory");
+    assert_eq!(listed.classes(), folder.classes());
+
+    let by_number: String =
+        folder.samples().iter().map(|s| format!("{},{}\n", relative(s), s.label.unwrap())).collect();
+    let numbers = lists.join("numbers.csv");
+    std::fs::write(&numbers, format!("{by_number}gone.jpg,3\n")).unwrap();
+    let listed = ImageFolder::from_list(&numbers).unwrap();
+    assert!(same_files(&listed.samples()[..COUNT as usize], folder.samples()));
+    assert!(listed.classes().is_empty(), "numbers name no classes");
+    let opts = LoaderOptions { width: 8, height: 8, max_failures: Some(1), ..LoaderOptions::default() };
+    let Some(mut pipe) = start(loader(listed, &opts), Placement::sharded()) else { return };
+    let labels: Vec<(u64, u32)> =
+        pipe.iter().map(|img: Image<u8>| (img.sample.index, img.sample.label.unwrap())).collect();
+    assert_eq!(labels.len() as u64, COUNT);
+    assert!(labels.iter().all(|&(i, l)| folder.samples()[i as usize].label == Some(l)));
+    let r = pipe.finish().unwrap();
+    assert_balanced(&r);
+    let read = r.stages.iter().find(|s| s.name == "read").unwrap();
+    assert_eq!(read.stats.failures, 1);
+    assert!(read.failure_samples[0].contains("gone.jpg"), "{:?}", read.failure_samples);
+    std::fs::remove_dir_all(&lists).unwrap();
+}
+
 /// Every placement: ordered batches come out in the epoch's order, with the right shape, labels
 /// and pixels, for two shuffled epochs that differ.
 #[test]

@@ -49,6 +49,19 @@ pub enum FolderError {
         /// The world size given.
         world_size: usize,
     },
+    /// An image list that names no files.
+    #[error("{}: the list names no files (one `path [label]` per line)", .0.display())]
+    EmptyList(PathBuf),
+    /// A line of an image list ([`ImageFolder::from_list`]) that cannot be read.
+    #[error("{}, line {line}: {reason}", path.display())]
+    ListLine {
+        /// The list file.
+        path: PathBuf,
+        /// The line, counted from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// More classes than a `u32` label holds.
     #[error("{0} classes is more than a u32 label holds")]
     TooManyClasses(usize),
@@ -99,8 +112,7 @@ impl ImageFolder {
             list.extend(files.into_iter().map(|p| (p, Some(label as u32))));
         }
         let mut folder = Self::from_files(list).map_err(|_| FolderError::Empty(dir.display().to_string()))?;
-        folder.classes = names.into();
-        folder.origin = dir.display().to_string();
+        folder.set_origin(dir.display().to_string(), names);
         Ok(folder)
     }
 
@@ -126,6 +138,12 @@ impl ImageFolder {
             drop_last: false,
             resume: None,
         })
+    }
+
+    /// Names the folder's origin (for messages) and its class names.
+    pub(super) fn set_origin(&mut self, origin: String, classes: Vec<String>) {
+        self.origin = origin;
+        self.classes = classes.into();
     }
 
     /// Shuffles every epoch with `seed` (mixed with the epoch number: each epoch differs, and

@@ -7,9 +7,10 @@
 //!     (shuffle, rank/world_size)                      ─resize─▶ Image<u8> (W×H) ─aggregate(B)─▶ collate ─▶ ImageBatch
 //! ```
 //!
-//! - [`ImageFolder`] lists a directory (one sub-directory per class gives labels) or takes a
-//!   file list; [`ImageFolder::epoch`] gives each epoch's [`Sample`]s: shuffled with a seed
-//!   that mixes in the epoch number, then this rank's share when the job has several processes.
+//! - [`ImageFolder`] lists a directory (one sub-directory per class gives labels), reads a
+//!   list file ([`ImageFolder::from_list`]: `path [label]` per line) or takes a list of paths;
+//!   [`ImageFolder::epoch`] gives each epoch's [`Sample`]s: shuffled with a seed that mixes in
+//!   the epoch number, then this rank's share when the job has several processes.
 //! - [`read`] reads a sample's file through io_uring; [`decode`] decodes JPEG (zune-jpeg), PNG
 //!   (`png`), WebP (`image-webp`), GIF (`gif`), BMP (zune-bmp) and TIFF (`tiff`), told apart by
 //!   their first bytes; [`resize`] center-crops to the target's aspect ratio and resizes with
@@ -40,6 +41,7 @@ mod bmp;
 mod decode;
 mod folder;
 mod gif;
+mod list;
 mod loader;
 mod png;
 mod resize;

@@ -11,7 +11,7 @@ use shardpipe::images::{self, BatchPool, Encoded, Image, ImageBatch, ImageFolder
 use shardpipe::pipeline::{PipelineBuilder, Placement, path, source, source_epochs};
 
 use crate::chain::stage_kinds;
-use crate::plan::{Kind, Mode, Op, Plan, Stage};
+use crate::plan::{Generate, Kind, Mode, Op, Plan, Stage};
 
 /// What flows through a plan's pipeline.
 #[derive(Debug, Clone)]
@@ -174,18 +174,7 @@ pub fn files(plan: &Plan) -> Result<Vec<Arc<Path>>, String> {
 pub fn image_folder(plan: &Plan, limit: Option<u64>) -> Result<ImageFolder, String> {
     let s = &plan.source;
     let dir = resolve_dir(s.images.as_deref().expect("checked: an images source"));
-    if dir.exists() && !dir.is_dir() {
-        return Err(format!("[source] images = {}: is a file; name a directory of images", dir.display()));
-    }
-    if let Some(g) = &s.generate
-        && ImageFolder::open(&dir).is_err()
-    {
-        let format = g.format.map_or(images::ImageFormat::Jpeg, |f| f.format());
-        eprintln!("making {} {format} images in {} (once) ...", g.files, dir.display());
-        images::synth::write_set_as(format, &dir, g.files, g.seed.unwrap_or(1), g.classes.unwrap_or(10))
-            .map_err(|e| format!("[source] generate: {e}"))?;
-    }
-    let mut folder = ImageFolder::open(&dir).map_err(|e| format!("[source] images: {e}"))?;
+    let mut folder = if dir.is_file() { image_list(&dir)? } else { image_dir(&dir, s.generate.as_ref())? };
     if let Some(n) = limit.filter(|&n| n > 0 && (n as usize) < folder.samples().len()) {
         let first = folder.samples()[..n as usize].iter().map(|s| (s.path.to_path_buf(), s.label));
         folder = ImageFolder::from_files(first.collect::<Vec<_>>()).map_err(|e| e.to_string())?;
@@ -195,6 +184,35 @@ pub fn image_folder(plan: &Plan, limit: Option<u64>) -> Result<ImageFolder, Stri
     }
     let folder = folder.partition(s.rank.unwrap_or(0), s.world_size.unwrap_or(1)).map_err(|e| e.to_string())?;
     Ok(folder.drop_last(s.drop_last))
+}
+
+/// Extensions an `images` list file may have (anything else that is a file is a mistake).
+const LIST_EXTENSIONS: [&str; 4] = ["txt", "csv", "tsv", "lst"];
+
+/// The images a list file names. A plan's `generate` does not apply: it makes images only
+/// where there are none, and a list names its images (as a directory with images does).
+fn image_list(list: &Path) -> Result<ImageFolder, String> {
+    let ext = list.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if !LIST_EXTENSIONS.contains(&ext) {
+        return Err(format!(
+            "[source] images = {}: is a file but not a list (.txt, .csv, .tsv or .lst: one `path [label]` per line); name a directory of images or a list",
+            list.display()
+        ));
+    }
+    ImageFolder::from_list(list).map_err(|e| format!("[source] images: {e}"))
+}
+
+/// An image directory, made first when the plan says how and it has no images.
+fn image_dir(dir: &Path, generate: Option<&Generate>) -> Result<ImageFolder, String> {
+    if let Some(g) = generate
+        && ImageFolder::open(dir).is_err()
+    {
+        let format = g.format.map_or(images::ImageFormat::Jpeg, |f| f.format());
+        eprintln!("making {} {format} images in {} (once) ...", g.files, dir.display());
+        images::synth::write_set_as(format, dir, g.files, g.seed.unwrap_or(1), g.classes.unwrap_or(10))
+            .map_err(|e| format!("[source] generate: {e}"))?;
+    }
+    ImageFolder::open(dir).map_err(|e| format!("[source] images: {e}"))
 }
 
 /// The source of a plan: `items` overrides the count or keeps the first N files (0: endless,
