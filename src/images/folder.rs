@@ -140,6 +140,16 @@ impl ImageFolder {
         })
     }
 
+    /// Keeps only the first `n` samples of the listing, with the classes and origin: a quick run
+    /// over part of a dataset (all if there are fewer; one if `n` is 0, as a folder is never
+    /// empty). Shuffling and partitioning then apply to those `n`.
+    pub fn take(mut self, n: usize) -> Self {
+        if n < self.samples.len() {
+            self.samples = self.samples[..n.max(1)].into();
+        }
+        self
+    }
+
     /// Names the folder's origin (for messages) and its class names.
     pub(super) fn set_origin(&mut self, origin: String, classes: Vec<String>) {
         self.origin = origin;
@@ -336,6 +346,17 @@ mod tests {
         }
         assert!(matches!(folder(3).partition(3, 3), Err(FolderError::Partition { .. })));
         assert!(matches!(folder(3).partition(0, 0), Err(FolderError::Partition { .. })));
+    }
+
+    #[test]
+    fn take_keeps_the_first_samples_and_the_classes() {
+        let mut f = folder(10);
+        f.set_origin("here".into(), vec!["a".into()]);
+        let part = f.clone().take(4);
+        assert_eq!(indices(part.samples()), [0, 1, 2, 3]);
+        assert_eq!((part.classes(), part.origin()), (f.classes(), "here"));
+        assert_eq!(f.clone().take(99).samples().len(), 10);
+        assert_eq!(f.take(0).samples().len(), 1, "a folder is never empty");
     }
 
     #[test]

@@ -175,9 +175,8 @@ pub fn image_folder(plan: &Plan, limit: Option<u64>) -> Result<ImageFolder, Stri
     let s = &plan.source;
     let dir = resolve_dir(s.images.as_deref().expect("checked: an images source"));
     let mut folder = if dir.is_file() { image_list(&dir)? } else { image_dir(&dir, s.generate.as_ref())? };
-    if let Some(n) = limit.filter(|&n| n > 0 && (n as usize) < folder.samples().len()) {
-        let first = folder.samples()[..n as usize].iter().map(|s| (s.path.to_path_buf(), s.label));
-        folder = ImageFolder::from_files(first.collect::<Vec<_>>()).map_err(|e| e.to_string())?;
+    if let Some(n) = limit.filter(|&n| n > 0) {
+        folder = folder.take(usize::try_from(n).unwrap_or(usize::MAX));
     }
     if let Some(seed) = s.shuffle {
         folder = folder.shuffle(seed);
