@@ -30,7 +30,6 @@ use super::{ImageFolder, Sample};
 pub struct LoaderState {
     epoch: u64,
     consumed: Vec<u64>,
-    count: u64,
     id: DatasetId,
 }
 
@@ -103,7 +102,7 @@ impl LoaderState {
     /// A state at the start of epoch 0 of `folder`, nothing consumed.
     pub fn new(folder: &ImageFolder) -> Self {
         let id = DatasetId::of(folder);
-        Self { epoch: 0, consumed: vec![0; words(id.samples)], count: 0, id }
+        Self { epoch: 0, consumed: vec![0; words(id.samples)], id }
     }
 
     /// The epoch the training loop is in.
@@ -113,7 +112,7 @@ impl LoaderState {
 
     /// Samples of this epoch consumed so far.
     pub fn consumed(&self) -> u64 {
-        self.count
+        self.consumed.iter().map(|w| u64::from(w.count_ones())).sum()
     }
 
     /// Whether the training loop has consumed `sample` in the current epoch.
@@ -140,11 +139,7 @@ impl LoaderState {
             self.start_epoch(target);
         }
         for s in samples {
-            let (w, b) = ((s.index / 64) as usize, s.index % 64);
-            if self.consumed[w] & (1 << b) == 0 {
-                self.consumed[w] |= 1 << b;
-                self.count += 1;
-            }
+            self.consumed[(s.index / 64) as usize] |= 1 << (s.index % 64);
         }
         Ok(())
     }
@@ -159,7 +154,6 @@ impl LoaderState {
     fn start_epoch(&mut self, epoch: u64) {
         self.epoch = epoch;
         self.consumed.fill(0);
-        self.count = 0;
     }
 
     /// The state as bytes, to store with a checkpoint ([`LoaderState::from_bytes`] reads them).
@@ -168,7 +162,7 @@ impl LoaderState {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         let id = &self.id;
-        for v in [self.epoch, id.samples, id.names, id.seed.unwrap_or(0), id.rank, id.world_size, self.count] {
+        for v in [self.epoch, id.samples, id.names, id.seed.unwrap_or(0), id.rank, id.world_size, self.consumed()] {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.push(u8::from(id.seed.is_some()));
@@ -208,13 +202,13 @@ impl LoaderState {
         }
         let consumed: Vec<u64> =
             rest.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-        let count = field(6);
-        let ones: u64 = consumed.iter().map(|w| u64::from(w.count_ones())).sum();
-        let beyond = consumed.last().is_some_and(|&w| !id.samples.is_multiple_of(64) && w >> (id.samples % 64) != 0);
-        if ones != count || beyond {
+        let state = Self { epoch: field(0), consumed, id };
+        let beyond =
+            state.consumed.last().is_some_and(|&w| !id.samples.is_multiple_of(64) && w >> (id.samples % 64) != 0);
+        if state.consumed() != field(6) || beyond {
             return Err(StateError::Format("its consumed samples do not match its count"));
         }
-        Ok(Self { epoch: field(0), consumed, count, id })
+        Ok(state)
     }
 
     /// Writes the state to `path` atomically: a temporary file beside it, synced, then renamed
@@ -255,7 +249,7 @@ impl std::fmt::Debug for LoaderState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoaderState")
             .field("epoch", &self.epoch)
-            .field("consumed", &self.count)
+            .field("consumed", &self.consumed())
             .field("dataset", &self.id)
             .finish()
     }
@@ -267,7 +261,7 @@ impl DatasetId {
         let mut names = checksum(&[]);
         for s in folder.samples() {
             let name = s.path.file_name().unwrap_or(s.path.as_os_str()).as_encoded_bytes();
-            names = SplitMix64(names ^ checksum(name)).next() ^ u64::from(s.label.map_or(u32::MAX, |l| l));
+            names = SplitMix64(names ^ checksum(name)).next() ^ u64::from(s.label.unwrap_or(u32::MAX));
         }
         let samples = folder.samples().len() as u64;
         Self { samples, names, seed, rank: rank as u64, world_size: world_size as u64, drop_last }
