@@ -8,7 +8,7 @@
 //! directory. Blank lines and lines starting with `#` are skipped. Listed files are not checked
 //! here: one that is missing fails at `read`, counted and named, like a file that vanishes.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{FolderError, ImageFolder};
@@ -33,51 +33,54 @@ impl ImageFolder {
     }
 }
 
-/// What a line's label is.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum LabelKind {
+/// A line's label, parsed once.
+#[derive(Debug, Clone, Copy)]
+enum Label<'a> {
     None,
-    Number,
-    Name,
+    Number(u32),
+    Name(&'a str),
+}
+
+impl Label<'_> {
+    fn says(self) -> &'static str {
+        match self {
+            Label::None => "no label",
+            Label::Number(_) => "a number label",
+            Label::Name(_) => "a class-name label",
+        }
+    }
 }
 
 /// A list's samples and class names, or the line (1-based) that is wrong and why.
 type Parsed = (Vec<(PathBuf, Option<u32>)>, Vec<String>);
 
 fn parse(text: &str, base: &Path) -> Result<Parsed, (usize, String)> {
-    let mut rows: Vec<(PathBuf, Option<&str>)> = Vec::new();
-    let mut kind: Option<(LabelKind, usize)> = None;
+    let mut rows: Vec<(PathBuf, Label)> = Vec::new();
+    let mut first: Option<(Label, usize)> = None;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let (path, label) = match line.rfind(['\t', ',', ' ']) {
-            Some(at) => (line[..at].trim_end(), Some(line[at + 1..].trim_start())),
-            None => (line, None),
+            Some(at) => {
+                let l = line[at + 1..].trim_start();
+                (line[..at].trim_end(), l.parse().map_or(Label::Name(l), Label::Number))
+            }
+            None => (line, Label::None),
         };
         if path.is_empty() {
             return Err((i + 1, format!("`{line}` has a label but no path")));
         }
-        let this = match label {
-            None => LabelKind::None,
-            Some(l) if l.parse::<u32>().is_ok() => LabelKind::Number,
-            Some(_) => LabelKind::Name,
-        };
-        match kind {
-            None => kind = Some((this, i + 1)),
-            Some((first, at)) if first != this => {
-                let say = |k| match k {
-                    LabelKind::None => "no label",
-                    LabelKind::Number => "a number label",
-                    LabelKind::Name => "a class-name label",
-                };
+        match first {
+            None => first = Some((label, i + 1)),
+            Some((f, at)) if std::mem::discriminant(&f) != std::mem::discriminant(&label) => {
                 return Err((
                     i + 1,
                     format!(
                         "`{line}` has {}, but line {at} has {}: label every line the same way (a header line? start it with #; a path with spaces or commas needs a label after it)",
-                        say(this),
-                        say(first)
+                        label.says(),
+                        f.says()
                     ),
                 ));
             }
@@ -85,20 +88,21 @@ fn parse(text: &str, base: &Path) -> Result<Parsed, (usize, String)> {
         }
         rows.push((base.join(path), label));
     }
-    let names: Vec<String> = match kind {
-        Some((LabelKind::Name, _)) => {
-            let set: BTreeMap<&str, ()> = rows.iter().filter_map(|r| r.1).map(|l| (l, ())).collect();
-            set.into_keys().map(str::to_owned).collect()
-        }
-        _ => Vec::new(),
+    let names: Vec<String> = {
+        let set: BTreeSet<&str> =
+            rows.iter().filter_map(|r| if let Label::Name(l) = r.1 { Some(l) } else { None }).collect();
+        set.into_iter().map(str::to_owned).collect()
     };
     let files = rows
         .into_iter()
         .map(|(path, label)| {
-            let label = label.map(|l| match l.parse::<u32>() {
-                Ok(n) => n,
-                Err(_) => names.binary_search_by(|n| n.as_str().cmp(l)).expect("every name is listed") as u32,
-            });
+            let label = match label {
+                Label::None => None,
+                Label::Number(n) => Some(n),
+                Label::Name(l) => {
+                    Some(names.binary_search_by(|n| n.as_str().cmp(l)).expect("every name is listed") as u32)
+                }
+            };
             (path, label)
         })
         .collect();
