@@ -10,7 +10,7 @@
 //!  Image (W×H) ─draw(seed, epoch, index)─▶ crop box + flip? ─resize box to w×h─▶ mirror rows? ─▶ Image (w×h)
 //! ```
 
-use super::folder::SplitMix64;
+use super::folder::{SplitMix64, epoch_mix};
 use super::resize::resize_region;
 use super::{CHANNELS, Image, ImageError, Sample};
 
@@ -105,9 +105,7 @@ impl Augment {
     /// The generator of `sample`'s draws.
     fn generator(&self, sample: &Sample) -> Uniform {
         Uniform(SplitMix64(
-            self.seed
-                ^ sample.epoch.wrapping_add(1).wrapping_mul(0xd1b5_4a32_d192_ed03)
-                ^ sample.index.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            self.seed ^ epoch_mix(sample.epoch) ^ sample.index.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         ))
     }
 

@@ -81,7 +81,7 @@ pub struct ImageFolder {
     world_size: usize,
     drop_last: bool,
     /// Set by [`ImageFolder::resume`]: the first epoch, and the samples of it already consumed.
-    resume: Option<Arc<(u64, Vec<u64>)>>,
+    resume: Option<Arc<LoaderState>>,
 }
 
 impl ImageFolder {
@@ -192,13 +192,13 @@ impl ImageFolder {
         if let Some(err) = state.id().mismatch(&DatasetId::of(&self)) {
             return Err(err);
         }
-        self.resume = Some(Arc::new((state.epoch(), state.consumed_bits().to_vec())));
+        self.resume = Some(Arc::new(state.clone()));
         Ok(self)
     }
 
     /// The epoch a loader starts at: 0, or the resumed state's ([`ImageFolder::resume`]).
     pub fn first_epoch(&self) -> u64 {
-        self.resume.as_ref().map_or(0, |r| r.0)
+        self.resume.as_ref().map_or(0, |r| r.epoch())
     }
 
     /// What [`LoaderState`] identifies a walk over the folder by, besides its samples.
@@ -237,21 +237,27 @@ impl ImageFolder {
     pub fn epoch(&self, epoch: u64) -> Vec<Sample> {
         let mut order: Vec<usize> = (0..self.samples.len()).collect();
         if let Some(seed) = self.seed {
-            let mut rng = SplitMix64(seed ^ epoch.wrapping_add(1).wrapping_mul(0xd1b5_4a32_d192_ed03));
+            let mut rng = SplitMix64(seed ^ epoch_mix(epoch));
             for i in (1..order.len()).rev() {
                 let j = (rng.next() % (i as u64 + 1)) as usize;
                 order.swap(i, j);
             }
         }
         order.truncate(self.kept());
+        let consumed = self.resume.as_ref().filter(|r| r.epoch() == epoch).map(|r| r.consumed_bits());
         order
             .into_iter()
             .skip(self.rank)
             .step_by(self.world_size)
-            .filter(|&i| self.resume.as_ref().is_none_or(|r| r.0 != epoch || !bit(&r.1, i as u64)))
+            .filter(|&i| consumed.is_none_or(|bits| !bit(bits, i as u64)))
             .map(|i| Sample { epoch, ..self.samples[i].clone() })
             .collect()
     }
+}
+
+/// An epoch number spread over 64 bits, to mix into a seed (the shuffle's, an augmentation's).
+pub(crate) fn epoch_mix(epoch: u64) -> u64 {
+    epoch.wrapping_add(1).wrapping_mul(0xd1b5_4a32_d192_ed03)
 }
 
 /// A small, well-mixed generator: the shuffle must be identical on every platform and rank.
