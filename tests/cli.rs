@@ -83,7 +83,7 @@ fn a_bad_image_is_a_counted_failure_named_in_the_report_and_the_run_goes_on() {
 }
 
 #[test]
-fn an_image_list_is_a_source_and_a_bad_line_or_generate_is_refused_naming_it() {
+fn an_image_list_is_a_source_and_a_bad_or_empty_list_is_refused_naming_it() {
     let dir = temp_dir("image-list");
     let out = shardpipe(&["gen-images", dir.to_str().unwrap(), "--count", "12", "--classes", "3"]);
     assert!(out.status.success());
