@@ -1,6 +1,7 @@
 //! An image loader shaped like a training loop: a folder of JPEGs (generated on first run),
 //! shuffled per epoch, read through io_uring, decoded, randomly cropped, flipped and resized to
-//! 224×224 (training crops, new each epoch), normalized to f32, collated into `[32, 224, 224, 3]` batches; two epochs on the sharded
+//! 224×224 (training crops, new each epoch), normalized to f32 and collated channels-first into
+//! `[32, 3, 224, 224]` batches in one pass (what a PyTorch model takes); two epochs on the sharded
 //! placement, then the same on a single loop, with images/s and the stage stats.
 //!
 //! Run: `cargo run --release --example image_loader [DIR]` (default: a generated set of 1024
@@ -9,7 +10,7 @@
 use std::time::Instant;
 
 use shardpipe::images::{
-    Augment, Crop, ImageBatch, ImageFolder, LoaderOptions, Normalize, batches, loader, normalize, synth,
+    Augment, Crop, ImageBatch, ImageFolder, Layout, LoaderOptions, Normalize, loader, normalized_batches, synth,
 };
 use shardpipe::pipeline::Placement;
 
@@ -35,11 +36,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             crop: Crop::Random(Augment::new(7)),
             ..LoaderOptions::default()
         };
-        let images = loader(folder.clone(), &opts)
-            .pipe_blocking(|img| Ok::<_, String>(normalize(img, &Normalize::IMAGENET)))
-            .name("normalize")
-            .concurrency(opts.decode_concurrency);
-        let mut pipe = batches(images, 32, false).build(placement)?;
+        let images = loader(folder.clone(), &opts);
+        let batches = normalized_batches(images, 32, false, Normalize::IMAGENET, Layout::Chw);
+        let mut pipe = batches.build(placement)?;
         let start = Instant::now();
         for epoch in 0..2 {
             let t = Instant::now();

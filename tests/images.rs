@@ -9,8 +9,8 @@ use std::sync::{Arc, OnceLock};
 use common::{PLACEMENTS, assert_balanced, start};
 
 use shardpipe::images::{
-    Augment, Crop, Encoded, Image, ImageBatch, ImageFolder, LoaderOptions, LoaderState, Sample, batches, decode,
-    loader, resize, resize_center, synth,
+    Augment, Crop, Encoded, Image, ImageBatch, ImageFolder, Layout, LoaderOptions, LoaderState, Normalize, Sample,
+    batches, decode, loader, normalized_batches, resize, resize_center, synth,
 };
 use shardpipe::pipeline::Placement;
 
@@ -149,6 +149,44 @@ fn ordered_batches_have_the_epoch_order_shape_and_pixels_in_every_placement() {
         let r = pipe.finish().unwrap();
         assert_balanced(&r);
         assert_eq!(r.account.delivered, 2 * COUNT);
+    }
+}
+
+/// `normalized_batches` with `Layout::Chw`: every placement gives `[B, 3, H, W]` float batches
+/// whose planes are each image's channels normalized, and `drop_last` leaves the short batch
+/// over, counted.
+#[test]
+fn normalized_chw_batches_hold_each_images_normalized_planes_in_every_placement() {
+    let folder = ImageFolder::open(dataset()).unwrap();
+    let (w, h, b) = (16, 12, 10);
+    let n = Normalize { mean: [0.5, 0.25, 0.0], std: [0.5, 0.25, 1.0] };
+    let planes: std::collections::HashMap<u64, Vec<f32>> = folder
+        .samples()
+        .iter()
+        .map(|s| {
+            let hwc = expected(&s.path, w, h);
+            let plane =
+                |c: usize| hwc.iter().skip(c).step_by(3).map(move |&x| (f32::from(x) / 255.0 - n.mean[c]) / n.std[c]);
+            (s.index, (0..3).flat_map(plane).collect())
+        })
+        .collect();
+    for p in PLACEMENTS {
+        let opts = LoaderOptions { width: w, height: h, ..LoaderOptions::default() };
+        let chain = normalized_batches(loader(folder.clone(), &opts), b, true, n, Layout::Chw);
+        let Some(mut pipe) = start(chain, p) else { return };
+        let got: Vec<ImageBatch<f32>> = pipe.iter().collect();
+        assert_eq!(got.len(), 4, "{p:?}: 48 images make 4 whole batches; 8 are left over");
+        for batch in &got {
+            assert_eq!((batch.shape, batch.layout), ([10, 3, h as usize, w as usize], Layout::Chw));
+            for (i, s) in batch.samples.iter().enumerate() {
+                let want = &planes[&s.index];
+                let worst = batch.image(i).iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(worst < 1e-5, "{p:?}: {} differs by {worst}", s.path.display());
+            }
+        }
+        let r = pipe.finish().unwrap();
+        assert_balanced(&r);
+        assert_eq!((r.account.delivered, r.account.left_over), (40, 8), "{p:?}");
     }
 }
 

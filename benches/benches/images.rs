@@ -8,6 +8,12 @@
 //! - `pipeline_single`, `pipeline_sharded`: the whole loader, files → io_uring read → decode →
 //!   resize 224 → batches of 32 collated into `[32, 224, 224, 3]`, drained by the bench thread.
 //!
+//! Group `collate` turns 32 resized 224×224 images into one batch, the buffer reused through a
+//! `BatchPool` as in the loader; only the collation is timed (cloning the inputs is not):
+//! `u8_hwc` (`collate`), `u8_chw` (`collate_layout`), `normalize_then_collate_f32_hwc` (a
+//! `normalize` per image, then `collate`: the two-stage way), `normalized_f32_hwc` and
+//! `normalized_f32_chw` (`collate_normalized`: one pass).
+//!
 //! Group `images_png` runs `decode_resize_one_core` and the two pipelines on the same 512 images
 //! written as PNG (the `png` crate's default compression, ~230 KB each): the loader on a PNG
 //! dataset.
@@ -15,11 +21,12 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shardpipe::images::{
-    Encoded, ImageFolder, ImageFormat, LoaderOptions, Sample, batches, decode, loader, resize, synth,
+    BatchPool, Encoded, Image, ImageFolder, ImageFormat, Layout, LoaderOptions, Normalize, Sample, batches, decode,
+    loader, normalize, resize, synth,
 };
 use shardpipe::pipeline::Placement;
 
@@ -82,6 +89,57 @@ fn run_loader(folder: &ImageFolder, p: Placement) {
 fn images(c: &mut Criterion) {
     group(c, "images", ImageFormat::Jpeg, true);
     group(c, "images_png", ImageFormat::Png, false);
+    collate_group(c);
+}
+
+const BATCH: usize = 32;
+
+/// Times `collate` on a fresh clone of `images` per iteration; the clone and the batch's drop
+/// (its buffer going back to the pool) are outside the timing.
+fn timed<B>(iters: u64, images: &[Image<u8>], collate: impl Fn(Vec<Image<u8>>) -> B) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let input = images.to_vec();
+        let start = Instant::now();
+        let batch = black_box(collate(input));
+        total += start.elapsed();
+        drop(batch);
+    }
+    total
+}
+
+fn collate_group(c: &mut Criterion) {
+    let dir = dataset(ImageFormat::Jpeg);
+    let folder = ImageFolder::open(&dir).expect("bench set");
+    let images: Vec<Image<u8>> = folder.samples()[..BATCH]
+        .iter()
+        .map(|s| {
+            let bytes = std::fs::read(&s.path).expect("read");
+            resize(decode(Encoded { sample: s.clone(), bytes }).expect("decode"), 224, 224).expect("resize")
+        })
+        .collect();
+    let n = Normalize::IMAGENET;
+    let mut g = c.benchmark_group("collate");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let bytes = BatchPool::new(2);
+    g.bench_function("u8_hwc", |b| b.iter_custom(|k| timed(k, &images, |i| bytes.collate(i).expect("collate"))));
+    g.bench_function("u8_chw", |b| {
+        b.iter_custom(|k| timed(k, &images, |i| bytes.collate_layout(i, Layout::Chw).expect("collate")))
+    });
+    let floats = BatchPool::new(2);
+    g.bench_function("normalize_then_collate_f32_hwc", |b| {
+        b.iter_custom(|k| {
+            timed(k, &images, |i| {
+                floats.collate(i.into_iter().map(|img| normalize(img, &n)).collect()).expect("collate")
+            })
+        })
+    });
+    for (name, layout) in [("normalized_f32_hwc", Layout::Hwc), ("normalized_f32_chw", Layout::Chw)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|k| timed(k, &images, |i| floats.collate_normalized(i, &n, layout).expect("collate")))
+        });
+    }
+    g.finish();
 }
 
 /// One group over the set in `format`; `bare_threads` adds `decode_resize_bare_threads`.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{BatchPool, Crop, Image, ImageBatch, ImageFolder, decode, read};
+use super::{BatchPool, Crop, Image, ImageBatch, ImageFolder, Layout, Normalize, decode, read};
 use crate::pipeline::{PipelineBuilder, source_epochs};
 
 /// How [`loader`] builds its chain.
@@ -100,6 +100,23 @@ pub fn batches<T: Copy + Send + 'static>(
     let batched = if drop_last { batched.drop_last() } else { batched };
     let pool = BatchPool::new(POOLED_BATCHES);
     batched.pipe(move |images| pool.collate(images)).name("collate")
+}
+
+/// Batches of `size` images normalized and collated in one pass into `f32` buffers in `layout`
+/// (stages `batch` and `collate`; [`collate_normalized`](super::collate_normalized)): what a
+/// PyTorch model takes with `Layout::Chw`. Cheaper than a `normalize` stage followed by
+/// [`batches`], which writes every value twice and allocates an `f32` image per image.
+pub fn normalized_batches(
+    images: PipelineBuilder<Image<u8>>,
+    size: usize,
+    drop_last: bool,
+    normalize: Normalize,
+    layout: Layout,
+) -> PipelineBuilder<ImageBatch<f32>> {
+    let batched = images.aggregate(size).name("batch");
+    let batched = if drop_last { batched.drop_last() } else { batched };
+    let pool = BatchPool::new(POOLED_BATCHES);
+    batched.pipe(move |images| pool.collate_normalized(images, &normalize, layout)).name("collate")
 }
 
 /// Batch buffers kept for reuse: more than the batches a pipeline holds at once (the sink's

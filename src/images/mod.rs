@@ -54,10 +54,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use augment::{Augment, AugmentError, Draw};
-pub use batch::{BatchPool, ImageBatch, Normalize, collate, normalize};
+pub use batch::{BatchPool, ImageBatch, Layout, Normalize, collate, collate_layout, collate_normalized, normalize};
 pub use decode::{Encoded, decode, read};
 pub use folder::{FolderError, ImageFolder, Sample};
-pub use loader::{LoaderOptions, batches, loader};
+pub use loader::{LoaderOptions, batches, loader, normalized_batches};
 pub use resize::{Crop, resize, resize_center};
 pub use resume::{LoaderState, ResumeError, StateError};
 
@@ -208,6 +208,21 @@ pub enum ImageErrorKind {
         got: (u32, u32),
         /// The first image's (width, height).
         want: (u32, u32),
+    },
+    /// An [`Image`] whose `data` does not hold `width × height × 3` values (one built by hand
+    /// with a wrong size): refused rather than collated into a batch with stale or missing values.
+    #[error("cannot collate: image {index} holds {values} values, not its {width} × {height} × 3 = {want}")]
+    Malformed {
+        /// Position in the batch.
+        index: usize,
+        /// `data.len()`.
+        values: usize,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+        /// What `data.len()` must be.
+        want: usize,
     },
 }
 

@@ -22,7 +22,7 @@ pub enum Kind {
     Image,
     /// Normalized f32 pixels.
     Floats,
-    /// Collated `[B, H, W, C]` batches of `Image`s or of `Floats`.
+    /// Collated `[B, H, W, C]` (or `[B, C, H, W]`) batches of `Image`s or of `Floats`.
     ImageBatch,
     FloatBatch,
 }
@@ -110,6 +110,12 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
                 match k {
                     Kind::Image => Kind::ImageBatch,
                     Kind::Floats => Kind::FloatBatch,
+                    k if st.layout.is_some() => {
+                        return Err(format!(
+                            "{at}: `layout` orders the pixels of image batches, but this batch gets {}; drop it",
+                            k.describe()
+                        ));
+                    }
                     k => Kind::Batch(Box::new(k)),
                 }
             }
@@ -176,10 +182,8 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
                 ));
             }
         }
-        if st.drop_last && st.op != Op::Batch {
-            return Err(format!("{at}: drop_last applies only to op = \"batch\""));
-        }
         let stray = [
+            (st.drop_last || st.layout.is_some(), Op::Batch, "drop_last/layout"),
             (st.width.is_some() || st.height.is_some(), Op::Resize, "width/height"),
             (st.augment.is_some(), Op::Resize, "augment"),
             (st.crop_fraction.is_some(), Op::Resize, "crop_fraction"),

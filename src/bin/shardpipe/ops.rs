@@ -305,13 +305,18 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
                 let name = st.name.clone().unwrap_or_else(|| format!("batch{}", i + 1));
                 let agg = options(agg, st, &name);
                 let collate = format!("{name}.collate");
+                let layout = st.layout.map_or(images::Layout::Hwc, images::Layout::from);
                 match kinds[i] {
-                    Kind::Image => {
-                        collate_stage(agg, |v| if let Value::Image(i) = v { Some(i) } else { None }, Value::Images)
-                            .name(collate)
-                    }
+                    Kind::Image => collate_stage(
+                        agg,
+                        layout,
+                        |v| if let Value::Image(i) = v { Some(i) } else { None },
+                        Value::Images,
+                    )
+                    .name(collate),
                     Kind::Floats => collate_stage(
                         agg,
+                        layout,
                         |v| if let Value::Floats(i) = v { Some(i) } else { None },
                         Value::FloatImages,
                     )
@@ -400,10 +405,11 @@ const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
 /// Other files larger than this fail at `read` the same way.
 const MAX_FILE_BYTES: u64 = 1 << 30;
 
-/// A stage collating each batch of image values into one pooled `[B, H, W, C]` buffer: `take`
+/// A stage collating each batch of image values into one pooled buffer in `layout`: `take`
 /// gets the image out of a value, `wrap` puts the batch back into one.
-fn collate_stage<T: Copy + Send + 'static>(
+fn collate_stage<T: Copy + Default + Send + 'static>(
     batches: PipelineBuilder<Vec<Value>>,
+    layout: images::Layout,
     take: fn(Value) -> Option<Image<T>>,
     wrap: fn(ImageBatch<T>) -> Value,
 ) -> PipelineBuilder<Value> {
@@ -411,7 +417,7 @@ fn collate_stage<T: Copy + Send + 'static>(
     batches.pipe(move |values: Vec<Value>| {
         let images: Option<Vec<Image<T>>> = values.into_iter().map(take).collect();
         let images = images.ok_or("batch: a batch of images held something else")?;
-        pool.collate(images).map(wrap).map_err(|e| e.to_string())
+        pool.collate_layout(images, layout).map(wrap).map_err(|e| e.to_string())
     })
 }
 

@@ -122,6 +122,8 @@ pub struct Stage {
     /// `batch`: drop the incomplete last batch.
     #[serde(default)]
     pub drop_last: bool,
+    /// `batch` of images: `hwc` (the default) or `chw` (one plane per channel, PyTorch's order).
+    pub layout: Option<LayoutSpec>,
     /// `resize`: the target size.
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -153,6 +155,23 @@ pub struct Stage {
     /// gets the sub-batch of its items (SPDL's `batched=True`).
     #[serde(default)]
     pub batched: bool,
+}
+
+/// `layout = "hwc" | "chw"` on a `batch` of images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutSpec {
+    Hwc,
+    Chw,
+}
+
+impl From<LayoutSpec> for shardpipe::images::Layout {
+    fn from(l: LayoutSpec) -> Self {
+        match l {
+            LayoutSpec::Hwc => Self::Hwc,
+            LayoutSpec::Chw => Self::Chw,
+        }
+    }
 }
 
 /// `augment = { seed = 7, scale = [0.08, 1.0], ratio = [0.75, 1.333], flip = 0.5 }` on a
@@ -460,6 +479,14 @@ mod tests {
             load(&text(imagenet), &sets).unwrap_err().to_string()
         };
         assert!(err(&["stage.2.width=0"]).contains("needs `width = W and height = H"));
+        let chw = load(&text(imagenet), &["stage.3.layout=\"chw\"".into()]).unwrap();
+        assert_eq!((chw.stages[3].layout, chain(&chw).unwrap()[4].clone()), (Some(LayoutSpec::Chw), Kind::ImageBatch));
+        assert!(err(&["stage.3.layout=\"nchw\""]).contains("unknown variant `nchw`, expected `hwc` or `chw`"));
+        assert!(err(&["stage.2.layout=\"chw\""]).contains("`drop_last/layout` applies only to op = \"batch\""));
+        let tiny = EMBEDDED.iter().find(|(n, _)| *n == "tiny-tasks").unwrap().1;
+        let ints = load(&text(tiny), &["stage=[{ op = \"batch\", size = 2, layout = \"chw\" }]".into()]);
+        let e = ints.unwrap_err().to_string();
+        assert!(e.contains("`layout` orders the pixels of image batches, but this batch gets integers"), "{e}");
         let augmented = load(&text(imagenet), &["stage.2.augment={ seed = 3, scale = [0.25, 1.0] }".into()]).unwrap();
         let spec = augmented.stages[2].augment.as_ref().unwrap();
         assert_eq!(spec.build().unwrap(), shardpipe::images::Augment::new(3).scale(0.25, 1.0).unwrap());
