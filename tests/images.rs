@@ -190,14 +190,14 @@ fn normalized_chw_batches_hold_each_images_normalized_planes_in_every_placement(
     }
 }
 
-/// Training crops: every placement gives an image the same crop and flip in a given epoch
+/// Training crops: every placement gives an image the same crop, flip and colour jitter in a given epoch
 /// (whatever order the stages finish in), the crop `Augment::apply` gives directly, and another
 /// one in the next epoch.
 #[test]
 fn augmented_images_are_the_same_in_every_placement_and_new_each_epoch() {
     let folder = ImageFolder::open(dataset()).unwrap().shuffle(3);
     let (w, h) = (32, 32);
-    let augment = Augment::new(7);
+    let augment = Augment::new(7).color_jitter(0.4, 0.4, 0.4, 0.1).unwrap();
     let mut runs = Vec::new();
     for p in PLACEMENTS {
         let opts = LoaderOptions {

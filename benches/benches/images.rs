@@ -14,6 +14,10 @@
 //! `normalize` per image, then `collate`: the two-stage way), `normalized_f32_hwc` and
 //! `normalized_f32_chw` (`collate_normalized`: one pass).
 //!
+//! Group `augment` draws and applies training crops to the same 32 images, decoded (not
+//! resized), output 224×224: `crop_flip` (`Augment::new(7)`), `crop_flip_jitter`
+//! (`color_jitter(0.4, 0.4, 0.4, 0.0)`, timm's default) and `crop_flip_jitter_hue` (hue 0.1 too).
+//!
 //! Group `images_png` runs `decode_resize_one_core` and the two pipelines on the same 512 images
 //! written as PNG (the `png` crate's default compression, ~230 KB each): the loader on a PNG
 //! dataset.
@@ -25,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shardpipe::images::{
-    BatchPool, Encoded, Image, ImageFolder, ImageFormat, Layout, LoaderOptions, Normalize, Sample, batches, decode,
-    loader, normalize, resize, synth,
+    Augment, BatchPool, Encoded, Image, ImageFolder, ImageFormat, Layout, LoaderOptions, Normalize, Sample, batches,
+    decode, loader, normalize, resize, synth,
 };
 use shardpipe::pipeline::Placement;
 
@@ -111,13 +115,11 @@ fn timed<B>(iters: u64, images: &[Image<u8>], collate: impl Fn(Vec<Image<u8>>) -
 fn collate_group(c: &mut Criterion) {
     let dir = dataset(ImageFormat::Jpeg);
     let folder = ImageFolder::open(&dir).expect("bench set");
-    let images: Vec<Image<u8>> = folder.samples()[..BATCH]
+    let decoded: Vec<Image<u8>> = folder.samples()[..BATCH]
         .iter()
-        .map(|s| {
-            let bytes = std::fs::read(&s.path).expect("read");
-            resize(decode(Encoded { sample: s.clone(), bytes }).expect("decode"), 224, 224).expect("resize")
-        })
+        .map(|s| decode(Encoded { sample: s.clone(), bytes: std::fs::read(&s.path).expect("read") }).expect("decode"))
         .collect();
+    let images: Vec<Image<u8>> = decoded.iter().map(|img| resize(img.clone(), 224, 224).expect("resize")).collect();
     let n = Normalize::IMAGENET;
     let mut g = c.benchmark_group("collate");
     g.throughput(Throughput::Elements(BATCH as u64));
@@ -137,6 +139,25 @@ fn collate_group(c: &mut Criterion) {
     for (name, layout) in [("normalized_f32_hwc", Layout::Hwc), ("normalized_f32_chw", Layout::Chw)] {
         g.bench_function(name, |b| {
             b.iter_custom(|k| timed(k, &images, |i| floats.collate_normalized(i, &n, layout).expect("collate")))
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("augment");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let crop = Augment::new(7);
+    let augments = [
+        ("crop_flip", crop),
+        ("crop_flip_jitter", crop.color_jitter(0.4, 0.4, 0.4, 0.0).expect("in range")),
+        ("crop_flip_jitter_hue", crop.color_jitter(0.4, 0.4, 0.4, 0.1).expect("in range")),
+    ];
+    for (name, a) in augments {
+        g.bench_function(name, |b| {
+            b.iter_custom(|k| {
+                timed(k, &decoded, |i| {
+                    i.into_iter().map(|img| a.apply(img, 224, 224).expect("augment")).collect::<Vec<_>>()
+                })
+            })
         });
     }
     g.finish();

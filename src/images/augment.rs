@@ -1,5 +1,5 @@
 //! Training-time augmentation: torchvision's `RandomResizedCrop` followed by
-//! `RandomHorizontalFlip`, drawn per image from a seed.
+//! `RandomHorizontalFlip` and, when asked for, `ColorJitter`, drawn per image from a seed.
 //!
 //! Each image's draw comes from its own generator, seeded with the augmentation's seed, the
 //! sample's epoch and its index in the folder: the same image gets the same crop in every run,
@@ -7,10 +7,12 @@
 //! epoch. Nothing is shared between images, so no lock or atomic is on the path.
 //!
 //! ```text
-//!  Image (W×H) ─draw(seed, epoch, index)─▶ crop box + flip? ─resize box to w×h─▶ mirror rows? ─▶ Image (w×h)
+//!  Image (W×H) ─draw(seed, epoch, index)─▶ crop box + flip? (+ jitter) ─resize box to w×h─▶ mirror rows?
+//!     ─▶ colour jitter? ─▶ Image (w×h)
 //! ```
 
 use super::folder::{SplitMix64, epoch_mix};
+use super::jitter::{ColorJitter, Jitter};
 use super::resize::resize_region;
 use super::{CHANNELS, Image, ImageError, Sample};
 
@@ -32,6 +34,7 @@ pub struct Augment {
     scale: (f64, f64),
     ratio: (f64, f64),
     flip: f64,
+    jitter: ColorJitter,
 }
 
 /// A setting [`Augment`] refuses; each message says what range is accepted.
@@ -48,6 +51,18 @@ pub enum AugmentError {
     /// The flip probability.
     #[error("augment flip {0}: need a probability from 0 to 1 (0.5 flips half the images)")]
     Flip(f64),
+    /// A colour jitter strength.
+    #[error(
+        "augment {what} {value}: need {range} (0 leaves it out; timm's default jitter is 0.4 for brightness, contrast and saturation)"
+    )]
+    Jitter {
+        /// `brightness`, `contrast`, `saturation` or `hue`.
+        what: &'static str,
+        /// The value given.
+        value: f64,
+        /// The accepted range.
+        range: &'static str,
+    },
 }
 
 /// What [`Augment::draw`] chose for one image.
@@ -57,13 +72,15 @@ pub struct Draw {
     pub crop: (u32, u32, u32, u32),
     /// Whether the resized crop is mirrored left to right.
     pub flip: bool,
+    /// The colour jitter, when [`Augment::color_jitter`] asked for one.
+    pub color: Option<Jitter>,
 }
 
 impl Augment {
     /// Crops of 8–100 % of the area with aspect ratios 3/4–4/3, flipped with probability 0.5
     /// (torchvision's defaults), drawn from `seed`.
     pub fn new(seed: u64) -> Self {
-        Self { seed, scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0), flip: 0.5 }
+        Self { seed, scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0), flip: 0.5, jitter: ColorJitter::default() }
     }
 
     /// The range of the crop's area, as fractions of the image's.
@@ -93,13 +110,47 @@ impl Augment {
         Ok(self)
     }
 
+    /// torchvision's `ColorJitter(brightness, contrast, saturation, hue)` after the crop and
+    /// flip, in a random order per image: brightness, contrast and saturation factors are drawn
+    /// from `[max(0, 1 − x), 1 + x]`, the hue shift from `[−hue, hue]` turns (`hue` at most
+    /// 0.5). 0 leaves an adjustment out; all 0 (the default) is no jitter, and the crops and
+    /// flips drawn are the same as without this call.
+    pub fn color_jitter(
+        mut self,
+        brightness: f64,
+        contrast: f64,
+        saturation: f64,
+        hue: f64,
+    ) -> Result<Self, AugmentError> {
+        for (what, value) in [("brightness", brightness), ("contrast", contrast), ("saturation", saturation)] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return Err(AugmentError::Jitter { what, value, range: "a number from 0 up" });
+            }
+        }
+        if !(0.0..=0.5).contains(&hue) {
+            return Err(AugmentError::Jitter {
+                what: "hue",
+                value: hue,
+                range: "0 to 0.5 (turns of the colour wheel)",
+            });
+        }
+        self.jitter = ColorJitter { brightness, contrast, saturation, hue };
+        Ok(self)
+    }
+
     /// The crop and flip for `sample`, a `width × height` image: torchvision's
     /// `RandomResizedCrop.get_params` (ten tries at a random area and aspect ratio, then the
     /// largest centered crop within the ratio range), then the flip.
     pub fn draw(&self, sample: &Sample, width: u32, height: u32) -> Draw {
         let mut rng = self.generator(sample);
         let crop = self.crop(&mut rng, width, height);
-        Draw { crop, flip: rng.unit() < self.flip }
+        let flip = rng.unit() < self.flip;
+        // Drawn after the crop and flip, so turning jitter on leaves those as they were.
+        let color = (!self.jitter.is_off()).then(|| {
+            let rng = std::cell::RefCell::new(&mut rng);
+            self.jitter.draw(|n| rng.borrow_mut().below(n), |lo, hi| rng.borrow_mut().between(lo, hi))
+        });
+        Draw { crop, flip, color }
     }
 
     /// The generator of `sample`'s draws.
@@ -149,13 +200,16 @@ impl Augment {
     }
 
     /// `image`'s drawn crop resized to `width × height` (the filter of
-    /// [`resize`](super::resize)), mirrored if the draw says so.
+    /// [`resize`](super::resize)), mirrored if the draw says so, then colour-jittered if asked.
     pub fn apply(&self, image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
-        let Draw { crop: (left, top, w, h), flip } = self.draw(&image.sample, image.width, image.height);
+        let Draw { crop: (left, top, w, h), flip, color } = self.draw(&image.sample, image.width, image.height);
         let region = (f64::from(left), f64::from(top), f64::from(w), f64::from(h));
         let mut out = resize_region(image, width, height, region)?;
         if flip {
             mirror(&mut out);
+        }
+        if let Some(jitter) = color {
+            jitter.apply(&mut out);
         }
         Ok(out)
     }
@@ -308,7 +362,34 @@ mod tests {
     }
 
     #[test]
+    fn colour_jitter_comes_after_the_crop_and_flip_and_leaves_their_draws_alone() {
+        let img = image(300, 200, |x, y| [(x * 255 / 299) as u8, (y * 255 / 199) as u8, 90]);
+        let plain = Augment::new(4);
+        let jittered = plain.color_jitter(0.4, 0.4, 0.4, 0.1).unwrap();
+        let mut changed = 0;
+        for index in 0..50 {
+            let s = sample(index, 1);
+            let (d, dj) = (plain.draw(&s, 300, 200), jittered.draw(&s, 300, 200));
+            assert_eq!((d.crop, d.flip, d.color), (dj.crop, dj.flip, None), "image {index}");
+            let jitter = dj.color.expect("drawn when asked for");
+            let input = Image { sample: s, ..img.clone() };
+            let mut want = plain.apply(input.clone(), 48, 32).unwrap();
+            jitter.apply(&mut want);
+            let got = jittered.apply(input.clone(), 48, 32).unwrap();
+            assert_eq!(got, want, "image {index}: the crop, then the drawn jitter");
+            changed += usize::from(got != plain.apply(input, 48, 32).unwrap());
+        }
+        assert_eq!(changed, 50, "every image's colours change");
+    }
+
+    #[test]
     fn settings_out_of_range_are_refused_with_the_range() {
+        let jitter = |b, c, s, h| Augment::new(0).color_jitter(b, c, s, h).unwrap_err().to_string();
+        assert!(jitter(-0.1, 0.0, 0.0, 0.0).starts_with("augment brightness -0.1: need a number from 0 up"));
+        assert!(jitter(0.0, f64::NAN, 0.0, 0.0).starts_with("augment contrast NaN"));
+        assert!(jitter(0.0, 0.0, f64::INFINITY, 0.0).starts_with("augment saturation inf"));
+        assert!(jitter(0.4, 0.4, 0.4, 0.6).starts_with("augment hue 0.6: need 0 to 0.5 (turns of the colour wheel)"));
+        assert!(Augment::new(0).color_jitter(0.0, 0.0, 0.0, 0.5).is_ok());
         assert_eq!(Augment::new(0).scale(0.0, 1.0), Err(AugmentError::Scale(0.0, 1.0)));
         assert_eq!(Augment::new(0).scale(0.5, 0.2), Err(AugmentError::Scale(0.5, 0.2)));
         assert_eq!(Augment::new(0).scale(0.5, 1.5), Err(AugmentError::Scale(0.5, 1.5)));

@@ -176,7 +176,7 @@ impl From<LayoutSpec> for shardpipe::images::Layout {
 
 /// `augment = { seed = 7, scale = [0.08, 1.0], ratio = [0.75, 1.333], flip = 0.5 }` on a
 /// `resize` stage: torchvision's `RandomResizedCrop` and `RandomHorizontalFlip` (its defaults for
-/// the keys left out).
+/// the keys left out), and `ColorJitter` with any of `brightness`, `contrast`, `saturation`, `hue`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AugmentSpec {
@@ -184,6 +184,11 @@ pub struct AugmentSpec {
     pub scale: Option<[f64; 2]>,
     pub ratio: Option<[f64; 2]>,
     pub flip: Option<f64>,
+    /// torchvision's `ColorJitter` strengths (0 or left out: that adjustment is off).
+    pub brightness: Option<f64>,
+    pub contrast: Option<f64>,
+    pub saturation: Option<f64>,
+    pub hue: Option<f64>,
 }
 
 impl AugmentSpec {
@@ -198,6 +203,11 @@ impl AugmentSpec {
         }
         if let Some(p) = self.flip {
             a = a.flip(p)?;
+        }
+        let jitter = [self.brightness, self.contrast, self.saturation, self.hue];
+        if jitter.iter().any(Option::is_some) {
+            let [b, c, s, h] = jitter.map(|x| x.unwrap_or(0.0));
+            a = a.color_jitter(b, c, s, h)?;
         }
         Ok(a)
     }
@@ -495,6 +505,10 @@ mod tests {
                 .contains("augment scale (0.5, 0.1): need 0 < low")
         );
         assert!(err(&["stage.2.augment={ seed = 3, flip = 2 }"]).contains("augment flip 2: need a probability"));
+        let jittered = load(&text(imagenet), &["stage.2.augment={ seed = 3, brightness = 0.4, hue = 0.1 }".into()]);
+        let spec = jittered.unwrap().stages[2].augment.clone().unwrap();
+        assert_eq!(spec.build().unwrap(), shardpipe::images::Augment::new(3).color_jitter(0.4, 0.0, 0.0, 0.1).unwrap());
+        assert!(err(&["stage.2.augment={ seed = 3, hue = 0.7 }"]).contains("augment hue 0.7: need 0 to 0.5"));
         assert!(err(&["stage.2.augment={ scale = [0.5, 1.0] }"]).contains("missing field `seed`"));
         assert!(err(&["stage.2.crop_fraction=1.2"]).contains("crop_fraction = 1.2 is outside (0, 1]"));
         assert!(

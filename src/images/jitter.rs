@@ -1,0 +1,266 @@
+//! Colour jitter: torchvision's `ColorJitter(brightness, contrast, saturation, hue)` on a
+//! resized image, drawn per image with the crop (see [`Augment::color_jitter`](super::Augment::color_jitter)).
+//!
+//! ```text
+//!  Image<u8> ─for each adjustment, in the drawn order─▶ brightness | contrast | saturation | hue ─▶ Image<u8>
+//! ```
+//!
+//! The arithmetic is torchvision's tensor code on `[0, 255]` values: brightness scales,
+//! contrast blends with the image's mean grey, saturation blends each pixel with its own grey
+//! (`0.2989 R + 0.587 G + 0.114 B`), hue rotates the pixel's HSV hue. Each step rounds to the
+//! nearest `u8`, halves up (torchvision truncates, which darkens by half a level on average).
+
+use super::{CHANNELS, Image};
+
+/// The ranges of [`ColorJitter`]: each factor is drawn uniformly from
+/// `[max(0, 1 - x), 1 + x]` (brightness, contrast, saturation) or `[-hue, hue]` (hue, in turns);
+/// 0 leaves that adjustment out.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ColorJitter {
+    pub(crate) brightness: f64,
+    pub(crate) contrast: f64,
+    pub(crate) saturation: f64,
+    pub(crate) hue: f64,
+}
+
+/// One of the four adjustments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adjust {
+    /// Multiply every value by the factor.
+    Brightness,
+    /// Blend with the image's mean grey: `f × x + (1 − f) × mean`.
+    Contrast,
+    /// Blend each pixel with its grey: `f × x + (1 − f) × grey`.
+    Saturation,
+    /// Rotate the hue by the shift (a fraction of a turn).
+    Hue,
+}
+
+/// What was drawn for one image: the order of the adjustments and their factors. An adjustment
+/// left out has the factor that changes nothing (1, or a hue shift of 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Jitter {
+    /// The adjustments, in the order they are applied (torchvision's `randperm(4)`).
+    pub order: [Adjust; 4],
+    /// Brightness factor.
+    pub brightness: f32,
+    /// Contrast factor.
+    pub contrast: f32,
+    /// Saturation factor.
+    pub saturation: f32,
+    /// Hue shift, in turns (`-0.5..=0.5`).
+    pub hue: f32,
+}
+
+impl ColorJitter {
+    /// Whether every adjustment is left out.
+    pub(crate) fn is_off(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The order and the factors, from `below(n)` (a draw in `0..n`) and `between(lo, hi)`:
+    /// the permutation first, then each enabled factor, as torchvision's `get_params` draws.
+    pub(crate) fn draw(&self, mut below: impl FnMut(u32) -> u32, mut between: impl FnMut(f64, f64) -> f64) -> Jitter {
+        let mut order = [Adjust::Brightness, Adjust::Contrast, Adjust::Saturation, Adjust::Hue];
+        for i in (1..order.len()).rev() {
+            order.swap(i, below(i as u32 + 1) as usize);
+        }
+        let mut factor = |x: f64| if x > 0.0 { between((1.0 - x).max(0.0), 1.0 + x) as f32 } else { 1.0 };
+        let (brightness, contrast, saturation) =
+            (factor(self.brightness), factor(self.contrast), factor(self.saturation));
+        let hue = if self.hue > 0.0 { between(-self.hue, self.hue) as f32 } else { 0.0 };
+        Jitter { order, brightness, contrast, saturation, hue }
+    }
+}
+
+impl Jitter {
+    /// Applies the adjustments to `image` in place, in order; those that change nothing are
+    /// skipped.
+    pub fn apply(&self, image: &mut Image<u8>) {
+        for adjust in self.order {
+            match adjust {
+                Adjust::Brightness if self.brightness != 1.0 => {
+                    let f = self.brightness;
+                    map_values(image, |x| x * f);
+                }
+                Adjust::Contrast if self.contrast != 1.0 => {
+                    let (f, mean) = (self.contrast, mean_grey(image));
+                    map_values(image, |x| f * x + (1.0 - f) * mean);
+                }
+                Adjust::Saturation if self.saturation != 1.0 => saturate(image, self.saturation),
+                Adjust::Hue if self.hue != 0.0 => rotate_hue(image, self.hue),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The nearest `u8` (halves up), clamped: `as` saturates below 0 and above 255. Not
+/// `f32::round`, which is a libm call on the baseline x86-64 target (no SSE4.1).
+fn to_u8(x: f32) -> u8 {
+    (x + 0.5) as u8
+}
+
+/// The fractional part of `x`, in `[0, 1)`, without libm's `floorf` or `fmodf`.
+fn turns(x: f32) -> f32 {
+    let f = x - (x as i32) as f32;
+    if f < 0.0 { f + 1.0 } else { f }
+}
+
+fn grey(px: &[u8]) -> f32 {
+    0.2989 * f32::from(px[0]) + 0.587 * f32::from(px[1]) + 0.114 * f32::from(px[2])
+}
+
+/// `f` of every value, through a 256-entry table (the same function for every channel).
+fn map_values(image: &mut Image<u8>, f: impl Fn(f32) -> f32) {
+    let table: [u8; 256] = std::array::from_fn(|x| to_u8(f(x as f32)));
+    for v in &mut image.data {
+        *v = table[usize::from(*v)];
+    }
+}
+
+fn mean_grey(image: &Image<u8>) -> f32 {
+    let pixels = image.data.len() / CHANNELS;
+    if pixels == 0 {
+        return 0.0;
+    }
+    let sum: f64 = image.data.chunks_exact(CHANNELS).map(|px| f64::from(grey(px))).sum();
+    (sum / pixels as f64) as f32
+}
+
+fn saturate(image: &mut Image<u8>, f: f32) {
+    for px in image.data.chunks_exact_mut(CHANNELS) {
+        let g = (1.0 - f) * grey(px);
+        for v in px {
+            *v = to_u8(f * f32::from(*v) + g);
+        }
+    }
+}
+
+/// torchvision's `_rgb2hsv`, the shift, then `_hsv2rgb`, on
+/// `[0, 255]` values (value keeps the scale; hue and saturation are scale-free).
+fn rotate_hue(image: &mut Image<u8>, shift: f32) {
+    for px in image.data.chunks_exact_mut(CHANNELS) {
+        let (r, g, b) = (f32::from(px[0]), f32::from(px[1]), f32::from(px[2]));
+        let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+        let chroma = max - min;
+        if chroma == 0.0 {
+            continue; // a grey has no hue to turn
+        }
+        let s = chroma / max;
+        let inv = 1.0 / chroma;
+        let (rc, gc, bc) = ((max - r) * inv, (max - g) * inv, (max - b) * inv);
+        let h = if max == r {
+            bc - gc
+        } else if max == g {
+            2.0 + rc - bc
+        } else {
+            4.0 + gc - rc
+        };
+        let h6 = turns(h / 6.0 + shift) * 6.0;
+        let i = h6 as i32; // in 0..=6: h6 is non-negative, so the cast is its floor
+        let f = h6 - i as f32;
+        let v = max;
+        let p = (v * (1.0 - s)).clamp(0.0, 255.0);
+        let q = (v * (1.0 - s * f)).clamp(0.0, 255.0);
+        let t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 255.0);
+        let (r, g, b) = match i % 6 {
+            0 => (v, t, p),
+            1 => (q, v, p),
+            2 => (p, v, t),
+            3 => (p, q, v),
+            4 => (t, p, v),
+            _ => (v, p, q),
+        };
+        (px[0], px[1], px[2]) = (to_u8(r), to_u8(g), to_u8(b));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::resize::test_image as image;
+
+    /// A jitter that changes only what `set` sets (the other factors change nothing).
+    fn only(set: impl FnOnce(&mut Jitter)) -> Jitter {
+        let order = [Adjust::Brightness, Adjust::Contrast, Adjust::Saturation, Adjust::Hue];
+        let mut j = Jitter { order, brightness: 1.0, contrast: 1.0, saturation: 1.0, hue: 0.0 };
+        set(&mut j);
+        j
+    }
+
+    fn px(img: &Image<u8>, i: usize) -> [u8; 3] {
+        img.data[i * 3..][..3].try_into().unwrap()
+    }
+
+    #[test]
+    fn brightness_scales_every_value_and_clamps() {
+        let mut img = image(2, 1, |x, _| if x == 0 { [200, 100, 0] } else { [255, 3, 1] });
+        only(|j| j.brightness = 0.5).apply(&mut img);
+        assert_eq!((px(&img, 0), px(&img, 1)), ([100, 50, 0], [128, 2, 1]), "halves round up");
+        let mut img = image(1, 1, |_, _| [200, 100, 0]);
+        only(|j| j.brightness = 1.5).apply(&mut img);
+        assert_eq!(px(&img, 0), [255, 150, 0]);
+    }
+
+    #[test]
+    fn contrast_zero_leaves_the_mean_grey_and_saturation_zero_leaves_each_pixels_grey() {
+        let colours = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 20, 30]];
+        let mut img = image(4, 1, |x, _| colours[x as usize]);
+        let greys: Vec<f32> = colours.iter().map(|c| grey(c)).collect();
+        let mean = greys.iter().sum::<f32>() / 4.0;
+        let mut flat = img.clone();
+        only(|j| j.contrast = 0.0).apply(&mut flat);
+        assert!(flat.data.iter().all(|&v| v == to_u8(mean)), "{:?} vs mean {mean}", flat.data);
+        only(|j| j.saturation = 0.0).apply(&mut img);
+        for (i, g) in greys.iter().enumerate() {
+            assert_eq!(px(&img, i), [to_u8(*g); 3], "pixel {i}");
+        }
+    }
+
+    #[test]
+    fn hue_turns_primaries_into_each_other_and_leaves_greys() {
+        let mut img = image(3, 1, |x, _| [[255, 0, 0], [0, 0, 255], [90, 90, 90]][x as usize]);
+        only(|j| j.hue = 1.0 / 3.0).apply(&mut img);
+        assert_eq!([px(&img, 0), px(&img, 1), px(&img, 2)], [[0, 255, 0], [255, 0, 0], [90, 90, 90]]);
+        let mut img = image(1, 1, |_, _| [255, 0, 0]);
+        only(|j| j.hue = -0.5).apply(&mut img);
+        assert_eq!(px(&img, 0), [0, 255, 255], "half a turn: cyan");
+    }
+
+    #[test]
+    fn a_full_turn_of_hue_gives_every_colour_back() {
+        let mut img = image(64, 64, |x, y| [(x * 4) as u8, (y * 4) as u8, ((x + y) * 2) as u8]);
+        let before = img.clone();
+        for _ in 0..4 {
+            only(|j| j.hue = 0.25).apply(&mut img);
+        }
+        let worst = img.data.iter().zip(&before.data).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+        assert!(worst <= 2, "four quarter turns differ by up to {worst} (one rounding per turn)");
+    }
+
+    #[test]
+    fn draws_stay_in_range_and_the_order_is_a_permutation() {
+        let cj = ColorJitter { brightness: 0.4, contrast: 1.5, saturation: 0.2, hue: 0.1 };
+        let mut state = 1u64;
+        let mut next = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut seen_first = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            let u = std::cell::RefCell::new(&mut next);
+            let j =
+                cj.draw(|n| ((u.borrow_mut())() * f64::from(n)) as u32, |lo, hi| lo + (hi - lo) * (u.borrow_mut())());
+            let mut sorted = j.order.map(|a| a as u8);
+            sorted.sort_unstable();
+            assert_eq!(sorted, [0, 1, 2, 3], "{:?}", j.order);
+            seen_first.insert(j.order[0] as u8);
+            assert!((0.6..=1.4).contains(&j.brightness) && (0.0..=2.5).contains(&j.contrast), "{j:?}");
+            assert!((0.8..=1.2).contains(&j.saturation) && (-0.1..=0.1).contains(&j.hue), "{j:?}");
+        }
+        assert_eq!(seen_first.len(), 4, "every adjustment comes first sometimes");
+        let off = ColorJitter::default().draw(|_| 0, |_, _| unreachable!("nothing enabled is drawn"));
+        assert_eq!((off.brightness, off.contrast, off.saturation, off.hue), (1.0, 1.0, 1.0, 0.0));
+    }
+}
