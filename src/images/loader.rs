@@ -96,10 +96,8 @@ pub fn batches<T: Copy + Send + 'static>(
     size: usize,
     drop_last: bool,
 ) -> PipelineBuilder<ImageBatch<T>> {
-    let batched = images.aggregate(size).name("batch");
-    let batched = if drop_last { batched.drop_last() } else { batched };
     let pool = BatchPool::new(POOLED_BATCHES);
-    batched.pipe(move |images| pool.collate(images)).name("collate")
+    aggregated(images, size, drop_last).pipe(move |images| pool.collate(images)).name("collate")
 }
 
 /// Batches of `size` images normalized and collated in one pass into `f32` buffers in `layout`
@@ -113,10 +111,16 @@ pub fn normalized_batches(
     normalize: Normalize,
     layout: Layout,
 ) -> PipelineBuilder<ImageBatch<f32>> {
-    let batched = images.aggregate(size).name("batch");
-    let batched = if drop_last { batched.drop_last() } else { batched };
     let pool = BatchPool::new(POOLED_BATCHES);
+    let batched = aggregated(images, size, drop_last);
     batched.pipe(move |images| pool.collate_normalized(images, &normalize, layout)).name("collate")
+}
+
+/// The `batch` stage: `size` images per batch, the epoch's short last one left over with
+/// `drop_last`.
+fn aggregated<T: Send + 'static>(images: PipelineBuilder<T>, size: usize, drop_last: bool) -> PipelineBuilder<Vec<T>> {
+    let batched = images.aggregate(size).name("batch");
+    if drop_last { batched.drop_last() } else { batched }
 }
 
 /// Batch buffers kept for reuse: more than the batches a pipeline holds at once (the sink's
