@@ -107,7 +107,20 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
                 if matches!(st.size, Some(0) | None) {
                     return Err(need("size = items per batch (1 or more)"));
                 }
+                let normalizing = st.mean.is_some() || st.std.is_some();
                 match k {
+                    Kind::Image if normalizing => Kind::FloatBatch,
+                    Kind::Floats if normalizing => {
+                        return Err(format!(
+                            "{at}: `mean/std` normalize while collating, but these images are normalized already; drop them here or drop the `normalize` stage (one pass is cheaper)"
+                        ));
+                    }
+                    k if normalizing && k != Kind::Image => {
+                        return Err(format!(
+                            "{at}: `mean/std` normalize decoded images while collating, but this batch gets {}; drop them",
+                            k.describe()
+                        ));
+                    }
                     Kind::Image => Kind::ImageBatch,
                     Kind::Floats => Kind::FloatBatch,
                     k if st.layout.is_some() => {
@@ -133,12 +146,7 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
                 Kind::Image
             }
             (Op::Resize, k) => return Err(expects("decoded images", &k)),
-            (Op::Normalize, Kind::Image) => {
-                if st.std.is_some_and(|s| s.iter().any(|&x| !(x.is_finite() && x > 0.0))) {
-                    return Err(format!("{at}: every `std` value must be a positive number"));
-                }
-                Kind::Floats
-            }
+            (Op::Normalize, Kind::Image) => Kind::Floats,
             (Op::Normalize, k) => return Err(expects("decoded images", &k)),
             (Op::Route, k) => route_kind(st, k, &at)?,
         };
@@ -182,12 +190,19 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
                 ));
             }
         }
+        if st.std.is_some_and(|s| s.iter().any(|&x| !(x.is_finite() && x > 0.0))) {
+            return Err(format!("{at}: every `std` value must be a positive number"));
+        }
+        if (st.mean.is_some() || st.std.is_some()) && !matches!(st.op, Op::Normalize | Op::Batch) {
+            return Err(format!(
+                "{at}: `mean/std` applies only to op = \"normalize\" (or a \"batch\" of images, to normalize while collating)"
+            ));
+        }
         let stray = [
             (st.drop_last || st.layout.is_some(), Op::Batch, "drop_last/layout"),
             (st.width.is_some() || st.height.is_some(), Op::Resize, "width/height"),
             (st.augment.is_some(), Op::Resize, "augment"),
             (st.crop_fraction.is_some(), Op::Resize, "crop_fraction"),
-            (st.mean.is_some() || st.std.is_some(), Op::Normalize, "mean/std"),
             (st.paths.is_some() || st.weights.is_some() || st.batched, Op::Route, "paths/weights/batched"),
         ];
         for (given, op, key) in stray {

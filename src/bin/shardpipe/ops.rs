@@ -291,8 +291,7 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
                 })
             }
             Op::Normalize => {
-                let d = Normalize::IMAGENET;
-                let n = Normalize { mean: st.mean.unwrap_or(d.mean), std: st.std.unwrap_or(d.std) };
+                let n = normalize_of(st);
                 b.pipe_blocking(move |v| match v {
                     Value::Image(img) => Ok(Value::Floats(images::normalize(img, &n))),
                     other => Err(format!("normalize expects an image, got {}", other.what())),
@@ -306,21 +305,26 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
                 let agg = options(agg, st, &name);
                 let collate = format!("{name}.collate");
                 let layout = st.layout.map_or(images::Layout::Hwc, images::Layout::from);
+                let image = |v| if let Value::Image(i) = v { Some(i) } else { None };
                 match kinds[i] {
-                    Kind::Image => collate_stage(
-                        agg,
-                        layout,
-                        |v| if let Value::Image(i) = v { Some(i) } else { None },
-                        Value::Images,
-                    )
-                    .name(collate),
-                    Kind::Floats => collate_stage(
-                        agg,
-                        layout,
-                        |v| if let Value::Floats(i) = v { Some(i) } else { None },
-                        Value::FloatImages,
-                    )
-                    .name(collate),
+                    Kind::Image if st.mean.is_some() || st.std.is_some() => {
+                        let (n, pool) = (normalize_of(st), BatchPool::new(8));
+                        collate_stage(agg, image, move |i| {
+                            pool.collate_normalized(i, &n, layout).map(Value::FloatImages)
+                        })
+                        .name(collate)
+                    }
+                    Kind::Image => {
+                        let pool = BatchPool::new(8);
+                        collate_stage(agg, image, move |i| pool.collate_layout(i, layout).map(Value::Images))
+                            .name(collate)
+                    }
+                    Kind::Floats => {
+                        let pool = BatchPool::new(8);
+                        let floats = |v| if let Value::Floats(i) = v { Some(i) } else { None };
+                        collate_stage(agg, floats, move |i| pool.collate_layout(i, layout).map(Value::FloatImages))
+                            .name(collate)
+                    }
                     _ => agg.map(Value::Batch).name(format!("{name}.wrap")),
                 }
             }
@@ -405,20 +409,24 @@ const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
 /// Other files larger than this fail at `read` the same way.
 const MAX_FILE_BYTES: u64 = 1 << 30;
 
-/// A stage collating each batch of image values into one pooled buffer in `layout`: `take`
-/// gets the image out of a value, `wrap` puts the batch back into one.
-fn collate_stage<T: Copy + Default + Send + 'static>(
+/// A stage collating each batch of image values into one buffer: `take` gets the image out of a
+/// value, `collate` makes the batch (into a pooled buffer) and wraps it back into a value.
+fn collate_stage<T: Send + 'static>(
     batches: PipelineBuilder<Vec<Value>>,
-    layout: images::Layout,
     take: fn(Value) -> Option<Image<T>>,
-    wrap: fn(ImageBatch<T>) -> Value,
+    collate: impl Fn(Vec<Image<T>>) -> Result<Value, images::ImageError> + Send + Sync + 'static,
 ) -> PipelineBuilder<Value> {
-    let pool = BatchPool::new(8);
     batches.pipe(move |values: Vec<Value>| {
         let images: Option<Vec<Image<T>>> = values.into_iter().map(take).collect();
         let images = images.ok_or("batch: a batch of images held something else")?;
-        pool.collate_layout(images, layout).map(wrap).map_err(|e| e.to_string())
+        collate(images).map_err(|e| e.to_string())
     })
+}
+
+/// A `normalize` or normalizing `batch` stage's mean and std (ImageNet's where left out).
+fn normalize_of(st: &crate::plan::Stage) -> Normalize {
+    let d = Normalize::IMAGENET;
+    Normalize { mean: st.mean.unwrap_or(d.mean), std: st.std.unwrap_or(d.std) }
 }
 
 /// A stage's options from the plan.

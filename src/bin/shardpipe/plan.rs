@@ -493,10 +493,24 @@ mod tests {
         assert_eq!((chw.stages[3].layout, chain(&chw).unwrap()[4].clone()), (Some(LayoutSpec::Chw), Kind::ImageBatch));
         assert!(err(&["stage.3.layout=\"nchw\""]).contains("unknown variant `nchw`, expected `hwc` or `chw`"));
         assert!(err(&["stage.2.layout=\"chw\""]).contains("`drop_last/layout` applies only to op = \"batch\""));
+        let fused = load(&text(imagenet), &["stage.3.std=[0.5, 0.5, 0.5]".into(), "stage.3.layout=\"chw\"".into()]);
+        assert_eq!(chain(&fused.unwrap()).unwrap()[4], Kind::FloatBatch, "a batch with mean/std normalizes");
+        let e = err(&[
+            "stage=[{ op = \"read\" }, { op = \"decode\" }, { op = \"normalize\" }, { op = \"batch\", size = 2, mean = [0.5, 0.5, 0.5] }]",
+        ]);
+        assert!(e.contains("these images are normalized already"), "{e}");
+        assert!(err(&["stage.3.std=[0.5, 0.0, 0.5]"]).contains("every `std` value must be a positive number"));
+        assert!(
+            err(&["stage.1.mean=[0.5, 0.5, 0.5]"])
+                .contains("`mean/std` applies only to op = \"normalize\" (or a \"batch\"")
+        );
         let tiny = EMBEDDED.iter().find(|(n, _)| *n == "tiny-tasks").unwrap().1;
         let ints = load(&text(tiny), &["stage=[{ op = \"batch\", size = 2, layout = \"chw\" }]".into()]);
         let e = ints.unwrap_err().to_string();
         assert!(e.contains("`layout` orders the pixels of image batches, but this batch gets integers"), "{e}");
+        let ints = load(&text(tiny), &["stage=[{ op = \"batch\", size = 2, mean = [0.5, 0.5, 0.5] }]".into()]);
+        let e = ints.unwrap_err().to_string();
+        assert!(e.contains("`mean/std` normalize decoded images while collating, but this batch gets integers"), "{e}");
         let augmented = load(&text(imagenet), &["stage.2.augment={ seed = 3, scale = [0.25, 1.0] }".into()]).unwrap();
         let spec = augmented.stages[2].augment.as_ref().unwrap();
         assert_eq!(spec.build().unwrap(), shardpipe::images::Augment::new(3).scale(0.25, 1.0).unwrap());
