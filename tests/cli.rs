@@ -134,6 +134,14 @@ fn every_shipped_plan_runs_in_quick_mode_and_accounts_for_every_item() {
     };
     check_run("imagenet", &v);
     assert_eq!(v["runs"][0]["items"], 80, "40 images, 2 epochs");
+    // The same set, collated channels-first and normalized while collating.
+    let fused = ["stage.3.layout=\"chw\"", "stage.3.mean=[0.5, 0.5, 0.5]"];
+    let Some(v) = json(&["run", "imagenet", "--set", &images, "--set", fused[0], "--set", fused[1], "--json"]) else {
+        return;
+    };
+    check_run("imagenet", &v);
+    assert_eq!((&v["runs"][0]["items"], &v["runs"][0]["failed"]), (&80.into(), &0.into()), "{v}");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A fresh directory under the temp directory for one test.
