@@ -146,10 +146,7 @@ impl Augment {
         let crop = self.crop(&mut rng, width, height);
         let flip = rng.unit() < self.flip;
         // Drawn after the crop and flip, so turning jitter on leaves those as they were.
-        let color = (!self.jitter.is_off()).then(|| {
-            let rng = std::cell::RefCell::new(&mut rng);
-            self.jitter.draw(|n| rng.borrow_mut().below(n), |lo, hi| rng.borrow_mut().between(lo, hi))
-        });
+        let color = (!self.jitter.is_off()).then(|| self.jitter.draw(&mut rng));
         Draw { crop, flip, color }
     }
 
@@ -231,7 +228,7 @@ fn mirror(image: &mut Image<u8>) {
 }
 
 /// Uniform draws from SplitMix64 (the folder's shuffle generator: the same on every platform).
-struct Uniform(SplitMix64);
+pub(super) struct Uniform(pub(super) SplitMix64);
 
 impl Uniform {
     /// In `[0, 1)`, from the top 53 bits.
@@ -240,12 +237,12 @@ impl Uniform {
     }
 
     /// In `[low, high)` (`low` when they are equal).
-    fn between(&mut self, low: f64, high: f64) -> f64 {
+    pub(super) fn between(&mut self, low: f64, high: f64) -> f64 {
         low + (high - low) * self.unit()
     }
 
     /// In `0..n`, `n >= 1` (multiply-shift: no modulo bias worth counting at these sizes).
-    fn below(&mut self, n: u32) -> u32 {
+    pub(super) fn below(&mut self, n: u32) -> u32 {
         (((self.0.next() >> 32) * u64::from(n)) >> 32) as u32
     }
 }

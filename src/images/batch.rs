@@ -79,14 +79,22 @@ impl<T: Copy> BatchPool<T> {
 
     /// [`collate`] into a pooled buffer; the batch returns it when dropped.
     pub fn collate(self: &Arc<Self>, images: Vec<Image<T>>) -> Result<ImageBatch<T>, ImageError> {
-        let mut batch = collate_into(self.free.pop().unwrap_or_default(), images)?;
-        batch.pool = Some(self.clone());
-        Ok(batch)
+        self.pooled(|buf| collate_into(buf, images))
     }
 
     /// Buffers waiting for reuse.
     pub fn idle(&self) -> usize {
         self.free.len()
+    }
+
+    /// A batch made by `make` in a buffer from the pool, tied to the pool.
+    fn pooled(
+        self: &Arc<Self>,
+        make: impl FnOnce(Vec<T>) -> Result<ImageBatch<T>, ImageError>,
+    ) -> Result<ImageBatch<T>, ImageError> {
+        let mut batch = make(self.free.pop().unwrap_or_default())?;
+        batch.pool = Some(self.clone());
+        Ok(batch)
     }
 }
 
@@ -97,13 +105,7 @@ impl<T: Copy + Default> BatchPool<T> {
         images: Vec<Image<T>>,
         layout: Layout,
     ) -> Result<ImageBatch<T>, ImageError> {
-        let buf = self.free.pop().unwrap_or_default();
-        let mut batch = match layout {
-            Layout::Hwc => collate_into(buf, images)?,
-            Layout::Chw => convert_into(buf, images, layout, |_, x| x)?,
-        };
-        batch.pool = Some(self.clone());
-        Ok(batch)
+        self.pooled(|buf| layout_into(buf, images, layout))
     }
 }
 
@@ -115,11 +117,7 @@ impl BatchPool<f32> {
         n: &Normalize,
         layout: Layout,
     ) -> Result<ImageBatch<f32>, ImageError> {
-        let table = n.table();
-        let mut batch =
-            convert_into(self.free.pop().unwrap_or_default(), images, layout, |c, x| table[c][usize::from(x)])?;
-        batch.pool = Some(self.clone());
-        Ok(batch)
+        self.pooled(|buf| normalized_into(buf, images, n, layout))
     }
 }
 
@@ -169,10 +167,7 @@ pub fn collate<T: Copy>(images: Vec<Image<T>>) -> Result<ImageBatch<T>, ImageErr
 /// [`collate`] into `layout`: for [`Layout::Chw`] each image's channels are split into planes
 /// on the way in (one pass; no further copy).
 pub fn collate_layout<T: Copy + Default>(images: Vec<Image<T>>, layout: Layout) -> Result<ImageBatch<T>, ImageError> {
-    match layout {
-        Layout::Hwc => collate_into(Vec::new(), images),
-        Layout::Chw => convert_into(Vec::new(), images, layout, |_, x| x),
-    }
+    layout_into(Vec::new(), images, layout)
 }
 
 /// [`normalize`] and [`collate_layout`] in one pass: every `u8` value is turned into its
@@ -184,8 +179,28 @@ pub fn collate_normalized(
     n: &Normalize,
     layout: Layout,
 ) -> Result<ImageBatch<f32>, ImageError> {
+    normalized_into(Vec::new(), images, n, layout)
+}
+
+fn layout_into<T: Copy + Default>(
+    buf: Vec<T>,
+    images: Vec<Image<T>>,
+    layout: Layout,
+) -> Result<ImageBatch<T>, ImageError> {
+    match layout {
+        Layout::Hwc => collate_into(buf, images),
+        Layout::Chw => convert_into(buf, images, layout, |_, x| x),
+    }
+}
+
+fn normalized_into(
+    buf: Vec<f32>,
+    images: Vec<Image<u8>>,
+    n: &Normalize,
+    layout: Layout,
+) -> Result<ImageBatch<f32>, ImageError> {
     let table = n.table();
-    convert_into(Vec::new(), images, layout, |c, x| table[c][usize::from(x)])
+    convert_into(buf, images, layout, |c, x| table[c][usize::from(x)])
 }
 
 /// The images' common `(width, height)`, or an error naming the first image that differs.

@@ -10,6 +10,7 @@
 //! (`0.2989 R + 0.587 G + 0.114 B`), hue rotates the pixel's HSV hue. Each step rounds to the
 //! nearest `u8`, halves up (torchvision truncates, which darkens by half a level on average).
 
+use super::augment::Uniform;
 use super::{CHANNELS, Image};
 
 /// The ranges of [`ColorJitter`]: each factor is drawn uniformly from
@@ -58,17 +59,17 @@ impl ColorJitter {
         *self == Self::default()
     }
 
-    /// The order and the factors, from `below(n)` (a draw in `0..n`) and `between(lo, hi)`:
-    /// the permutation first, then each enabled factor, as torchvision's `get_params` draws.
-    pub(crate) fn draw(&self, mut below: impl FnMut(u32) -> u32, mut between: impl FnMut(f64, f64) -> f64) -> Jitter {
+    /// The order and the factors, from the image's generator: the permutation first, then each
+    /// enabled factor, as torchvision's `get_params` draws.
+    pub(super) fn draw(&self, rng: &mut Uniform) -> Jitter {
         let mut order = [Adjust::Brightness, Adjust::Contrast, Adjust::Saturation, Adjust::Hue];
         for i in (1..order.len()).rev() {
-            order.swap(i, below(i as u32 + 1) as usize);
+            order.swap(i, rng.below(i as u32 + 1) as usize);
         }
-        let mut factor = |x: f64| if x > 0.0 { between((1.0 - x).max(0.0), 1.0 + x) as f32 } else { 1.0 };
+        let mut factor = |x: f64| if x > 0.0 { rng.between((1.0 - x).max(0.0), 1.0 + x) as f32 } else { 1.0 };
         let (brightness, contrast, saturation) =
             (factor(self.brightness), factor(self.contrast), factor(self.saturation));
-        let hue = if self.hue > 0.0 { between(-self.hue, self.hue) as f32 } else { 0.0 };
+        let hue = if self.hue > 0.0 { rng.between(-self.hue, self.hue) as f32 } else { 0.0 };
         Jitter { order, brightness, contrast, saturation, hue }
     }
 }
@@ -179,6 +180,7 @@ fn rotate_hue(image: &mut Image<u8>, shift: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::images::folder::SplitMix64;
     use crate::images::resize::test_image as image;
 
     /// A jitter that changes only what `set` sets (the other factors change nothing).
@@ -242,16 +244,10 @@ mod tests {
     #[test]
     fn draws_stay_in_range_and_the_order_is_a_permutation() {
         let cj = ColorJitter { brightness: 0.4, contrast: 1.5, saturation: 0.2, hue: 0.1 };
-        let mut state = 1u64;
-        let mut next = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = Uniform(SplitMix64(1));
         let mut seen_first = std::collections::HashSet::new();
         for _ in 0..2000 {
-            let u = std::cell::RefCell::new(&mut next);
-            let j =
-                cj.draw(|n| ((u.borrow_mut())() * f64::from(n)) as u32, |lo, hi| lo + (hi - lo) * (u.borrow_mut())());
+            let j = cj.draw(&mut rng);
             let mut sorted = j.order.map(|a| a as u8);
             sorted.sort_unstable();
             assert_eq!(sorted, [0, 1, 2, 3], "{:?}", j.order);
@@ -260,7 +256,10 @@ mod tests {
             assert!((0.8..=1.2).contains(&j.saturation) && (-0.1..=0.1).contains(&j.hue), "{j:?}");
         }
         assert_eq!(seen_first.len(), 4, "every adjustment comes first sometimes");
-        let off = ColorJitter::default().draw(|_| 0, |_, _| unreachable!("nothing enabled is drawn"));
+        let (mut rng, mut three_later) = (Uniform(SplitMix64(5)), SplitMix64(5));
+        let off = ColorJitter::default().draw(&mut rng);
         assert_eq!((off.brightness, off.contrast, off.saturation, off.hue), (1.0, 1.0, 1.0, 0.0));
+        (0..3).for_each(|_| _ = three_later.next());
+        assert_eq!(rng.0.next(), three_later.next(), "nothing enabled is drawn: only the order's three draws");
     }
 }

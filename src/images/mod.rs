@@ -1,6 +1,6 @@
 //! Image data loading: an image-folder source, JPEG, PNG, WebP, GIF, BMP and TIFF decode, resize
-//! and crop, normalization and collation into one contiguous `[B, H, W, C]` batch, on the
-//! pipeline's shards.
+//! and crop, normalization and collation into one contiguous `[B, H, W, C]` or `[B, C, H, W]`
+//! batch, on the pipeline's shards.
 //!
 //! ```text
 //!  ImageFolder ─epoch(e)─▶ Sample ─read (io_uring)─▶ Encoded ─decode─▶ Image<u8>
@@ -16,10 +16,11 @@
 //!   their first bytes; [`resize`] center-crops to the target's aspect ratio and resizes with
 //!   fast_image_resize (a convolution with a bilinear filter, like Pillow's `BILINEAR`);
 //!   [`Augment`] crops and flips at random instead, for training (torchvision's
-//!   `RandomResizedCrop` and `RandomHorizontalFlip`, drawn per image and epoch from a seed);
-//!   [`normalize`] turns
-//!   pixels into `(x / 255 - mean) / std` floats; [`collate`] copies a batch's images once into
-//!   one buffer, which the consumer then owns (no further copy).
+//!   `RandomResizedCrop` and `RandomHorizontalFlip`, and optionally `ColorJitter`, drawn per
+//!   image and epoch from a seed); [`normalize`] turns pixels into `(x / 255 - mean) / std`
+//!   floats; [`collate`] copies a batch's images once into one buffer, which the consumer then
+//!   owns (no further copy); [`collate_normalized`] normalizes and lays out ([`Layout`]) in
+//!   that same copy.
 //! - Every failure is an [`ImageError`] naming the file and the reason; in a pipeline it is a
 //!   counted failure of the stage, and the run goes on within `max_failures`.
 //! - [`LoaderState`] records which samples a training loop has consumed; saved with a
