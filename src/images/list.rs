@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use super::{FolderError, ImageFolder};
 
 impl ImageFolder {
-    /// The samples a list file names, in its order (see the [module docs](self) for the format).
+    /// The samples a list file names, in its order: one `PATH` or `PATH LABEL` per line (tab,
+    /// comma or space before the label; labels all numbers or all class names), paths relative
+    /// to the list's directory, blank and `#` lines skipped. A line breaking the pattern is a
+    /// [`FolderError::ListLine`] naming it.
     pub fn from_list(list: impl AsRef<Path>) -> Result<Self, FolderError> {
         let list = list.as_ref();
         let text = std::fs::read_to_string(list).map_err(|err| FolderError::List { path: list.to_path_buf(), err })?;
