@@ -25,7 +25,7 @@ use super::folder::SplitMix64;
 use super::{ImageFolder, Sample};
 
 /// Where a training run stands in its data: the epoch it is in, and which of that epoch's
-/// samples its training loop has consumed. See the [module docs](self) and `docs/data-loading.md`.
+/// samples its training loop has consumed. See [`ImageFolder::resume`] and `docs/data-loading.md`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LoaderState {
     epoch: u64,
