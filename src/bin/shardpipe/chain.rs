@@ -115,7 +115,7 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
                             "{at}: `mean/std` normalize while collating, but these images are normalized already; drop them here or drop the `normalize` stage (one pass is cheaper)"
                         ));
                     }
-                    k if normalizing && k != Kind::Image => {
+                    k if normalizing => {
                         return Err(format!(
                             "{at}: `mean/std` normalize decoded images while collating, but this batch gets {}; drop them",
                             k.describe()

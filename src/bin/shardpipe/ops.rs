@@ -306,23 +306,21 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
                 let collate = format!("{name}.collate");
                 let layout = st.layout.map_or(images::Layout::Hwc, images::Layout::from);
                 let image = |v| if let Value::Image(i) = v { Some(i) } else { None };
+                let floats = |v| if let Value::Floats(i) = v { Some(i) } else { None };
                 match kinds[i] {
                     Kind::Image if st.mean.is_some() || st.std.is_some() => {
-                        let (n, pool) = (normalize_of(st), BatchPool::new(8));
-                        collate_stage(agg, image, move |i| {
-                            pool.collate_normalized(i, &n, layout).map(Value::FloatImages)
+                        let n = normalize_of(st);
+                        collate_stage(agg, image, Value::FloatImages, move |pool, i| {
+                            pool.collate_normalized(i, &n, layout)
                         })
                         .name(collate)
                     }
                     Kind::Image => {
-                        let pool = BatchPool::new(8);
-                        collate_stage(agg, image, move |i| pool.collate_layout(i, layout).map(Value::Images))
+                        collate_stage(agg, image, Value::Images, move |pool, i| pool.collate_layout(i, layout))
                             .name(collate)
                     }
                     Kind::Floats => {
-                        let pool = BatchPool::new(8);
-                        let floats = |v| if let Value::Floats(i) = v { Some(i) } else { None };
-                        collate_stage(agg, floats, move |i| pool.collate_layout(i, layout).map(Value::FloatImages))
+                        collate_stage(agg, floats, Value::FloatImages, move |pool, i| pool.collate_layout(i, layout))
                             .name(collate)
                     }
                     _ => agg.map(Value::Batch).name(format!("{name}.wrap")),
@@ -409,17 +407,19 @@ const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
 /// Other files larger than this fail at `read` the same way.
 const MAX_FILE_BYTES: u64 = 1 << 30;
 
-/// A stage collating each batch of image values into one buffer: `take` gets the image out of a
-/// value, `collate` makes the batch (into a pooled buffer) and wraps it back into a value.
-fn collate_stage<T: Send + 'static>(
+/// A stage collating each batch of image values into one buffer from its own pool: `take` gets
+/// the image out of a value, `collate` makes the batch, `wrap` puts it back into a value.
+fn collate_stage<T: Send + 'static, U: Copy + Send + Sync + 'static>(
     batches: PipelineBuilder<Vec<Value>>,
     take: fn(Value) -> Option<Image<T>>,
-    collate: impl Fn(Vec<Image<T>>) -> Result<Value, images::ImageError> + Send + Sync + 'static,
+    wrap: fn(ImageBatch<U>) -> Value,
+    collate: impl Fn(&Arc<BatchPool<U>>, Vec<Image<T>>) -> Result<ImageBatch<U>, images::ImageError> + Send + Sync + 'static,
 ) -> PipelineBuilder<Value> {
+    let pool = BatchPool::new(8);
     batches.pipe(move |values: Vec<Value>| {
         let images: Option<Vec<Image<T>>> = values.into_iter().map(take).collect();
         let images = images.ok_or("batch: a batch of images held something else")?;
-        collate(images).map_err(|e| e.to_string())
+        collate(&pool, images).map(wrap).map_err(|e| e.to_string())
     })
 }
 
