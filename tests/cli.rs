@@ -59,6 +59,15 @@ fn gen_images_writes_the_same_set_for_the_same_seed() {
     assert!(stderr.contains("possible values: jpeg, png, webp, gif, bmp, tiff"), "{bad:?}");
 }
 
+/// One epoch of the `imagenet` plan with `images` (a `source.images=…` setting) as `--json`: its
+/// run, whose account must balance; `None` (skipped) where io_uring is unavailable.
+fn one_epoch(images: &str) -> Option<serde_json::Value> {
+    let v = json(&["run", "imagenet", "--set", images, "--set", "source.epochs=1", "--json"])?;
+    let run = v["runs"][0].clone();
+    assert!(run["account"]["balances"].as_bool().unwrap(), "{run}");
+    Some(run)
+}
+
 #[test]
 fn a_bad_image_is_a_counted_failure_named_in_the_report_and_the_run_goes_on() {
     let dir = temp_dir("bad-image");
@@ -67,12 +76,8 @@ fn a_bad_image_is_a_counted_failure_named_in_the_report_and_the_run_goes_on() {
     let bad = dir.join("class-000").join("broken.jpg");
     std::fs::write(&bad, b"not a jpeg").unwrap();
     let images = format!("source.images={}", dir.display());
-    let Some(v) = json(&["run", "imagenet", "--set", &images, "--set", "source.epochs=1", "--json"]) else {
-        return;
-    };
-    let run = &v["runs"][0];
+    let Some(run) = one_epoch(&images) else { return };
     assert_eq!((run["items"].as_u64(), run["failed"].as_u64()), (Some(10), Some(1)), "{run}");
-    assert!(run["account"]["balances"].as_bool().unwrap());
     let decode = run["stages"].as_array().unwrap().iter().find(|s| s["name"] == "decode").unwrap();
     let sample = decode["failure_samples"][0].as_str().unwrap();
     assert!(sample.starts_with(&bad.display().to_string()) && sample.contains("not a JPEG"), "{sample}");
@@ -95,13 +100,8 @@ fn an_image_list_is_a_source_and_a_bad_or_empty_list_is_refused_naming_it() {
     }
     let list = dir.join("train.tsv");
     std::fs::write(&list, lines).unwrap();
-    let images = format!("source.images={}", list.display());
-    let Some(v) = json(&["run", "imagenet", "--set", &images, "--set", "source.epochs=1", "--json"]) else {
-        return;
-    };
-    let run = &v["runs"][0];
+    let Some(run) = one_epoch(&format!("source.images={}", list.display())) else { return };
     assert_eq!((run["items"].as_u64(), run["failed"].as_u64()), (Some(12), Some(0)), "{run}");
-    assert!(run["account"]["balances"].as_bool().unwrap());
 
     let bad = dir.join("bad.txt");
     std::fs::write(&bad, "a.jpg 1\nb.jpg\n").unwrap();
