@@ -308,6 +308,53 @@ fn a_run_resumed_from_its_saved_state_takes_every_remaining_image_once_with_the_
     std::fs::remove_file(&path).unwrap();
 }
 
+/// Elastic training: a job of 2 ranks stops mid-epoch, their states are merged and 3 ranks go
+/// on; together the two jobs take every image of both epochs once, with the pixels of a run on
+/// one rank that never stopped, and the 3 ranks' shares of the rest are even.
+#[test]
+fn a_job_resumed_on_another_number_of_ranks_takes_every_remaining_image_once() {
+    let folder = ImageFolder::open(dataset()).unwrap().shuffle(13);
+    let p = Placement::Sharded { shards: 0 };
+    let opts = LoaderOptions {
+        width: 16,
+        height: 16,
+        epochs: Some(2),
+        crop: Crop::Random(Augment::new(5)),
+        ..LoaderOptions::default()
+    };
+    let run = |folder: &ImageFolder| batches(loader(folder.clone(), &opts), 4, false);
+    let Some(mut whole) = start(run(&folder), p) else { return };
+    let mut want = take_batches(&mut whole, &mut LoaderState::new(&folder), |_| false);
+    let rank = |r, world| folder.clone().partition(r, world).unwrap();
+
+    let mut got = Taken::new();
+    let mut saved = Vec::new();
+    for r in 0..2 {
+        let Some(mut pipe) = start(run(&rank(r, 2)), p) else { return };
+        let mut state = LoaderState::new(&rank(r, 2));
+        got.extend(take_batches(&mut pipe, &mut state, |s| s.consumed() >= 8));
+        saved.push(LoaderState::from_bytes(&state.to_bytes()).unwrap());
+    }
+    let merged = LoaderState::merge(&saved).unwrap();
+    assert_eq!((merged.epoch(), merged.consumed(), merged.rank()), (0, 16, None));
+    let mut rest_shares = Vec::new();
+    for r in 0..3 {
+        let mut state = merged.repartition(&rank(r, 3)).unwrap();
+        let resumed = rank(r, 3).resume(&state).unwrap();
+        let Some(mut pipe) = start(run(&resumed), p) else { return };
+        let taken = take_batches(&mut pipe, &mut state, |_| false);
+        assert_balanced(&pipe.finish().unwrap());
+        rest_shares.push(taken.iter().filter(|((epoch, _), _)| *epoch == 0).count());
+        got.extend(taken);
+    }
+    assert_eq!(rest_shares.iter().sum::<usize>() as u64, COUNT - 16);
+    assert!(rest_shares.iter().all(|&n| n.abs_diff(rest_shares[0]) <= 1), "shares {rest_shares:?}");
+    got.sort();
+    want.sort();
+    assert_eq!(got.len(), want.len(), "every image of both epochs once");
+    assert!(got == want, "the same (epoch, image) pairs and pixels as an uninterrupted run");
+}
+
 /// Evaluation crops: `crop_fraction` reaches the `resize` stage; a value out of range fails
 /// every image, naming it, and the account balances.
 #[test]

@@ -187,7 +187,9 @@ impl ImageFolder {
     /// samples the state records as consumed. Later epochs are whole. The folder must list the
     /// same files (by name and label, wherever the directory now is) with the same shuffle
     /// seed, partition and `drop_last`: call this after [`ImageFolder::shuffle`],
-    /// [`ImageFolder::partition`] and [`ImageFolder::drop_last`].
+    /// [`ImageFolder::partition`] and [`ImageFolder::drop_last`]. To resume on another number
+    /// of ranks, merge every rank's state and take this rank's part of it
+    /// ([`LoaderState::merge`], [`LoaderState::repartition`]).
     pub fn resume(mut self, state: &LoaderState) -> Result<Self, ResumeError> {
         if let Some(err) = state.id().mismatch(&DatasetId::of(&self)) {
             return Err(err);
@@ -223,17 +225,20 @@ impl ImageFolder {
 
     /// Samples this rank loads per whole epoch (a resumed epoch loads fewer).
     pub fn epoch_len(&self) -> usize {
-        let n = self.kept();
+        let n = self.kept(self.samples.len());
         n / self.world_size + usize::from(self.rank < n % self.world_size)
     }
 
-    fn kept(&self) -> usize {
-        let n = self.samples.len();
+    /// How many of `n` samples dealt out to the ranks are kept (`drop_last`: a multiple of
+    /// `world_size`).
+    fn kept(&self, n: usize) -> usize {
         if self.drop_last { n - n % self.world_size } else { n }
     }
 
     /// This rank's samples for `epoch`, in loading order; after [`ImageFolder::resume`], the
-    /// resumed epoch without the samples already consumed.
+    /// resumed epoch without the samples already consumed. After an elastic resume
+    /// ([`LoaderState::repartition`]) the epoch's samples that the job had not consumed are
+    /// dealt out to the new ranks as a whole epoch would be.
     pub fn epoch(&self, epoch: u64) -> Vec<Sample> {
         let mut order: Vec<usize> = (0..self.samples.len()).collect();
         if let Some(seed) = self.seed {
@@ -243,8 +248,12 @@ impl ImageFolder {
                 order.swap(i, j);
             }
         }
-        order.truncate(self.kept());
-        let consumed = self.resume.as_ref().filter(|r| r.epoch() == epoch).map(|r| r.consumed_bits());
+        let resumed = self.resume.as_deref().filter(|r| r.epoch() == epoch);
+        if let Some(base) = resumed.and_then(LoaderState::base_bits) {
+            order.retain(|&i| !bit(base, i as u64));
+        }
+        order.truncate(self.kept(order.len()));
+        let consumed = resumed.map(LoaderState::consumed_bits);
         order
             .into_iter()
             .skip(self.rank)

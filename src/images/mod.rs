@@ -25,7 +25,8 @@
 //!   counted failure of the stage, and the run goes on within `max_failures`.
 //! - [`LoaderState`] records which samples a training loop has consumed; saved with a
 //!   checkpoint, it lets [`ImageFolder::resume`] start a new loader mid-epoch where the old one
-//!   stopped, nothing trained on twice or skipped.
+//!   stopped, nothing trained on twice or skipped; [`LoaderState::merge`] and
+//!   [`LoaderState::repartition`] resume a job on another number of ranks.
 //! - [`loader`] wires the usual chain into a [`PipelineBuilder`](crate::pipeline::PipelineBuilder);
 //!   [`synth`] writes deterministic ImageNet-like JPEG (or PNG, WebP, GIF, BMP, TIFF) sets for
 //!   tests, benches and demos.
@@ -40,6 +41,7 @@ mod augment;
 mod batch;
 mod bmp;
 mod decode;
+mod elastic;
 mod folder;
 mod gif;
 mod jitter;
@@ -58,6 +60,7 @@ use std::sync::Arc;
 pub use augment::{Augment, AugmentError, Draw};
 pub use batch::{BatchPool, ImageBatch, Layout, Normalize, collate, collate_layout, collate_normalized, normalize};
 pub use decode::{Encoded, decode, read};
+pub use elastic::ElasticError;
 pub use folder::{FolderError, ImageFolder, Sample};
 pub use jitter::{Adjust, Jitter};
 pub use loader::{LoaderOptions, batches, loader, normalized_batches};

@@ -28,9 +28,13 @@ use super::{ImageFolder, Sample};
 /// samples its training loop has consumed. See [`ImageFolder::resume`] and `docs/data-loading.md`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LoaderState {
-    epoch: u64,
-    consumed: Vec<u64>,
-    id: DatasetId,
+    pub(super) epoch: u64,
+    pub(super) consumed: Vec<u64>,
+    /// After an elastic resume ([`LoaderState::repartition`]): what the whole job had consumed of
+    /// this epoch when it was re-partitioned. This rank walks the rest of the epoch, dealt out
+    /// anew; `consumed` holds `base` and what this rank consumed since.
+    pub(super) base: Option<Vec<u64>>,
+    pub(super) id: DatasetId,
 }
 
 /// What a state belongs to: the dataset and this rank's way of walking it.
@@ -39,10 +43,14 @@ pub(super) struct DatasetId {
     samples: u64,
     names: u64,
     seed: Option<u64>,
-    rank: u64,
-    world_size: u64,
+    /// [`WHOLE_JOB`] for a merged state ([`LoaderState::merge`]).
+    pub(super) rank: u64,
+    pub(super) world_size: u64,
     drop_last: bool,
 }
+
+/// The rank of a state merged from every rank of a job.
+pub(super) const WHOLE_JOB: u64 = u64::MAX;
 
 /// Why a [`LoaderState`] could not record, be read or be written.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +110,18 @@ impl LoaderState {
     /// A state at the start of epoch 0 of `folder`, nothing consumed.
     pub fn new(folder: &ImageFolder) -> Self {
         let id = DatasetId::of(folder);
-        Self { epoch: 0, consumed: vec![0; words(id.samples)], id }
+        Self { epoch: 0, consumed: vec![0; words(id.samples)], base: None, id }
+    }
+
+    /// The rank whose state this is; `None` for a state merged from every rank
+    /// ([`LoaderState::merge`]).
+    pub fn rank(&self) -> Option<u64> {
+        (self.id.rank != WHOLE_JOB).then_some(self.id.rank)
+    }
+
+    /// The number of ranks of the job that saved the state.
+    pub fn world_size(&self) -> u64 {
+        self.id.world_size
     }
 
     /// The epoch the training loop is in.
@@ -110,7 +129,8 @@ impl LoaderState {
         self.epoch
     }
 
-    /// Samples of this epoch consumed so far.
+    /// Samples of this epoch consumed so far (after an elastic resume, with what the whole job
+    /// had consumed before it).
     pub fn consumed(&self) -> u64 {
         self.consumed.iter().map(|w| u64::from(w.count_ones())).sum()
     }
@@ -154,6 +174,7 @@ impl LoaderState {
     fn start_epoch(&mut self, epoch: u64) {
         self.epoch = epoch;
         self.consumed.fill(0);
+        self.base = None;
     }
 
     /// The state as bytes, to store with a checkpoint ([`LoaderState::from_bytes`] reads them).
@@ -167,7 +188,8 @@ impl LoaderState {
         }
         out.push(u8::from(id.seed.is_some()));
         out.push(u8::from(id.drop_last));
-        for w in &self.consumed {
+        out.push(u8::from(self.base.is_some()));
+        for w in self.consumed.iter().chain(self.base.iter().flatten()) {
             out.extend_from_slice(&w.to_le_bytes());
         }
         let sum = checksum(&out);
@@ -178,17 +200,21 @@ impl LoaderState {
     /// Reads what [`LoaderState::to_bytes`] wrote, checking its checksum and consistency.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
         let (body, sum) = bytes.split_at_checked(bytes.len().wrapping_sub(8)).ok_or(StateError::Format("too short"))?;
-        if body.len() < HEADER || &body[..4] != MAGIC {
+        if body.len() < FIELDS_END || &body[..4] != MAGIC {
             return Err(StateError::Format("no shardpipe state header"));
         }
-        if u32::from_le_bytes(body[4..8].try_into().expect("4 bytes")) != VERSION {
-            return Err(StateError::Format("written by another version of the format"));
-        }
+        // Version 1 had no third flag (no elastic resume); it is read as "no base".
+        let flag_count = match u32::from_le_bytes(body[4..8].try_into().expect("4 bytes")) {
+            1 => 2,
+            VERSION => 3,
+            _ => return Err(StateError::Format("written by another version of the format")),
+        };
         if checksum(body).to_le_bytes() != sum {
             return Err(StateError::Format("the checksum does not match (a torn or altered file)"));
         }
         let field = |i: usize| u64::from_le_bytes(body[8 + 8 * i..16 + 8 * i].try_into().expect("8 bytes"));
-        let (flags, rest) = body[HEADER - 2..].split_at(2);
+        let (flags, rest) =
+            body[FIELDS_END..].split_at_checked(flag_count).ok_or(StateError::Format("no shardpipe state header"))?;
         let id = DatasetId {
             samples: field(1),
             names: field(2),
@@ -197,16 +223,25 @@ impl LoaderState {
             world_size: field(5),
             drop_last: flags[1] == 1,
         };
-        if flags.iter().any(|&f| f > 1) || rest.len() as u64 != 8 * words(id.samples) as u64 {
+        let has_base = flags.get(2) == Some(&1);
+        let sets = 1 + u64::from(has_base);
+        if flags.iter().any(|&f| f > 1) || rest.len() as u64 != sets * 8 * words(id.samples) as u64 {
             return Err(StateError::Format("its length does not match its sample count"));
         }
-        let consumed: Vec<u64> =
-            rest.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-        let state = Self { epoch: field(0), consumed, id };
-        let beyond =
-            state.consumed.last().is_some_and(|&w| !id.samples.is_multiple_of(64) && w >> (id.samples % 64) != 0);
+        if id.world_size == 0 || (id.rank >= id.world_size && id.rank != WHOLE_JOB) {
+            return Err(StateError::Format("its rank is not one of its world_size"));
+        }
+        let mut all = rest.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        let consumed: Vec<u64> = all.by_ref().take(words(id.samples)).collect();
+        let base: Option<Vec<u64>> = has_base.then(|| all.collect());
+        let beyond = consumed.last().is_some_and(|&w| !id.samples.is_multiple_of(64) && w >> (id.samples % 64) != 0);
+        let state = Self { epoch: field(0), consumed, base, id };
         if state.consumed() != field(6) || beyond {
             return Err(StateError::Format("its consumed samples do not match its count"));
+        }
+        let outside = |b: &Vec<u64>| b.iter().zip(&state.consumed).any(|(b, c)| b & !c != 0);
+        if state.base.as_ref().is_some_and(outside) || (has_base && id.rank == WHOLE_JOB) {
+            return Err(StateError::Format("its resumed part does not match its consumed samples"));
         }
         Ok(state)
     }
@@ -243,6 +278,11 @@ impl LoaderState {
     pub(super) fn consumed_bits(&self) -> &[u64] {
         &self.consumed
     }
+
+    /// After an elastic resume, what the job had consumed of the epoch before (see `base`).
+    pub(super) fn base_bits(&self) -> Option<&[u64]> {
+        self.base.as_deref()
+    }
 }
 
 impl std::fmt::Debug for LoaderState {
@@ -250,6 +290,7 @@ impl std::fmt::Debug for LoaderState {
         f.debug_struct("LoaderState")
             .field("epoch", &self.epoch)
             .field("consumed", &self.consumed())
+            .field("elastic", &self.base.is_some())
             .field("dataset", &self.id)
             .finish()
     }
@@ -269,6 +310,22 @@ impl DatasetId {
 
     /// The first setting in which `self` (the saved state's) and `now` differ.
     pub(super) fn mismatch(&self, now: &Self) -> Option<ResumeError> {
+        self.walk_mismatch(now).or_else(|| {
+            let d = |id: &Self| match id.rank {
+                WHOLE_JOB => format!(
+                    "every rank of world_size {} (a merged state: take this rank's part with LoaderState::repartition)",
+                    id.world_size
+                ),
+                rank => format!("rank {rank} of world_size {}", id.world_size),
+            };
+            let differ = (self.rank, self.world_size) != (now.rank, now.world_size);
+            differ.then(|| ResumeError { what: "partition", saved: d(self), now: d(now) })
+        })
+    }
+
+    /// The first setting other than the partition in which `self` and `now` differ: the
+    /// dataset, the shuffle seed or `drop_last`.
+    pub(super) fn walk_mismatch(&self, now: &Self) -> Option<ResumeError> {
         let differ = |what, saved: String, now: String| Some(ResumeError { what, saved, now });
         let seed = |s: Option<u64>| s.map_or("none (no shuffle)".to_string(), |s| s.to_string());
         if (self.samples, self.names) != (now.samples, now.names) {
@@ -276,9 +333,6 @@ impl DatasetId {
             differ("a dataset of", d(self), d(now))
         } else if self.seed != now.seed {
             differ("shuffle seed", seed(self.seed), seed(now.seed))
-        } else if (self.rank, self.world_size) != (now.rank, now.world_size) {
-            let d = |id: &Self| format!("rank {} of world_size {}", id.rank, id.world_size);
-            differ("partition", d(self), d(now))
         } else if self.drop_last != now.drop_last {
             differ("drop_last", self.drop_last.to_string(), now.drop_last.to_string())
         } else {
@@ -293,9 +347,12 @@ pub(super) fn bit(bits: &[u64], i: u64) -> bool {
 }
 
 const MAGIC: &[u8; 4] = b"SPLS";
-const VERSION: u32 = 1;
-/// Magic, version, seven u64 fields and two flag bytes.
-const HEADER: usize = 4 + 4 + 7 * 8 + 2;
+/// Version 2 added the elastic resume's `base` (a third flag and a second bit set).
+const VERSION: u32 = 2;
+/// Magic, version and seven u64 fields; the flag bytes follow.
+const FIELDS_END: usize = 4 + 4 + 7 * 8;
+/// With version 2's three flag bytes.
+const HEADER: usize = FIELDS_END + 3;
 
 fn words(samples: u64) -> usize {
     samples.div_ceil(64) as usize
@@ -451,30 +508,62 @@ mod tests {
         assert!(err.contains("not a shardpipe loader state") && err.contains("LoaderState::to_bytes"), "{err}");
     }
 
-    /// States saved by this version must stay readable: the layout and both hashes are pinned.
+    /// States saved by this version and the last must stay readable: the layouts and both
+    /// hashes are pinned.
     #[test]
-    fn the_saved_form_of_a_known_state_is_pinned() {
+    fn the_saved_forms_of_known_states_are_pinned() {
         let f =
             ImageFolder::from_files([("a/x.jpg", Some(0)), ("b/y.jpg", Some(1)), ("z.png", None)]).unwrap().shuffle(9);
         let mut state = LoaderState::new(&f);
         state.record(&f.epoch(2)[..2]).unwrap();
-        let hex: String = state.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
-        let fields = [
+        let head = [
             "53504c53",         // "SPLS"
-            "01000000",         // version 1
+            "02000000",         // version 2
             "0200000000000000", // epoch 2
             "0300000000000000", // 3 samples
             "c0e8d81aa856d383", // names hash
             "0900000000000000", // seed 9
+        ];
+        let fields = [
             "0000000000000000", // rank 0
             "0100000000000000", // world_size 1
             "0200000000000000", // 2 consumed
             "01",               // shuffled
             "00",               // no drop_last
+            "00",               // not resumed elastically
             "0500000000000000", // samples 0 and 2
-            "a519033546f57b17", // checksum
+            "5b43d08e0fd217ce", // checksum
         ];
-        assert_eq!(hex, fields.concat());
-        assert_eq!(LoaderState::from_bytes(&state.to_bytes()).unwrap(), state);
+        assert_eq!(hex(&state.to_bytes()), [&head[..], &fields].concat().concat());
+        let version_1 = concat!(
+            "53504c530100000002000000000000000300000000000000c0e8d81aa856d383",
+            "0900000000000000000000000000000001000000000000000200000000000000",
+            "01000500000000000000a519033546f57b17",
+        );
+        assert_eq!(LoaderState::from_bytes(&unhex(version_1)).unwrap(), state, "version 1 is read");
+
+        let merged = LoaderState::merge(&[state]).unwrap();
+        let rank = merged.repartition(&f.clone().partition(1, 2).unwrap()).unwrap();
+        let fields = [
+            "0100000000000000", // rank 1
+            "0200000000000000", // world_size 2
+            "0200000000000000", // 2 consumed
+            "01",               // shuffled
+            "00",               // no drop_last
+            "01",               // resumed elastically
+            "0500000000000000", // samples 0 and 2 consumed
+            "0500000000000000", // ... by the job before its resume
+            "97dafcd4379d9820", // checksum
+        ];
+        assert_eq!(hex(&rank.to_bytes()), [&head[..], &fields].concat().concat());
+        assert_eq!(LoaderState::from_bytes(&rank.to_bytes()).unwrap(), rank);
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 }
