@@ -4,6 +4,8 @@
 //! derives its order from that list alone: a Fisher–Yates shuffle seeded with `seed` mixed with
 //! the epoch number (the same on every rank, so ranks agree), then every `world_size`-th
 //! sample from position `rank` (as PyTorch's `DistributedSampler` strides).
+//! A resumed epoch leaves out what the training loop consumed; after an elastic resume
+//! (`elastic.rs`) the rest of the epoch is dealt out to the new ranks the same way.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
