@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shardpipe::images::{
-    Augment, BatchPool, Encoded, Image, ImageFolder, ImageFormat, Layout, LoaderOptions, Normalize, Sample, batches,
-    decode, loader, normalize, resize, synth,
+    Augment, BatchPool, Encoded, Image, ImageBatch, ImageFolder, ImageFormat, Layout, LoaderOptions, Mixable, Mixup,
+    Normalize, Sample, batches, collate_layout, collate_normalized, decode, loader, normalize, resize, synth,
 };
 use shardpipe::pipeline::Placement;
 
@@ -112,6 +112,25 @@ fn timed<B>(iters: u64, images: &[Image<u8>], collate: impl Fn(Vec<Image<u8>>) -
     total
 }
 
+/// `batch` with a class for every sample.
+fn labelled<T>(mut batch: ImageBatch<T>) -> ImageBatch<T> {
+    batch.samples.iter_mut().enumerate().for_each(|(i, s)| s.label = Some(i as u32 % 1000));
+    batch
+}
+
+/// `iters` mixes of copies of `batch`; only the mixing is timed.
+fn mixed<T: Mixable>(iters: u64, batch: &ImageBatch<T>, mixup: Mixup) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let input = batch.clone();
+        let start = Instant::now();
+        let out = black_box(mixup.apply(input).expect("labelled"));
+        total += start.elapsed();
+        drop(out);
+    }
+    total
+}
+
 fn collate_group(c: &mut Criterion) {
     let dir = dataset(ImageFormat::Jpeg);
     let folder = ImageFolder::open(&dir).expect("bench set");
@@ -141,6 +160,17 @@ fn collate_group(c: &mut Criterion) {
             b.iter_custom(|k| timed(k, &images, |i| floats.collate_normalized(i, &n, layout).expect("collate")))
         });
     }
+    g.finish();
+
+    let mut g = c.benchmark_group("mixup");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let mixup = Mixup::new(3, 1000).expect("classes").cutmix_alpha(0.0).expect("mixup on");
+    let cutmix = Mixup::new(3, 1000).expect("classes").mixup_alpha(0.0).expect("cutmix on");
+    let floats = labelled(collate_normalized(images.clone(), &n, Layout::Chw).expect("collate"));
+    let bytes = labelled(collate_layout(images.clone(), Layout::Hwc).expect("collate"));
+    g.bench_function("mixup_f32_chw", |b| b.iter_custom(|k| mixed(k, &floats, mixup)));
+    g.bench_function("cutmix_f32_chw", |b| b.iter_custom(|k| mixed(k, &floats, cutmix)));
+    g.bench_function("mixup_u8_hwc", |b| b.iter_custom(|k| mixed(k, &bytes, mixup)));
     g.finish();
 
     let mut g = c.benchmark_group("augment");

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use super::{BatchPool, Crop, Image, ImageBatch, ImageFolder, Layout, Normalize, decode, read};
+use super::{
+    BatchPool, Crop, Image, ImageBatch, ImageFolder, Layout, Mixable, MixedBatch, Mixup, Normalize, decode, read,
+};
 use crate::pipeline::{PipelineBuilder, source_epochs};
 
 /// How [`loader`] builds its chain.
@@ -114,6 +116,16 @@ pub fn normalized_batches(
     let pool = BatchPool::new(POOLED_BATCHES);
     let batched = aggregated(images, size, drop_last);
     batched.pipe(move |images| pool.collate_normalized(images, &normalize, layout)).name("collate")
+}
+
+/// Each batch mixed by `mixup` (stage `mixup`; [`Mixup::apply`]): Mixup or CutMix in place,
+/// with the soft targets to train against. A batch with an unlabelled sample, or a label not
+/// below the classes, fails the stage (counted, with the file named).
+pub fn mixed<T: Mixable + Send + 'static>(
+    batches: PipelineBuilder<ImageBatch<T>>,
+    mixup: Mixup,
+) -> PipelineBuilder<MixedBatch<T>> {
+    batches.pipe(move |batch| mixup.apply(batch)).name("mixup")
 }
 
 /// The `batch` stage: `size` images per batch, the epoch's short last one left over with

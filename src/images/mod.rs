@@ -47,6 +47,7 @@ mod gif;
 mod jitter;
 mod list;
 mod loader;
+mod mixup;
 mod png;
 mod resize;
 mod resume;
@@ -63,7 +64,8 @@ pub use decode::{Encoded, decode, read};
 pub use elastic::ElasticError;
 pub use folder::{FolderError, ImageFolder, Sample};
 pub use jitter::{Adjust, Jitter};
-pub use loader::{LoaderOptions, batches, loader, normalized_batches};
+pub use loader::{LoaderOptions, batches, loader, mixed, normalized_batches};
+pub use mixup::{Mix, Mixable, MixedBatch, Mixup, MixupError};
 pub use resize::{Crop, resize, resize_center};
 pub use resume::{LoaderState, ResumeError, StateError};
 
