@@ -21,6 +21,8 @@
 //!   floats; [`collate`] copies a batch's images once into one buffer, which the consumer then
 //!   owns (no further copy); [`collate_normalized`] normalizes and lays out ([`Layout`]) in
 //!   that same copy.
+//! - [`Mixup`] mixes whole batches (Mixup or CutMix, timm's batch mode) and makes their soft
+//!   targets; [`mixed`] adds it as a stage.
 //! - Every failure is an [`ImageError`] naming the file and the reason; in a pipeline it is a
 //!   counted failure of the stage, and the run goes on within `max_failures`.
 //! - [`LoaderState`] records which samples a training loop has consumed; saved with a
