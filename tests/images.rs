@@ -9,8 +9,9 @@ use std::sync::{Arc, OnceLock};
 use common::{PLACEMENTS, assert_balanced, start};
 
 use shardpipe::images::{
-    Augment, Crop, Encoded, Image, ImageBatch, ImageFolder, Layout, LoaderOptions, LoaderState, Mix, MixedBatch, Mixup,
-    Normalize, Sample, batches, decode, loader, mixed, normalized_batches, resize, resize_center, synth,
+    Augment, Crop, Encoded, Erasing, Fill, Image, ImageBatch, ImageFolder, Layout, LoaderOptions, LoaderState, Mix,
+    MixedBatch, Mixup, Normalize, Sample, batches, decode, erased, loader, mixed, normalized_batches, resize,
+    resize_center, synth,
 };
 use shardpipe::pipeline::Placement;
 
@@ -355,25 +356,26 @@ fn a_job_resumed_on_another_number_of_ranks_takes_every_remaining_image_once() {
     assert!(got == want, "the same (epoch, image) pairs and pixels as an uninterrupted run");
 }
 
-/// A `mixup` stage mixes each batch as `Mixup::apply` does on its own, in every placement
-/// (ordered, so the batches are the same), and each target row is a distribution over the
-/// classes.
+/// `erase` and `mixup` stages erase and mix each batch as `Erasing::apply` and `Mixup::apply` do
+/// on their own, in every placement (ordered, so the batches are the same), and each target
+/// row is a distribution over the classes.
 #[test]
-fn mixed_batches_are_the_batches_mixed_alike_in_every_placement() {
+fn erased_and_mixed_batches_are_the_batches_erased_and_mixed_alike_in_every_placement() {
     let folder = ImageFolder::open(dataset()).unwrap().shuffle(2);
     let classes = folder.classes().len() as u32;
     let mixup = Mixup::new(9, classes).unwrap();
+    let erasing = Erasing::new(9).fill(Fill::PerPixel);
     let opts = LoaderOptions { width: 12, height: 10, ordered: true, ..LoaderOptions::default() };
     let run = || normalized_batches(loader(folder.clone(), &opts), 6, false, Normalize::IMAGENET, Layout::Chw);
     let Some(mut plain) = start(run(), Placement::SingleLoop { offload_threads: 2 }) else { return };
-    let want: Vec<MixedBatch<f32>> = plain.iter().map(|b| mixup.apply(b).unwrap()).collect();
+    let want: Vec<MixedBatch<f32>> = plain.iter().map(|b| mixup.apply(erasing.apply(b)).unwrap()).collect();
     assert_eq!(want.len() as u64, COUNT.div_ceil(6));
     assert!(
         want.iter().any(|m| matches!(m.mix, Mix::Cutmix { .. }))
             && want.iter().any(|m| matches!(m.mix, Mix::Mixup { .. }))
     );
     for p in PLACEMENTS {
-        let Some(mut pipe) = start(mixed(run(), mixup), p) else { return };
+        let Some(mut pipe) = start(mixed(erased(run(), erasing), mixup), p) else { return };
         let got: Vec<MixedBatch<f32>> = pipe.iter().collect();
         assert_balanced(&pipe.finish().unwrap());
         assert_eq!(got.len(), want.len(), "{p:?}");

@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shardpipe::images::{
-    Augment, BatchPool, Encoded, Image, ImageBatch, ImageFolder, ImageFormat, Layout, LoaderOptions, Mixable, Mixup,
-    Normalize, Sample, batches, collate_layout, collate_normalized, decode, loader, normalize, resize, synth,
+    Augment, BatchPool, Encoded, Erasing, Fill, Image, ImageBatch, ImageFolder, ImageFormat, Layout, LoaderOptions,
+    Mixup, Normalize, Sample, batches, collate_layout, collate_normalized, decode, loader, normalize, resize, synth,
 };
 use shardpipe::pipeline::Placement;
 
@@ -118,13 +118,13 @@ fn labelled<T>(mut batch: ImageBatch<T>) -> ImageBatch<T> {
     batch
 }
 
-/// `iters` mixes of copies of `batch`; only the mixing is timed.
-fn mixed<T: Mixable>(iters: u64, batch: &ImageBatch<T>, mixup: Mixup) -> Duration {
+/// `iters` runs of `op` on copies of `batch`; only `op` is timed.
+fn on_batch<T: Clone, B>(iters: u64, batch: &ImageBatch<T>, op: impl Fn(ImageBatch<T>) -> B) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let input = batch.clone();
         let start = Instant::now();
-        let out = black_box(mixup.apply(input).expect("labelled"));
+        let out = black_box(op(input));
         total += start.elapsed();
         drop(out);
     }
@@ -168,9 +168,23 @@ fn collate_group(c: &mut Criterion) {
     let cutmix = Mixup::new(3, 1000).expect("classes").mixup_alpha(0.0).expect("cutmix on");
     let floats = labelled(collate_normalized(images.clone(), &n, Layout::Chw).expect("collate"));
     let bytes = labelled(collate_layout(images.clone(), Layout::Hwc).expect("collate"));
-    g.bench_function("mixup_f32_chw", |b| b.iter_custom(|k| mixed(k, &floats, mixup)));
-    g.bench_function("cutmix_f32_chw", |b| b.iter_custom(|k| mixed(k, &floats, cutmix)));
-    g.bench_function("mixup_u8_hwc", |b| b.iter_custom(|k| mixed(k, &bytes, mixup)));
+    let mix = |m: Mixup| move |batch| m.apply(batch).expect("labelled");
+    g.bench_function("mixup_f32_chw", |b| b.iter_custom(|k| on_batch(k, &floats, mix(mixup))));
+    g.bench_function("cutmix_f32_chw", |b| b.iter_custom(|k| on_batch(k, &floats, mix(cutmix))));
+    let mix_bytes = |batch| mixup.apply(batch).expect("labelled");
+    g.bench_function("mixup_u8_hwc", |b| b.iter_custom(|k| on_batch(k, &bytes, mix_bytes)));
+    g.finish();
+
+    let mut g = c.benchmark_group("erasing");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let recipe = Erasing::new(5).prob(0.25).expect("prob").fill(Fill::PerPixel);
+    for (name, erasing) in [
+        ("recipe_pixel_f32_chw", recipe),
+        ("always_pixel_f32_chw", recipe.prob(1.0).expect("prob")),
+        ("always_zero_f32_chw", recipe.prob(1.0).expect("prob").fill(Fill::Zero)),
+    ] {
+        g.bench_function(name, |b| b.iter_custom(|k| on_batch(k, &floats, |batch| erasing.apply(batch))));
+    }
     g.finish();
 
     let mut g = c.benchmark_group("augment");

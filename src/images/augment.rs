@@ -152,9 +152,7 @@ impl Augment {
 
     /// The generator of `sample`'s draws.
     fn generator(&self, sample: &Sample) -> Uniform {
-        Uniform(SplitMix64(
-            self.seed ^ epoch_mix(sample.epoch) ^ sample.index.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        ))
+        Uniform::for_sample(self.seed, sample)
     }
 
     fn crop(&self, rng: &mut Uniform, width: u32, height: u32) -> (u32, u32, u32, u32) {
@@ -231,9 +229,27 @@ fn mirror(image: &mut Image<u8>) {
 pub(super) struct Uniform(pub(super) SplitMix64);
 
 impl Uniform {
+    /// The generator of `sample` (its epoch and index) in the stream `seed`: the same wherever
+    /// and whenever the sample is processed.
+    pub(super) fn for_sample(seed: u64, sample: &Sample) -> Self {
+        Uniform(SplitMix64(
+            seed ^ epoch_mix(sample.epoch) ^ sample.index.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        ))
+    }
+
     /// In `[0, 1)`, from the top 53 bits.
-    fn unit(&mut self) -> f64 {
+    pub(super) fn unit(&mut self) -> f64 {
         (self.0.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// In `(0, 1]`: safe to take the logarithm of.
+    pub(super) fn open_unit(&mut self) -> f64 {
+        1.0 - self.unit()
+    }
+
+    /// A standard normal draw (Box–Muller).
+    pub(super) fn normal(&mut self) -> f64 {
+        (-2.0 * self.open_unit().ln()).sqrt() * (std::f64::consts::TAU * self.unit()).cos()
     }
 
     /// In `[low, high)` (`low` when they are equal).

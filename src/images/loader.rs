@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use super::{
-    BatchPool, Crop, Image, ImageBatch, ImageFolder, Layout, Mixable, MixedBatch, Mixup, Normalize, decode, read,
+    BatchPool, Crop, Erasing, Image, ImageBatch, ImageFolder, Layout, Mixable, MixedBatch, Mixup, Normalize, decode,
+    read,
 };
 use crate::pipeline::{PipelineBuilder, source_epochs};
 
@@ -116,6 +117,12 @@ pub fn normalized_batches(
     let pool = BatchPool::new(POOLED_BATCHES);
     let batched = aggregated(images, size, drop_last);
     batched.pipe(move |images| pool.collate_normalized(images, &normalize, layout)).name("collate")
+}
+
+/// Each normalized batch's images randomly erased by `erasing` (stage `erase`;
+/// [`Erasing::apply`]), as timm does before Mixup.
+pub fn erased(batches: PipelineBuilder<ImageBatch<f32>>, erasing: Erasing) -> PipelineBuilder<ImageBatch<f32>> {
+    batches.pipe(move |batch| Some(erasing.apply(batch))).name("erase")
 }
 
 /// Each batch mixed by `mixup` (stage `mixup`; [`Mixup::apply`]): Mixup or CutMix in place,

@@ -180,11 +180,11 @@ impl Mixup {
             h = SplitMix64(h ^ epoch_mix(s.epoch) ^ s.index.rotate_left(32)).next();
         }
         let mut rng = Uniform(SplitMix64(h));
-        if rng.between(0.0, 1.0) >= self.prob {
+        if rng.unit() >= self.prob {
             return Mix::None;
         }
         let cutmix = match (self.mixup_alpha > 0.0, self.cutmix_alpha > 0.0) {
-            (true, true) => rng.between(0.0, 1.0) < self.switch_prob,
+            (true, true) => rng.unit() < self.switch_prob,
             (false, _) => true,
             (true, false) => false,
         };
@@ -306,11 +306,6 @@ fn below(rng: &mut Uniform, n: usize) -> usize {
     rng.below(u32::try_from(n).unwrap_or(u32::MAX).max(1)) as usize
 }
 
-/// In `(0, 1]`: safe to take the logarithm of.
-fn open_unit(rng: &mut Uniform) -> f64 {
-    1.0 - rng.between(0.0, 1.0)
-}
-
 /// `Beta(alpha, alpha)`, as `X / (X + Y)` of two `Gamma(alpha)` draws.
 fn beta(rng: &mut Uniform, alpha: f64) -> f64 {
     let (x, y) = (gamma(rng, alpha), gamma(rng, alpha));
@@ -318,22 +313,21 @@ fn beta(rng: &mut Uniform, alpha: f64) -> f64 {
         x / (x + y)
     } else {
         // Both underflowed (a tiny alpha): Beta(α, α) is then all but a coin toss between 0 and 1.
-        f64::from(u8::from(rng.between(0.0, 1.0) < 0.5))
+        f64::from(u8::from(rng.unit() < 0.5))
     }
 }
 
 /// `Gamma(alpha, 1)` by Marsaglia and Tsang's method (`alpha < 1` boosted to `alpha + 1`).
 fn gamma(rng: &mut Uniform, alpha: f64) -> f64 {
     if alpha < 1.0 {
-        return gamma(rng, alpha + 1.0) * open_unit(rng).powf(1.0 / alpha);
+        return gamma(rng, alpha + 1.0) * rng.open_unit().powf(1.0 / alpha);
     }
     let d = alpha - 1.0 / 3.0;
     let c = 1.0 / (9.0 * d).sqrt();
     loop {
-        // A standard normal draw (Box–Muller).
-        let x = (-2.0 * open_unit(rng).ln()).sqrt() * (std::f64::consts::TAU * rng.between(0.0, 1.0)).cos();
+        let x = rng.normal();
         let v = (1.0 + c * x).powi(3);
-        if v > 0.0 && open_unit(rng).ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+        if v > 0.0 && rng.open_unit().ln() < 0.5 * x * x + d - d * v + d * v.ln() {
             return d * v;
         }
     }

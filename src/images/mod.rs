@@ -21,6 +21,8 @@
 //!   floats; [`collate`] copies a batch's images once into one buffer, which the consumer then
 //!   owns (no further copy); [`collate_normalized`] normalizes and lays out ([`Layout`]) in
 //!   that same copy.
+//! - [`Erasing`] overwrites a random box of each normalized image (timm's `RandomErasing`);
+//!   [`erased`] adds it as a stage.
 //! - [`Mixup`] mixes whole batches (Mixup or CutMix, timm's batch mode) and makes their soft
 //!   targets; [`mixed`] adds it as a stage.
 //! - Every failure is an [`ImageError`] naming the file and the reason; in a pipeline it is a
@@ -44,6 +46,7 @@ mod batch;
 mod bmp;
 mod decode;
 mod elastic;
+mod erasing;
 mod folder;
 mod gif;
 mod jitter;
@@ -64,9 +67,10 @@ pub use augment::{Augment, AugmentError, Draw};
 pub use batch::{BatchPool, ImageBatch, Layout, Normalize, collate, collate_layout, collate_normalized, normalize};
 pub use decode::{Encoded, decode, read};
 pub use elastic::ElasticError;
+pub use erasing::{ErasedBox, Erasing, ErasingError, Fill};
 pub use folder::{FolderError, ImageFolder, Sample};
 pub use jitter::{Adjust, Jitter};
-pub use loader::{LoaderOptions, batches, loader, mixed, normalized_batches};
+pub use loader::{LoaderOptions, batches, erased, loader, mixed, normalized_batches};
 pub use mixup::{Mix, Mixable, MixedBatch, Mixup, MixupError};
 pub use resize::{Crop, resize, resize_center};
 pub use resume::{LoaderState, ResumeError, StateError};
