@@ -98,16 +98,16 @@ fn images(c: &mut Criterion) {
 
 const BATCH: usize = 32;
 
-/// Times `collate` on a fresh clone of `images` per iteration; the clone and the batch's drop
-/// (its buffer going back to the pool) are outside the timing.
-fn timed<B>(iters: u64, images: &[Image<u8>], collate: impl Fn(Vec<Image<u8>>) -> B) -> Duration {
+/// Times `op` on a fresh clone of `input` per iteration; the clone and the output's drop (a
+/// batch's buffer going back to its pool) are outside the timing.
+fn timed<I: Clone, B>(iters: u64, input: &I, op: impl Fn(I) -> B) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
-        let input = images.to_vec();
+        let input = input.clone();
         let start = Instant::now();
-        let batch = black_box(collate(input));
+        let out = black_box(op(input));
         total += start.elapsed();
-        drop(batch);
+        drop(out);
     }
     total
 }
@@ -116,19 +116,6 @@ fn timed<B>(iters: u64, images: &[Image<u8>], collate: impl Fn(Vec<Image<u8>>) -
 fn labelled<T>(mut batch: ImageBatch<T>) -> ImageBatch<T> {
     batch.samples.iter_mut().enumerate().for_each(|(i, s)| s.label = Some(i as u32 % 1000));
     batch
-}
-
-/// `iters` runs of `op` on copies of `batch`; only `op` is timed.
-fn on_batch<T: Clone, B>(iters: u64, batch: &ImageBatch<T>, op: impl Fn(ImageBatch<T>) -> B) -> Duration {
-    let mut total = Duration::ZERO;
-    for _ in 0..iters {
-        let input = batch.clone();
-        let start = Instant::now();
-        let out = black_box(op(input));
-        total += start.elapsed();
-        drop(out);
-    }
-    total
 }
 
 fn collate_group(c: &mut Criterion) {
@@ -169,10 +156,10 @@ fn collate_group(c: &mut Criterion) {
     let floats = labelled(collate_normalized(images.clone(), &n, Layout::Chw).expect("collate"));
     let bytes = labelled(collate_layout(images.clone(), Layout::Hwc).expect("collate"));
     let mix = |m: Mixup| move |batch| m.apply(batch).expect("labelled");
-    g.bench_function("mixup_f32_chw", |b| b.iter_custom(|k| on_batch(k, &floats, mix(mixup))));
-    g.bench_function("cutmix_f32_chw", |b| b.iter_custom(|k| on_batch(k, &floats, mix(cutmix))));
+    g.bench_function("mixup_f32_chw", |b| b.iter_custom(|k| timed(k, &floats, mix(mixup))));
+    g.bench_function("cutmix_f32_chw", |b| b.iter_custom(|k| timed(k, &floats, mix(cutmix))));
     let mix_bytes = |batch| mixup.apply(batch).expect("labelled");
-    g.bench_function("mixup_u8_hwc", |b| b.iter_custom(|k| on_batch(k, &bytes, mix_bytes)));
+    g.bench_function("mixup_u8_hwc", |b| b.iter_custom(|k| timed(k, &bytes, mix_bytes)));
     g.finish();
 
     let mut g = c.benchmark_group("erasing");
@@ -183,7 +170,7 @@ fn collate_group(c: &mut Criterion) {
         ("always_pixel_f32_chw", recipe.prob(1.0).expect("prob")),
         ("always_zero_f32_chw", recipe.prob(1.0).expect("prob").fill(Fill::Zero)),
     ] {
-        g.bench_function(name, |b| b.iter_custom(|k| on_batch(k, &floats, |batch| erasing.apply(batch))));
+        g.bench_function(name, |b| b.iter_custom(|k| timed(k, &floats, |batch| erasing.apply(batch))));
     }
     g.finish();
 

@@ -156,6 +156,18 @@ impl<T> ImageBatch<T> {
         let per = self.shape[1] * self.shape[2] * self.shape[3];
         &self.data[b * per..(b + 1) * per]
     }
+
+    /// Image `b`'s value at pixel `(x, y)`, channel `c`, whatever the layout.
+    pub fn value(&self, b: usize, x: usize, y: usize, c: usize) -> T
+    where
+        T: Copy,
+    {
+        let (w, h) = self.image_size();
+        self.image(b)[match self.layout {
+            Layout::Hwc => (y * w + x) * CHANNELS + c,
+            Layout::Chw => (c * h + y) * w + x,
+        }]
+    }
 }
 
 /// Copies `images` (all one size) into one `[B, H, W, C]` batch buffer, in order: the one copy

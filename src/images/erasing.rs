@@ -244,14 +244,6 @@ mod tests {
         collate_layout(images, layout).unwrap()
     }
 
-    fn value(b: &ImageBatch<f32>, i: usize, x: usize, y: usize, c: usize) -> f32 {
-        let (w, h) = b.image_size();
-        b.image(i)[match b.layout {
-            Layout::Hwc => (y * w + x) * 3 + c,
-            Layout::Chw => (c * h + y) * w + x,
-        }]
-    }
-
     /// Exactly the drawn boxes change, filled as `fill` says, the same in both layouts.
     #[test]
     fn exactly_the_drawn_boxes_are_filled_in_either_layout() {
@@ -268,8 +260,8 @@ mod tests {
                 for (y, x) in (0..h).flat_map(|y| (0..w).map(move |x| (y, x))) {
                     let inside =
                         boxes.iter().any(|&(t, l, bh, bw)| (t..t + bh).contains(&y) && (l..l + bw).contains(&x));
-                    let px: Vec<f32> = (0..3).map(|c| value(&outs[0], i, x, y, c)).collect();
-                    let chw: Vec<f32> = (0..3).map(|c| value(&outs[1], i, x, y, c)).collect();
+                    let px: Vec<f32> = (0..3).map(|c| outs[0].value(i, x, y, c)).collect();
+                    let chw: Vec<f32> = (0..3).map(|c| outs[1].value(i, x, y, c)).collect();
                     if !inside {
                         assert!(px.iter().chain(&chw).all(|&v| v == 100.0 + i as f32), "image {i} ({x},{y}) untouched");
                         continue;
@@ -281,7 +273,7 @@ mod tests {
                         Fill::PerChannel if boxes.len() == 1 => {
                             assert_eq!(px, chw);
                             let (t, l, _, _) = boxes[0];
-                            assert_eq!(px, (0..3).map(|c| value(&outs[0], i, l, t, c)).collect::<Vec<_>>());
+                            assert_eq!(px, (0..3).map(|c| outs[0].value(i, l, t, c)).collect::<Vec<_>>());
                         }
                         _ => {}
                     }

@@ -363,14 +363,6 @@ mod tests {
         (i * 1000 + (y * w + x) * 3 + c) as f32
     }
 
-    fn at(b: &ImageBatch<f32>, i: usize, x: usize, y: usize, c: usize) -> f32 {
-        let (w, h) = b.image_size();
-        b.image(i)[match b.layout {
-            Layout::Hwc => (y * w + x) * 3 + c,
-            Layout::Chw => (c * h + y) * w + x,
-        }]
-    }
-
     #[test]
     fn mixup_blends_each_image_with_its_mirror_and_weights_the_targets_alike() {
         let mixup = Mixup::new(1, 4).unwrap().cutmix_alpha(0.0).unwrap().label_smoothing(0.2).unwrap();
@@ -382,7 +374,7 @@ mod tests {
             let j = 4 - i;
             for (x, y, c) in [(0, 0, 0), (2, 1, 2), (1, 0, 1)] {
                 let want = original(i, w, x, y, c) * lambda + original(j, w, x, y, c) * (1.0 - lambda);
-                let got = at(&out.batch, i, x, y, c);
+                let got = out.batch.value(i, x, y, c);
                 assert!((got - want).abs() < 1e-3, "image {i} ({x},{y},{c}): {got} != {want}");
             }
             let row = &out.targets[i * 4..][..4];
@@ -410,7 +402,7 @@ mod tests {
                 for (y, x, c) in (0..h).flat_map(|y| (0..w).flat_map(move |x| (0..3).map(move |c| (y, x, c)))) {
                     let inside = (rows.0..rows.1).contains(&y) && (cols.0..cols.1).contains(&x);
                     let from = if inside { 3 - i } else { i };
-                    assert_eq!(at(&out.batch, i, x, y, c), original(from, w, x, y, c), "{layout:?} image {i}");
+                    assert_eq!(out.batch.value(i, x, y, c), original(from, w, x, y, c), "{layout:?} image {i}");
                 }
             }
             boxes.push(out.mix);
