@@ -19,7 +19,7 @@
 //! and the states of the `W'` ranks merge again for yet another world size.
 
 use super::ImageFolder;
-use super::resume::{DatasetId, LoaderState, ResumeError, WHOLE_JOB};
+use super::resume::{DatasetId, LoaderState, ResumeError, WHOLE_JOB, ones};
 
 /// Why states could not be merged ([`LoaderState::merge`]) or repartitioned
 /// ([`LoaderState::repartition`]).
@@ -166,11 +166,6 @@ fn check_ranks(states: &[LoaderState], world_size: u64) -> Result<(), ElasticErr
         }
         None => Ok(()),
     }
-}
-
-/// Set bits.
-fn ones(bits: &[u64]) -> u64 {
-    bits.iter().map(|w| u64::from(w.count_ones())).sum()
 }
 
 #[cfg(test)]

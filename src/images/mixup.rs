@@ -266,26 +266,25 @@ fn mix_pairs<T: Mixable>(batch: &mut ImageBatch<T>, mix: Mix) {
     let size = batch.shape[1] * batch.shape[2] * batch.shape[3];
     let (width, height) = batch.image_size();
     let channels = size / (height * width).max(1);
+    // CutMix's box as contiguous runs `(start, len)` of an image: part of a pixel row (HWC), or
+    // of one channel's row (CHW). The same for every pair.
+    let runs: Vec<(usize, usize)> = match (mix, batch.layout) {
+        (Mix::Cutmix { rows, cols, .. }, Layout::Hwc) => {
+            (rows.0..rows.1).map(|y| ((y * width + cols.0) * channels, (cols.1 - cols.0) * channels)).collect()
+        }
+        (Mix::Cutmix { rows, cols, .. }, Layout::Chw) => (0..channels)
+            .flat_map(|c| (rows.0..rows.1).map(move |y| ((c * height + y) * width + cols.0, cols.1 - cols.0)))
+            .collect(),
+        _ => Vec::new(),
+    };
     for i in 0..n / 2 {
         let (head, tail) = batch.data.split_at_mut((n - 1 - i) * size);
         let (a, b) = (&mut head[i * size..][..size], &mut tail[..size]);
         match mix {
-            Mix::None => {}
+            Mix::None => return,
             Mix::Mixup { lambda } => T::blend_pair(a, b, lambda),
-            Mix::Cutmix { rows, cols, .. } => {
-                // Each contiguous run of the box: part of a pixel row (HWC), or of one
-                // channel's row (CHW).
-                let runs: Vec<(usize, usize)> = match batch.layout {
-                    Layout::Hwc => (rows.0..rows.1)
-                        .map(|y| ((y * width + cols.0) * channels, (cols.1 - cols.0) * channels))
-                        .collect(),
-                    Layout::Chw => (0..channels)
-                        .flat_map(|c| {
-                            (rows.0..rows.1).map(move |y| ((c * height + y) * width + cols.0, cols.1 - cols.0))
-                        })
-                        .collect(),
-                };
-                for (start, len) in runs {
+            Mix::Cutmix { .. } => {
+                for &(start, len) in &runs {
                     a[start..start + len].swap_with_slice(&mut b[start..start + len]);
                 }
             }

@@ -132,7 +132,7 @@ impl LoaderState {
     /// Samples of this epoch consumed so far (after an elastic resume, with what the whole job
     /// had consumed before it).
     pub fn consumed(&self) -> u64 {
-        self.consumed.iter().map(|w| u64::from(w.count_ones())).sum()
+        ones(&self.consumed)
     }
 
     /// Whether the training loop has consumed `sample` in the current epoch.
@@ -339,6 +339,11 @@ impl DatasetId {
             None
         }
     }
+}
+
+/// How many bits of `bits` are set.
+pub(super) fn ones(bits: &[u64]) -> u64 {
+    bits.iter().map(|w| u64::from(w.count_ones())).sum()
 }
 
 /// Whether bit `i` of `bits` is set.
