@@ -18,6 +18,12 @@
 //! resized), output 224×224: `crop_flip` (`Augment::new(7)`), `crop_flip_jitter`
 //! (`color_jitter(0.4, 0.4, 0.4, 0.0)`, timm's default) and `crop_flip_jitter_hue` (hue 0.1 too).
 //!
+//! Group `autoaugment` applies automatic augmentation to the same 32 images, resized to 224²,
+//! each timed on its own just after it is copied (in cache, as a resize stage's output is):
+//! `timm_rand_m9_mstd05_inc1` (timm's recipe, `RandAugment::timm`), `ta_wide`
+//! (`RandAugment::trivial_wide`), and single operations at a strong magnitude: `rotate_nearest`,
+//! `rotate_bilinear`, `rotate_bicubic` (27°), `equalize`, `color` and `sharpness` (factor 1.8).
+//!
 //! Group `images_png` runs `decode_resize_one_core` and the two pipelines on the same 512 images
 //! written as PNG (the `png` crate's default compression, ~230 KB each): the loader on a PNG
 //! dataset.
@@ -29,8 +35,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shardpipe::images::{
-    Augment, BatchPool, Encoded, Erasing, Fill, Image, ImageBatch, ImageFolder, ImageFormat, Layout, LoaderOptions,
-    Mixup, Normalize, Sample, batches, collate_layout, collate_normalized, decode, loader, normalize, resize, synth,
+    Augment, AugmentOp, BatchPool, Encoded, Erasing, Fill, IMAGENET_MEAN_FILL, Image, ImageBatch, ImageFolder,
+    ImageFormat, Layout, LoaderOptions, Mixup, Normalize, RandAugment, Resample, Sample, batches, collate_layout,
+    collate_normalized, decode, loader, normalize, resize, synth,
 };
 use shardpipe::pipeline::Placement;
 
@@ -112,6 +119,22 @@ fn timed<I: Clone, B>(iters: u64, input: &I, op: impl Fn(I) -> B) -> Duration {
     total
 }
 
+/// Times `op` on each image of `images`, cloned just before (outside the timing) as a resize
+/// stage hands its fresh output to the next step: in cache, as in the loader.
+fn timed_each<B>(iters: u64, images: &[Image<u8>], op: impl Fn(Image<u8>) -> B) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        for image in images {
+            let input = image.clone();
+            let start = Instant::now();
+            let out = black_box(op(input));
+            total += start.elapsed();
+            drop(out);
+        }
+    }
+    total
+}
+
 /// `batch` with a class for every sample.
 fn labelled<T>(mut batch: ImageBatch<T>) -> ImageBatch<T> {
     batch.samples.iter_mut().enumerate().for_each(|(i, s)| s.label = Some(i as u32 % 1000));
@@ -171,6 +194,36 @@ fn collate_group(c: &mut Criterion) {
         ("always_zero_f32_chw", recipe.prob(1.0).expect("prob").fill(Fill::Zero)),
     ] {
         g.bench_function(name, |b| b.iter_custom(|k| timed(k, &floats, |batch| erasing.apply(batch))));
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("autoaugment");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let policies = [
+        ("timm_rand_m9_mstd05_inc1", RandAugment::timm(7, "rand-m9-mstd0.5-inc1").expect("timm's recipe")),
+        ("ta_wide", RandAugment::trivial_wide(7)),
+    ];
+    for (name, policy) in policies {
+        g.bench_function(name, |b| b.iter_custom(|k| timed_each(k, &images, |img| policy.apply(img).expect("224²"))));
+    }
+    let rotate = |resample| AugmentOp::Rotate { degrees: 27.0, resample };
+    let ops = [
+        ("rotate_nearest", rotate(Resample::Nearest)),
+        ("rotate_bilinear", rotate(Resample::Bilinear)),
+        ("rotate_bicubic", rotate(Resample::Bicubic)),
+        ("equalize", AugmentOp::Equalize),
+        ("color", AugmentOp::Color(1.8)),
+        ("sharpness", AugmentOp::Sharpness(1.8)),
+    ];
+    for (name, op) in ops {
+        g.bench_function(name, |b| {
+            b.iter_custom(|k| {
+                timed_each(k, &images, |mut img| {
+                    op.apply(&mut img, IMAGENET_MEAN_FILL);
+                    img
+                })
+            })
+        });
     }
     g.finish();
 

@@ -11,6 +11,7 @@
 //!     ─▶ colour jitter? ─▶ Image (w×h)
 //! ```
 
+use super::autoaugment::RandAugment;
 use super::folder::{SplitMix64, epoch_mix};
 use super::jitter::{ColorJitter, Jitter};
 use super::resize::resize_region;
@@ -35,6 +36,7 @@ pub struct Augment {
     ratio: (f64, f64),
     flip: f64,
     jitter: ColorJitter,
+    auto: Option<RandAugment>,
 }
 
 /// A setting [`Augment`] refuses; each message says what range is accepted.
@@ -80,7 +82,14 @@ impl Augment {
     /// Crops of 8–100 % of the area with aspect ratios 3/4–4/3, flipped with probability 0.5
     /// (torchvision's defaults), drawn from `seed`.
     pub fn new(seed: u64) -> Self {
-        Self { seed, scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0), flip: 0.5, jitter: ColorJitter::default() }
+        Self {
+            seed,
+            scale: (0.08, 1.0),
+            ratio: (3.0 / 4.0, 4.0 / 3.0),
+            flip: 0.5,
+            jitter: ColorJitter::default(),
+            auto: None,
+        }
     }
 
     /// The range of the crop's area, as fractions of the image's.
@@ -136,6 +145,15 @@ impl Augment {
         }
         self.jitter = ColorJitter { brightness, contrast, saturation, hue };
         Ok(self)
+    }
+
+    /// An automatic augmentation policy ([`RandAugment`]: timm's RandAugment, torchvision's
+    /// RandAugment or TrivialAugmentWide) applied to the resized image, after the flip and any
+    /// colour jitter (timm's recipes use one or the other). Its draws come from its own seed and
+    /// stream: the crops and flips drawn are the same as without it.
+    pub fn auto_augment(mut self, policy: RandAugment) -> Self {
+        self.auto = Some(policy);
+        self
     }
 
     /// The crop and flip for `sample`, a `width × height` image: torchvision's
@@ -206,7 +224,10 @@ impl Augment {
         if let Some(jitter) = color {
             jitter.apply(&mut out);
         }
-        Ok(out)
+        match &self.auto {
+            Some(policy) => policy.apply(out),
+            None => Ok(out),
+        }
     }
 }
 
@@ -393,6 +414,20 @@ mod tests {
             changed += usize::from(got != plain.apply(input, 48, 32).unwrap());
         }
         assert_eq!(changed, 50, "every image's colours change");
+    }
+
+    #[test]
+    fn an_auto_augment_policy_runs_last_and_leaves_the_crop_draws_alone() {
+        let img = image(300, 200, |x, y| [(x * 255 / 299) as u8, (y * 255 / 199) as u8, 90]);
+        let plain = Augment::new(4).color_jitter(0.4, 0.4, 0.4, 0.0).unwrap();
+        let policy = RandAugment::timm(4, "rand-m9-mstd0.5-inc1-p1").unwrap();
+        let auto = plain.auto_augment(policy);
+        for index in 0..30 {
+            let input = Image { sample: sample(index, 2), ..img.clone() };
+            assert_eq!(plain.draw(&input.sample, 300, 200), auto.draw(&input.sample, 300, 200), "image {index}");
+            let want = policy.apply(plain.apply(input.clone(), 48, 32).unwrap()).unwrap();
+            assert_eq!(auto.apply(input, 48, 32).unwrap(), want, "image {index}: crop, flip, jitter, then the policy");
+        }
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl Jitter {
 
 /// The nearest `u8` (halves up), clamped: `as` saturates below 0 and above 255. Not
 /// `f32::round`, which is a libm call on the baseline x86-64 target (no SSE4.1).
-fn to_u8(x: f32) -> u8 {
+pub(super) fn to_u8(x: f32) -> u8 {
     (x + 0.5) as u8
 }
 

@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 mod augment;
+mod autoaugment;
 mod batch;
 mod bmp;
 mod decode;
@@ -64,6 +65,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use augment::{Augment, AugmentError, Draw};
+pub use autoaugment::{AugmentOp, IMAGENET_MEAN_FILL, MAX_LAYERS, RandAugment, RandAugmentError, Resample};
 pub use batch::{BatchPool, ImageBatch, Layout, Normalize, collate, collate_layout, collate_normalized, normalize};
 pub use decode::{Encoded, decode, read};
 pub use elastic::ElasticError;
@@ -211,6 +213,21 @@ pub enum ImageErrorKind {
     /// The resize was refused (a zero-sized image or target).
     #[error("cannot resize: {0}")]
     Resize(String),
+    /// An [`Image`] whose `data` does not hold `width × height × 3` values (one built by hand
+    /// with a wrong size), refused by an operation that reads it by position.
+    #[error(
+        "the image holds {values} values, not its {width} × {height} × 3 = {want} (an Image built with the wrong data length)"
+    )]
+    Shape {
+        /// `data.len()`.
+        values: usize,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+        /// What `data.len()` must be.
+        want: usize,
+    },
     /// A batch held images of different sizes (resize them to one size first).
     #[error(
         "cannot collate: image {index} is {got:?} but the batch's first is {want:?} (resize every image to one size)"

@@ -176,7 +176,8 @@ impl From<LayoutSpec> for shardpipe::images::Layout {
 
 /// `augment = { seed = 7, scale = [0.08, 1.0], ratio = [0.75, 1.333], flip = 0.5 }` on a
 /// `resize` stage: torchvision's `RandomResizedCrop` and `RandomHorizontalFlip` (its defaults for
-/// the keys left out), and `ColorJitter` with any of `brightness`, `contrast`, `saturation`, `hue`.
+/// the keys left out), `ColorJitter` with any of `brightness`, `contrast`, `saturation`, `hue`,
+/// and `auto_augment = "rand-m9-mstd0.5-inc1"` (or `"ra"`, `"ta_wide"`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AugmentSpec {
@@ -189,11 +190,18 @@ pub struct AugmentSpec {
     pub contrast: Option<f64>,
     pub saturation: Option<f64>,
     pub hue: Option<f64>,
+    /// An automatic augmentation policy by name: timm's `rand-m9-mstd0.5-inc1` form,
+    /// torchvision's `ra` (`ra-n2-m9`) or `ta_wide`; seeded with `seed`.
+    pub auto_augment: Option<String>,
 }
 
 impl AugmentSpec {
     /// The library's [`Augment`](shardpipe::images::Augment), or why a value is out of range.
-    pub fn build(&self) -> Result<shardpipe::images::Augment, shardpipe::images::AugmentError> {
+    pub fn build(&self) -> Result<shardpipe::images::Augment, String> {
+        self.build_checked().map_err(|e| e.to_string())
+    }
+
+    fn build_checked(&self) -> Result<shardpipe::images::Augment, Box<dyn std::error::Error>> {
         let mut a = shardpipe::images::Augment::new(self.seed);
         if let Some([lo, hi]) = self.scale {
             a = a.scale(lo, hi)?;
@@ -208,6 +216,9 @@ impl AugmentSpec {
         if jitter.iter().any(Option::is_some) {
             let [b, c, s, h] = jitter.map(|x| x.unwrap_or(0.0));
             a = a.color_jitter(b, c, s, h)?;
+        }
+        if let Some(name) = &self.auto_augment {
+            a = a.auto_augment(shardpipe::images::RandAugment::parse(self.seed, name)?);
         }
         Ok(a)
     }
@@ -523,6 +534,15 @@ mod tests {
         let spec = jittered.unwrap().stages[2].augment.clone().unwrap();
         assert_eq!(spec.build().unwrap(), shardpipe::images::Augment::new(3).color_jitter(0.4, 0.0, 0.0, 0.1).unwrap());
         assert!(err(&["stage.2.augment={ seed = 3, hue = 0.7 }"]).contains("augment hue 0.7: need 0 to 0.5"));
+        let auto =
+            load(&text(imagenet), &["stage.2.augment={ seed = 3, auto_augment = \"rand-m9-mstd0.5-inc1\" }".into()]);
+        let spec = auto.unwrap().stages[2].augment.clone().unwrap();
+        let policy = shardpipe::images::RandAugment::timm(3, "rand-m9-mstd0.5-inc1").unwrap();
+        assert_eq!(spec.build().unwrap(), shardpipe::images::Augment::new(3).auto_augment(policy));
+        assert!(
+            err(&["stage.2.augment={ seed = 3, auto_augment = \"rand-m9-q1\" }"])
+                .contains("auto-augment \"rand-m9-q1\": section \"q1\" is not one of m, n, mstd, mmax, inc, p")
+        );
         assert!(err(&["stage.2.augment={ scale = [0.5, 1.0] }"]).contains("missing field `seed`"));
         assert!(err(&["stage.2.crop_fraction=1.2"]).contains("crop_fraction = 1.2 is outside (0, 1]"));
         assert!(

@@ -1,0 +1,239 @@
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::images::resize::test_image as image;
+
+fn sample(index: u64, epoch: u64) -> Sample {
+    Sample { index, epoch, path: Arc::from(Path::new("x.jpg")), label: None }
+}
+
+/// Every draw of `policy` for `n` samples of a 224² image.
+fn draws(policy: &RandAugment, n: u64) -> Vec<Vec<AugmentOp>> {
+    (0..n).map(|i| policy.draw(&sample(i, 0), 224, 224)).collect()
+}
+
+fn counts(ops: impl Iterator<Item = AugmentOp>) -> HashMap<&'static str, usize> {
+    let mut c = HashMap::new();
+    for op in ops {
+        *c.entry(op.name()).or_default() += 1;
+    }
+    c
+}
+
+#[test]
+fn timm_names_set_each_section_and_refuse_what_timm_would_not_mean() {
+    let RandAugment { policy: Policy::Timm(t), fill, resample, .. } =
+        RandAugment::timm(1, "rand-m9-mstd0.5-inc1").unwrap()
+    else {
+        panic!("a timm policy")
+    };
+    assert_eq!((t.layers, t.magnitude, t.std, t.max, t.increasing, t.prob), (2, 9.0, 0.5, 10.0, true, 0.5));
+    assert_eq!((fill, resample), (IMAGENET_MEAN_FILL, None), "bilinear or bicubic at random");
+    let Policy::Timm(t) = RandAugment::timm(1, "rand-n3-m7.5-mstd101-mmax12-p1-inc0").unwrap().policy else { panic!() };
+    assert_eq!((t.layers, t.magnitude, t.std, t.max, t.increasing, t.prob), (3, 7.5, f64::INFINITY, 12.0, false, 1.0));
+    let Policy::Timm(t) = RandAugment::timm(1, "rand").unwrap().policy else { panic!() };
+    assert_eq!((t.layers, t.magnitude, t.increasing), (2, 10.0, false), "timm's defaults");
+    let err = |s: &str| RandAugment::timm(1, s).unwrap_err().to_string();
+    assert_eq!(err("rand-m9-x3"), "auto-augment \"rand-m9-x3\": section \"x3\" is not one of m, n, mstd, mmax, inc, p");
+    assert!(err("rand-n0").contains("section \"n0\" needs a whole number from 1 to 16"));
+    assert!(err("rand-n2.5").contains("needs a whole number from 1 to 16"));
+    assert!(err("rand-p2").contains("section \"p2\" needs a probability from 0 to 1"));
+    assert!(err("rand-inc2").contains("needs 0 or 1"));
+    assert!(err("rand-m").contains("section \"m\" has no value"));
+    assert!(err("rand--m9").contains("section \"\" has no value"));
+    assert!(err("rand-m9x").contains("section \"m9x\" needs a number from 0 up"));
+    assert!(err("augmix-m5").starts_with("auto-augment \"augmix-m5\": not a policy name; use timm's"));
+}
+
+#[test]
+fn torchvision_names_parse_and_bins_are_checked() {
+    assert_eq!(RandAugment::parse(3, "ta_wide").unwrap(), RandAugment::trivial_wide(3));
+    assert_eq!(RandAugment::parse(3, "ra").unwrap(), RandAugment::torchvision(3, 2, 9).unwrap());
+    assert_eq!(RandAugment::parse(3, "ra-m12-n3").unwrap(), RandAugment::torchvision(3, 3, 12).unwrap());
+    assert_eq!(RandAugment::parse(3, "rand-m9").unwrap(), RandAugment::timm(3, "rand-m9").unwrap());
+    let err = |s: &str| RandAugment::parse(3, s).unwrap_err().to_string();
+    assert_eq!(
+        err("ra-m31"),
+        "auto-augment \"ra-m31\": section \"m31\" needs a bin from 0 to 30 (torchvision's default: 9)"
+    );
+    assert!(err("ra-n0").contains("section \"n0\" needs a whole number from 1 to 16"));
+    assert!(err("ra-q2").contains("section \"q2\" is not one of n (operations) or m (bin)"));
+    assert!(err("ra-mx").contains("section \"mx\" needs a whole number"));
+    assert!(err("ta").contains("not a policy name"));
+    assert!(err("").contains("not a policy name"));
+}
+
+#[test]
+fn draws_depend_on_seed_epoch_and_index_only() {
+    let policy = RandAugment::timm(5, "rand-m9-mstd0.5-inc1").unwrap().random_resample();
+    let some: Vec<_> = (0..50).map(|i| policy.draw(&sample(i, 1), 224, 224)).collect();
+    let renamed = |i| Sample { path: Arc::from(Path::new("elsewhere.png")), label: Some(3), ..sample(i, 1) };
+    assert!((0..50).all(|i| policy.draw(&renamed(i), 224, 224) == some[i as usize]));
+    let other_epoch: Vec<_> = (0..50).map(|i| policy.draw(&sample(i, 2), 224, 224)).collect();
+    let other_seed = RandAugment::timm(6, "rand-m9-mstd0.5-inc1").unwrap().random_resample();
+    let reseeded: Vec<_> = (0..50).map(|i| other_seed.draw(&sample(i, 1), 224, 224)).collect();
+    assert_ne!(some, other_epoch);
+    assert_ne!(some, reseeded);
+    assert!(some.windows(2).any(|w| w[0] != w[1]), "images differ");
+}
+
+#[test]
+fn timms_recipe_draws_each_operation_evenly_at_the_asked_strength() {
+    let policy = RandAugment::timm(9, "rand-m9-mstd0.5-inc1").unwrap();
+    let all = draws(&policy, 30_000);
+    let applied: usize = all.iter().map(Vec::len).sum();
+    // Two tries per image at p = 0.5: Binomial(60000, 0.5), standard deviation 122.
+    assert!((29_500..=30_500).contains(&applied), "{applied} operations applied");
+    let per_kind = counts(all.iter().flatten().copied());
+    assert_eq!(per_kind.len(), 15, "{per_kind:?}");
+    // Each of 15 kinds: about 2000, standard deviation 43.
+    assert!(per_kind.values().all(|&n| (1800..=2200).contains(&n)), "{per_kind:?}");
+    let (mut resamples, mut negative_turns, mut turns) = (HashMap::new(), 0, 0);
+    for op in all.iter().flatten() {
+        match *op {
+            AugmentOp::Rotate { degrees, resample } => {
+                // m ~ N(9, 0.5) clamped to [0, 10]: |degrees| = 3 m, mostly 24–30.
+                assert!((0.0..=30.0).contains(&degrees.abs()), "{degrees}");
+                negative_turns += usize::from(degrees < 0.0);
+                turns += 1;
+                *resamples.entry(resample).or_insert(0) += 1;
+            }
+            AugmentOp::Posterize(bits) => assert!(bits <= 2, "increasing posterize keeps few bits: {bits}"),
+            AugmentOp::Solarize(t) => assert!((0.0..=103.0).contains(&t), "increasing solarize: low threshold {t}"),
+            AugmentOp::SolarizeAdd(a) => assert!((60..=110).contains(&a), "{a}"),
+            AugmentOp::Brightness(f) | AugmentOp::Color(f) | AugmentOp::Contrast(f) | AugmentOp::Sharpness(f) => {
+                assert!((0.1..=1.9).contains(&f) && (f - 1.0).abs() >= 0.5, "{f}");
+            }
+            AugmentOp::ShearX { factor, .. } | AugmentOp::ShearY { factor, .. } => {
+                assert!((0.2..=0.3).contains(&factor.abs()), "{factor}")
+            }
+            AugmentOp::TranslateX { pixels, .. } | AugmentOp::TranslateY { pixels, .. } => {
+                assert!(pixels.abs() <= 0.45 * 224.0 + 1e-3 && pixels.abs() >= 0.3 * 224.0, "{pixels}")
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        (turns * 45 / 100..=turns * 55 / 100).contains(&negative_turns),
+        "{negative_turns} of {turns} turn clockwise"
+    );
+    assert_eq!(resamples.len(), 2, "bilinear and bicubic at random: {resamples:?}");
+    let mean_turn: f64 = all
+        .iter()
+        .flatten()
+        .filter_map(|op| match op {
+            AugmentOp::Rotate { degrees, .. } => Some(f64::from(degrees.abs())),
+            _ => None,
+        })
+        .sum::<f64>()
+        / turns as f64;
+    // E[min(m, 10)] for m ~ N(9, 0.5) is 8.996: 26.99 degrees.
+    assert!((mean_turn - 26.99).abs() < 0.15, "mean |rotation| {mean_turn}");
+}
+
+#[test]
+fn timm_magnitude_settings_change_the_strength() {
+    let fixed = RandAugment::timm(2, "rand-m5-p1").unwrap();
+    let all = draws(&fixed, 3000);
+    assert!(all.iter().all(|ops| ops.len() == 2), "p1: every operation applies");
+    for op in all.iter().flatten() {
+        match *op {
+            AugmentOp::Rotate { degrees, .. } => assert_eq!(degrees.abs(), 15.0),
+            AugmentOp::Posterize(bits) => assert_eq!(bits, 2, "original posterize: int(4 × 0.5) bits"),
+            AugmentOp::Solarize(t) => assert_eq!(t, 128.0),
+            AugmentOp::Brightness(f) => assert_eq!(f, 1.0, "original enhance: 1.8 × 0.5 + 0.1"),
+            _ => {}
+        }
+    }
+    let uniform = draws(&RandAugment::timm(2, "rand-m10-mstd101-p1").unwrap(), 5000);
+    let turns: Vec<f32> = uniform
+        .iter()
+        .flatten()
+        .filter_map(|op| match op {
+            AugmentOp::Rotate { degrees, .. } => Some(degrees.abs()),
+            _ => None,
+        })
+        .collect();
+    let mean = turns.iter().sum::<f32>() / turns.len() as f32;
+    assert!((mean - 15.0).abs() < 1.2, "uniform magnitudes in [0, 10]: mean |turn| {mean} (15 expected)");
+    let stronger = draws(&RandAugment::timm(2, "rand-m20-mmax20-p1-inc1").unwrap(), 3000);
+    for op in stronger.iter().flatten() {
+        if let AugmentOp::Rotate { degrees, .. } = op {
+            assert_eq!(degrees.abs(), 60.0, "mmax lets the level pass 10");
+        }
+    }
+}
+
+#[test]
+fn trivial_augment_draws_one_operation_at_a_uniform_bin() {
+    let all = draws(&RandAugment::trivial_wide(4), 28_000);
+    assert!(all.iter().all(|ops| ops.len() == 1));
+    let per_kind = counts(all.iter().flatten().copied());
+    assert_eq!(per_kind.len(), 14, "{per_kind:?}");
+    // 2000 each, standard deviation 43.
+    assert!(per_kind.values().all(|&n| (1800..=2200).contains(&n)), "{per_kind:?}");
+    let mut bins = [0usize; 31];
+    for op in all.iter().flatten() {
+        match *op {
+            AugmentOp::Rotate { degrees, resample } => {
+                assert_eq!(resample, Resample::Nearest);
+                let bin = f64::from(degrees.abs()) / 4.5;
+                assert!((bin - bin.round()).abs() < 1e-4, "{degrees}° is not on a bin of 4.5°");
+                bins[bin.round() as usize] += 1;
+            }
+            AugmentOp::TranslateX { pixels, .. } => assert!(pixels.fract() == 0.0 && pixels.abs() <= 32.0),
+            AugmentOp::Posterize(bits) => assert!((2..=8).contains(&bits)),
+            AugmentOp::Solarize(t) => assert!((0.0..=255.0).contains(&t) && (t / 8.5 - (t / 8.5).round()).abs() < 1e-3),
+            AugmentOp::Brightness(f) => assert!((0.01..=1.99).contains(&f)),
+            _ => {}
+        }
+    }
+    assert!(bins.iter().all(|&n| n > 20), "every bin drawn: {bins:?}");
+    let distinct = |f: fn(&AugmentOp) -> Option<u32>| {
+        all.iter().flatten().filter_map(f).collect::<std::collections::HashSet<_>>().len()
+    };
+    assert_eq!(distinct(|op| if let AugmentOp::Solarize(t) = op { Some(t.to_bits()) } else { None }), 31);
+    assert_eq!(distinct(|op| if let AugmentOp::Posterize(b) = op { Some(u32::from(*b)) } else { None }), 7);
+}
+
+#[test]
+fn torchvision_randaugment_uses_its_bin_for_every_operation() {
+    let all = draws(&RandAugment::torchvision(8, 2, 9).unwrap(), 5000);
+    assert!(all.iter().all(|ops| ops.len() == 2));
+    for op in all.iter().flatten() {
+        match *op {
+            AugmentOp::Rotate { degrees, .. } => assert_eq!(degrees.abs(), 9.0),
+            AugmentOp::ShearX { factor, .. } => assert!((factor.abs() - 0.09).abs() < 1e-6),
+            // int(150 / 331 × 224 × 9 / 30) = int(30.45).
+            AugmentOp::TranslateX { pixels, .. } => assert_eq!(pixels.abs(), 30.0),
+            AugmentOp::Posterize(bits) => assert_eq!(bits, 7, "8 − round(9 / 7.5)"),
+            AugmentOp::Solarize(t) => assert_eq!(t, 178.5),
+            AugmentOp::Contrast(f) => assert!(((f - 1.0).abs() - 0.27).abs() < 1e-6, "{f}"),
+            _ => {}
+        }
+    }
+    assert_eq!(counts(all.iter().flatten().copied()).len(), 14);
+}
+
+#[test]
+fn apply_runs_the_drawn_operations_in_order_and_refuses_a_malformed_image() {
+    let policy = RandAugment::timm(3, "rand-m9-mstd0.5-inc1-n3").unwrap().fill([9, 8, 7]);
+    let mut changed = 0;
+    for index in 0..40 {
+        let img = Image { sample: sample(index, 0), ..image(40, 30, |x, y| [(x * 6) as u8, (y * 8) as u8, 90]) };
+        let mut want = img.clone();
+        for op in policy.draw(&img.sample, 40, 30) {
+            op.apply(&mut want, [9, 8, 7]);
+        }
+        let got = policy.apply(img.clone()).unwrap();
+        assert_eq!(got, want, "image {index}");
+        changed += usize::from(got != img);
+    }
+    assert!(changed >= 30, "most images change: {changed} of 40");
+    let mut bad = image(4, 4, |_, _| [1, 2, 3]);
+    bad.data.pop();
+    let err = policy.apply(bad).unwrap_err().to_string();
+    assert_eq!(err, "x: the image holds 47 values, not its 4 × 4 × 3 = 48 (an Image built with the wrong data length)");
+}

@@ -1,0 +1,321 @@
+//! The geometric operations of RandAugment and TrivialAugment: rotate, shear and translate, as
+//! Pillow's `Image.rotate` and `Image.transform(size, AFFINE, ...)` compute them.
+//!
+//! ```text
+//!  output pixel (x, y) ─centre (x + ½, y + ½)─▶ inverse map ─▶ point (u, v) of the input
+//!     ─outside─▶ fill colour
+//!     ─inside──▶ nearest | bilinear (2×2) | bicubic (4×4), rows and columns clamped at the edges
+//! ```
+//!
+//! The filters are Pillow's transform filters (`Geometry.c`): bicubic is its `a = −1` cubic,
+//! not the resize's Catmull–Rom. Values are rounded to the nearest `u8` where Pillow truncates.
+
+use crate::images::{CHANNELS, Image};
+
+/// How a geometric operation samples the input between pixel centres.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resample {
+    /// The pixel the point falls in (torchvision's default for its auto-augment policies).
+    Nearest,
+    /// The 2×2 pixels around the point, weighted by distance.
+    Bilinear,
+    /// The 4×4 pixels around the point, with Pillow's cubic weights.
+    Bicubic,
+}
+
+/// The inverse map `[a, b, c, d, e, f]`: output point `(X, Y)` reads the input at
+/// `(a X + b Y + c, d X + e Y + f)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Affine(pub(super) [f64; 6]);
+
+impl Affine {
+    /// Turns the picture `degrees` counter-clockwise about the image's centre (`Image.rotate`;
+    /// the matrix rounded to 15 decimals as Pillow does, so quarter turns are exact).
+    pub(super) fn rotate(degrees: f64, width: u32, height: u32) -> Self {
+        let angle = -degrees.to_radians();
+        let round15 = |x: f64| (x * 1e15).round() / 1e15;
+        let (cos, sin) = (round15(angle.cos()), round15(angle.sin()));
+        let (cx, cy) = (f64::from(width) / 2.0, f64::from(height) / 2.0);
+        let (a, b, d, e) = (cos, sin, -sin, cos);
+        Self([a, b, a * -cx + b * -cy + cx, d, e, d * -cx + e * -cy + cy])
+    }
+
+    /// Row `Y` reads the input from `X + factor × Y` (timm's and torchvision's `ShearX`).
+    pub(super) fn shear_x(factor: f64) -> Self {
+        Self([1.0, factor, 0.0, 0.0, 1.0, 0.0])
+    }
+
+    /// Column `X` reads the input from `Y + factor × X`.
+    pub(super) fn shear_y(factor: f64) -> Self {
+        Self([1.0, 0.0, 0.0, factor, 1.0, 0.0])
+    }
+
+    /// Moves the picture `dx` pixels right and `dy` down.
+    pub(super) fn translate(dx: f64, dy: f64) -> Self {
+        Self([1.0, 0.0, -dx, 0.0, 1.0, -dy])
+    }
+}
+
+/// `image` mapped through `map`; points outside the input take `fill`.
+pub(super) fn warp(image: &mut Image<u8>, map: &Affine, resample: Resample, fill: [u8; CHANNELS]) {
+    let src = Source { data: &image.data, w: image.width as usize, h: image.height as usize };
+    image.data = match resample {
+        Resample::Nearest => src.map(map, fill, |s, u, v| s.pixel((u >> FRACTION) as usize, (v >> FRACTION) as usize)),
+        Resample::Bilinear => src.map(map, fill, |s, u, v| s.bilinear(u - HALF, v - HALF)),
+        Resample::Bicubic => {
+            let weights = CubicWeights::new();
+            src.map(map, fill, |s, u, v| s.bicubic(u - HALF, v - HALF, &weights))
+        }
+    };
+}
+
+/// Points are fixed-point numbers with this many fractional bits (as Pillow's nearest filter
+/// steps them): a row's points are one start and one step apart, no multiplication per pixel.
+const FRACTION: u32 = 16;
+const UNIT: i64 = 1 << FRACTION;
+const HALF: i64 = UNIT / 2;
+
+/// The bilinear weights' bits: a product of two stays in `u32`.
+const WEIGHT_BITS: u32 = 11;
+const WEIGHT_ONE: u32 = 1 << WEIGHT_BITS;
+
+fn fixed(x: f64) -> i64 {
+    (x * UNIT as f64).round() as i64
+}
+
+struct Source<'a> {
+    data: &'a [u8],
+    w: usize,
+    h: usize,
+}
+
+impl Source<'_> {
+    /// A new image: each output pixel's centre mapped through `map`, sampled by `sample` (at a
+    /// fixed-point point) when it lands inside; generic, so each filter gets its own loop.
+    fn map(&self, map: &Affine, fill: [u8; CHANNELS], sample: impl Fn(&Self, i64, i64) -> [u8; CHANNELS]) -> Vec<u8> {
+        let mut out = vec![0u8; self.w * self.h * CHANNELS];
+        if out.is_empty() {
+            return out;
+        }
+        let [a, b, c, d, e, f] = map.0;
+        let (step_u, step_v) = (fixed(a), fixed(d));
+        let (end_u, end_v) = (self.w as i64 * UNIT, self.h as i64 * UNIT);
+        for (y, row) in out.chunks_exact_mut(self.w * CHANNELS).enumerate() {
+            let yc = y as f64 + 0.5;
+            let (mut u, mut v) = (fixed(a * 0.5 + b * yc + c), fixed(d * 0.5 + e * yc + f));
+            for px in row.chunks_exact_mut(CHANNELS) {
+                let inside = (0..end_u).contains(&u) && (0..end_v).contains(&v);
+                px.copy_from_slice(&if inside { sample(self, u, v) } else { fill });
+                u += step_u;
+                v += step_v;
+            }
+        }
+        out
+    }
+
+    fn pixel(&self, x: usize, y: usize) -> [u8; CHANNELS] {
+        let i = (y * self.w + x) * CHANNELS;
+        let p = &self.data[i..i + CHANNELS];
+        [p[0], p[1], p[2]]
+    }
+
+    /// The column `i` (possibly off the image) clamped into it.
+    fn column(&self, i: i64) -> usize {
+        i.clamp(0, self.w as i64 - 1) as usize
+    }
+
+    fn row(&self, i: i64) -> usize {
+        i.clamp(0, self.h as i64 - 1) as usize
+    }
+
+    /// At fixed-point `(u, v)` in pixel-index space (centres at whole numbers).
+    fn bilinear(&self, u: i64, v: i64) -> [u8; CHANNELS] {
+        let (x, y) = (u >> FRACTION, v >> FRACTION);
+        let drop = FRACTION - WEIGHT_BITS;
+        let wx = ((u & (UNIT - 1)) >> drop) as u32;
+        let wy = ((v & (UNIT - 1)) >> drop) as u32;
+        let (w, h) = (self.w as i64, self.h as i64);
+        let taps: [[u8; 2 * CHANNELS]; 2] = if x >= 0 && y >= 0 && x + 1 < w && y + 1 < h {
+            // Inside, the common case: two runs of two pixels, no clamping.
+            let i = (y as usize * self.w + x as usize) * CHANNELS;
+            let run = |at: usize| -> [u8; 2 * CHANNELS] { self.data[at..at + 2 * CHANNELS].try_into().expect("6") };
+            [run(i), run(i + self.w * CHANNELS)]
+        } else {
+            let (x0, x1) = (self.column(x), self.column(x + 1));
+            [self.row(y), self.row(y + 1)].map(|r| {
+                let (a, b) = (self.pixel(x0, r), self.pixel(x1, r));
+                [a[0], a[1], a[2], b[0], b[1], b[2]]
+            })
+        };
+        std::array::from_fn(|c| {
+            let blend = |t: &[u8; 6]| u32::from(t[c]) * (WEIGHT_ONE - wx) + u32::from(t[c + CHANNELS]) * wx;
+            let (top, bottom) = (blend(&taps[0]), blend(&taps[1]));
+            ((top * (WEIGHT_ONE - wy) + bottom * wy + (1 << (2 * WEIGHT_BITS - 1))) >> (2 * WEIGHT_BITS)) as u8
+        })
+    }
+
+    fn bicubic(&self, u: i64, v: i64, weights: &CubicWeights) -> [u8; CHANNELS] {
+        let (x, y) = (u >> FRACTION, v >> FRACTION);
+        let (wx, wy) = (weights.at(u), weights.at(v));
+        let (w, h) = (self.w as i64, self.h as i64);
+        let taps: [[u8; 4 * CHANNELS]; 4] = if x >= 1 && y >= 1 && x + 2 < w && y + 2 < h {
+            let i = ((y - 1) as usize * self.w + (x - 1) as usize) * CHANNELS;
+            let run = |k: usize| -> [u8; 4 * CHANNELS] {
+                let at = i + k * self.w * CHANNELS;
+                self.data[at..at + 4 * CHANNELS].try_into().expect("12")
+            };
+            [run(0), run(1), run(2), run(3)]
+        } else {
+            let xs = [-1, 0, 1, 2].map(|k| self.column(x + k));
+            [-1, 0, 1, 2].map(|k| {
+                let r = self.row(y + k);
+                let mut run = [0u8; 4 * CHANNELS];
+                for (chunk, &x) in run.chunks_exact_mut(CHANNELS).zip(&xs) {
+                    chunk.copy_from_slice(&self.pixel(x, r));
+                }
+                run
+            })
+        };
+        // Fixed point: 14-bit weights; each row's sums drop 7 bits before the column's, so
+        // every sum stays in `i32`.
+        let mut acc = [0i32; CHANNELS];
+        for (run, fy) in taps.iter().zip(wy) {
+            let mut line = [0i32; CHANNELS];
+            for (px, fx) in run.chunks_exact(CHANNELS).zip(wx) {
+                for c in 0..CHANNELS {
+                    line[c] += fx * i32::from(px[c]);
+                }
+            }
+            for c in 0..CHANNELS {
+                acc[c] += fy * ((line[c] + (1 << 6)) >> 7);
+            }
+        }
+        acc.map(|v| ((v + (1 << 20)) >> 21).clamp(0, 255) as u8)
+    }
+}
+
+/// The four cubic weights, in 14-bit fixed point, for each of 256 steps between two pixel
+/// centres: a point's fraction is looked up (to 1/256 of a pixel), not computed.
+struct CubicWeights([[i32; 4]; 256]);
+
+impl CubicWeights {
+    fn new() -> Self {
+        // Rounded half away from zero (not `f32::round`, a libm call on the baseline x86-64 target).
+        let fixed = |w: f32| (w * 16384.0 + 0.5f32.copysign(w)) as i32;
+        Self(std::array::from_fn(|i| cubic(i as f32 / 256.0).map(fixed)))
+    }
+
+    /// The weights for the fractional part of the fixed-point `t`.
+    fn at(&self, t: i64) -> [i32; 4] {
+        self.0[((t & (UNIT - 1)) >> (FRACTION - 8)) as usize]
+    }
+}
+
+/// Pillow's transform cubic as weights on the four taps: `v₂ + d(v₃ − v₁) + d²(2v₁ − 2v₂ + v₃
+/// − v₄) + d³(−v₁ + v₂ − v₃ + v₄)`.
+fn cubic(d: f32) -> [f32; 4] {
+    let (d2, d3) = (d * d, d * d * d);
+    [-d + 2.0 * d2 - d3, 1.0 - 2.0 * d2 + d3, d + d2 - d3, -d2 + d3]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::resize::test_image as image;
+
+    const ALL: [Resample; 3] = [Resample::Nearest, Resample::Bilinear, Resample::Bicubic];
+
+    fn px(img: &Image<u8>, x: u32, y: u32) -> [u8; 3] {
+        img.data[((y * img.width + x) * 3) as usize..][..3].try_into().unwrap()
+    }
+
+    fn pattern(w: u32, h: u32) -> Image<u8> {
+        image(w, h, |x, y| [(x * 37 + y * 11) as u8, (x * y) as u8, (200 + x - y) as u8])
+    }
+
+    #[test]
+    fn quarter_and_half_turns_move_pixels_exactly() {
+        let img = pattern(6, 6);
+        for resample in ALL {
+            let mut ccw = img.clone();
+            warp(&mut ccw, &Affine::rotate(90.0, 6, 6), resample, [0; 3]);
+            let mut half = img.clone();
+            warp(&mut half, &Affine::rotate(180.0, 6, 6), resample, [0; 3]);
+            let mut none = img.clone();
+            warp(&mut none, &Affine::rotate(0.0, 6, 6), resample, [0; 3]);
+            assert_eq!(none, img, "{resample:?}: no turn");
+            for y in 0..6 {
+                for x in 0..6 {
+                    // Counter-clockwise: the top-right corner comes to the top-left.
+                    assert_eq!(px(&ccw, x, y), px(&img, 5 - y, x), "{resample:?} 90° at ({x}, {y})");
+                    assert_eq!(px(&half, x, y), px(&img, 5 - x, 5 - y), "{resample:?} 180° at ({x}, {y})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn whole_pixel_translations_shift_and_fill_what_they_uncover() {
+        let img = pattern(7, 5);
+        for resample in ALL {
+            let mut moved = img.clone();
+            warp(&mut moved, &Affine::translate(2.0, -1.0), resample, [1, 2, 3]);
+            for y in 0..5 {
+                for x in 0..7 {
+                    let want = if x < 2 || y == 4 { [1, 2, 3] } else { px(&img, x - 2, y + 1) };
+                    assert_eq!(px(&moved, x, y), want, "{resample:?} at ({x}, {y})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shear_shifts_each_row_by_its_height() {
+        let img = pattern(20, 4);
+        let mut sheared = img.clone();
+        warp(&mut sheared, &Affine::shear_x(0.5), Resample::Nearest, [9; 3]);
+        for y in 0..4 {
+            for x in 0..20 {
+                let u = (f64::from(x) + 0.5 + 0.5 * (f64::from(y) + 0.5)) as u32;
+                let want = if u < 20 { px(&img, u, y) } else { [9; 3] };
+                assert_eq!(px(&sheared, x, y), want, "({x}, {y})");
+            }
+        }
+        let mut down = pattern(4, 20);
+        let before = down.clone();
+        warp(&mut down, &Affine::shear_y(-0.5), Resample::Nearest, [9; 3]);
+        // Column 3 reads 3.5 × 0.5 = 1.75 rows up: row 10 (centre 10.5) from 8.75, row 8.
+        assert_eq!(px(&down, 3, 10), px(&before, 3, 8));
+        assert_eq!(px(&down, 3, 0), [9; 3], "read from above the image");
+    }
+
+    #[test]
+    fn half_pixel_steps_average_neighbours_and_a_flat_image_stays_flat() {
+        let img = image(4, 1, |x, _| [[0, 100, 10], [200, 100, 30], [50, 0, 0], [50, 0, 0]][x as usize]);
+        let mut half = img.clone();
+        warp(&mut half, &Affine::translate(-0.5, 0.0), Resample::Bilinear, [0; 3]);
+        assert_eq!(px(&half, 0, 0), [100, 100, 20]);
+        assert_eq!(px(&half, 1, 0), [125, 50, 15]);
+        assert_eq!(px(&half, 2, 0), [50, 0, 0]);
+        assert_eq!(px(&half, 3, 0), [0; 3], "the point (4, ½) is off the image: fill");
+        let mut quarter = img.clone();
+        warp(&mut quarter, &Affine::translate(0.25, 0.0), Resample::Bilinear, [0; 3]);
+        assert_eq!(px(&quarter, 0, 0), [0, 100, 10], "a point left of the first centre clamps to it");
+        let flat = image(9, 9, |_, _| [77, 140, 3]);
+        for resample in ALL {
+            let mut turned = flat.clone();
+            warp(&mut turned, &Affine::rotate(30.0, 9, 9), resample, [1, 1, 1]);
+            assert_eq!(px(&turned, 4, 4), [77, 140, 3], "{resample:?}: the centre");
+            assert_eq!(px(&turned, 0, 0), [1, 1, 1], "{resample:?}: a corner turned out of the image");
+            assert_eq!(px(&turned, 4, 0), [77, 140, 3], "{resample:?}: the top middle stays inside");
+        }
+    }
+
+    #[test]
+    fn the_cubic_weights_sum_to_one_and_interpolate_the_taps() {
+        for d in [0.0, 0.1, 0.25, 0.5, 0.9] {
+            assert!((cubic(d).iter().sum::<f32>() - 1.0).abs() < 1e-6, "{d}");
+        }
+        assert_eq!(cubic(0.0), [0.0, 1.0, 0.0, 0.0]);
+    }
+}
