@@ -237,3 +237,85 @@ fn apply_runs_the_drawn_operations_in_order_and_refuses_a_malformed_image() {
     let err = policy.apply(bad).unwrap_err().to_string();
     assert_eq!(err, "x: the image holds 47 values, not its 4 × 4 × 3 = 48 (an Image built with the wrong data length)");
 }
+
+/// Pillow's results for each operation on a 20 × 14 image (`tests/fixtures/pillow_autoaugment.py`
+/// wrote them with Pillow 13), by name.
+fn pillow_reference() -> HashMap<&'static str, Vec<u8>> {
+    let text = include_str!("../../../tests/fixtures/pillow_autoaugment.txt");
+    let hex = |s: &str| (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect();
+    text.lines().map(|l| l.split_once(' ').unwrap()).map(|(name, data)| (name, hex(data))).collect()
+}
+
+/// The script's source image.
+fn pillow_source() -> Image<u8> {
+    image(20, 14, |x, y| {
+        let b = if (x / 4 + y / 3) % 2 == 1 { 200 } else { 30 };
+        [((x * 12 + y * 5) & 255) as u8, ((x * y * 3 + 40) & 255) as u8, b]
+    })
+}
+
+/// The most any value differs from Pillow's, and how many values differ.
+fn against_pillow(op: AugmentOp, want: &[u8]) -> (u8, usize) {
+    let mut img = pillow_source();
+    op.apply(&mut img, IMAGENET_MEAN_FILL);
+    assert_eq!(img.data.len(), want.len(), "{op:?}");
+    let diffs: Vec<u8> = img.data.iter().zip(want).map(|(a, b)| a.abs_diff(*b)).collect();
+    (diffs.iter().copied().max().unwrap(), diffs.iter().filter(|&&d| d > 0).count())
+}
+
+#[test]
+fn operations_match_pillow() {
+    let pillow = pillow_reference();
+    assert_eq!(pillow["source"], pillow_source().data, "the script's image");
+    let exact = [
+        ("autocontrast", AugmentOp::AutoContrast),
+        ("equalize", AugmentOp::Equalize),
+        ("invert", AugmentOp::Invert),
+        ("posterize_3", AugmentOp::Posterize(3)),
+        ("solarize_100", AugmentOp::Solarize(100.0)),
+        ("solarize_add_60", AugmentOp::SolarizeAdd(60)),
+    ];
+    let mut report = Vec::new();
+    for (name, op) in exact {
+        report.push((name.to_owned(), against_pillow(op, &pillow[name])));
+    }
+    let blends = [
+        ("color_1.6", AugmentOp::Color(1.6)),
+        ("contrast_0.4", AugmentOp::Contrast(0.4)),
+        ("brightness_1.3", AugmentOp::Brightness(1.3)),
+        ("sharpness_1.8", AugmentOp::Sharpness(1.8)),
+        ("sharpness_0.3", AugmentOp::Sharpness(0.3)),
+    ];
+    for (name, op) in blends {
+        report.push((name.to_owned(), against_pillow(op, &pillow[name])));
+    }
+    for (label, resample) in
+        [("nearest", Resample::Nearest), ("bilinear", Resample::Bilinear), ("bicubic", Resample::Bicubic)]
+    {
+        let ops = [
+            ("rotate_27", AugmentOp::Rotate { degrees: 27.0, resample }),
+            ("shear_x_0.2", AugmentOp::ShearX { factor: 0.2, resample }),
+            ("shear_y_-0.25", AugmentOp::ShearY { factor: -0.25, resample }),
+            ("translate_x_5.5", AugmentOp::TranslateX { pixels: 5.5, resample }),
+            ("translate_y_-3.25", AugmentOp::TranslateY { pixels: -3.25, resample }),
+        ];
+        for (name, op) in ops {
+            let name = format!("{name}_{label}");
+            report.push((name.clone(), against_pillow(op, &pillow[name.as_str()])));
+        }
+    }
+    for (name, (worst, count)) in &report {
+        // Pillow truncates blends and filters where these round: one step at most, and two
+        // for bicubic, whose weights are looked up at 1/256-pixel steps.
+        let allowed = if exact.iter().any(|(n, _)| n == name) || name.ends_with("nearest") {
+            0
+        } else if name.ends_with("bicubic") {
+            2
+        } else {
+            1
+        };
+        assert!(*worst <= allowed, "{name}: {count} values differ from Pillow's, by up to {worst}");
+    }
+    let differing: usize = report.iter().map(|(_, (_, n))| n).sum();
+    assert!(differing < report.len() * 840 / 2, "{differing} values differ: most should be equal");
+}

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! The filters are Pillow's transform filters (`Geometry.c`): bicubic is its `a = −1` cubic,
-//! not the resize's Catmull–Rom. Values are rounded to the nearest `u8` where Pillow truncates.
+//! not the resize's Catmull–Rom. Values are rounded to the nearest `u8` where Pillow truncates;
+//! points are found as Pillow finds them, so the same pixels take the fill (the module's tests
+//! compare with Pillow's output).
 
 use crate::images::{CHANNELS, Image};
 
@@ -60,13 +62,52 @@ impl Affine {
 pub(super) fn warp(image: &mut Image<u8>, map: &Affine, resample: Resample, fill: [u8; CHANNELS]) {
     let src = Source { data: &image.data, w: image.width as usize, h: image.height as usize };
     image.data = match resample {
-        Resample::Nearest => src.map(map, fill, |s, u, v| s.pixel((u >> FRACTION) as usize, (v >> FRACTION) as usize)),
-        Resample::Bilinear => src.map(map, fill, |s, u, v| s.bilinear(u - HALF, v - HALF)),
+        Resample::Nearest => {
+            src.map(map.stepped(), fill, |s, u, v| s.pixel((u >> FRACTION) as usize, (v >> FRACTION) as usize))
+        }
+        Resample::Bilinear => src.map(map.filtered(&src), fill, |s, u, v| s.bilinear(u - HALF, v - HALF)),
         Resample::Bicubic => {
             let weights = CubicWeights::new();
-            src.map(map, fill, |s, u, v| s.bicubic(u - HALF, v - HALF, &weights))
+            src.map(map.filtered(&src), fill, |s, u, v| s.bicubic(u - HALF, v - HALF, &weights))
         }
     };
+}
+
+impl Affine {
+    /// Output pixel `(x, y)`'s point as Pillow's nearest filter finds it (`affine_fixed`): the
+    /// first centre's point in fixed point, plus fixed steps along rows and columns. Where a
+    /// point lands on a pixel's edge, the steps' rounding decides the pixel: Pillow's pixel.
+    fn stepped(&self) -> impl Fn(i64, i64) -> (i64, i64) {
+        let [a, b, c, d, e, f] = self.0;
+        let (first_u, first_v) = (fixed(c + a * 0.5 + b * 0.5), fixed(f + d * 0.5 + e * 0.5));
+        let (step_u, step_v, down_u, down_v) = (fixed(a), fixed(d), fixed(b), fixed(e));
+        move |x, y| (first_u + x * step_u + y * down_u, first_v + x * step_v + y * down_v)
+    }
+
+    /// The point for the bilinear and bicubic filters: stepped, which is within `(1 + x + y) / 2`
+    /// units of the exact point (each fixed step rounds by up to half a unit), and exact
+    /// wherever that leaves in doubt which side of the image's edge it is on.
+    fn filtered(&self, src: &Source<'_>) -> impl Fn(i64, i64) -> (i64, i64) {
+        let (stepped, exact) = (self.stepped(), self.exact());
+        let (end_u, end_v) = (src.w as i64 * UNIT, src.h as i64 * UNIT);
+        move |x, y| {
+            let (u, v) = stepped(x, y);
+            let slack = x + y + 2;
+            let near = |t: i64, end: i64| t.abs() <= slack || (t - end).abs() <= slack;
+            if near(u, end_u) || near(v, end_v) { exact(x, y) } else { (u, v) }
+        }
+    }
+
+    /// The point as Pillow's bilinear and bicubic filters find it (`affine_transform`): in
+    /// `f64` from the pixel's centre, then floored to fixed point (exactly: the scale is a power
+    /// of two), so the inside test is Pillow's.
+    fn exact(&self) -> impl Fn(i64, i64) -> (i64, i64) {
+        let [a, b, c, d, e, f] = self.0;
+        move |x, y| {
+            let (xc, yc) = (x as f64 + 0.5, y as f64 + 0.5);
+            (floor_fixed(a * xc + b * yc + c), floor_fixed(d * xc + e * yc + f))
+        }
+    }
 }
 
 /// Points are fixed-point numbers with this many fractional bits (as Pillow's nearest filter
@@ -79,8 +120,16 @@ const HALF: i64 = UNIT / 2;
 const WEIGHT_BITS: u32 = 11;
 const WEIGHT_ONE: u32 = 1 << WEIGHT_BITS;
 
+/// `⌊x × 2¹⁶⌋` (without libm's `floor`, a call on the baseline x86-64 target).
+fn floor_fixed(x: f64) -> i64 {
+    let scaled = x * UNIT as f64;
+    let t = scaled as i64;
+    t - i64::from(t as f64 > scaled)
+}
+
+/// Pillow's `FIX`: `⌊x × 2¹⁶ + ½⌋`.
 fn fixed(x: f64) -> i64 {
-    (x * UNIT as f64).round() as i64
+    (x * UNIT as f64 + 0.5).floor() as i64
 }
 
 struct Source<'a> {
@@ -92,22 +141,22 @@ struct Source<'a> {
 impl Source<'_> {
     /// A new image: each output pixel's centre mapped through `map`, sampled by `sample` (at a
     /// fixed-point point) when it lands inside; generic, so each filter gets its own loop.
-    fn map(&self, map: &Affine, fill: [u8; CHANNELS], sample: impl Fn(&Self, i64, i64) -> [u8; CHANNELS]) -> Vec<u8> {
+    fn map(
+        &self,
+        point: impl Fn(i64, i64) -> (i64, i64),
+        fill: [u8; CHANNELS],
+        sample: impl Fn(&Self, i64, i64) -> [u8; CHANNELS],
+    ) -> Vec<u8> {
         let mut out = vec![0u8; self.w * self.h * CHANNELS];
         if out.is_empty() {
             return out;
         }
-        let [a, b, c, d, e, f] = map.0;
-        let (step_u, step_v) = (fixed(a), fixed(d));
         let (end_u, end_v) = (self.w as i64 * UNIT, self.h as i64 * UNIT);
         for (y, row) in out.chunks_exact_mut(self.w * CHANNELS).enumerate() {
-            let yc = y as f64 + 0.5;
-            let (mut u, mut v) = (fixed(a * 0.5 + b * yc + c), fixed(d * 0.5 + e * yc + f));
-            for px in row.chunks_exact_mut(CHANNELS) {
+            for (x, px) in row.chunks_exact_mut(CHANNELS).enumerate() {
+                let (u, v) = point(x as i64, y as i64);
                 let inside = (0..end_u).contains(&u) && (0..end_v).contains(&v);
                 px.copy_from_slice(&if inside { sample(self, u, v) } else { fill });
-                u += step_u;
-                v += step_v;
             }
         }
         out
