@@ -122,17 +122,7 @@ fn timed<I: Clone, B>(iters: u64, input: &I, op: impl Fn(I) -> B) -> Duration {
 /// Times `op` on each image of `images`, cloned just before (outside the timing) as a resize
 /// stage hands its fresh output to the next step: in cache, as in the loader.
 fn timed_each<B>(iters: u64, images: &[Image<u8>], op: impl Fn(Image<u8>) -> B) -> Duration {
-    let mut total = Duration::ZERO;
-    for _ in 0..iters {
-        for image in images {
-            let input = image.clone();
-            let start = Instant::now();
-            let out = black_box(op(input));
-            total += start.elapsed();
-            drop(out);
-        }
-    }
-    total
+    images.iter().map(|image| timed(iters, image, &op)).sum()
 }
 
 /// `batch` with a class for every sample.

@@ -105,6 +105,12 @@ pub enum RandAugmentError {
     },
 }
 
+impl RandAugmentError {
+    fn section(config: &str, section: &str, reason: impl Into<String>) -> Self {
+        Self::Section { config: config.to_owned(), section: section.to_owned(), reason: reason.into() }
+    }
+}
+
 impl RandAugment {
     /// timm's `rand_augment_transform(config)` as timm's training script sets it up: the fill
     /// is ImageNet's mean colour, translations reach 45 % of the side, and each geometric
@@ -129,11 +135,7 @@ impl RandAugment {
             translate: 0.45,
         };
         for section in sections {
-            let bad = |reason: &str| RandAugmentError::Section {
-                config: config.to_owned(),
-                section: section.to_owned(),
-                reason: reason.to_owned(),
-            };
+            let bad = |reason: &str| RandAugmentError::section(config, section, reason);
             let split =
                 section.find(|c: char| c.is_ascii_digit()).ok_or_else(|| bad("has no value (write e.g. m9)"))?;
             let (key, value) = section.split_at(split);
@@ -167,16 +169,13 @@ impl RandAugment {
     /// black, nearest sampling (torchvision's defaults).
     pub fn torchvision(seed: u64, num_ops: u32, magnitude: u32) -> Result<Self, RandAugmentError> {
         let config = format!("ra-n{num_ops}-m{magnitude}");
-        let bad =
-            |section: String, reason: String| RandAugmentError::Section { config: config.clone(), section, reason };
         if !(1..=MAX_LAYERS).contains(&num_ops) {
-            return Err(bad(format!("n{num_ops}"), format!("needs a whole number from 1 to {MAX_LAYERS}")));
+            let reason = format!("needs a whole number from 1 to {MAX_LAYERS}");
+            return Err(RandAugmentError::section(&config, &format!("n{num_ops}"), reason));
         }
         if magnitude >= BINS {
-            return Err(bad(
-                format!("m{magnitude}"),
-                format!("needs a bin from 0 to {} (torchvision's default: 9)", BINS - 1),
-            ));
+            let reason = format!("needs a bin from 0 to {} (torchvision's default: 9)", BINS - 1);
+            return Err(RandAugmentError::section(&config, &format!("m{magnitude}"), reason));
         }
         Ok(Self {
             seed,
@@ -207,11 +206,7 @@ impl RandAugment {
         }
         let (mut n, mut m) = (2, 9);
         for section in sections {
-            let bad = |reason: &str| RandAugmentError::Section {
-                config: name.to_owned(),
-                section: section.to_owned(),
-                reason: reason.to_owned(),
-            };
+            let bad = |reason: &str| RandAugmentError::section(name, section, reason);
             let value = |v: &str| v.parse::<u32>().map_err(|_| bad("needs a whole number"));
             match section.split_at(section.len().min(1)) {
                 ("n", v) => n = value(v)?,
