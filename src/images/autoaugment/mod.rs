@@ -115,11 +115,13 @@ impl RandAugment {
     /// timm's `rand_augment_transform(config)` as timm's training script sets it up: the fill
     /// is ImageNet's mean colour, translations reach 45 % of the side, and each geometric
     /// operation samples bilinear or bicubic at random (`train.py`'s default
-    /// `--train-interpolation random`; [`RandAugment::resample`] fixes one). `config` is `rand` followed by `-`-separated sections: `m9` (magnitude,
-    /// default 10), `n2` (operations per image, default 2), `mstd0.5` (the magnitude's standard
-    /// deviation per operation; above 100: uniform in `[0, m]`), `mmax10` (the magnitude's
-    /// upper clamp), `inc1` (the "increasing" operations, stronger with the magnitude; `inc0`
-    /// is off, where timm turns it on), `p0.5` (each operation's probability, default 0.5).
+    /// `--train-interpolation random`; [`RandAugment::resample`] fixes one).
+    ///
+    /// `config` is `rand` followed by `-`-separated sections: `m9` (magnitude, default 10),
+    /// `n2` (operations per image, default 2), `mstd0.5` (the magnitude's standard deviation
+    /// per operation; above 100: uniform in `[0, m]`), `mmax10` (the magnitude's upper clamp),
+    /// `inc1` (the "increasing" operations, stronger with the magnitude; `inc0` is off, where
+    /// timm turns it on), `p0.5` (each operation's probability, default 0.5).
     pub fn timm(seed: u64, config: &str) -> Result<Self, RandAugmentError> {
         let mut sections = config.split('-');
         if sections.next() != Some("rand") {
