@@ -113,8 +113,12 @@ fn grey(px: &[u8]) -> f32 {
 }
 
 /// `f` of every value, through a 256-entry table (the same function for every channel).
-fn map_values(image: &mut Image<u8>, f: impl Fn(f32) -> f32) {
-    let table: [u8; 256] = std::array::from_fn(|x| to_u8(f(x as f32)));
+pub(super) fn map_values(image: &mut Image<u8>, f: impl Fn(f32) -> f32) {
+    apply_table(image, std::array::from_fn(|x| to_u8(f(x as f32))));
+}
+
+/// Every value through `table`.
+pub(super) fn apply_table(image: &mut Image<u8>, table: [u8; 256]) {
     for v in &mut image.data {
         *v = table[usize::from(*v)];
     }

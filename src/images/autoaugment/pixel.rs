@@ -9,7 +9,7 @@
 //! images: the integer operations value for value; the blends `d + f × (x − d)` round to the
 //! nearest value where Pillow truncates (as the colour jitter does, see `jitter.rs`).
 
-use crate::images::jitter::to_u8;
+use crate::images::jitter::{apply_table, map_values, to_u8};
 use crate::images::{CHANNELS, Image};
 
 /// One 256-entry table per channel.
@@ -20,12 +20,6 @@ fn apply_tables(image: &mut Image<u8>, tables: &Tables) {
         for (v, table) in px.iter_mut().zip(tables) {
             *v = table[usize::from(*v)];
         }
-    }
-}
-
-fn apply_table(image: &mut Image<u8>, table: [u8; 256]) {
-    for v in &mut image.data {
-        *v = table[usize::from(*v)];
     }
 }
 
@@ -111,7 +105,7 @@ fn identity() -> [u8; 256] {
 
 /// `f × x`: blends with black (`ImageEnhance.Brightness`).
 pub(super) fn brightness(image: &mut Image<u8>, f: f32) {
-    apply_table(image, std::array::from_fn(|x| to_u8(f * x as f32)));
+    map_values(image, |x| f * x);
 }
 
 /// Blends with the image's mean grey (`ImageEnhance.Contrast`: the mean of Pillow's `L`
@@ -123,7 +117,7 @@ pub(super) fn contrast(image: &mut Image<u8>, f: f32) {
     }
     let sum: u64 = image.data.chunks_exact(CHANNELS).map(|px| u64::from(grey(px))).sum();
     let mean = ((sum as f64 / pixels as f64) + 0.5).floor() as f32;
-    apply_table(image, std::array::from_fn(|x| to_u8(mean + f * (x as f32 - mean))));
+    map_values(image, |x| mean + f * (x - mean));
 }
 
 /// Blends each pixel with its own grey (`ImageEnhance.Color`).
