@@ -9,8 +9,8 @@ use std::sync::{Arc, OnceLock};
 use common::{PLACEMENTS, assert_balanced, start};
 
 use shardpipe::images::{
-    Augment, Crop, Encoded, Erasing, Fill, Image, ImageBatch, ImageFolder, Layout, LoaderOptions, LoaderState, Mix,
-    MixedBatch, Mixup, Normalize, RandAugment, Sample, batches, decode, erased, loader, mixed, normalized_batches,
+    AugMix, Augment, Crop, Encoded, Erasing, Fill, Image, ImageBatch, ImageFolder, Layout, LoaderOptions, LoaderState,
+    Mix, MixedBatch, Mixup, Normalize, RandAugment, Sample, batches, decode, erased, loader, mixed, normalized_batches,
     resize, resize_center, synth,
 };
 use shardpipe::pipeline::Placement;
@@ -192,13 +192,14 @@ fn normalized_chw_batches_hold_each_images_normalized_planes_in_every_placement(
 }
 
 /// Training crops: every placement gives an image the same crop, flip and colour jitter (or
-/// RandAugment) in a given epoch (whatever order the stages finish in), the crop
+/// RandAugment, or AugMix) in a given epoch (whatever order the stages finish in), the crop
 /// `Augment::apply` gives directly, and another one in the next epoch.
 #[test]
 fn augmented_images_are_the_same_in_every_placement_and_new_each_epoch() {
     let jitter = Augment::new(7).color_jitter(0.4, 0.4, 0.4, 0.1).unwrap();
     let randaugment = Augment::new(7).auto_augment(RandAugment::timm(7, "rand-m9-mstd0.5-inc1-p1").unwrap());
-    for augment in [jitter, randaugment] {
+    let augmix = Augment::new(7).auto_augment(AugMix::timm(7, "augmix-m5-w3").unwrap());
+    for augment in [jitter, randaugment, augmix] {
         check_augmented_images(augment);
     }
 }

@@ -11,7 +11,7 @@
 //!     ─▶ colour jitter? ─▶ Image (w×h)
 //! ```
 
-use super::autoaugment::RandAugment;
+use super::autoaugment::AugmentPolicy;
 use super::folder::{SplitMix64, epoch_mix};
 use super::jitter::{ColorJitter, Jitter};
 use super::resize::resize_region;
@@ -36,7 +36,7 @@ pub struct Augment {
     ratio: (f64, f64),
     flip: f64,
     jitter: ColorJitter,
-    auto: Option<RandAugment>,
+    auto: Option<AugmentPolicy>,
 }
 
 /// A setting [`Augment`] refuses; each message says what range is accepted.
@@ -147,12 +147,13 @@ impl Augment {
         Ok(self)
     }
 
-    /// An automatic augmentation policy ([`RandAugment`]: timm's RandAugment, torchvision's
-    /// RandAugment or TrivialAugmentWide) applied to the resized image, after the flip and any
-    /// colour jitter (timm's recipes use one or the other). Its draws come from its own seed and
+    /// An automatic augmentation policy ([`AugmentPolicy`]: a [`RandAugment`](super::RandAugment)
+    /// — timm's RandAugment or AutoAugment, torchvision's RandAugment or TrivialAugmentWide — or
+    /// an [`AugMix`](super::AugMix)) applied to the resized image, after the flip and any colour
+    /// jitter (timm's recipes use one or the other). Its draws come from its own seed and
     /// stream: the crops and flips drawn are the same as without it.
-    pub fn auto_augment(mut self, policy: RandAugment) -> Self {
-        self.auto = Some(policy);
+    pub fn auto_augment(mut self, policy: impl Into<AugmentPolicy>) -> Self {
+        self.auto = Some(policy.into());
         self
     }
 
@@ -281,6 +282,33 @@ impl Uniform {
     /// In `0..n`, `n >= 1` (multiply-shift: no modulo bias worth counting at these sizes).
     pub(super) fn below(&mut self, n: u32) -> u32 {
         (((self.0.next() >> 32) * u64::from(n)) >> 32) as u32
+    }
+
+    /// `Beta(alpha, alpha)`, as `X / (X + Y)` of two `Gamma(alpha)` draws.
+    pub(super) fn beta(&mut self, alpha: f64) -> f64 {
+        let (x, y) = (self.gamma(alpha), self.gamma(alpha));
+        if x + y > 0.0 {
+            x / (x + y)
+        } else {
+            // Both underflowed (a tiny alpha): Beta(α, α) is then all but a coin toss between 0 and 1.
+            f64::from(u8::from(self.unit() < 0.5))
+        }
+    }
+
+    /// `Gamma(alpha, 1)` by Marsaglia and Tsang's method (`alpha < 1` boosted to `alpha + 1`).
+    pub(super) fn gamma(&mut self, alpha: f64) -> f64 {
+        if alpha < 1.0 {
+            return self.gamma(alpha + 1.0) * self.open_unit().powf(1.0 / alpha);
+        }
+        let d = alpha - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let x = self.normal();
+            let v = (1.0 + c * x).powi(3);
+            if v > 0.0 && self.open_unit().ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+                return d * v;
+            }
+        }
     }
 }
 
@@ -420,7 +448,7 @@ mod tests {
     fn an_auto_augment_policy_runs_last_and_leaves_the_crop_draws_alone() {
         let img = image(300, 200, |x, y| [(x * 255 / 299) as u8, (y * 255 / 199) as u8, 90]);
         let plain = Augment::new(4).color_jitter(0.4, 0.4, 0.4, 0.0).unwrap();
-        let policy = RandAugment::timm(4, "rand-m9-mstd0.5-inc1-p1").unwrap();
+        let policy = crate::images::RandAugment::timm(4, "rand-m9-mstd0.5-inc1-p1").unwrap();
         let auto = plain.auto_augment(policy);
         for index in 0..30 {
             let input = Image { sample: sample(index, 2), ..img.clone() };

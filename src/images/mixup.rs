@@ -189,9 +189,9 @@ impl Mixup {
             (true, false) => false,
         };
         if !cutmix {
-            return Mix::Mixup { lambda: beta(&mut rng, self.mixup_alpha) as f32 };
+            return Mix::Mixup { lambda: rng.beta(self.mixup_alpha) as f32 };
         }
-        let lambda = beta(&mut rng, self.cutmix_alpha);
+        let lambda = rng.beta(self.cutmix_alpha);
         let cut = (1.0 - lambda).sqrt();
         let (cut_h, cut_w) = ((height as f64 * cut) as usize, (width as f64 * cut) as usize);
         let (cy, cx) = (below(&mut rng, height), below(&mut rng, width));
@@ -303,33 +303,6 @@ fn check_probability(what: &'static str, value: f64) -> Result<f64, MixupError> 
 /// In `0..n` (0 when `n` is 0).
 fn below(rng: &mut Uniform, n: usize) -> usize {
     rng.below(u32::try_from(n).unwrap_or(u32::MAX).max(1)) as usize
-}
-
-/// `Beta(alpha, alpha)`, as `X / (X + Y)` of two `Gamma(alpha)` draws.
-fn beta(rng: &mut Uniform, alpha: f64) -> f64 {
-    let (x, y) = (gamma(rng, alpha), gamma(rng, alpha));
-    if x + y > 0.0 {
-        x / (x + y)
-    } else {
-        // Both underflowed (a tiny alpha): Beta(α, α) is then all but a coin toss between 0 and 1.
-        f64::from(u8::from(rng.unit() < 0.5))
-    }
-}
-
-/// `Gamma(alpha, 1)` by Marsaglia and Tsang's method (`alpha < 1` boosted to `alpha + 1`).
-fn gamma(rng: &mut Uniform, alpha: f64) -> f64 {
-    if alpha < 1.0 {
-        return gamma(rng, alpha + 1.0) * rng.open_unit().powf(1.0 / alpha);
-    }
-    let d = alpha - 1.0 / 3.0;
-    let c = 1.0 / (9.0 * d).sqrt();
-    loop {
-        let x = rng.normal();
-        let v = (1.0 + c * x).powi(3);
-        if v > 0.0 && rng.open_unit().ln() < 0.5 * x * x + d - d * v + d * v.ln() {
-            return d * v;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -67,7 +67,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use augment::{Augment, AugmentError, Draw};
-pub use autoaugment::{AugmentOp, IMAGENET_MEAN_FILL, MAX_LAYERS, RandAugment, RandAugmentError, Resample};
+pub use autoaugment::{
+    AugMix, AugMixDraw, AugmentOp, AugmentPolicy, IMAGENET_MEAN_FILL, MAX_LAYERS, RandAugment, RandAugmentError,
+    Resample,
+};
 pub use batch::{BatchPool, ImageBatch, Layout, Normalize, collate, collate_layout, collate_normalized, normalize};
 pub use decode::{Encoded, decode, read};
 pub use elastic::ElasticError;

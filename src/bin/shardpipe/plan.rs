@@ -177,7 +177,8 @@ impl From<LayoutSpec> for shardpipe::images::Layout {
 /// `augment = { seed = 7, scale = [0.08, 1.0], ratio = [0.75, 1.333], flip = 0.5 }` on a
 /// `resize` stage: torchvision's `RandomResizedCrop` and `RandomHorizontalFlip` (its defaults for
 /// the keys left out), `ColorJitter` with any of `brightness`, `contrast`, `saturation`, `hue`,
-/// and `auto_augment = "rand-m9-mstd0.5-inc1"` (or `"ra"`, `"ta_wide"`).
+/// and `auto_augment = "rand-m9-mstd0.5-inc1"` (or `"augmix-m3-w3"`, `"original"`, `"ra"`,
+/// `"ta_wide"`...).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AugmentSpec {
@@ -190,8 +191,9 @@ pub struct AugmentSpec {
     pub contrast: Option<f64>,
     pub saturation: Option<f64>,
     pub hue: Option<f64>,
-    /// An automatic augmentation policy by name: timm's `rand-m9-mstd0.5-inc1` form,
-    /// torchvision's `ra` (`ra-n2-m9`) or `ta_wide`; seeded with `seed`.
+    /// An automatic augmentation policy by name: timm's `rand-m9-mstd0.5-inc1` form, AugMix
+    /// (`augmix-m3-w3`) or an AutoAugment table (`original`, `v0`, `3a`...), torchvision's `ra`
+    /// (`ra-n2-m9`) or `ta_wide`; seeded with `seed`.
     pub auto_augment: Option<String>,
 }
 
@@ -218,7 +220,7 @@ impl AugmentSpec {
             a = a.color_jitter(b, c, s, h)?;
         }
         if let Some(name) = &self.auto_augment {
-            a = a.auto_augment(shardpipe::images::RandAugment::parse(self.seed, name)?);
+            a = a.auto_augment(shardpipe::images::AugmentPolicy::parse(self.seed, name)?);
         }
         Ok(a)
     }
@@ -541,7 +543,17 @@ mod tests {
         assert_eq!(spec.build().unwrap(), shardpipe::images::Augment::new(3).auto_augment(policy));
         assert!(
             err(&["stage.2.augment={ seed = 3, auto_augment = \"rand-m9-q1\" }"])
-                .contains("auto-augment \"rand-m9-q1\": section \"q1\" is not one of m, n, mstd, mmax, inc, p")
+                .contains("auto-augment \"rand-m9-q1\": section \"q1\" is not one of m, n, mstd, mmax, inc, p, t")
+        );
+        for name in ["augmix-m5-w4-d2", "original-mstd0.5", "3a"] {
+            let auto = load(&text(imagenet), &[format!("stage.2.augment={{ seed = 3, auto_augment = \"{name}\" }}")]);
+            let policy = shardpipe::images::AugmentPolicy::parse(3, name).unwrap();
+            let want = shardpipe::images::Augment::new(3).auto_augment(policy);
+            assert_eq!(auto.unwrap().stages[2].augment.clone().unwrap().build().unwrap(), want, "{name}");
+        }
+        assert!(
+            err(&["stage.2.augment={ seed = 3, auto_augment = \"augmix-w0\" }"])
+                .contains("auto-augment \"augmix-w0\": section \"w0\" needs a whole number from 1 to 16")
         );
         assert!(err(&["stage.2.augment={ scale = [0.5, 1.0] }"]).contains("missing field `seed`"));
         assert!(err(&["stage.2.crop_fraction=1.2"]).contains("crop_fraction = 1.2 is outside (0, 1]"));

@@ -13,15 +13,20 @@
 //! The operations are Pillow's, which both libraries call on PIL images (see `pixel.rs` and
 //! `warp.rs` for where the arithmetic differs by a rounding).
 
+mod augmix;
+mod blur;
 mod op;
 mod pixel;
+mod timm;
 mod warp;
 
+pub use augmix::{AugMix, AugMixDraw, AugmentPolicy};
 pub use op::AugmentOp;
 pub use warp::Resample;
 
 use super::augment::Uniform;
 use super::{CHANNELS, Image, ImageError, ImageErrorKind, Sample};
+use timm::{Hparams, TimmOp};
 
 /// Separates a policy's draws from those of an [`Augment`](super::Augment) with the same seed.
 const STREAM: u64 = 0x6175_746f_6175_6700;
@@ -63,6 +68,11 @@ pub struct RandAugment {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Policy {
     Timm(Timm),
+    /// One sub-policy of a timm AutoAugment table per image.
+    AutoAugment {
+        table: Table,
+        hp: Hparams,
+    },
     /// torchvision's `RandAugment(num_ops, magnitude)`: `layers` operations at the fixed bin.
     Torchvision {
         layers: u32,
@@ -76,13 +86,58 @@ enum Policy {
 struct Timm {
     layers: u32,
     magnitude: f64,
-    /// The magnitude's standard deviation per operation; infinite: uniform in `[0, magnitude]`.
-    std: f64,
-    max: f64,
-    increasing: bool,
     prob: f64,
-    /// Translations' largest share of the side (timm's `translate_pct`).
-    translate: f64,
+    /// The magnitude's noise and clamp, and the translations' reach.
+    hp: Hparams,
+    choices: Choices,
+}
+
+/// The operations a timm RandAugment draws from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Choices {
+    /// Evenly, with replacement.
+    Even(&'static [TimmOp]),
+    /// By weight, without replacement (timm's weighted sets).
+    Weighted(&'static [(TimmOp, f64)]),
+}
+
+/// timm's AutoAugment tables (`auto_augment_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Original,
+    /// `original` with the research code's posterize (`PosterizeIncreasing`).
+    OriginalR,
+    V0,
+    V0R,
+    ThreeA,
+}
+
+impl Table {
+    const NAMES: [(&'static str, Table); 5] = [
+        ("original", Table::Original),
+        ("originalr", Table::OriginalR),
+        ("v0", Table::V0),
+        ("v0r", Table::V0R),
+        ("3a", Table::ThreeA),
+    ];
+
+    fn sub_policies(self) -> &'static [&'static [(TimmOp, f64, u8)]] {
+        match self {
+            Table::Original | Table::OriginalR => &timm::ORIGINAL,
+            Table::V0 | Table::V0R => &timm::V0,
+            Table::ThreeA => &timm::THREE_A,
+        }
+    }
+
+    /// The operation the table runs for `op` (the `r` tables swap in `PosterizeIncreasing`).
+    fn op(self, op: TimmOp) -> TimmOp {
+        match (self, op) {
+            (Table::OriginalR, TimmOp::PosterizeOriginal) | (Table::V0R, TimmOp::Posterize) => {
+                TimmOp::PosterizeIncreasing
+            }
+            _ => op,
+        }
+    }
 }
 
 /// A policy name or setting [`RandAugment`] refuses; each message says what it accepts.
@@ -90,7 +145,7 @@ struct Timm {
 pub enum RandAugmentError {
     /// A name none of the policies has.
     #[error(
-        "auto-augment {0:?}: not a policy name; use timm's \"rand-m9-mstd0.5-inc1\" form (sections m, n, mstd, mmax, inc, p), torchvision's \"ra\" (or \"ra-n2-m9\") or \"ta_wide\""
+        "auto-augment {0:?}: not a policy name; use timm's \"rand-m9-mstd0.5-inc1\" (sections m, n, mstd, mmax, inc, p, t), \"augmix-m3-w3\" (m, w, d, a, b, mstd) or an AutoAugment table (original, originalr, v0, v0r, 3a; section mstd), torchvision's \"ra\" (or \"ra-n2-m9\") or \"ta_wide\""
     )]
     Unknown(String),
     /// A section of a policy name that is not understood or out of range.
@@ -121,27 +176,29 @@ impl RandAugment {
     /// `n2` (operations per image, default 2), `mstd0.5` (the magnitude's standard deviation
     /// per operation; above 100: uniform in `[0, m]`), `mmax10` (the magnitude's upper clamp),
     /// `inc1` (the "increasing" operations, stronger with the magnitude; `inc0` is off, where
-    /// timm turns it on), `p0.5` (each operation's probability, default 0.5).
+    /// timm turns it on), `p0.5` (each operation's probability, default 0.5), and `t` with a
+    /// transform set: `t3a` (3-Augment's solarize, greyscale and blur), `t3aw` (those and 11
+    /// more, by weight, without replacement) or `tweights` (timm's weighted set).
     pub fn timm(seed: u64, config: &str) -> Result<Self, RandAugmentError> {
         let mut sections = config.split('-');
         if sections.next() != Some("rand") {
             return Err(RandAugmentError::Unknown(config.to_owned()));
         }
-        let mut t = Timm {
-            layers: 2,
-            magnitude: LEVEL_DENOM,
-            std: 0.0,
-            max: LEVEL_DENOM,
-            increasing: false,
-            prob: 0.5,
-            translate: 0.45,
-        };
+        let hp = Hparams { std: 0.0, max: LEVEL_DENOM, translate: 0.45, resample: None };
+        let mut t = Timm { layers: 2, magnitude: LEVEL_DENOM, prob: 0.5, hp, choices: Choices::Even(&timm::RAND) };
+        let (mut increasing, mut set) = (false, None);
         for section in sections {
             let bad = |reason: &str| RandAugmentError::section(config, section, reason);
-            let split =
-                section.find(|c: char| c.is_ascii_digit()).ok_or_else(|| bad("has no value (write e.g. m9)"))?;
-            let (key, value) = section.split_at(split);
-            let number = value.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+            if let Some(name) = section.strip_prefix('t') {
+                set = Some(match name {
+                    "3a" => Choices::Even(&timm::RAND_3A),
+                    "3aw" => Choices::Weighted(&timm::RAND_WEIGHTED_3A),
+                    "weights" => Choices::Weighted(&timm::RAND_WEIGHTED_0),
+                    _ => return Err(bad("is not a transform set: t3a, t3aw or tweights")),
+                });
+                continue;
+            }
+            let (key, value, number) = numbered(section).ok_or_else(|| bad("has no value (write e.g. m9)"))?;
             let number = || number.ok_or_else(|| bad("needs a number from 0 up"));
             match key {
                 "m" => t.magnitude = number()?,
@@ -149,21 +206,54 @@ impl RandAugment {
                     t.layers =
                         layers(number()?).ok_or_else(|| bad(&format!("needs a whole number from 1 to {MAX_LAYERS}")))?
                 }
-                "mstd" => t.std = number().map(|s| if s > 100.0 { f64::INFINITY } else { s })?,
-                "mmax" => t.max = number()?,
+                "mstd" => t.hp.std = number().map(|s| if s > 100.0 { f64::INFINITY } else { s })?,
+                "mmax" => t.hp.max = number()?,
                 "inc" => match value {
-                    "0" => t.increasing = false,
-                    "1" => t.increasing = true,
+                    "0" => increasing = false,
+                    "1" => increasing = true,
                     _ => return Err(bad("needs 0 or 1")),
                 },
                 "p" => {
                     t.prob =
                         number().ok().filter(|p| *p <= 1.0).ok_or_else(|| bad("needs a probability from 0 to 1"))?
                 }
-                _ => return Err(bad("is not one of m, n, mstd, mmax, inc, p")),
+                _ => return Err(bad("is not one of m, n, mstd, mmax, inc, p, t")),
             }
         }
+        let plain = if increasing { Choices::Even(&timm::RAND_INCREASING) } else { Choices::Even(&timm::RAND) };
+        t.choices = set.unwrap_or(plain);
+        if let Choices::Weighted(ops) = t.choices
+            && t.layers as usize > ops.len()
+        {
+            let reason = format!("draws without replacement from a weighted set of {0}: at most n{0}", ops.len());
+            return Err(RandAugmentError::section(config, &format!("n{}", t.layers), reason));
+        }
         Ok(Self { seed, policy: Policy::Timm(t), fill: IMAGENET_MEAN_FILL, resample: None })
+    }
+
+    /// timm's `auto_augment_transform(config)` as its training script sets it up (fill and
+    /// sampling as in [`RandAugment::timm`]): one sub-policy of a table per image, each of its
+    /// operations at the table's probability and magnitude. `config` is the table's name,
+    /// `original` or `originalr` (the AutoAugment paper's ImageNet policy), `v0` or `v0r` (TPU
+    /// EfficientNet's) or `3a` (DeiT III's 3-Augment), optionally with `-mstd0.5` (the
+    /// magnitudes' standard deviation).
+    pub fn auto_augment(seed: u64, config: &str) -> Result<Self, RandAugmentError> {
+        let mut sections = config.split('-');
+        let name = sections.next().unwrap_or_default();
+        let Some(&(_, table)) = Table::NAMES.iter().find(|(n, _)| *n == name) else {
+            return Err(RandAugmentError::Unknown(config.to_owned()));
+        };
+        let mut hp = Hparams { std: 0.0, max: LEVEL_DENOM, translate: 0.45, resample: None };
+        for section in sections {
+            let bad = |reason: &str| RandAugmentError::section(config, section, reason);
+            match numbered(section) {
+                Some(("mstd", _, Some(std))) => hp.std = std,
+                Some(("mstd", _, None)) => return Err(bad("needs a number from 0 up")),
+                Some(_) => return Err(bad("is not mstd (the only setting of an AutoAugment table)")),
+                None => return Err(bad("has no value (write e.g. mstd0.5)")),
+            }
+        }
+        Ok(Self { seed, policy: Policy::AutoAugment { table, hp }, fill: IMAGENET_MEAN_FILL, resample: None })
     }
 
     /// torchvision's `RandAugment(num_ops, magnitude)`: `num_ops` of its 14 operations per
@@ -193,7 +283,8 @@ impl RandAugment {
         Self { seed, policy: Policy::TrivialWide, fill: [0; 3], resample: Some(Resample::Nearest) }
     }
 
-    /// A policy by the name a training script takes: timm's `rand-...` ([`RandAugment::timm`]),
+    /// A policy by the name a training script takes: timm's `rand-...` ([`RandAugment::timm`])
+    /// or AutoAugment tables (`original`, `v0`, `3a`...: [`RandAugment::auto_augment`]),
     /// torchvision's `ta_wide` or `ra` (`ra-n2-m9` for other settings; n: operations, m: bin).
     pub fn parse(seed: u64, name: &str) -> Result<Self, RandAugmentError> {
         if name == "ta_wide" {
@@ -201,6 +292,10 @@ impl RandAugment {
         }
         if name.starts_with("rand") {
             return Self::timm(seed, name);
+        }
+        let first = name.split('-').next().unwrap_or_default();
+        if Table::NAMES.iter().any(|(n, _)| *n == first) {
+            return Self::auto_augment(seed, name);
         }
         let mut sections = name.split('-');
         if sections.next() != Some("ra") {
@@ -249,7 +344,22 @@ impl RandAugment {
         let mut rng = Uniform::for_sample(self.seed ^ STREAM, sample);
         let size = (f64::from(width), f64::from(height));
         match self.policy {
-            Policy::Timm(t) => (0..t.layers).filter_map(|_| self.timm_op(&t, &mut rng, size)).collect(),
+            Policy::Timm(t) => {
+                let hp = Hparams { resample: self.resample, ..t.hp };
+                let ops = match t.choices {
+                    Choices::Even(set) => (0..t.layers).map(|_| set[rng.below(set.len() as u32) as usize]).collect(),
+                    Choices::Weighted(set) => timm::weighted_without_replacement(set, t.layers as usize, &mut rng),
+                };
+                ops.into_iter().filter_map(|op| timm::draw_step(op, t.prob, t.magnitude, &hp, &mut rng, size)).collect()
+            }
+            Policy::AutoAugment { table, hp } => {
+                let hp = Hparams { resample: self.resample, ..hp };
+                let subs = table.sub_policies();
+                let sub = subs[rng.below(subs.len() as u32) as usize];
+                sub.iter()
+                    .filter_map(|&(op, prob, m)| timm::draw_step(table.op(op), prob, f64::from(m), &hp, &mut rng, size))
+                    .collect()
+            }
             Policy::Torchvision { layers, bin } => {
                 (0..layers).map(|_| self.torchvision_op(&RA_SPACE, Some(bin), &mut rng, size)).collect()
             }
@@ -259,70 +369,11 @@ impl RandAugment {
 
     /// `image` with its drawn operations applied in turn.
     pub fn apply(&self, mut image: Image<u8>) -> Result<Image<u8>, ImageError> {
-        let want = image.width as usize * image.height as usize * CHANNELS;
-        if image.data.len() != want {
-            let (values, width, height) = (image.data.len(), image.width, image.height);
-            return Err(ImageError::new(&image.sample.path, ImageErrorKind::Shape { values, width, height, want }));
-        }
+        check_shape(&image)?;
         for op in self.draw(&image.sample, image.width, image.height) {
             op.apply(&mut image, self.fill);
         }
         Ok(image)
-    }
-
-    fn pick_resample(&self, rng: &mut Uniform) -> Resample {
-        self.resample.unwrap_or_else(|| if rng.below(2) == 0 { Resample::Bilinear } else { Resample::Bicubic })
-    }
-
-    /// timm's `AugmentOp.__call__`: the operation, its probability, its magnitude, then the
-    /// level's sign.
-    fn timm_op(&self, t: &Timm, rng: &mut Uniform, (w, h): (f64, f64)) -> Option<AugmentOp> {
-        let kind = rng.below(15);
-        if t.prob < 1.0 && rng.unit() > t.prob {
-            return None;
-        }
-        let magnitude = if t.std.is_infinite() {
-            rng.between(0.0, t.magnitude)
-        } else if t.std > 0.0 {
-            t.magnitude + t.std * rng.normal()
-        } else {
-            t.magnitude
-        };
-        let level = magnitude.clamp(0.0, t.max) / LEVEL_DENOM;
-        // Python's int(): toward zero, here on non-negative values.
-        let whole = |x: f64| x as i64;
-        let enhance = |rng: &mut Uniform| {
-            (if t.increasing { (1.0 + signed(rng, 0.9 * level)).max(0.1) } else { 1.8 * level + 0.1 }) as f32
-        };
-        Some(match kind {
-            0 => AugmentOp::AutoContrast,
-            1 => AugmentOp::Equalize,
-            2 => AugmentOp::Invert,
-            3 => AugmentOp::Rotate { degrees: signed(rng, 30.0 * level) as f32, resample: self.pick_resample(rng) },
-            4 => {
-                let bits = if t.increasing { 4 - whole(4.0 * level) } else { whole(4.0 * level) };
-                AugmentOp::Posterize(bits.clamp(0, 8) as u8)
-            }
-            5 => {
-                let threshold = if t.increasing { 256 - whole(256.0 * level) } else { whole(256.0 * level) };
-                AugmentOp::Solarize(threshold as f32)
-            }
-            6 => AugmentOp::SolarizeAdd(whole(110.0 * level).min(255) as u8),
-            7 => AugmentOp::Color(enhance(rng)),
-            8 => AugmentOp::Contrast(enhance(rng)),
-            9 => AugmentOp::Brightness(enhance(rng)),
-            10 => AugmentOp::Sharpness(enhance(rng)),
-            11 => AugmentOp::ShearX { factor: signed(rng, 0.3 * level) as f32, resample: self.pick_resample(rng) },
-            12 => AugmentOp::ShearY { factor: signed(rng, 0.3 * level) as f32, resample: self.pick_resample(rng) },
-            13 => {
-                let pixels = (signed(rng, t.translate * level) * w) as f32;
-                AugmentOp::TranslateX { pixels, resample: self.pick_resample(rng) }
-            }
-            _ => {
-                let pixels = (signed(rng, t.translate * level) * h) as f32;
-                AugmentOp::TranslateY { pixels, resample: self.pick_resample(rng) }
-            }
-        })
     }
 
     /// torchvision's `_augmentation_space` and `_apply_op`: the operation, its bin (drawn when
@@ -340,18 +391,20 @@ impl RandAugment {
         let signed_if = |rng: &mut Uniform, v: f64| if rng.below(2) == 1 { -v } else { v };
         match kind {
             0 => AugmentOp::Identity,
-            1 => {
-                AugmentOp::ShearX { factor: signed_if(rng, at(space.shear)) as f32, resample: self.pick_resample(rng) }
-            }
-            2 => {
-                AugmentOp::ShearY { factor: signed_if(rng, at(space.shear)) as f32, resample: self.pick_resample(rng) }
-            }
+            1 => AugmentOp::ShearX {
+                factor: signed_if(rng, at(space.shear)) as f32,
+                resample: pick_resample(self.resample, rng),
+            },
+            2 => AugmentOp::ShearY {
+                factor: signed_if(rng, at(space.shear)) as f32,
+                resample: pick_resample(self.resample, rng),
+            },
             3 | 4 => {
                 let side = if kind == 3 { w } else { h };
                 let max = if space.translate_relative { space.translate * side } else { space.translate };
                 // torchvision translates by int(magnitude): whole pixels, toward zero.
                 let pixels = (signed_if(rng, at(max)) as i64) as f32;
-                let resample = self.pick_resample(rng);
+                let resample = pick_resample(self.resample, rng);
                 if kind == 3 {
                     AugmentOp::TranslateX { pixels, resample }
                 } else {
@@ -360,7 +413,7 @@ impl RandAugment {
             }
             5 => AugmentOp::Rotate {
                 degrees: signed_if(rng, at(space.rotate)) as f32,
-                resample: self.pick_resample(rng),
+                resample: pick_resample(self.resample, rng),
             },
             6..=9 => {
                 let f = (1.0 + signed_if(rng, at(space.enhance))) as f32;
@@ -411,9 +464,29 @@ const TA_WIDE_SPACE: Space = Space {
     posterize_steps: 6.0,
 };
 
-/// timm's `_randomly_negate`: `-v` half the time.
-fn signed(rng: &mut Uniform, v: f64) -> f64 {
-    if rng.unit() > 0.5 { -v } else { v }
+/// Refuses an image whose data is not `width × height × 3` values.
+fn check_shape(image: &Image<u8>) -> Result<(), ImageError> {
+    let want = image.width as usize * image.height as usize * CHANNELS;
+    if image.data.len() == want {
+        return Ok(());
+    }
+    let (values, width, height) = (image.data.len(), image.width, image.height);
+    Err(ImageError::new(&image.sample.path, ImageErrorKind::Shape { values, width, height, want }))
+}
+
+/// The filter of one geometric operation: the chosen one, or bilinear or bicubic at random
+/// (timm's `random` interpolation).
+fn pick_resample(choice: Option<Resample>, rng: &mut Uniform) -> Resample {
+    choice.unwrap_or_else(|| if rng.below(2) == 0 { Resample::Bilinear } else { Resample::Bicubic })
+}
+
+/// A timm section split as timm's `re.split(r'(\d.*)', c)` splits it: the key before the first
+/// digit, the value from it, and the value as a number (if it is one from 0 up); `None` when
+/// it has no digit.
+fn numbered(section: &str) -> Option<(&str, &str, Option<f64>)> {
+    let split = section.find(|c: char| c.is_ascii_digit())?;
+    let (key, value) = section.split_at(split);
+    Some((key, value, value.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)))
 }
 
 /// `n` as a number of operations, if it is a whole number in range.

@@ -1,7 +1,7 @@
 //! One drawn operation of a policy, with its magnitude, and how it changes an image.
 
-use super::pixel;
 use super::warp::{self, Affine, Resample};
+use super::{blur, pixel};
 use crate::images::{CHANNELS, Image};
 
 /// One operation of RandAugment or TrivialAugment with its drawn magnitude, as
@@ -31,6 +31,9 @@ pub enum AugmentOp {
     Contrast(f32),
     /// Blend with the image smoothed by a 3×3 kernel (below 1: blurred; above: sharpened).
     Sharpness(f32),
+    /// Blur with a Gaussian of this radius (its standard deviation, in pixels), as Pillow's
+    /// `GaussianBlur` does it: three box blurs each way.
+    GaussianBlur(f32),
     /// Turn the picture counter-clockwise about its centre, in degrees.
     Rotate {
         /// Degrees, counter-clockwise.
@@ -88,6 +91,7 @@ impl AugmentOp {
             Self::Color(f) => pixel::color(image, f),
             Self::Contrast(f) => pixel::contrast(image, f),
             Self::Sharpness(f) => pixel::sharpness(image, f),
+            Self::GaussianBlur(radius) => blur::gaussian_blur(image, radius),
             Self::Rotate { degrees, resample } => geometric(Affine::rotate(f64::from(degrees), w, h), resample, image),
             Self::ShearX { factor, resample } => geometric(Affine::shear_x(f64::from(factor)), resample, image),
             Self::ShearY { factor, resample } => geometric(Affine::shear_y(f64::from(factor)), resample, image),
@@ -114,6 +118,7 @@ impl AugmentOp {
             Self::Color(_) => "Color",
             Self::Contrast(_) => "Contrast",
             Self::Sharpness(_) => "Sharpness",
+            Self::GaussianBlur(_) => "GaussianBlur",
             Self::Rotate { .. } => "Rotate",
             Self::ShearX { .. } => "ShearX",
             Self::ShearY { .. } => "ShearY",

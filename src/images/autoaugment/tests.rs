@@ -29,14 +29,22 @@ fn timm_names_set_each_section_and_refuse_what_timm_would_not_mean() {
     else {
         panic!("a timm policy")
     };
-    assert_eq!((t.layers, t.magnitude, t.std, t.max, t.increasing, t.prob), (2, 9.0, 0.5, 10.0, true, 0.5));
+    let increasing = Choices::Even(&timm::RAND_INCREASING);
+    assert_eq!((t.layers, t.magnitude, t.hp.std, t.hp.max, t.choices, t.prob), (2, 9.0, 0.5, 10.0, increasing, 0.5));
     assert_eq!((fill, resample), (IMAGENET_MEAN_FILL, None), "bilinear or bicubic at random");
     let Policy::Timm(t) = RandAugment::timm(1, "rand-n3-m7.5-mstd101-mmax12-p1-inc0").unwrap().policy else { panic!() };
-    assert_eq!((t.layers, t.magnitude, t.std, t.max, t.increasing, t.prob), (3, 7.5, f64::INFINITY, 12.0, false, 1.0));
+    let plain = Choices::Even(&timm::RAND);
+    assert_eq!(
+        (t.layers, t.magnitude, t.hp.std, t.hp.max, t.choices, t.prob),
+        (3, 7.5, f64::INFINITY, 12.0, plain, 1.0)
+    );
     let Policy::Timm(t) = RandAugment::timm(1, "rand").unwrap().policy else { panic!() };
-    assert_eq!((t.layers, t.magnitude, t.increasing), (2, 10.0, false), "timm's defaults");
+    assert_eq!((t.layers, t.magnitude, t.choices), (2, 10.0, plain), "timm's defaults");
     let err = |s: &str| RandAugment::timm(1, s).unwrap_err().to_string();
-    assert_eq!(err("rand-m9-x3"), "auto-augment \"rand-m9-x3\": section \"x3\" is not one of m, n, mstd, mmax, inc, p");
+    assert_eq!(
+        err("rand-m9-x3"),
+        "auto-augment \"rand-m9-x3\": section \"x3\" is not one of m, n, mstd, mmax, inc, p, t"
+    );
     assert!(err("rand-n0").contains("section \"n0\" needs a whole number from 1 to 16"));
     assert!(err("rand-n2.5").contains("needs a whole number from 1 to 16"));
     assert!(err("rand-p2").contains("section \"p2\" needs a probability from 0 to 1"));
@@ -44,7 +52,10 @@ fn timm_names_set_each_section_and_refuse_what_timm_would_not_mean() {
     assert!(err("rand-m").contains("section \"m\" has no value"));
     assert!(err("rand--m9").contains("section \"\" has no value"));
     assert!(err("rand-m9x").contains("section \"m9x\" needs a number from 0 up"));
-    assert!(err("augmix-m5").starts_with("auto-augment \"augmix-m5\": not a policy name; use timm's"));
+    assert!(
+        err("augmix-m5").starts_with("auto-augment \"augmix-m5\": not a policy name; use timm's"),
+        "RandAugment::timm reads rand names only"
+    );
 }
 
 #[test]
@@ -274,6 +285,11 @@ fn operations_match_pillow() {
         ("posterize_3", AugmentOp::Posterize(3)),
         ("solarize_100", AugmentOp::Solarize(100.0)),
         ("solarize_add_60", AugmentOp::SolarizeAdd(60)),
+        ("gaussian_blur_0.3", AugmentOp::GaussianBlur(0.3)),
+        ("gaussian_blur_1.0", AugmentOp::GaussianBlur(1.0)),
+        ("gaussian_blur_2.0", AugmentOp::GaussianBlur(2.0)),
+        // A radius past half the image's height: the box reaches over both edges.
+        ("gaussian_blur_9.5", AugmentOp::GaussianBlur(9.5)),
     ];
     let mut report = Vec::new();
     for (name, op) in exact {
@@ -318,4 +334,149 @@ fn operations_match_pillow() {
     }
     let differing: usize = report.iter().map(|(_, (_, n))| n).sum();
     assert!(differing < report.len() * 840 / 2, "{differing} values differ: most should be equal");
+}
+
+#[test]
+fn augmix_blends_as_pillow_does() {
+    let pillow = pillow_reference();
+    let src = pillow_source();
+    for (name, alpha) in [("blend_inverted_0.3", 0.3f32), ("blend_inverted_0.77", 0.77)] {
+        let got: Vec<u8> = src.data.iter().map(|&v| augmix::pillow_blend(v, 255 - v, alpha)).collect();
+        assert_eq!(got, pillow[name], "{name}: Image.blend truncates in f32");
+    }
+}
+
+/// The distinct operations `policy` draws over `n` images, with signs and filters dropped.
+fn kinds(policy: &RandAugment, n: u64) -> Vec<AugmentOp> {
+    let mut seen = Vec::new();
+    for op in draws(policy, n).into_iter().flatten() {
+        let unsigned = match op {
+            AugmentOp::Rotate { degrees, .. } => {
+                AugmentOp::Rotate { degrees: degrees.abs(), resample: Resample::Nearest }
+            }
+            AugmentOp::ShearX { factor, .. } => AugmentOp::ShearX { factor: factor.abs(), resample: Resample::Nearest },
+            AugmentOp::ShearY { factor, .. } => AugmentOp::ShearY { factor: factor.abs(), resample: Resample::Nearest },
+            AugmentOp::TranslateY { pixels, .. } => {
+                AugmentOp::TranslateY { pixels: pixels.abs(), resample: Resample::Nearest }
+            }
+            other => other,
+        };
+        if !seen.contains(&unsigned) {
+            seen.push(unsigned);
+        }
+    }
+    seen
+}
+
+#[test]
+fn auto_augment_tables_run_their_operations_at_the_tables_magnitudes() {
+    let posterize = |name: &str| {
+        let mut bits: Vec<u8> = kinds(&RandAugment::parse(1, name).unwrap(), 4000)
+            .into_iter()
+            .filter_map(|op| if let AugmentOp::Posterize(b) = op { Some(b) } else { None })
+            .collect();
+        bits.sort_unstable();
+        bits
+    };
+    // original: int(4 m / 10) + 4 at m 8, 7, 6, 5; originalr: 4 − int(4 m / 10); v0: int(4 m / 10)
+    // at m 6 and 2; v0r: 4 − that.
+    assert_eq!(posterize("original"), vec![6, 7]);
+    assert_eq!(posterize("originalr"), vec![1, 2]);
+    assert_eq!(posterize("v0"), vec![0, 2]);
+    assert_eq!(posterize("v0r"), vec![2, 4]);
+    let original = kinds(&RandAugment::parse(1, "original").unwrap(), 4000);
+    let has = |ops: &[AugmentOp], op: AugmentOp| ops.contains(&op);
+    for op in [
+        AugmentOp::Solarize(128.0),                                       // m5: int(256 × 0.5)
+        AugmentOp::Color(0.1),                                            // m0: 1.8 × 0 + 0.1
+        AugmentOp::Contrast(1.54),                                        // m8
+        AugmentOp::Sharpness(1.36),                                       // m7
+        AugmentOp::Rotate { degrees: 27.0, resample: Resample::Nearest }, // m9: 30 × 0.9
+        AugmentOp::ShearX { factor: 0.15, resample: Resample::Nearest },  // m5: 0.3 × 0.5
+        AugmentOp::Invert,
+        AugmentOp::AutoContrast,
+    ] {
+        assert!(has(&original, op), "original draws {op:?}: {original:?}");
+    }
+    assert!(original.iter().all(|op| !matches!(op, AugmentOp::TranslateX { .. } | AugmentOp::SolarizeAdd(_))));
+    let v0 = kinds(&RandAugment::parse(1, "v0").unwrap(), 4000);
+    for op in [
+        AugmentOp::SolarizeAdd(33), // m3: int(110 × 0.3)
+        AugmentOp::SolarizeAdd(77), // m7
+        AugmentOp::TranslateY { pixels: 0.405 * 224.0, resample: Resample::Nearest }, // m9: 0.45 × 0.9 × h
+        AugmentOp::ShearY { factor: 0.12, resample: Resample::Nearest }, // m4
+    ] {
+        assert!(has(&v0, op), "v0 draws {op:?}: {v0:?}");
+    }
+}
+
+#[test]
+fn auto_augment_applies_each_sub_policy_operation_at_its_probability() {
+    for (name, table) in [("original", &timm::ORIGINAL), ("v0", &timm::V0)] {
+        let n = 30_000;
+        let ops: usize = draws(&RandAugment::parse(2, name).unwrap(), n).iter().map(Vec::len).sum();
+        // Each image runs one of the 25 sub-policies; each operation applies with its probability.
+        let want = table.iter().flat_map(|sub| sub.iter().map(|(_, p, _)| p)).sum::<f64>() / table.len() as f64;
+        let mean = ops as f64 / n as f64;
+        assert!((mean - want).abs() < 0.02, "{name}: {mean} operations per image, want {want}");
+    }
+    // 3a: one of three, always applied: solarize at 128, greyscale, or a blur of radius in [0.1, 2).
+    let three = draws(&RandAugment::parse(2, "3a").unwrap(), 3000);
+    assert!(three.iter().all(|d| d.len() == 1));
+    let c = counts(three.iter().flatten().copied());
+    for kind in ["Solarize", "Color", "GaussianBlur"] {
+        assert!((900..1100).contains(&c[kind]), "{kind}: {} of 3000", c[kind]);
+    }
+    for op in three.iter().flatten() {
+        match *op {
+            AugmentOp::Solarize(t) => assert_eq!(t, 128.0),
+            AugmentOp::Color(f) => assert_eq!(f, 0.0, "Desaturate at m10: grey"),
+            AugmentOp::GaussianBlur(r) => assert!((0.1..2.0).contains(&r), "radius {r}"),
+            other => panic!("3a drew {other:?}"),
+        }
+    }
+    let noisy = draws(&RandAugment::parse(2, "3a-mstd2").unwrap(), 3000);
+    assert!(noisy.iter().flatten().any(|op| matches!(op, AugmentOp::Color(f) if *f > 0.0)), "mstd varies magnitudes");
+    let err = |s: &str| RandAugment::parse(2, s).unwrap_err().to_string();
+    assert_eq!(
+        err("v0-m9"),
+        "auto-augment \"v0-m9\": section \"m9\" is not mstd (the only setting of an AutoAugment table)"
+    );
+    assert!(err("original-mstd").contains("section \"mstd\" has no value"));
+    assert!(err("v1").contains("not a policy name"));
+}
+
+#[test]
+fn timm_transform_sets_draw_from_their_operations() {
+    let three_a = draws(&RandAugment::parse(4, "rand-m9-n2-p1-t3a").unwrap(), 3000);
+    let c = counts(three_a.iter().flatten().copied());
+    assert_eq!(c.len(), 3, "{c:?}");
+    for kind in ["Solarize", "Color", "GaussianBlur"] {
+        assert!((1800..2200).contains(&c[kind]), "{kind}: {} of 6000", c[kind]);
+    }
+    // Weighted sets draw without replacement: two different kinds per image; Rotate (weight 3)
+    // comes up most, Invert (0.05) rarely.
+    let weighted = draws(&RandAugment::parse(4, "rand-m9-p1-tweights").unwrap(), 5000);
+    assert!(weighted.iter().all(|d| d.len() == 2 && d[0].name() != d[1].name()), "no kind twice in an image");
+    let c = counts(weighted.iter().flatten().copied());
+    let rotate = c["Rotate"] as f64 / 5000.0;
+    // P(Rotate first) + P(another first, then Rotate among the rest).
+    let total: f64 = timm::RAND_WEIGHTED_0.iter().map(|(_, w)| w).sum();
+    let (first, w_rotate) = (3.0 / total, 3.0);
+    let second: f64 = timm::RAND_WEIGHTED_0
+        .iter()
+        .filter(|(op, _)| *op != timm::TimmOp::Rotate)
+        .map(|(_, w)| w / total * w_rotate / (total - w))
+        .sum();
+    assert!((rotate - (first + second)).abs() < 0.03, "Rotate in {rotate} of images, want {}", first + second);
+    assert!(c.get("Invert").copied().unwrap_or(0) < 100, "{c:?}");
+    let err = |s: &str| RandAugment::parse(4, s).unwrap_err().to_string();
+    assert_eq!(
+        err("rand-n15-t3aw"),
+        "auto-augment \"rand-n15-t3aw\": section \"n15\" draws without replacement from a weighted set of 14: at most n14"
+    );
+    assert!(err("rand-tbig").contains("section \"tbig\" is not a transform set: t3a, t3aw or tweights"));
+    let all = RandAugment::parse(4, "rand-n14-p1-t3aw").unwrap().draw(&sample(0, 0), 9, 9);
+    let c = counts(all.into_iter());
+    assert_eq!((c.len(), c["Color"]), (13, 2), "n14 of 14 draws the whole set (Desaturate is a Color): {c:?}");
 }

@@ -1,0 +1,139 @@
+//! Pillow's Gaussian blur (`ImageFilter.GaussianBlur(radius)`), which timm's 3-Augment
+//! (`GaussianBlurRand`, `GaussianBlur`) calls: three passes of a box blur along each row, then
+//! three along each column.
+//!
+//! ```text
+//!  radius ─extended box radius (Gwosdek et al.)─▶ r = l + a ─▶ rows: box(r) ×3 ─▶ columns: box(r) ×3
+//! ```
+//!
+//! A box of fractional radius `l + a` weighs the `2l + 1` values of its window by `ww` and the
+//! two just outside by `fw` (24-bit fixed point, `ww (2l + 1) + 2 fw = 2²⁴`); values past an edge
+//! repeat the edge. The arithmetic is Pillow's (`BoxBlur.c`) step for step, in `f32` where it
+//! uses `float`, so the result is Pillow's value for value.
+
+use crate::images::{CHANNELS, Image};
+
+/// Box blurs per direction (Pillow's default for a Gaussian).
+const PASSES: u32 = 3;
+
+/// Blurs `image` in place with a Gaussian of `radius` (its standard deviation, in pixels); a
+/// radius of 0 (or less) leaves it as it is.
+pub(super) fn gaussian_blur(image: &mut Image<u8>, radius: f32) {
+    let (w, h) = (image.width as usize, image.height as usize);
+    if radius.is_nan() || radius <= 0.0 || w == 0 || h == 0 {
+        return;
+    }
+    let boxed = BoxWeights::new(box_radius(radius));
+    let mut line = vec![0u8; w.max(h) * CHANNELS];
+    let mut out = vec![0u8; w.max(h) * CHANNELS];
+    for row in image.data.chunks_exact_mut(w * CHANNELS) {
+        line[..row.len()].copy_from_slice(row);
+        boxed.passes(&mut line[..row.len()], &mut out[..row.len()]);
+        row.copy_from_slice(&line[..row.len()]);
+    }
+    let column = h * CHANNELS;
+    for x in 0..w {
+        for y in 0..h {
+            let at = (y * w + x) * CHANNELS;
+            line[y * CHANNELS..][..CHANNELS].copy_from_slice(&image.data[at..at + CHANNELS]);
+        }
+        boxed.passes(&mut line[..column], &mut out[..column]);
+        for y in 0..h {
+            let at = (y * w + x) * CHANNELS;
+            image.data[at..at + CHANNELS].copy_from_slice(&line[y * CHANNELS..][..CHANNELS]);
+        }
+    }
+}
+
+/// Pillow's `_gaussian_blur_radius`: the box radius whose `PASSES` passes have the Gaussian's
+/// variance (Gwosdek et al., "Theoretical foundations of Gaussian convolution by extended box
+/// filtering", equations 7, 11 and 14), in `f32` as Pillow computes it.
+fn box_radius(radius: f32) -> f32 {
+    let sigma2 = radius * radius / PASSES as f32;
+    let length = (12.0 * f64::from(sigma2) + 1.0).sqrt() as f32;
+    let whole = ((f64::from(length) - 1.0) / 2.0).floor() as f32;
+    let mut fraction = (2.0 * whole + 1.0) * (whole * (whole + 1.0) - 3.0 * sigma2);
+    fraction /= 6.0 * (sigma2 - (whole + 1.0) * (whole + 1.0));
+    whole + fraction
+}
+
+/// One box of fractional radius: its whole radius and the 24-bit weights inside and at its rim.
+struct BoxWeights {
+    radius: usize,
+    inside: u32,
+    rim: u32,
+}
+
+impl BoxWeights {
+    /// Pillow's `ImagingHorizontalBoxBlur` weights.
+    fn new(radius: f32) -> Self {
+        let whole = radius as u32;
+        let inside = ((1u32 << 24) as f32 / (radius * 2.0 + 1.0)) as u32;
+        let rim = ((1u32 << 24) - (whole * 2 + 1) * inside) / 2;
+        Self { radius: whole as usize, inside, rim }
+    }
+
+    /// `PASSES` box blurs of one line of pixels, in place; `scratch` is as long as `line`.
+    fn passes(&self, line: &mut [u8], scratch: &mut [u8]) {
+        for _ in 0..PASSES {
+            self.blur(line, scratch);
+            line.copy_from_slice(scratch);
+        }
+    }
+
+    /// One box blur of `src` into `dst` (Pillow's `ImagingLineBoxBlur`), channel by channel.
+    fn blur(&self, src: &[u8], dst: &mut [u8]) {
+        let n = src.len() / CHANNELS;
+        let r = self.radius as isize;
+        let last = n as isize - 1;
+        for c in 0..CHANNELS {
+            let at = |i: isize| u32::from(src[i.clamp(0, last) as usize * CHANNELS + c]);
+            // The window of pixel −1: [−r − 1, r − 1].
+            let mut acc: u32 = (-r - 1..r).map(at).sum();
+            for x in 0..n as isize {
+                let (left, right) = (at(x - r - 1), at(x + r + 1));
+                acc = acc + at(x + r) - left;
+                let bulk = acc * self.inside + (left + right) * self.rim;
+                dst[x as usize * CHANNELS + c] = ((bulk + (1 << 23)) >> 24) as u8;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::resize::test_image as image;
+
+    #[test]
+    fn box_radius_and_weights_follow_pillow() {
+        // Pillow's values (printed from the same arithmetic checked against Pillow 13).
+        assert_eq!(box_radius(1.0), 0.25000003);
+        assert_eq!(box_radius(2.0), 1.375);
+        assert_eq!(box_radius(1.5), 1.0384616);
+        let w = BoxWeights::new(box_radius(2.0));
+        assert_eq!(w.radius, 1);
+        let total = w.inside * 3 + 2 * w.rim;
+        assert!((1 << 24) - total <= 1, "the weights sum to 2^24, less one lost to halving: {total}");
+    }
+
+    #[test]
+    fn a_flat_image_stays_flat_and_a_bright_dot_spreads_symmetrically() {
+        let mut flat = image(9, 7, |_, _| [10, 200, 255]);
+        let want = flat.clone();
+        gaussian_blur(&mut flat, 1.7);
+        assert_eq!(flat, want, "edges repeat: a flat image is unchanged, however near the edge");
+        let mut dot = image(15, 15, |x, y| if (x, y) == (7, 7) { [255, 0, 0] } else { [0, 0, 0] });
+        gaussian_blur(&mut dot, 1.5);
+        let red = |x: usize, y: usize| dot.data[(y * 15 + x) * 3];
+        assert!(red(7, 7) < 255 && red(7, 7) > red(6, 7) && red(6, 7) > red(5, 7));
+        for (dx, dy) in [(1, 0), (2, 1), (3, 3)] {
+            let ring = [red(7 + dx, 7 + dy), red(7 - dx, 7 - dy), red(7 + dy, 7 - dx), red(7 - dy, 7 + dx)];
+            assert!(ring.iter().all(|&v| v == ring[0]), "offset ({dx}, {dy}): {ring:?}");
+        }
+        assert!(dot.data.chunks_exact(3).all(|p| p[1] == 0 && p[2] == 0), "channels stay apart");
+        let mut same = dot.clone();
+        gaussian_blur(&mut same, 0.0);
+        assert_eq!(same, dot, "radius 0: unchanged");
+    }
+}
