@@ -21,8 +21,10 @@
 //! Group `autoaugment` applies automatic augmentation to the same 32 images, resized to 224²,
 //! each timed on its own just after it is copied (in cache, as a resize stage's output is):
 //! `timm_rand_m9_mstd05_inc1` (timm's recipe, `RandAugment::timm`), `ta_wide`
-//! (`RandAugment::trivial_wide`), and single operations at a strong magnitude: `rotate_nearest`,
-//! `rotate_bilinear`, `rotate_bicubic` (27°), `equalize`, `color` and `sharpness` (factor 1.8).
+//! (`RandAugment::trivial_wide`), `timm_original` and `timm_3a` (timm's AutoAugment tables),
+//! `augmix_m3_w3` (timm's AugMix defaults), and single operations at a strong magnitude:
+//! `rotate_nearest`, `rotate_bilinear`, `rotate_bicubic` (27°), `equalize`, `color` and
+//! `sharpness` (factor 1.8), `gaussian_blur` (radius 1).
 //!
 //! Group `images_png` runs `decode_resize_one_core` and the two pipelines on the same 512 images
 //! written as PNG (the `png` crate's default compression, ~230 KB each): the loader on a PNG
@@ -35,9 +37,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shardpipe::images::{
-    Augment, AugmentOp, BatchPool, Encoded, Erasing, Fill, IMAGENET_MEAN_FILL, Image, ImageBatch, ImageFolder,
-    ImageFormat, Layout, LoaderOptions, Mixup, Normalize, RandAugment, Resample, Sample, batches, collate_layout,
-    collate_normalized, decode, loader, normalize, resize, synth,
+    Augment, AugmentOp, AugmentPolicy, BatchPool, Encoded, Erasing, Fill, IMAGENET_MEAN_FILL, Image, ImageBatch,
+    ImageFolder, ImageFormat, Layout, LoaderOptions, Mixup, Normalize, RandAugment, Resample, Sample, batches,
+    collate_layout, collate_normalized, decode, loader, normalize, resize, synth,
 };
 use shardpipe::pipeline::Placement;
 
@@ -189,9 +191,13 @@ fn collate_group(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("autoaugment");
     g.throughput(Throughput::Elements(BATCH as u64));
+    let policy = |name| AugmentPolicy::parse(7, name).expect("a policy name");
     let policies = [
-        ("timm_rand_m9_mstd05_inc1", RandAugment::timm(7, "rand-m9-mstd0.5-inc1").expect("timm's recipe")),
-        ("ta_wide", RandAugment::trivial_wide(7)),
+        ("timm_rand_m9_mstd05_inc1", policy("rand-m9-mstd0.5-inc1")),
+        ("ta_wide", AugmentPolicy::from(RandAugment::trivial_wide(7))),
+        ("timm_original", policy("original")),
+        ("timm_3a", policy("3a")),
+        ("augmix_m3_w3", policy("augmix-m3-w3")),
     ];
     for (name, policy) in policies {
         g.bench_function(name, |b| b.iter_custom(|k| timed_each(k, &images, |img| policy.apply(img).expect("224²"))));
@@ -204,6 +210,7 @@ fn collate_group(c: &mut Criterion) {
         ("equalize", AugmentOp::Equalize),
         ("color", AugmentOp::Color(1.8)),
         ("sharpness", AugmentOp::Sharpness(1.8)),
+        ("gaussian_blur", AugmentOp::GaussianBlur(1.0)),
     ];
     for (name, op) in ops {
         g.bench_function(name, |b| {

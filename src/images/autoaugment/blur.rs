@@ -24,25 +24,23 @@ pub(super) fn gaussian_blur(image: &mut Image<u8>, radius: f32) {
         return;
     }
     let boxed = BoxWeights::new(box_radius(radius));
-    let mut line = vec![0u8; w.max(h) * CHANNELS];
-    let mut out = vec![0u8; w.max(h) * CHANNELS];
-    for row in image.data.chunks_exact_mut(w * CHANNELS) {
-        line[..row.len()].copy_from_slice(row);
-        boxed.passes(&mut line[..row.len()], &mut out[..row.len()]);
-        row.copy_from_slice(&line[..row.len()]);
-    }
-    let column = h * CHANNELS;
-    for x in 0..w {
-        for y in 0..h {
-            let at = (y * w + x) * CHANNELS;
-            line[y * CHANNELS..][..CHANNELS].copy_from_slice(&image.data[at..at + CHANNELS]);
-        }
-        boxed.passes(&mut line[..column], &mut out[..column]);
-        for y in 0..h {
-            let at = (y * w + x) * CHANNELS;
-            image.data[at..at + CHANNELS].copy_from_slice(&line[y * CHANNELS..][..CHANNELS]);
+    // Rows first, as Pillow does, by blurring the columns of the transposed image: a column
+    // pass runs along whole rows at a time, which vectorizes.
+    let mut turned = transpose(&image.data, w, h);
+    boxed.column_passes(&mut turned, h * CHANNELS);
+    image.data = transpose(&turned, h, w);
+    boxed.column_passes(&mut image.data, w * CHANNELS);
+}
+
+/// The `w × h` RGB image `data` turned into its `h × w` transpose.
+fn transpose(data: &[u8], w: usize, h: usize) -> Vec<u8> {
+    let mut out = vec![0u8; data.len()];
+    for (y, row) in data.chunks_exact(w * CHANNELS).enumerate() {
+        for (x, px) in row.chunks_exact(CHANNELS).enumerate() {
+            out[(x * h + y) * CHANNELS..][..CHANNELS].copy_from_slice(px);
         }
     }
+    out
 }
 
 /// Pillow's `_gaussian_blur_radius`: the box radius whose `PASSES` passes have the Gaussian's
@@ -73,28 +71,41 @@ impl BoxWeights {
         Self { radius: whole as usize, inside, rim }
     }
 
-    /// `PASSES` box blurs of one line of pixels, in place; `scratch` is as long as `line`.
-    fn passes(&self, line: &mut [u8], scratch: &mut [u8]) {
+    /// `PASSES` box blurs down the columns of `data`, rows of `row` values, in place.
+    fn column_passes(&self, data: &mut [u8], row: usize) {
+        let mut scratch = vec![0u8; data.len()];
+        let mut acc = vec![0u32; row];
         for _ in 0..PASSES {
-            self.blur(line, scratch);
-            line.copy_from_slice(scratch);
+            self.column_blur(data, &mut scratch, &mut acc, row);
+            data.copy_from_slice(&scratch);
         }
     }
 
-    /// One box blur of `src` into `dst` (Pillow's `ImagingLineBoxBlur`), channel by channel.
-    fn blur(&self, src: &[u8], dst: &mut [u8]) {
-        let n = src.len() / CHANNELS;
+    /// One box blur down the columns of `src` into `dst` (Pillow's `ImagingLineBoxBlur`, run on
+    /// every column at once): a running sum per column of the window `[y − r, y + r]`, rows past
+    /// an edge repeating the edge row.
+    fn column_blur(&self, src: &[u8], dst: &mut [u8], acc: &mut [u32], row: usize) {
+        let rows = src.len() / row;
         let r = self.radius as isize;
-        let last = n as isize - 1;
-        for c in 0..CHANNELS {
-            let at = |i: isize| u32::from(src[i.clamp(0, last) as usize * CHANNELS + c]);
-            // The window of pixel −1: [−r − 1, r − 1].
-            let mut acc: u32 = (-r - 1..r).map(at).sum();
-            for x in 0..n as isize {
-                let (left, right) = (at(x - r - 1), at(x + r + 1));
-                acc = acc + at(x + r) - left;
-                let bulk = acc * self.inside + (left + right) * self.rim;
-                dst[x as usize * CHANNELS + c] = ((bulk + (1 << 23)) >> 24) as u8;
+        let last = rows as isize - 1;
+        let line = |y: isize| &src[y.clamp(0, last) as usize * row..][..row];
+        acc.fill(0);
+        // The window of row −1: [−r − 1, r − 1].
+        for k in -r - 1..r {
+            for (a, &v) in acc.iter_mut().zip(line(k)) {
+                *a += u32::from(v);
+            }
+        }
+        let (inside, rim) = (self.inside, self.rim);
+        for (y, out) in dst.chunks_exact_mut(row).enumerate() {
+            let y = y as isize;
+            let (left, add, right) = (line(y - r - 1), line(y + r), line(y + r + 1));
+            let acc = &mut acc[..row];
+            for i in 0..row {
+                let (l, f) = (u32::from(left[i]), u32::from(right[i]));
+                acc[i] = acc[i] + u32::from(add[i]) - l;
+                let bulk = acc[i] * inside + (l + f) * rim;
+                out[i] = ((bulk + (1 << 23)) >> 24) as u8;
             }
         }
     }
