@@ -21,8 +21,9 @@
 //!   floats; [`collate`] copies a batch's images once into one buffer, which the consumer then
 //!   owns (no further copy); [`collate_normalized`] normalizes and lays out ([`Layout`]) in
 //!   that same copy.
-//! - [`RandAugment`] is timm's RandAugment and torchvision's RandAugment and TrivialAugmentWide
-//!   (Pillow's operations, [`AugmentOp`]), run after the crop by [`Augment::auto_augment`].
+//! - [`RandAugment`] is timm's RandAugment and AutoAugment and torchvision's RandAugment and
+//!   TrivialAugmentWide (Pillow's operations, [`AugmentOp`]); [`AugMix`] mixes chains of them;
+//!   [`Augment::auto_augment`] runs either ([`AugmentPolicy`]) after the crop.
 //! - [`Erasing`] overwrites a random box of each normalized image (timm's `RandomErasing`);
 //!   [`erased`] adds it as a stage.
 //! - [`Mixup`] mixes whole batches (Mixup or CutMix, timm's batch mode) and makes their soft

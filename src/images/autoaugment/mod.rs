@@ -1,10 +1,12 @@
 //! Automatic augmentation policies: timm's `RandAugment` (`rand-m9-mstd0.5-inc1`, the ImageNet
-//! recipe of timm's training script), torchvision's `RandAugment` and `TrivialAugmentWide`, on
-//! resized `u8` images, drawn per image and epoch from a seed.
+//! recipe of timm's training script), AutoAugment tables (`original`, `v0`, `3a`...) and AugMix
+//! (`augmix.rs`), torchvision's `RandAugment` and `TrivialAugmentWide`, on resized `u8` images,
+//! drawn per image and epoch from a seed.
 //!
 //! ```text
 //!  Image<u8> ─draw(seed, epoch, index)─▶ [AugmentOp; n] ─apply each in turn─▶ Image<u8>
 //!     colour ops (pixel.rs): tables and blends        geometric ops (warp.rs): inverse affine map + filter
+//!     blur (blur.rs): Pillow's box blurs              timm's names and levels (timm.rs) → AugmentOp
 //! ```
 //!
 //! A policy draws its operations and their magnitudes for an image from the image's own
