@@ -284,6 +284,11 @@ impl Uniform {
         (((self.0.next() >> 32) * u64::from(n)) >> 32) as u32
     }
 
+    /// One of `items`, evenly (`items` is not empty).
+    pub(super) fn choose<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u32) as usize]
+    }
+
     /// `Beta(alpha, alpha)`, as `X / (X + Y)` of two `Gamma(alpha)` draws.
     pub(super) fn beta(&mut self, alpha: f64) -> f64 {
         let (x, y) = (self.gamma(alpha), self.gamma(alpha));

@@ -115,9 +115,16 @@ impl AugMix {
         self
     }
 
-    /// The geometric operations' sampling filter (`None`: bilinear or bicubic at random).
-    pub fn resample(mut self, resample: Option<Resample>) -> Self {
-        self.hp.resample = resample;
+    /// The geometric operations' sampling filter.
+    pub fn resample(mut self, resample: Resample) -> Self {
+        self.hp.resample = Some(resample);
+        self
+    }
+
+    /// Bilinear or bicubic, drawn for each geometric operation (timm's `random` interpolation,
+    /// the default).
+    pub fn random_resample(mut self) -> Self {
+        self.hp.resample = None;
         self
     }
 
@@ -138,8 +145,7 @@ impl AugMix {
         let chains = (0..self.width)
             .map(|_| {
                 let depth = self.depth.unwrap_or_else(|| 1 + rng.below(3));
-                let ops: Vec<_> =
-                    (0..depth).map(|_| timm::AUGMIX[rng.below(timm::AUGMIX.len() as u32) as usize]).collect();
+                let ops: Vec<_> = (0..depth).map(|_| rng.choose(&timm::AUGMIX)).collect();
                 ops.into_iter()
                     .filter_map(|op| timm::draw_step(op, 1.0, self.magnitude, &self.hp, &mut rng, size))
                     .collect()
@@ -323,6 +329,23 @@ mod tests {
         assert!((mean - 4.5).abs() < 0.3 && degrees.iter().all(|&d| d <= 9.0), "mean |rotation| {mean}");
         let fixed = AugMix::timm(3, "augmix-m3-w2-d2-mstd0").unwrap().draw(&sample(0), 224, 224);
         assert!(fixed.chains.iter().all(|c| c.len() == 2));
+        let resample = |op: &AugmentOp| match *op {
+            AugmentOp::Rotate { resample, .. }
+            | AugmentOp::ShearX { resample, .. }
+            | AugmentOp::ShearY { resample, .. }
+            | AugmentOp::TranslateX { resample, .. }
+            | AugmentOp::TranslateY { resample, .. } => Some(resample),
+            _ => None,
+        };
+        let filters = |policy: AugMix| -> HashSet<Resample> {
+            (0..300)
+                .flat_map(|i| policy.draw(&sample(i), 224, 224).chains.concat())
+                .filter_map(|op| resample(&op))
+                .collect()
+        };
+        assert_eq!(filters(policy), HashSet::from([Resample::Bilinear, Resample::Bicubic]), "timm's random filter");
+        assert_eq!(filters(policy.resample(Resample::Nearest)), HashSet::from([Resample::Nearest]));
+        assert_eq!(filters(policy.resample(Resample::Nearest).random_resample()), filters(policy));
     }
 
     #[test]

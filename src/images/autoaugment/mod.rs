@@ -349,16 +349,15 @@ impl RandAugment {
             Policy::Timm(t) => {
                 let hp = Hparams { resample: self.resample, ..t.hp };
                 let ops = match t.choices {
-                    Choices::Even(set) => (0..t.layers).map(|_| set[rng.below(set.len() as u32) as usize]).collect(),
+                    Choices::Even(set) => (0..t.layers).map(|_| rng.choose(set)).collect(),
                     Choices::Weighted(set) => timm::weighted_without_replacement(set, t.layers as usize, &mut rng),
                 };
                 ops.into_iter().filter_map(|op| timm::draw_step(op, t.prob, t.magnitude, &hp, &mut rng, size)).collect()
             }
             Policy::AutoAugment { table, hp } => {
                 let hp = Hparams { resample: self.resample, ..hp };
-                let subs = table.sub_policies();
-                let sub = subs[rng.below(subs.len() as u32) as usize];
-                sub.iter()
+                rng.choose(table.sub_policies())
+                    .iter()
                     .filter_map(|&(op, prob, m)| timm::draw_step(table.op(op), prob, f64::from(m), &hp, &mut rng, size))
                     .collect()
             }
