@@ -16,9 +16,7 @@
 
 use super::op::AugmentOp;
 use super::timm::{self, Hparams};
-use super::{
-    IMAGENET_MEAN_FILL, LEVEL_DENOM, MAX_LAYERS, RandAugment, RandAugmentError, Resample, STREAM, check_shape, numbered,
-};
+use super::{IMAGENET_MEAN_FILL, MAX_LAYERS, RandAugment, RandAugmentError, Resample, STREAM, check_shape, numbered};
 use crate::images::augment::Uniform;
 use crate::images::{CHANNELS, Image, ImageError, Sample};
 
@@ -44,6 +42,8 @@ pub struct AugMix {
     blended: bool,
     hp: Hparams,
     fill: [u8; CHANNELS],
+    /// `None`: bilinear or bicubic at random.
+    resample: Option<Resample>,
 }
 
 /// What [`AugMix::draw`] draws for one image.
@@ -71,7 +71,7 @@ impl AugMix {
         if sections.next() != Some("augmix") {
             return Err(RandAugmentError::Unknown(config.to_owned()));
         }
-        let hp = Hparams { std: f64::INFINITY, max: LEVEL_DENOM, translate: 0.3, resample: None };
+        let hp = Hparams { std: f64::INFINITY, translate: 0.3, ..Hparams::TRAIN };
         let mut mix = Self {
             seed,
             magnitude: 3.0,
@@ -81,6 +81,7 @@ impl AugMix {
             blended: false,
             hp,
             fill: IMAGENET_MEAN_FILL,
+            resample: None,
         };
         for section in sections {
             let bad = |reason: &str| RandAugmentError::section(config, section, reason);
@@ -117,14 +118,14 @@ impl AugMix {
 
     /// The geometric operations' sampling filter.
     pub fn resample(mut self, resample: Resample) -> Self {
-        self.hp.resample = Some(resample);
+        self.resample = Some(resample);
         self
     }
 
     /// Bilinear or bicubic, drawn for each geometric operation (timm's `random` interpolation,
     /// the default).
     pub fn random_resample(mut self) -> Self {
-        self.hp.resample = None;
+        self.resample = None;
         self
     }
 
@@ -147,7 +148,7 @@ impl AugMix {
                 let depth = self.depth.unwrap_or_else(|| 1 + rng.below(3));
                 let ops: Vec<_> = (0..depth).map(|_| rng.choose(&timm::AUGMIX)).collect();
                 ops.into_iter()
-                    .filter_map(|op| timm::draw_step(op, 1.0, self.magnitude, &self.hp, &mut rng, size))
+                    .filter_map(|op| timm::draw_step(op, 1.0, self.magnitude, &self.hp, self.resample, &mut rng, size))
                     .collect()
             })
             .collect();
@@ -158,8 +159,7 @@ impl AugMix {
     pub fn apply(&self, mut image: Image<u8>) -> Result<Image<u8>, ImageError> {
         check_shape(&image)?;
         let draw = self.draw(&image.sample, image.width, image.height);
-        let original = image.clone();
-        let chain = |ops: &[AugmentOp]| {
+        let chain = |original: &Image<u8>, ops: &[AugmentOp]| {
             let mut out = original.clone();
             for op in ops {
                 op.apply(&mut out, self.fill);
@@ -167,6 +167,8 @@ impl AugMix {
             out.data
         };
         if self.blended {
+            // Every chain starts from the input, which the blends overwrite: keep a copy.
+            let original = image.clone();
             // timm's `_apply_blended`: blend weights that leave each chain its share of m.
             let mut alphas = vec![0f32; draw.weights.len()];
             let mut kept = 1.0f64;
@@ -176,7 +178,7 @@ impl AugMix {
                 alphas[i] = alpha as f32;
             }
             for (ops, alpha) in draw.chains.iter().zip(alphas) {
-                let augmented = chain(ops);
+                let augmented = chain(&original, ops);
                 for (x, a) in image.data.iter_mut().zip(augmented) {
                     *x = pillow_blend(*x, a, alpha);
                 }
@@ -184,7 +186,7 @@ impl AugMix {
         } else {
             let mut mixed = vec![0f32; image.data.len()];
             for (ops, &w) in draw.chains.iter().zip(&draw.weights) {
-                for (m, v) in mixed.iter_mut().zip(chain(ops)) {
+                for (m, v) in mixed.iter_mut().zip(chain(&image, ops)) {
                     *m += w * f32::from(v);
                 }
             }

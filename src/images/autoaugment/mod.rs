@@ -186,7 +186,7 @@ impl RandAugment {
         if sections.next() != Some("rand") {
             return Err(RandAugmentError::Unknown(config.to_owned()));
         }
-        let hp = Hparams { std: 0.0, max: LEVEL_DENOM, translate: 0.45, resample: None };
+        let hp = Hparams::TRAIN;
         let mut t = Timm { layers: 2, magnitude: LEVEL_DENOM, prob: 0.5, hp, choices: Choices::Even(&timm::RAND) };
         let (mut increasing, mut set) = (false, None);
         for section in sections {
@@ -245,7 +245,7 @@ impl RandAugment {
         let Some(&(_, table)) = Table::NAMES.iter().find(|(n, _)| *n == name) else {
             return Err(RandAugmentError::Unknown(config.to_owned()));
         };
-        let mut hp = Hparams { std: 0.0, max: LEVEL_DENOM, translate: 0.45, resample: None };
+        let mut hp = Hparams::TRAIN;
         for section in sections {
             let bad = |reason: &str| RandAugmentError::section(config, section, reason);
             match numbered(section) {
@@ -347,20 +347,21 @@ impl RandAugment {
         let size = (f64::from(width), f64::from(height));
         match self.policy {
             Policy::Timm(t) => {
-                let hp = Hparams { resample: self.resample, ..t.hp };
                 let ops = match t.choices {
                     Choices::Even(set) => (0..t.layers).map(|_| rng.choose(set)).collect(),
                     Choices::Weighted(set) => timm::weighted_without_replacement(set, t.layers as usize, &mut rng),
                 };
-                ops.into_iter().filter_map(|op| timm::draw_step(op, t.prob, t.magnitude, &hp, &mut rng, size)).collect()
-            }
-            Policy::AutoAugment { table, hp } => {
-                let hp = Hparams { resample: self.resample, ..hp };
-                rng.choose(table.sub_policies())
-                    .iter()
-                    .filter_map(|&(op, prob, m)| timm::draw_step(table.op(op), prob, f64::from(m), &hp, &mut rng, size))
+                ops.into_iter()
+                    .filter_map(|op| timm::draw_step(op, t.prob, t.magnitude, &t.hp, self.resample, &mut rng, size))
                     .collect()
             }
+            Policy::AutoAugment { table, hp } => rng
+                .choose(table.sub_policies())
+                .iter()
+                .filter_map(|&(op, prob, m)| {
+                    timm::draw_step(table.op(op), prob, f64::from(m), &hp, self.resample, &mut rng, size)
+                })
+                .collect(),
             Policy::Torchvision { layers, bin } => {
                 (0..layers).map(|_| self.torchvision_op(&RA_SPACE, Some(bin), &mut rng, size)).collect()
             }

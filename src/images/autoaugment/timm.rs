@@ -213,7 +213,7 @@ pub(super) const V0: [SubPolicy; 25] = [
 pub(super) const THREE_A: [SubPolicy; 3] =
     [&[(Solarize, 1.0, 5)], &[(Desaturate, 1.0, 10)], &[(GaussianBlurRand, 1.0, 10)]];
 
-/// What timm's `AugmentOp` reads from its hyper-parameters, and the sampling it was given.
+/// What timm's `AugmentOp` reads from its hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Hparams {
     /// The magnitude's standard deviation; infinite: uniform in `[0, magnitude]`.
@@ -222,17 +222,23 @@ pub(super) struct Hparams {
     pub(super) max: f64,
     /// Relative translations' largest share of the side (`translate_pct`).
     pub(super) translate: f64,
-    /// The geometric operations' filter; `None`: bilinear or bicubic at random.
-    pub(super) resample: Option<Resample>,
+}
+
+impl Hparams {
+    /// timm's defaults as its training script passes them: fixed magnitudes clamped to 10,
+    /// translations up to 45 % of the side.
+    pub(super) const TRAIN: Hparams = Hparams { std: 0.0, max: LEVEL_DENOM, translate: 0.45 };
 }
 
 /// timm's `AugmentOp.__call__` for `op` at `prob` and `magnitude`: `None` when the probability
-/// skips it, else the Pillow operation with its drawn argument, for a `w × h` image.
+/// skips it, else the Pillow operation with its drawn argument, for a `w × h` image; geometric
+/// operations sample with `resample` (`None`: bilinear or bicubic at random).
 pub(super) fn draw_step(
     op: TimmOp,
     prob: f64,
     magnitude: f64,
     hp: &Hparams,
+    resample: Option<Resample>,
     rng: &mut Uniform,
     (w, h): (f64, f64),
 ) -> Option<AugmentOp> {
@@ -252,7 +258,7 @@ pub(super) fn draw_step(
     // The enhancements' factor: fixed by the level, or 1 ± 0.9 level ("increasing").
     let fixed = (1.8 * level + 0.1) as f32;
     let increasing = |rng: &mut Uniform| (1.0 + signed(rng, 0.9 * level)).max(0.1) as f32;
-    let pick = |rng: &mut Uniform| pick_resample(hp.resample, rng);
+    let pick = |rng: &mut Uniform| pick_resample(resample, rng);
     let solarize = whole(256.0 * level).min(256);
     Some(match op {
         AutoContrast => AugmentOp::AutoContrast,
