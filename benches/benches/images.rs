@@ -23,7 +23,9 @@
 //! `timm_rand_m9_mstd05_inc1` (timm's recipe, `RandAugment::timm`), `ta_wide`
 //! (`RandAugment::trivial_wide`), `timm_original` and `timm_3a` (timm's AutoAugment tables),
 //! `augmix_m3_w3` (timm's AugMix defaults), and single operations at a strong magnitude:
-//! `rotate_nearest`, `rotate_bilinear`, `rotate_bicubic` (27°), `equalize`, `color` and
+//! `rotate_nearest`, `rotate_bilinear`, `rotate_bicubic` (27°), `shear_x_bilinear`,
+//! `shear_x_bicubic` (factor 0.2), `shear_y_bicubic` (−0.25), `translate_y_bilinear` (−40.3
+//! pixels), `equalize`, `color` and
 //! `sharpness` (factor 1.8), `gaussian_blur` (radius 1).
 //!
 //! Group `images_png` runs `decode_resize_one_core` and the two pipelines on the same 512 images
@@ -207,6 +209,10 @@ fn collate_group(c: &mut Criterion) {
         ("rotate_nearest", rotate(Resample::Nearest)),
         ("rotate_bilinear", rotate(Resample::Bilinear)),
         ("rotate_bicubic", rotate(Resample::Bicubic)),
+        ("shear_x_bilinear", AugmentOp::ShearX { factor: 0.2, resample: Resample::Bilinear }),
+        ("shear_x_bicubic", AugmentOp::ShearX { factor: 0.2, resample: Resample::Bicubic }),
+        ("shear_y_bicubic", AugmentOp::ShearY { factor: -0.25, resample: Resample::Bicubic }),
+        ("translate_y_bilinear", AugmentOp::TranslateY { pixels: -40.3, resample: Resample::Bilinear }),
         ("equalize", AugmentOp::Equalize),
         ("color", AugmentOp::Color(1.8)),
         ("sharpness", AugmentOp::Sharpness(1.8)),

@@ -33,7 +33,7 @@ pub(super) fn gaussian_blur(image: &mut Image<u8>, radius: f32) {
 }
 
 /// The `w × h` RGB image `data` turned into its `h × w` transpose.
-fn transpose(data: &[u8], w: usize, h: usize) -> Vec<u8> {
+pub(super) fn transpose(data: &[u8], w: usize, h: usize) -> Vec<u8> {
     let mut out = vec![0u8; data.len()];
     for (y, row) in data.chunks_exact(w * CHANNELS).enumerate() {
         for (x, px) in row.chunks_exact(CHANNELS).enumerate() {

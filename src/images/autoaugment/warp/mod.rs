@@ -12,7 +12,11 @@
 //! points are found as Pillow finds them, so the same pixels take the fill (the module's tests
 //! compare with Pillow's output).
 
+use std::ops::Range;
+
 use crate::images::{CHANNELS, Image};
+
+mod rows;
 
 /// How a geometric operation samples the input between pixel centres.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,54 +64,104 @@ impl Affine {
 
 /// `image` mapped through `map`; points outside the input take `fill`.
 pub(super) fn warp(image: &mut Image<u8>, map: &Affine, resample: Resample, fill: [u8; CHANNELS]) {
-    let src = Source { data: &image.data, w: image.width as usize, h: image.height as usize };
-    image.data = match resample {
-        Resample::Nearest => {
-            src.map(map.stepped(), fill, |s, u, v| s.pixel((u >> FRACTION) as usize, (v >> FRACTION) as usize))
-        }
-        Resample::Bilinear => src.map(map.filtered(&src), fill, |s, u, v| s.bilinear(u - HALF, v - HALF)),
-        Resample::Bicubic => {
-            let weights = CubicWeights::new();
-            src.map(map.filtered(&src), fill, |s, u, v| s.bicubic(u - HALF, v - HALF, &weights))
-        }
-    };
+    let (w, h) = (image.width as usize, image.height as usize);
+    let steps = map.steps();
+    let exact = map.exact();
+    if rows::fits(&steps, w, h) {
+        let src = Source { data: &image.data, w, h };
+        image.data = src.warp(&steps, exact, resample, fill, Path::Rows);
+    } else if rows::fits(&steps.transposed(), h, w) {
+        // Columns keep their fraction (a shear or move along y): rows of the transpose do.
+        let turned = super::blur::transpose(&image.data, w, h);
+        let src = Source { data: &turned, w: h, h: w };
+        let exact = move |x, y| {
+            let (u, v) = exact(y, x);
+            (v, u)
+        };
+        let warped = src.warp(&steps.transposed(), exact, resample, fill, Path::TransposedRows);
+        image.data = super::blur::transpose(&warped, h, w);
+    } else {
+        let src = Source { data: &image.data, w, h };
+        image.data = src.warp(&steps, exact, resample, fill, Path::PerPixel);
+    }
+}
+
+/// How `Source::warp` goes over the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Every pixel on its own.
+    PerPixel,
+    /// Each row's inside span at once (`rows.rs`), the rest per pixel.
+    Rows,
+    /// As `Rows`, on the transposed image: the bicubic filter runs its passes the other way
+    /// round (columns of the transpose first), so its rounding is the untransposed image's.
+    TransposedRows,
+}
+
+/// Where output pixel `(x, y)`'s point lies, in fixed point: `first + x × along + y × down` (as
+/// Pillow's nearest filter steps it, `affine_fixed`), each a `(u, v)` pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Steps {
+    first: [i64; 2],
+    along: [i64; 2],
+    down: [i64; 2],
+}
+
+impl Steps {
+    fn at(&self, x: i64, y: i64) -> (i64, i64) {
+        let [first, along, down] = [self.first, self.along, self.down];
+        (first[0] + x * along[0] + y * down[0], first[1] + x * along[1] + y * down[1])
+    }
+
+    /// The same points for the transposed image: output `(y, x)` reads input `(v, u)`.
+    fn transposed(&self) -> Self {
+        let [first, along, down] = [self.first, self.along, self.down];
+        Self { first: [first[1], first[0]], along: [down[1], down[0]], down: [along[1], along[0]] }
+    }
 }
 
 impl Affine {
-    /// Output pixel `(x, y)`'s point as Pillow's nearest filter finds it (`affine_fixed`): the
-    /// first centre's point in fixed point, plus fixed steps along rows and columns. Where a
-    /// point lands on a pixel's edge, the steps' rounding decides the pixel: Pillow's pixel.
-    fn stepped(&self) -> impl Fn(i64, i64) -> (i64, i64) {
+    /// The first centre's point and the fixed steps along rows and columns. Where a point lands
+    /// on a pixel's edge, the steps' rounding decides the pixel: Pillow's pixel.
+    fn steps(&self) -> Steps {
         let [a, b, c, d, e, f] = self.0;
-        let (first_u, first_v) = (fixed(c + a * 0.5 + b * 0.5), fixed(f + d * 0.5 + e * 0.5));
-        let (step_u, step_v, down_u, down_v) = (fixed(a), fixed(d), fixed(b), fixed(e));
-        move |x, y| (first_u + x * step_u + y * down_u, first_v + x * step_v + y * down_v)
-    }
-
-    /// The point for the bilinear and bicubic filters: stepped, which is within `(1 + x + y) / 2`
-    /// units of the exact point (each fixed step rounds by up to half a unit), and exact
-    /// wherever that leaves in doubt which side of the image's edge it is on.
-    fn filtered(&self, src: &Source<'_>) -> impl Fn(i64, i64) -> (i64, i64) {
-        let (stepped, exact) = (self.stepped(), self.exact());
-        let (end_u, end_v) = (src.w as i64 * UNIT, src.h as i64 * UNIT);
-        move |x, y| {
-            let (u, v) = stepped(x, y);
-            let slack = x + y + 2;
-            let near = |t: i64, end: i64| t.abs() <= slack || (t - end).abs() <= slack;
-            if near(u, end_u) || near(v, end_v) { exact(x, y) } else { (u, v) }
+        Steps {
+            first: [fixed(c + a * 0.5 + b * 0.5), fixed(f + d * 0.5 + e * 0.5)],
+            along: [fixed(a), fixed(d)],
+            down: [fixed(b), fixed(e)],
         }
     }
 
     /// The point as Pillow's bilinear and bicubic filters find it (`affine_transform`): in
     /// `f64` from the pixel's centre, then floored to fixed point (exactly: the scale is a power
     /// of two), so the inside test is Pillow's.
-    fn exact(&self) -> impl Fn(i64, i64) -> (i64, i64) {
+    fn exact(&self) -> impl Fn(i64, i64) -> (i64, i64) + Copy {
         let [a, b, c, d, e, f] = self.0;
         move |x, y| {
             let (xc, yc) = (x as f64 + 0.5, y as f64 + 0.5);
             (floor_fixed(a * xc + b * yc + c), floor_fixed(d * xc + e * yc + f))
         }
     }
+}
+
+/// The point for the bilinear and bicubic filters: stepped, which is within `(1 + x + y) / 2`
+/// units of the exact point (each fixed step rounds by up to half a unit), and exact wherever
+/// that leaves in doubt which side of the image's edge it is on.
+fn filtered(
+    steps: Steps,
+    exact: impl Fn(i64, i64) -> (i64, i64),
+    (end_u, end_v): (i64, i64),
+) -> impl Fn(i64, i64) -> (i64, i64) {
+    move |x, y| {
+        let (u, v) = steps.at(x, y);
+        let near = |t: i64, end: i64| t.abs() <= slack(x, y) || (t - end).abs() <= slack(x, y);
+        if near(u, end_u) || near(v, end_v) { exact(x, y) } else { (u, v) }
+    }
+}
+
+/// How far (in fixed-point units) the stepped point of `(x, y)` may be from the exact one.
+fn slack(x: i64, y: i64) -> i64 {
+    x + y + 2
 }
 
 /// Points are fixed-point numbers with this many fractional bits (as Pillow's nearest filter
@@ -139,13 +193,58 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
-    /// A new image: each output pixel's centre mapped through `map`, sampled by `sample` (at a
-    /// fixed-point point) when it lands inside; generic, so each filter gets its own loop.
+    /// `map` applied to this image with `resample`: row by row, the span the row path can take
+    /// (unless `path` is per pixel: then every row reads one band of input rows at one
+    /// fraction) goes through it, and every other pixel through the per-pixel path.
+    fn warp(
+        &self,
+        steps: &Steps,
+        exact: impl Fn(i64, i64) -> (i64, i64),
+        resample: Resample,
+        fill: [u8; CHANNELS],
+        path: Path,
+    ) -> Vec<u8> {
+        let by_rows = path != Path::PerPixel;
+        let end = (self.w as i64 * UNIT, self.h as i64 * UNIT);
+        // The steps by value: through a reference they are reloaded after every byte written.
+        let copy = *steps;
+        let at = move |x, y| copy.at(x, y);
+        match resample {
+            Resample::Nearest => {
+                let pixel = |s: &Self, u, v| s.pixel((u >> FRACTION) as usize, (v >> FRACTION) as usize);
+                let span = |y, row: &mut [u8]| if by_rows { rows::nearest(self, steps, y, row) } else { 0..0 };
+                self.map(at, fill, pixel, span)
+            }
+            Resample::Bilinear => {
+                let span = |y, row: &mut [u8]| if by_rows { rows::bilinear(self, steps, y, row) } else { 0..0 };
+                self.map(filtered(copy, exact, end), fill, |s, u, v| s.bilinear(u - HALF, v - HALF), span)
+            }
+            Resample::Bicubic => {
+                let weights = CubicWeights::new();
+                let columns_first = path == Path::TransposedRows;
+                let span = |y, row: &mut [u8]| {
+                    if by_rows { rows::bicubic(self, steps, &weights, columns_first, y, row) } else { 0..0 }
+                };
+                let points = filtered(copy, exact, end);
+                // One sampler per order, so the per-pixel loop has no branch on it.
+                if columns_first {
+                    self.map(points, fill, |s, u, v| s.bicubic::<true>(u - HALF, v - HALF, &weights), span)
+                } else {
+                    self.map(points, fill, |s, u, v| s.bicubic::<false>(u - HALF, v - HALF, &weights), span)
+                }
+            }
+        }
+    }
+
+    /// A new image: `span` fills part of each row (and says which pixels), and each other output
+    /// pixel's centre is mapped through `point` and sampled by `sample` (at a fixed-point
+    /// point) when it lands inside; generic, so each filter gets its own loop.
     fn map(
         &self,
         point: impl Fn(i64, i64) -> (i64, i64),
         fill: [u8; CHANNELS],
         sample: impl Fn(&Self, i64, i64) -> [u8; CHANNELS],
+        span: impl Fn(usize, &mut [u8]) -> Range<usize>,
     ) -> Vec<u8> {
         let mut out = vec![0u8; self.w * self.h * CHANNELS];
         if out.is_empty() {
@@ -153,10 +252,16 @@ impl Source<'_> {
         }
         let (end_u, end_v) = (self.w as i64 * UNIT, self.h as i64 * UNIT);
         for (y, row) in out.chunks_exact_mut(self.w * CHANNELS).enumerate() {
-            for (x, px) in row.chunks_exact_mut(CHANNELS).enumerate() {
-                let (u, v) = point(x as i64, y as i64);
-                let inside = (0..end_u).contains(&u) && (0..end_v).contains(&v);
-                px.copy_from_slice(&if inside { sample(self, u, v) } else { fill });
+            let done = span(y, row);
+            // One loop body for both sides of the span (the sampler inlines into one copy), and
+            // plain ranges, not a chained one: this is the whole image for a rotation.
+            for xs in [0..done.start, done.end..self.w] {
+                let pixels = row[xs.start * CHANNELS..xs.end * CHANNELS].chunks_exact_mut(CHANNELS);
+                for (x, px) in xs.zip(pixels) {
+                    let (u, v) = point(x as i64, y as i64);
+                    let inside = (0..end_u).contains(&u) && (0..end_v).contains(&v);
+                    px.copy_from_slice(&if inside { sample(self, u, v) } else { fill });
+                }
             }
         }
         out
@@ -203,7 +308,8 @@ impl Source<'_> {
         })
     }
 
-    fn bicubic(&self, u: i64, v: i64, weights: &CubicWeights) -> [u8; CHANNELS] {
+    /// At fixed-point `(u, v)`, as `bilinear`; `COLUMNS_FIRST` on a transposed image.
+    fn bicubic<const COLUMNS_FIRST: bool>(&self, u: i64, v: i64, weights: &CubicWeights) -> [u8; CHANNELS] {
         let (x, y) = (u >> FRACTION, v >> FRACTION);
         let (wx, wy) = (weights.at(u), weights.at(v));
         let (w, h) = (self.w as i64, self.h as i64);
@@ -228,6 +334,20 @@ impl Source<'_> {
         // Fixed point: 14-bit weights; each row's sums drop 7 bits before the column's, so
         // every sum stays in `i32`.
         let mut acc = [0i32; CHANNELS];
+        if COLUMNS_FIRST {
+            for (j, fx) in wx.iter().enumerate() {
+                let mut column = [0i32; CHANNELS];
+                for (run, fy) in taps.iter().zip(wy) {
+                    for c in 0..CHANNELS {
+                        column[c] += fy * i32::from(run[j * CHANNELS + c]);
+                    }
+                }
+                for c in 0..CHANNELS {
+                    acc[c] += fx * ((column[c] + (1 << 6)) >> 7);
+                }
+            }
+            return acc.map(|v| ((v + (1 << 20)) >> 21).clamp(0, 255) as u8);
+        }
         for (run, fy) in taps.iter().zip(wy) {
             let mut line = [0i32; CHANNELS];
             for (px, fx) in run.chunks_exact(CHANNELS).zip(wx) {
@@ -358,6 +478,47 @@ mod tests {
             assert_eq!(px(&turned, 0, 0), [1, 1, 1], "{resample:?}: a corner turned out of the image");
             assert_eq!(px(&turned, 4, 0), [77, 140, 3], "{resample:?}: the top middle stays inside");
         }
+    }
+
+    /// `map` through the per-pixel path alone.
+    fn per_pixel(img: &Image<u8>, map: &Affine, resample: Resample, fill: [u8; 3]) -> Vec<u8> {
+        let src = Source { data: &img.data, w: img.width as usize, h: img.height as usize };
+        src.warp(&map.steps(), map.exact(), resample, fill, Path::PerPixel)
+    }
+
+    #[test]
+    fn the_row_path_writes_what_the_per_pixel_path_writes() {
+        // Scrambled values, so that any difference in taps, weights or rounding shows.
+        let img = image(37, 23, |x, y| {
+            let h = x.wrapping_mul(2_654_435_761) ^ (y.wrapping_mul(40_503) << 7);
+            [(h >> 3) as u8, (h >> 11) as u8, (h >> 19) as u8]
+        });
+        let mut maps = vec![];
+        for shift in [-40.0, -36.9, -5.5, -3.25, -0.5, -0.01, 0.0, 0.3, 0.999_99, 1.0, 2.5, 17.75, 36.6, 60.0] {
+            maps.push((Affine::translate(shift, 0.0), true));
+            maps.push((Affine::translate(0.0, shift), true));
+            maps.push((Affine::translate(shift, shift / 3.0), true));
+        }
+        for factor in [-0.9, -0.3, -0.25, -0.013, 0.0, 0.1, 0.2, 0.45, 1.7] {
+            maps.push((Affine::shear_x(factor), true));
+            maps.push((Affine::shear_y(factor), true));
+        }
+        maps.push((Affine::rotate(27.0, 37, 23), false));
+        let mut took_rows = 0;
+        for (map, by_rows) in &maps {
+            let steps = map.steps();
+            let fits = rows::fits(&steps, 37, 23) || rows::fits(&steps.transposed(), 23, 37);
+            assert_eq!(fits, *by_rows, "{map:?}");
+            took_rows += usize::from(fits);
+            for resample in ALL {
+                let mut warped = img.clone();
+                warp(&mut warped, map, resample, [1, 2, 3]);
+                let want = per_pixel(&img, map, resample, [1, 2, 3]);
+                let differ = warped.data.iter().zip(&want).position(|(a, b)| a != b);
+                assert_eq!(differ, None, "{map:?} {resample:?}: first differing value");
+            }
+        }
+        assert_eq!(took_rows, maps.len() - 1);
     }
 
     #[test]

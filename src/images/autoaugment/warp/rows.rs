@@ -1,0 +1,139 @@
+//! The row path of the warp: maps whose points step one whole pixel along each row (a move, or
+//! a shear along x; a shear along y or a vertical move through the transpose).
+//!
+//! ```text
+//!  output row y ─▶ one band of input rows (1, 2 or 4), one fraction, input column = x + shift
+//!     ─▶ the span where no tap is clamped: one pass over the row's bytes (copy | 2×2 | 4×4 taps)
+//!     ─▶ the rest of the row (edges, fill): the per-pixel path in `warp/mod.rs`
+//! ```
+//!
+//! Each pixel of the span gets the same point, taps and arithmetic as the per-pixel path gives
+//! it (the tests compare both on every map), so the two paths write the same bytes; the span
+//! is only faster, because its weights and input rows are the same for the whole row.
+
+use std::ops::Range;
+
+use super::{CubicWeights, FRACTION, HALF, Source, Steps, UNIT, WEIGHT_BITS, WEIGHT_ONE};
+use crate::images::CHANNELS;
+
+/// Whether the row path can take a map of a `w × h` image: its points step exactly one pixel
+/// along x and none along y, and no point's slack (see `filtered`) reaches half a pixel, so a
+/// point whose taps are all inside the image is never one that `filtered` finds exactly.
+pub(super) fn fits(steps: &Steps, w: usize, h: usize) -> bool {
+    steps.along == [UNIT, 0] && w > 0 && h > 0 && ((w + h) as i64) < HALF
+}
+
+/// Row `y`'s span for the nearest filter: the pixels whose points fall inside, copied.
+pub(super) fn nearest(src: &Source<'_>, steps: &Steps, y: usize, row: &mut [u8]) -> Range<usize> {
+    let (u, v) = steps.at(0, y as i64);
+    if !(0..src.h as i64 * UNIT).contains(&v) {
+        return 0..0;
+    }
+    let shift = u >> FRACTION;
+    let span = span(shift, src.w, 0, 0);
+    if span.is_empty() {
+        return span;
+    }
+    let from = ((v >> FRACTION) as usize * src.w) as i64 + shift + span.start as i64;
+    let bytes = span.len() * CHANNELS;
+    let from = from as usize * CHANNELS;
+    row[span.start * CHANNELS..][..bytes].copy_from_slice(&src.data[from..from + bytes]);
+    span
+}
+
+/// Row `y`'s span for the bilinear filter: the pixels whose 2×2 taps are all inside.
+pub(super) fn bilinear(src: &Source<'_>, steps: &Steps, y: usize, row: &mut [u8]) -> Range<usize> {
+    let Some(band) = Band::new(src, steps, y, 0, 1) else { return 0..0 };
+    let drop = FRACTION - WEIGHT_BITS;
+    let (wx, wy) = (band.fraction[0] >> drop, band.fraction[1] >> drop);
+    let (wx, wy) = (wx as u32, wy as u32);
+    let len = band.span.len() * CHANNELS;
+    let [top, bottom] = [0, 1].map(|k| band.input(src, k, len + CHANNELS));
+    let out = &mut row[band.span.start * CHANNELS..][..len];
+    let round = 1 << (2 * WEIGHT_BITS - 1);
+    for (i, o) in out.iter_mut().enumerate() {
+        let blend = |t: &[u8]| u32::from(t[i]) * (WEIGHT_ONE - wx) + u32::from(t[i + CHANNELS]) * wx;
+        *o = ((blend(top) * (WEIGHT_ONE - wy) + blend(bottom) * wy + round) >> (2 * WEIGHT_BITS)) as u8;
+    }
+    band.span
+}
+
+/// Row `y`'s span for the bicubic filter: the pixels whose 4×4 taps are all inside. Each pass
+/// (along rows, then down columns, or the other way round with `columns_first`) drops 7 bits
+/// before the next, as `Source::bicubic` does along rows first.
+pub(super) fn bicubic(
+    src: &Source<'_>,
+    steps: &Steps,
+    weights: &CubicWeights,
+    columns_first: bool,
+    y: usize,
+    row: &mut [u8],
+) -> Range<usize> {
+    let Some(band) = Band::new(src, steps, y, 1, 2) else { return 0..0 };
+    let (wx, wy) = (weights.at(band.fraction[0]), weights.at(band.fraction[1]));
+    let len = band.span.len() * CHANNELS;
+    let rows = [0, 1, 2, 3].map(|k| band.input(src, k, len + 3 * CHANNELS));
+    let out = &mut row[band.span.start * CHANNELS..][..len];
+    let finish = |acc: i32| ((acc + (1 << 20)) >> 21).clamp(0, 255) as u8;
+    if columns_first {
+        for (i, o) in out.iter_mut().enumerate() {
+            let column = |j: usize| {
+                let taps = rows.map(|r| i32::from(r[i + j * CHANNELS]));
+                (wy[0] * taps[0] + wy[1] * taps[1] + wy[2] * taps[2] + wy[3] * taps[3] + (1 << 6)) >> 7
+            };
+            *o = finish(wx[0] * column(0) + wx[1] * column(1) + wx[2] * column(2) + wx[3] * column(3));
+        }
+    } else {
+        for (i, o) in out.iter_mut().enumerate() {
+            let line = |r: &[u8]| {
+                let taps = [0, 1, 2, 3].map(|j| i32::from(r[i + j * CHANNELS]));
+                (wx[0] * taps[0] + wx[1] * taps[1] + wx[2] * taps[2] + wx[3] * taps[3] + (1 << 6)) >> 7
+            };
+            *o = finish(wy[0] * line(rows[0]) + wy[1] * line(rows[1]) + wy[2] * line(rows[2]) + wy[3] * line(rows[3]));
+        }
+    }
+    band.span
+}
+
+/// One output row's input: the first tap's input row and column, the point's fraction, and the
+/// span of output pixels whose taps (`before` rows and columns before the point's pixel, `after`
+/// after it) are all inside the image.
+struct Band {
+    first_row: usize,
+    first_column: i64,
+    fraction: [i64; 2],
+    span: Range<usize>,
+}
+
+impl Band {
+    fn new(src: &Source<'_>, steps: &Steps, y: usize, before: i64, after: i64) -> Option<Self> {
+        let (u, v) = steps.at(0, y as i64);
+        let (u, v) = (u - HALF, v - HALF);
+        let (shift, row) = (u >> FRACTION, v >> FRACTION);
+        if row < before || row + after >= src.h as i64 {
+            return None;
+        }
+        let span = span(shift, src.w, before, after);
+        if span.is_empty() {
+            return None;
+        }
+        let first_column = shift + span.start as i64 - before;
+        let fraction = [u & (UNIT - 1), v & (UNIT - 1)];
+        Some(Self { first_row: (row - before) as usize, first_column, fraction, span })
+    }
+
+    /// `len` bytes of the band's `k`th input row, from the first tap of the span's first pixel.
+    fn input<'a>(&self, src: &Source<'a>, k: usize, len: usize) -> &'a [u8] {
+        let at = ((self.first_row + k) * src.w) as i64 + self.first_column;
+        &src.data[at as usize * CHANNELS..][..len]
+    }
+}
+
+/// The output columns `x` of a row whose input column is `x + shift` that have `before` input
+/// columns to their left and `after` to their right.
+fn span(shift: i64, w: usize, before: i64, after: i64) -> Range<usize> {
+    let w = w as i64;
+    let start = (before - shift).clamp(0, w);
+    let end = (w - after - shift).clamp(start, w);
+    start as usize..end as usize
+}
