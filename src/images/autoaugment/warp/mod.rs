@@ -78,7 +78,7 @@ pub(super) fn warp(image: &mut Image<u8>, map: &Affine, resample: Resample, fill
             let (u, v) = exact(y, x);
             (v, u)
         };
-        let warped = src.warp(&steps.transposed(), exact, resample, fill, Path::TransposedRows);
+        let warped = src.warp(&steps.transposed(), exact, resample, fill, Path::Rows);
         image.data = super::blur::transpose(&warped, h, w);
     } else {
         let src = Source { data: &image.data, w, h };
@@ -86,16 +86,18 @@ pub(super) fn warp(image: &mut Image<u8>, map: &Affine, resample: Resample, fill
     }
 }
 
-/// How `Source::warp` goes over the output.
+/// How `Source::warp` goes over the output, and which way the bicubic filter runs its first
+/// pass (it rounds between its passes, so the order shows in the last bit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
-    /// Every pixel on its own.
+    /// Every pixel on its own, along rows first.
     PerPixel,
-    /// Each row's inside span at once (`rows.rs`), the rest per pixel.
+    /// Each row's inside span at once (`rows.rs`), the rest per pixel; down columns first,
+    /// the order in which the span's first pass serves four output pixels with each value.
     Rows,
-    /// As `Rows`, on the transposed image: the bicubic filter runs its passes the other way
-    /// round (columns of the transpose first), so its rounding is the untransposed image's.
-    TransposedRows,
+    /// Every pixel on its own, down columns first: what `Rows` writes, pixel by pixel.
+    #[cfg(test)]
+    PerPixelColumnsFirst,
 }
 
 /// Where output pixel `(x, y)`'s point lies, in fixed point: `first + x × along + y × down` (as
@@ -170,9 +172,30 @@ const FRACTION: u32 = 16;
 const UNIT: i64 = 1 << FRACTION;
 const HALF: i64 = UNIT / 2;
 
-/// The bilinear weights' bits: a product of two stays in `u32`.
-const WEIGHT_BITS: u32 = 11;
-const WEIGHT_ONE: u32 = 1 << WEIGHT_BITS;
+/// The bilinear weights' bits: a blend of two `u8` along a row stays in `u16` (which
+/// vectorizes eight lanes wide on the baseline instruction set), and one down a column in `u32`.
+const WEIGHT_BITS: u32 = 8;
+const WEIGHT_ONE: u16 = 1 << WEIGHT_BITS;
+
+/// The bilinear weight of the second tap for the fixed-point `t`: its fraction, rounded to
+/// `WEIGHT_BITS` (0 to `WEIGHT_ONE`).
+fn bilinear_weight(t: i64) -> u16 {
+    let drop = FRACTION - WEIGHT_BITS;
+    (((t & (UNIT - 1)) + (1 << (drop - 1))) >> drop) as u16
+}
+
+/// `a` and `b` weighted `WEIGHT_ONE − w` and `w`, not rounded (at most 255 × 2⁸).
+#[inline(always)]
+fn blend_along(a: u8, b: u8, w: u16) -> u16 {
+    u16::from(a) * (WEIGHT_ONE - w) + u16::from(b) * w
+}
+
+/// Two blends along rows weighted down the column, rounded to the nearest `u8`.
+#[inline(always)]
+fn blend_down(top: u16, bottom: u16, w: u16) -> u8 {
+    let sum = u32::from(top) * u32::from(WEIGHT_ONE - w) + u32::from(bottom) * u32::from(w);
+    ((sum + (1 << (2 * WEIGHT_BITS - 1))) >> (2 * WEIGHT_BITS)) as u8
+}
 
 /// `⌊x × 2¹⁶⌋` (without libm's `floor`, a call on the baseline x86-64 target).
 fn floor_fixed(x: f64) -> i64 {
@@ -193,9 +216,9 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
-    /// `map` applied to this image with `resample`: row by row, the span the row path can take
-    /// (unless `path` is per pixel: then every row reads one band of input rows at one
-    /// fraction) goes through it, and every other pixel through the per-pixel path.
+    /// `map` applied to this image with `resample`. On the row path (where every row reads one
+    /// band of input rows at one fraction), each row's span goes through `rows.rs` and the rest
+    /// pixel by pixel; otherwise every pixel goes through the per-pixel path.
     fn warp(
         &self,
         steps: &Steps,
@@ -204,7 +227,7 @@ impl Source<'_> {
         fill: [u8; CHANNELS],
         path: Path,
     ) -> Vec<u8> {
-        let by_rows = path != Path::PerPixel;
+        let by_rows = path == Path::Rows;
         let end = (self.w as i64 * UNIT, self.h as i64 * UNIT);
         // The steps by value: through a reference they are reloaded after every byte written.
         let copy = *steps;
@@ -221,13 +244,11 @@ impl Source<'_> {
             }
             Resample::Bicubic => {
                 let weights = CubicWeights::new();
-                let columns_first = path == Path::TransposedRows;
-                let span = |y, row: &mut [u8]| {
-                    if by_rows { rows::bicubic(self, steps, &weights, columns_first, y, row) } else { 0..0 }
-                };
+                let span =
+                    |y, row: &mut [u8]| if by_rows { rows::bicubic(self, steps, &weights, y, row) } else { 0..0 };
                 let points = filtered(copy, exact, end);
                 // One sampler per order, so the per-pixel loop has no branch on it.
-                if columns_first {
+                if path != Path::PerPixel {
                     self.map(points, fill, |s, u, v| s.bicubic::<true>(u - HALF, v - HALF, &weights), span)
                 } else {
                     self.map(points, fill, |s, u, v| s.bicubic::<false>(u - HALF, v - HALF, &weights), span)
@@ -285,9 +306,7 @@ impl Source<'_> {
     /// At fixed-point `(u, v)` in pixel-index space (centres at whole numbers).
     fn bilinear(&self, u: i64, v: i64) -> [u8; CHANNELS] {
         let (x, y) = (u >> FRACTION, v >> FRACTION);
-        let drop = FRACTION - WEIGHT_BITS;
-        let wx = ((u & (UNIT - 1)) >> drop) as u32;
-        let wy = ((v & (UNIT - 1)) >> drop) as u32;
+        let (wx, wy) = (bilinear_weight(u), bilinear_weight(v));
         let (w, h) = (self.w as i64, self.h as i64);
         let taps: [[u8; 2 * CHANNELS]; 2] = if x >= 0 && y >= 0 && x + 1 < w && y + 1 < h {
             // Inside, the common case: two runs of two pixels, no clamping.
@@ -301,17 +320,20 @@ impl Source<'_> {
                 [a[0], a[1], a[2], b[0], b[1], b[2]]
             })
         };
+        // `blend_along` and `blend_down`'s integers, in `u32` throughout: the same values (none
+        // overflows `u16` along the row), and ~5 % faster one pixel at a time.
+        let (wx, wy, one) = (u32::from(wx), u32::from(wy), u32::from(WEIGHT_ONE));
         std::array::from_fn(|c| {
-            let blend = |t: &[u8; 6]| u32::from(t[c]) * (WEIGHT_ONE - wx) + u32::from(t[c + CHANNELS]) * wx;
-            let (top, bottom) = (blend(&taps[0]), blend(&taps[1]));
-            ((top * (WEIGHT_ONE - wy) + bottom * wy + (1 << (2 * WEIGHT_BITS - 1))) >> (2 * WEIGHT_BITS)) as u8
+            let along = |t: &[u8; 6]| u32::from(t[c]) * (one - wx) + u32::from(t[c + CHANNELS]) * wx;
+            ((along(&taps[0]) * (one - wy) + along(&taps[1]) * wy + (1 << (2 * WEIGHT_BITS - 1))) >> (2 * WEIGHT_BITS))
+                as u8
         })
     }
 
-    /// At fixed-point `(u, v)`, as `bilinear`; `COLUMNS_FIRST` on a transposed image.
+    /// At fixed-point `(u, v)`, as `bilinear`; the first pass down columns or along rows.
     fn bicubic<const COLUMNS_FIRST: bool>(&self, u: i64, v: i64, weights: &CubicWeights) -> [u8; CHANNELS] {
         let (x, y) = (u >> FRACTION, v >> FRACTION);
-        let (wx, wy) = (weights.at(u), weights.at(v));
+        let (wx, wy) = (weights.at(u).map(i32::from), weights.at(v).map(i32::from));
         let (w, h) = (self.w as i64, self.h as i64);
         let taps: [[u8; 4 * CHANNELS]; 4] = if x >= 1 && y >= 1 && x + 2 < w && y + 2 < h {
             let i = ((y - 1) as usize * self.w + (x - 1) as usize) * CHANNELS;
@@ -331,8 +353,8 @@ impl Source<'_> {
                 run
             })
         };
-        // Fixed point: 14-bit weights; each row's sums drop 7 bits before the column's, so
-        // every sum stays in `i32`.
+        // The arithmetic of `cubic_pass` and `cubic_finish`, in loops over the channels (which
+        // the per-pixel path runs faster than their array form).
         let mut acc = [0i32; CHANNELS];
         if COLUMNS_FIRST {
             for (j, fx) in wx.iter().enumerate() {
@@ -343,39 +365,66 @@ impl Source<'_> {
                     }
                 }
                 for c in 0..CHANNELS {
-                    acc[c] += fx * ((column[c] + (1 << 6)) >> 7);
+                    acc[c] += fx * i32::from(cubic_round(column[c]));
                 }
             }
-            return acc.map(|v| ((v + (1 << 20)) >> 21).clamp(0, 255) as u8);
-        }
-        for (run, fy) in taps.iter().zip(wy) {
-            let mut line = [0i32; CHANNELS];
-            for (px, fx) in run.chunks_exact(CHANNELS).zip(wx) {
+        } else {
+            for (run, fy) in taps.iter().zip(wy) {
+                let mut line = [0i32; CHANNELS];
+                for (px, fx) in run.chunks_exact(CHANNELS).zip(wx) {
+                    for c in 0..CHANNELS {
+                        line[c] += fx * i32::from(px[c]);
+                    }
+                }
                 for c in 0..CHANNELS {
-                    line[c] += fx * i32::from(px[c]);
+                    acc[c] += fy * i32::from(cubic_round(line[c]));
                 }
             }
-            for c in 0..CHANNELS {
-                acc[c] += fy * ((line[c] + (1 << 6)) >> 7);
-            }
         }
-        acc.map(|v| ((v + (1 << 20)) >> 21).clamp(0, 255) as u8)
+        acc.map(cubic_finish)
     }
+}
+
+/// The bicubic filter's first pass (along rows, or down columns on a transposed image): four
+/// values weighted in 14-bit fixed point, 8 bits dropped and rounded. The cubic's weights sum to
+/// at most 1.25 and at least −0.25, so the result is within −4,083..20,403: an `i16`, which
+/// the second pass multiplies eight lanes wide.
+#[inline(always)]
+fn cubic_pass(taps: [i32; 4], w: [i16; 4]) -> i16 {
+    cubic_round(cubic_pass_wide(taps, w))
+}
+
+/// A first pass's sum with 8 bits dropped, rounded.
+#[inline(always)]
+fn cubic_round(sum: i32) -> i16 {
+    ((sum + (1 << 7)) >> 8) as i16
+}
+
+/// Four values weighted, not rounded; in `i32` for taps within the first pass's range.
+#[inline(always)]
+fn cubic_pass_wide(taps: [i32; 4], w: [i16; 4]) -> i32 {
+    i32::from(w[0]) * taps[0] + i32::from(w[1]) * taps[1] + i32::from(w[2]) * taps[2] + i32::from(w[3]) * taps[3]
+}
+
+/// The second pass's sum (28 fractional bits in all) rounded into a `u8`.
+#[inline(always)]
+fn cubic_finish(acc: i32) -> u8 {
+    ((acc + (1 << 19)) >> 20).clamp(0, 255) as u8
 }
 
 /// The four cubic weights, in 14-bit fixed point, for each of 256 steps between two pixel
 /// centres: a point's fraction is looked up (to 1/256 of a pixel), not computed.
-struct CubicWeights([[i32; 4]; 256]);
+struct CubicWeights([[i16; 4]; 256]);
 
 impl CubicWeights {
     fn new() -> Self {
         // Rounded half away from zero (not `f32::round`, a libm call on the baseline x86-64 target).
-        let fixed = |w: f32| (w * 16384.0 + 0.5f32.copysign(w)) as i32;
+        let fixed = |w: f32| (w * 16384.0 + 0.5f32.copysign(w)) as i16;
         Self(std::array::from_fn(|i| cubic(i as f32 / 256.0).map(fixed)))
     }
 
     /// The weights for the fractional part of the fixed-point `t`.
-    fn at(&self, t: i64) -> [i32; 4] {
+    fn at(&self, t: i64) -> [i16; 4] {
         self.0[((t & (UNIT - 1)) >> (FRACTION - 8)) as usize]
     }
 }
@@ -481,9 +530,9 @@ mod tests {
     }
 
     /// `map` through the per-pixel path alone.
-    fn per_pixel(img: &Image<u8>, map: &Affine, resample: Resample, fill: [u8; 3]) -> Vec<u8> {
+    fn per_pixel(img: &Image<u8>, map: &Affine, resample: Resample, fill: [u8; 3], path: Path) -> Vec<u8> {
         let src = Source { data: &img.data, w: img.width as usize, h: img.height as usize };
-        src.warp(&map.steps(), map.exact(), resample, fill, Path::PerPixel)
+        src.warp(&map.steps(), map.exact(), resample, fill, path)
     }
 
     #[test]
@@ -507,13 +556,16 @@ mod tests {
         let mut took_rows = 0;
         for (map, by_rows) in &maps {
             let steps = map.steps();
-            let fits = rows::fits(&steps, 37, 23) || rows::fits(&steps.transposed(), 23, 37);
-            assert_eq!(fits, *by_rows, "{map:?}");
-            took_rows += usize::from(fits);
+            let (along, down) = (rows::fits(&steps, 37, 23), rows::fits(&steps.transposed(), 23, 37));
+            assert_eq!(along || down, *by_rows, "{map:?}");
+            took_rows += usize::from(along || down);
+            // The row path runs the bicubic filter down its columns first: those of the image,
+            // or of the transpose (along the image's rows).
+            let path = if along { Path::PerPixelColumnsFirst } else { Path::PerPixel };
             for resample in ALL {
                 let mut warped = img.clone();
                 warp(&mut warped, map, resample, [1, 2, 3]);
-                let want = per_pixel(&img, map, resample, [1, 2, 3]);
+                let want = per_pixel(&img, map, resample, [1, 2, 3], path);
                 let differ = warped.data.iter().zip(&want).position(|(a, b)| a != b);
                 assert_eq!(differ, None, "{map:?} {resample:?}: first differing value");
             }

@@ -13,7 +13,10 @@
 
 use std::ops::Range;
 
-use super::{CubicWeights, FRACTION, HALF, Source, Steps, UNIT, WEIGHT_BITS, WEIGHT_ONE};
+use super::{
+    CubicWeights, FRACTION, HALF, Source, Steps, UNIT, bilinear_weight, blend_along, blend_down, cubic_finish,
+    cubic_pass, cubic_pass_wide,
+};
 use crate::images::CHANNELS;
 
 /// Whether the row path can take a map of a `w × h` image: its points step exactly one pixel
@@ -44,52 +47,42 @@ pub(super) fn nearest(src: &Source<'_>, steps: &Steps, y: usize, row: &mut [u8])
 /// Row `y`'s span for the bilinear filter: the pixels whose 2×2 taps are all inside.
 pub(super) fn bilinear(src: &Source<'_>, steps: &Steps, y: usize, row: &mut [u8]) -> Range<usize> {
     let Some(band) = Band::new(src, steps, y, 0, 1) else { return 0..0 };
-    let drop = FRACTION - WEIGHT_BITS;
-    let (wx, wy) = (band.fraction[0] >> drop, band.fraction[1] >> drop);
-    let (wx, wy) = (wx as u32, wy as u32);
+    let (wx, wy) = (bilinear_weight(band.fraction[0]), bilinear_weight(band.fraction[1]));
     let len = band.span.len() * CHANNELS;
     let [top, bottom] = [0, 1].map(|k| band.input(src, k, len + CHANNELS));
     let out = &mut row[band.span.start * CHANNELS..][..len];
-    let round = 1 << (2 * WEIGHT_BITS - 1);
     for (i, o) in out.iter_mut().enumerate() {
-        let blend = |t: &[u8]| u32::from(t[i]) * (WEIGHT_ONE - wx) + u32::from(t[i + CHANNELS]) * wx;
-        *o = ((blend(top) * (WEIGHT_ONE - wy) + blend(bottom) * wy + round) >> (2 * WEIGHT_BITS)) as u8;
+        let along = |t: &[u8]| blend_along(t[i], t[i + CHANNELS], wx);
+        *o = blend_down(along(top), along(bottom), wy);
     }
     band.span
 }
 
-/// Row `y`'s span for the bicubic filter: the pixels whose 4×4 taps are all inside. Each pass
-/// (along rows, then down columns, or the other way round with `columns_first`) drops 7 bits
-/// before the next, as `Source::bicubic` does along rows first.
+/// Row `y`'s span for the bicubic filter: the pixels whose 4×4 taps are all inside. Down the
+/// band's four rows first (one value per input byte, which four output pixels share), then
+/// along the row, in chunks that stay in the first cache.
 pub(super) fn bicubic(
     src: &Source<'_>,
     steps: &Steps,
     weights: &CubicWeights,
-    columns_first: bool,
     y: usize,
     row: &mut [u8],
 ) -> Range<usize> {
+    const CHUNK: usize = 64 * CHANNELS;
     let Some(band) = Band::new(src, steps, y, 1, 2) else { return 0..0 };
     let (wx, wy) = (weights.at(band.fraction[0]), weights.at(band.fraction[1]));
     let len = band.span.len() * CHANNELS;
     let rows = [0, 1, 2, 3].map(|k| band.input(src, k, len + 3 * CHANNELS));
     let out = &mut row[band.span.start * CHANNELS..][..len];
-    let finish = |acc: i32| ((acc + (1 << 20)) >> 21).clamp(0, 255) as u8;
-    if columns_first {
-        for (i, o) in out.iter_mut().enumerate() {
-            let column = |j: usize| {
-                let taps = rows.map(|r| i32::from(r[i + j * CHANNELS]));
-                (wy[0] * taps[0] + wy[1] * taps[1] + wy[2] * taps[2] + wy[3] * taps[3] + (1 << 6)) >> 7
-            };
-            *o = finish(wx[0] * column(0) + wx[1] * column(1) + wx[2] * column(2) + wx[3] * column(3));
+    let mut columns = [0i16; CHUNK + 3 * CHANNELS];
+    for (chunk, out) in out.chunks_mut(CHUNK).enumerate() {
+        let from = chunk * CHUNK;
+        let columns = &mut columns[..out.len() + 3 * CHANNELS];
+        for (i, value) in columns.iter_mut().enumerate() {
+            *value = cubic_pass(rows.map(|r| i32::from(r[from + i])), wy);
         }
-    } else {
         for (i, o) in out.iter_mut().enumerate() {
-            let line = |r: &[u8]| {
-                let taps = [0, 1, 2, 3].map(|j| i32::from(r[i + j * CHANNELS]));
-                (wx[0] * taps[0] + wx[1] * taps[1] + wx[2] * taps[2] + wx[3] * taps[3] + (1 << 6)) >> 7
-            };
-            *o = finish(wy[0] * line(rows[0]) + wy[1] * line(rows[1]) + wy[2] * line(rows[2]) + wy[3] * line(rows[3]));
+            *o = cubic_finish(cubic_pass_wide([0, 1, 2, 3].map(|j| i32::from(columns[i + j * CHANNELS])), wx));
         }
     }
     band.span
