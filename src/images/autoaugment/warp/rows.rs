@@ -1,5 +1,6 @@
 //! The row path of the warp: maps whose points step one whole pixel along each row (a move, or
-//! a shear along x; a shear along y or a vertical move through the transpose).
+//! a shear along x; a shear along y or a vertical move through the transpose), and, for the
+//! nearest filter, any map.
 //!
 //! ```text
 //!  output row y ─▶ one band of input rows (1, 2 or 4), one fraction, input column = x + shift
@@ -11,6 +12,7 @@
 //! it (the tests compare both on every map), so the two paths write the same bytes; the span
 //! is only faster, because its weights and input rows are the same for the whole row.
 
+use std::cmp::Ordering;
 use std::ops::Range;
 
 use super::{
@@ -26,22 +28,45 @@ pub(super) fn fits(steps: &Steps, w: usize, h: usize) -> bool {
     steps.along == [UNIT, 0] && w > 0 && h > 0 && ((w + h) as i64) < HALF
 }
 
-/// Row `y`'s span for the nearest filter: the pixels whose points fall inside, copied.
+/// Row `y`'s span for the nearest filter, on any map: the pixels whose points fall inside (an
+/// interval: points move along a line), copied whole when the map keeps the row's fraction and
+/// stepped one pixel at a time otherwise.
 pub(super) fn nearest(src: &Source<'_>, steps: &Steps, y: usize, row: &mut [u8]) -> Range<usize> {
     let (u, v) = steps.at(0, y as i64);
-    if !(0..src.h as i64 * UNIT).contains(&v) {
+    let [along_u, along_v] = steps.along;
+    let (w, h) = (src.w as i64, src.h as i64);
+    let (across, down) = (inside(u, along_u, w * UNIT, w), inside(v, along_v, h * UNIT, w));
+    let span = across.start.max(down.start)..across.end.min(down.end);
+    if span.is_empty() {
         return 0..0;
     }
-    let shift = u >> FRACTION;
-    let span = span(shift, src.w, 0, 0);
-    if span.is_empty() {
+    let span = span.start as usize..span.end as usize;
+    let out = &mut row[span.start * CHANNELS..span.end * CHANNELS];
+    let (mut u, mut v) = steps.at(span.start as i64, y as i64);
+    if steps.along == [UNIT, 0] {
+        let from = ((v >> FRACTION) * w + (u >> FRACTION)) as usize * CHANNELS;
+        out.copy_from_slice(&src.data[from..from + out.len()]);
         return span;
     }
-    let from = ((v >> FRACTION) as usize * src.w) as i64 + shift + span.start as i64;
-    let bytes = span.len() * CHANNELS;
-    let from = from as usize * CHANNELS;
-    row[span.start * CHANNELS..][..bytes].copy_from_slice(&src.data[from..from + bytes]);
+    for px in out.chunks_exact_mut(CHANNELS) {
+        px.copy_from_slice(&src.pixel((u >> FRACTION) as usize, (v >> FRACTION) as usize));
+        (u, v) = (u + along_u, v + along_v);
+    }
     span
+}
+
+/// The `x` in `0..w` for which `start + x × step` lies in `0..end`: an interval, as the points
+/// of a row move one way.
+fn inside(start: i64, step: i64, end: i64, w: i64) -> Range<i64> {
+    let (first, past) = match step.cmp(&0) {
+        Ordering::Equal if (0..end).contains(&start) => (0, w),
+        Ordering::Equal => (0, 0),
+        // `start.div_euclid(step)` rounds down, so its negation is ⌈−start / step⌉.
+        Ordering::Greater => (-start.div_euclid(step), (end - 1 - start).div_euclid(step) + 1),
+        Ordering::Less => ((start - end).div_euclid(-step) + 1, start.div_euclid(-step) + 1),
+    };
+    let first = first.clamp(0, w);
+    first..past.clamp(first, w)
 }
 
 /// Row `y`'s span for the bilinear filter: the pixels whose 2×2 taps are all inside.
