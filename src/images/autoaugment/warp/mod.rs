@@ -11,6 +11,18 @@
 //! not the resize's Catmull–Rom. Values are rounded to the nearest `u8` where Pillow truncates;
 //! points are found as Pillow finds them, so the same pixels take the fill (the module's tests
 //! compare with Pillow's output).
+//!
+//! Two paths write the same bytes (a test compares them on every kind of map):
+//!
+//! ```text
+//!  map ─steps one whole pixel along rows (move, shear along x)──────────▶ row path (rows.rs)
+//!      ─steps one whole pixel down columns (shear along y, vertical move)─▶ transpose, row path, transpose
+//!      ─nearest filter, any map───────────────────────────────────────────▶ row path (inside span stepped)
+//!      ─otherwise (a rotation, bilinear or bicubic)─────────────────────────▶ per pixel
+//! ```
+//!
+//! On the row path each row's span whose taps are all inside runs as one pass over its bytes;
+//! the rest of the row (edges, fill) goes pixel by pixel, through the same code as a rotation.
 
 use std::ops::Range;
 

@@ -155,3 +155,22 @@ fn span(shift: i64, w: usize, before: i64, after: i64) -> Range<usize> {
     let end = (w - after - shift).clamp(start, w);
     start as usize..end as usize
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inside_is_exactly_the_xs_whose_points_fall_in_range() {
+        let w = 40;
+        for start in [-5_000_000, -65_536, -1, 0, 1, 32_768, 65_535, 65_536, 1_000_000, 2_621_439, 2_621_440, 9_000_000]
+        {
+            for step in [-131_072, -65_536, -59_000, -7, -1, 0, 1, 3, 28_000, 65_536, 100_000] {
+                let end = w * UNIT;
+                let want: Vec<i64> = (0..w).filter(|&x| (0..end).contains(&(start + x * step))).collect();
+                let got: Vec<i64> = inside(start, step, end, w).collect();
+                assert_eq!(got, want, "start {start}, step {step}");
+            }
+        }
+    }
+}
