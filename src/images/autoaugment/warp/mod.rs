@@ -242,7 +242,7 @@ impl Source<'_> {
     ) -> Vec<u8> {
         let by_rows = path == Path::Rows;
         let end = (self.w as i64 * UNIT, self.h as i64 * UNIT);
-        // The steps by value: through a reference they are reloaded after every byte written.
+        // The per-pixel closures own a copy of the steps (the spans borrow them).
         let copy = *steps;
         let at = move |x, y| copy.at(x, y);
         match resample {
