@@ -169,7 +169,8 @@ fn filtered(
 ) -> impl Fn(i64, i64) -> (i64, i64) {
     move |x, y| {
         let (u, v) = steps.at(x, y);
-        let near = |t: i64, end: i64| t.abs() <= slack(x, y) || (t - end).abs() <= slack(x, y);
+        let slack = slack(x, y);
+        let near = |t: i64, end: i64| t.abs() <= slack || (t - end).abs() <= slack;
         if near(u, end_u) || near(v, end_v) { exact(x, y) } else { (u, v) }
     }
 }

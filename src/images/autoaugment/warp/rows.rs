@@ -131,10 +131,14 @@ impl Band {
         if row < before || row + after >= src.h as i64 {
             return None;
         }
-        let span = span(shift, src.w, before, after);
+        // The output columns `x` whose input column `shift + x` has `before` columns to its left
+        // and `after` to its right.
+        let w = src.w as i64;
+        let span = inside(shift - before, 1, w - before - after, w);
         if span.is_empty() {
             return None;
         }
+        let span = span.start as usize..span.end as usize;
         let first_column = shift + span.start as i64 - before;
         let fraction = [u & (UNIT - 1), v & (UNIT - 1)];
         Some(Self { first_row: (row - before) as usize, first_column, fraction, span })
@@ -145,15 +149,6 @@ impl Band {
         let at = ((self.first_row + k) * src.w) as i64 + self.first_column;
         &src.data[at as usize * CHANNELS..][..len]
     }
-}
-
-/// The output columns `x` of a row whose input column is `x + shift` that have `before` input
-/// columns to their left and `after` to their right.
-fn span(shift: i64, w: usize, before: i64, after: i64) -> Range<usize> {
-    let w = w as i64;
-    let start = (before - shift).clamp(0, w);
-    let end = (w - after - shift).clamp(start, w);
-    start as usize..end as usize
 }
 
 #[cfg(test)]
