@@ -10,8 +10,8 @@ use common::{PLACEMENTS, assert_balanced, start};
 
 use shardpipe::images::{
     AugMix, Augment, Crop, Encoded, Erasing, Fill, Image, ImageBatch, ImageFolder, Layout, LoaderOptions, LoaderState,
-    Mix, MixedBatch, Mixup, Normalize, RandAugment, Sample, batches, decode, erased, loader, mixed, normalized_batches,
-    resize, resize_center, synth,
+    Mix, MixedBatch, Mixup, Normalize, RandAugment, Sample, View, ViewBatch, Views, batches, decode, erased, loader,
+    loader_views, mixed, normalized_batches, resize, resize_center, synth, view_batches,
 };
 use shardpipe::pipeline::Placement;
 
@@ -239,6 +239,59 @@ fn check_augmented_images(augment: Augment) {
     assert_eq!(changed, COUNT, "each epoch crops every image anew");
     let centered = folder.samples().iter().filter(|s| expected(&s.path, w, h) == first[&(0, s.index)]).count();
     assert!(centered <= 2, "{centered} of {COUNT} augmented images equal the center crop");
+}
+
+/// Multi-view loading (DINO's multi-crop shape: two large views and three small ones, one
+/// small one centered): every placement gives each image the views `Views::apply` makes of it
+/// directly, one batch per view with the same samples in the same order, and the account counts
+/// images, not views.
+#[test]
+fn view_batches_hold_each_images_views_in_every_placement() {
+    let folder = ImageFolder::open(dataset()).unwrap().shuffle(4);
+    let global = Augment::new(3).scale(0.4, 1.0).unwrap();
+    let local = Augment::new(3).scale(0.05, 0.4).unwrap();
+    let views = Views::new([
+        View::crop(32, 32, Crop::Random(global)),
+        View::crop(32, 32, Crop::Random(global)),
+        View::crop(16, 16, Crop::Random(local)),
+        View::crop(16, 16, Crop::Random(local)),
+        View::crop(16, 12, Crop::Center(0.875)),
+    ])
+    .unwrap();
+    let want: std::collections::HashMap<(u64, u64), Vec<Image<u8>>> = (0..2)
+        .flat_map(|epoch| folder.epoch(epoch))
+        .map(|s| {
+            let bytes = std::fs::read(&s.path).unwrap();
+            ((s.epoch, s.index), views.apply(decode(Encoded { sample: s, bytes }).unwrap()).unwrap())
+        })
+        .collect();
+    for p in PLACEMENTS {
+        let opts = LoaderOptions { epochs: Some(2), ordered: true, ..LoaderOptions::default() };
+        let chain = view_batches(loader_views(folder.clone(), &opts, views.clone()), 5, 10, false, Layout::Hwc);
+        let Some(mut pipe) = start(chain, p) else { return };
+        for epoch in 0..2 {
+            let got: Vec<ViewBatch<u8>> = pipe.epoch().collect();
+            let order: Vec<Sample> = got.iter().flat_map(|b| b.samples().to_vec()).collect();
+            assert_eq!(order, folder.epoch(epoch), "{p:?}: epoch {epoch} in order");
+            for batch in &got {
+                let shapes: Vec<[usize; 4]> = batch.views.iter().map(|v| v.shape).collect();
+                let b = batch.len();
+                assert_eq!(shapes, [[b, 32, 32, 3], [b, 32, 32, 3], [b, 16, 16, 3], [b, 16, 16, 3], [b, 12, 16, 3]]);
+                for (v, view) in batch.views.iter().enumerate() {
+                    assert_eq!(view.samples, batch.samples(), "{p:?}: view {v} has the batch's samples");
+                    for (i, s) in view.samples.iter().enumerate() {
+                        let direct = &want[&(s.epoch, s.index)][v];
+                        assert!(view.image(i) == direct.data.as_slice(), "{p:?}: view {v} of {}", s.path.display());
+                    }
+                }
+            }
+        }
+        let r = pipe.finish().unwrap();
+        assert_balanced(&r);
+        assert_eq!(r.account.delivered, 2 * COUNT, "{p:?}: images delivered, each with its five views");
+    }
+    let distinct = want.values().filter(|v| v[0] != v[1] && v[2] != v[3]).count();
+    assert!(distinct >= want.len() - 2, "two views of one setting differ: {distinct} of {}", want.len());
 }
 
 /// Each image of a loader run, by (epoch, index), in the order the training loop took them.

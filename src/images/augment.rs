@@ -14,7 +14,7 @@
 use super::autoaugment::AugmentPolicy;
 use super::folder::{SplitMix64, epoch_mix};
 use super::jitter::{ColorJitter, Jitter};
-use super::resize::resize_region;
+use super::resize::{resize_region, resize_region_of};
 use super::{CHANNELS, Image, ImageError, Sample};
 
 /// Crop attempts before the fallback, as torchvision makes.
@@ -216,9 +216,29 @@ impl Augment {
     /// `image`'s drawn crop resized to `width × height` (the filter of
     /// [`resize`](super::resize)), mirrored if the draw says so, then colour-jittered if asked.
     pub fn apply(&self, image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
-        let Draw { crop: (left, top, w, h), flip, color } = self.draw(&image.sample, image.width, image.height);
-        let region = (f64::from(left), f64::from(top), f64::from(w), f64::from(h));
-        let mut out = resize_region(image, width, height, region)?;
+        let draw = self.draw(&image.sample, image.width, image.height);
+        let out = resize_region(image, width, height, region_of(draw.crop))?;
+        self.finish(out, draw)
+    }
+
+    /// [`apply`](Self::apply) on a borrowed image (one of several views of it).
+    pub(crate) fn apply_to(&self, image: &Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
+        let draw = self.draw(&image.sample, image.width, image.height);
+        let out = resize_region_of(image, width, height, region_of(draw.crop))?;
+        self.finish(out, draw)
+    }
+
+    /// The same augmentation drawing from streams of its own for view `view` of each image
+    /// (view 0 draws what `self` draws): two views of one image get independent crops,
+    /// flips, jitter and policy draws even when they share a seed.
+    pub(crate) fn for_view(&self, view: usize) -> Self {
+        let mix = view_mix(view);
+        Self { seed: self.seed ^ mix, auto: self.auto.as_ref().map(|p| p.mixed(mix)), ..*self }
+    }
+
+    /// The resized crop `out` mirrored, jittered and auto-augmented as `draw` and the policy say.
+    fn finish(&self, mut out: Image<u8>, draw: Draw) -> Result<Image<u8>, ImageError> {
+        let Draw { flip, color, .. } = draw;
         if flip {
             mirror(&mut out);
         }
@@ -230,6 +250,17 @@ impl Augment {
             None => Ok(out),
         }
     }
+}
+
+/// A whole-pixel crop box as the resizer's `(left, top, width, height)`.
+fn region_of((left, top, w, h): (u32, u32, u32, u32)) -> (f64, f64, f64, f64) {
+    (f64::from(left), f64::from(top), f64::from(w), f64::from(h))
+}
+
+/// What view `view`'s seeds are mixed with: 0 for the first view, a distinct odd multiple
+/// (apart from the sample index's golden-ratio multiples) for each other.
+pub(super) fn view_mix(view: usize) -> u64 {
+    (view as u64).wrapping_mul(0xd1b5_4a32_d192_ed03)
 }
 
 /// Reverses the pixels of every row.

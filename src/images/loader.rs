@@ -1,10 +1,11 @@
-//! The usual loader chain as a pipeline: folder → read → decode → resize (→ batches).
+//! The usual loader chain as a pipeline: folder → read → decode → resize (→ batches), or
+//! → views (several crops of each image → one batch per view).
 
 use std::sync::Arc;
 
 use super::{
-    BatchPool, Crop, Erasing, Image, ImageBatch, ImageFolder, Layout, Mixable, MixedBatch, Mixup, Normalize, decode,
-    read,
+    BatchPool, Crop, Erasing, Image, ImageBatch, ImageFolder, Layout, Mixable, MixedBatch, Mixup, Normalize, ViewBatch,
+    ViewCollator, Views, decode, read,
 };
 use crate::pipeline::{PipelineBuilder, source_epochs};
 
@@ -67,6 +68,22 @@ const STAGE_BUFFER: usize = 4;
 /// (`resize`). Add `.aggregate(n)` and [`batches`]' collation, or
 /// call [`batches`] on it.
 pub fn loader(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Image<u8>> {
+    let (w, h, crop) = (opts.width, opts.height, opts.crop);
+    let resized = decoded(folder, opts).pipe_blocking(move |img| crop.apply(img, w, h));
+    stage_options(resized.name("resize").concurrency(opts.decode_concurrency), opts).buffer(STAGE_BUFFER)
+}
+
+/// `folder`'s samples read and decoded as [`loader`] does, then made into `views`' views
+/// (stage `views`, in place of `resize`): each item is one image's views, in order, from one
+/// decode. `opts`' `width`, `height` and `crop` are not used: each view has its own. Batch
+/// them with [`view_batches`] or [`normalized_view_batches`].
+pub fn loader_views(folder: ImageFolder, opts: &LoaderOptions, views: Views) -> PipelineBuilder<Vec<Image<u8>>> {
+    let made = decoded(folder, opts).pipe_blocking(move |img| views.apply(img));
+    stage_options(made.name("views").concurrency(opts.decode_concurrency), opts).buffer(STAGE_BUFFER)
+}
+
+/// Stages `read` and `decode`: the part of the chain [`loader`] and [`loader_views`] share.
+fn decoded(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Image<u8>> {
     let epochs = opts.epochs;
     let first = folder.first_epoch();
     let folder = Arc::new(folder);
@@ -76,19 +93,13 @@ pub fn loader(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Imag
     };
     let source = source_epochs(pass).buffer(SOURCE_BUFFER);
     let limit = opts.max_file_bytes;
-    let (w, h, crop) = (opts.width, opts.height, opts.crop);
     let read =
         source.pipe_async(move |s| read(s, limit)).name("read").concurrency(opts.read_concurrency).buffer(STAGE_BUFFER);
     let read = stage_options(read, opts);
-    let decoded = stage_options(
+    stage_options(
         read.pipe_blocking(decode).name("decode").concurrency(opts.decode_concurrency).buffer(STAGE_BUFFER),
         opts,
-    );
-    stage_options(
-        decoded.pipe_blocking(move |img| crop.apply(img, w, h)).name("resize").concurrency(opts.decode_concurrency),
-        opts,
     )
-    .buffer(STAGE_BUFFER)
 }
 
 /// Batches of `size` images collated into one `[B, H, W, C]` buffer each (stages `batch` and
@@ -117,6 +128,35 @@ pub fn normalized_batches(
     let pool = BatchPool::new(POOLED_BATCHES);
     let batched = aggregated(images, size, drop_last);
     batched.pipe(move |images| pool.collate_normalized(images, &normalize, layout)).name("collate")
+}
+
+/// Batches of `size` images' views (`count` per image, as [`loader_views`] makes them), each
+/// view collated into a buffer of its own in `layout` (stages `batch` and `collate`; buffers of
+/// dropped batches are reused, per view).
+pub fn view_batches(
+    views: PipelineBuilder<Vec<Image<u8>>>,
+    count: usize,
+    size: usize,
+    drop_last: bool,
+    layout: Layout,
+) -> PipelineBuilder<ViewBatch<u8>> {
+    let collator = ViewCollator::new(count, POOLED_BATCHES);
+    aggregated(views, size, drop_last).pipe(move |images| collator.collate(images, layout)).name("collate")
+}
+
+/// [`view_batches`] normalized in the same pass, into `f32` buffers: what a PyTorch model
+/// takes with `Layout::Chw`.
+pub fn normalized_view_batches(
+    views: PipelineBuilder<Vec<Image<u8>>>,
+    count: usize,
+    size: usize,
+    drop_last: bool,
+    normalize: Normalize,
+    layout: Layout,
+) -> PipelineBuilder<ViewBatch<f32>> {
+    let collator = ViewCollator::new(count, POOLED_BATCHES);
+    let batched = aggregated(views, size, drop_last);
+    batched.pipe(move |images| collator.collate_normalized(images, &normalize, layout)).name("collate")
 }
 
 /// Each normalized batch's images randomly erased by `erasing` (stage `erase`;

@@ -62,6 +62,7 @@ mod resize;
 mod resume;
 pub mod synth;
 mod tiff;
+mod views;
 mod webp;
 
 use std::path::Path;
@@ -78,10 +79,14 @@ pub use elastic::ElasticError;
 pub use erasing::{ErasedBox, Erasing, ErasingError, Fill};
 pub use folder::{FolderError, ImageFolder, Sample};
 pub use jitter::{Adjust, Jitter};
-pub use loader::{LoaderOptions, batches, erased, loader, mixed, normalized_batches};
+pub use loader::{
+    LoaderOptions, batches, erased, loader, loader_views, mixed, normalized_batches, normalized_view_batches,
+    view_batches,
+};
 pub use mixup::{Mix, Mixable, MixedBatch, Mixup, MixupError};
 pub use resize::{Crop, resize, resize_center};
 pub use resume::{LoaderState, ResumeError, StateError};
+pub use views::{View, ViewBatch, ViewCollator, Views, ViewsError};
 
 /// Channels per pixel: every image is decoded to RGB.
 pub const CHANNELS: usize = 3;
@@ -232,6 +237,17 @@ pub enum ImageErrorKind {
         /// Its height.
         height: u32,
         /// What `data.len()` must be.
+        want: usize,
+    },
+    /// An image in a batch of views had another number of views than the batch's collator
+    /// (images made by one [`Views`] all have its count).
+    #[error("cannot collate views: image {index} has {got} views, not the {want} the collator was made for")]
+    Views {
+        /// Position in the batch.
+        index: usize,
+        /// Its number of views.
+        got: usize,
+        /// The collator's.
         want: usize,
     },
     /// A batch held images of different sizes (resize them to one size first).

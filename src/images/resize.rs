@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use fast_image_resize::images::Image as FrImage;
+use fast_image_resize::images::{Image as FrImage, ImageRef as FrImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
 use super::{Augment, Image, ImageError, ImageErrorKind};
@@ -24,6 +24,17 @@ pub fn resize(image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, Im
 /// evaluation transforms do: torchvision's `Resize(256)` then `CenterCrop(224)` keeps
 /// 224 / 256 = 0.875. `fraction` must be in (0, 1]; 1 is [`resize`].
 pub fn resize_center(image: Image<u8>, width: u32, height: u32, fraction: f64) -> Result<Image<u8>, ImageError> {
+    let region = center_region(&image, width, height, fraction)?;
+    resize_region(image, width, height, region)
+}
+
+/// The region [`resize_center`] resizes.
+fn center_region(
+    image: &Image<u8>,
+    width: u32,
+    height: u32,
+    fraction: f64,
+) -> Result<(f64, f64, f64, f64), ImageError> {
     if !(fraction > 0.0 && fraction <= 1.0) {
         let msg = format!(
             "crop fraction {fraction} is outside (0, 1] (0.875 is torchvision's Resize(256) + CenterCrop(224))"
@@ -32,8 +43,7 @@ pub fn resize_center(image: Image<u8>, width: u32, height: u32, fraction: f64) -
     }
     let (left, top, cw, ch) = center_crop(image.width, image.height, width, height);
     let (kw, kh) = (cw * fraction, ch * fraction);
-    let region = (left + (cw - kw) / 2.0, top + (ch - kh) / 2.0, kw, kh);
-    resize_region(image, width, height, region)
+    Ok((left + (cw - kw) / 2.0, top + (ch - kh) / 2.0, kw, kh))
 }
 
 /// Which region of each image the `resize` stage resizes.
@@ -61,6 +71,16 @@ impl Crop {
             Self::Random(augment) => augment.apply(image, width, height),
         }
     }
+
+    /// [`apply`](Self::apply) reading a borrowed image (one of several views of it).
+    pub(crate) fn apply_to(&self, image: &Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
+        match self {
+            Self::Center(fraction) => {
+                resize_region_of(image, width, height, center_region(image, width, height, *fraction)?)
+            }
+            Self::Random(augment) => augment.apply_to(image, width, height),
+        }
+    }
 }
 
 /// Resizes the `(left, top, width, height)` region of `image` to `width × height`, with the
@@ -71,21 +91,39 @@ pub(crate) fn resize_region(
     height: u32,
     region: (f64, f64, f64, f64),
 ) -> Result<Image<u8>, ImageError> {
-    let whole = (0.0, 0.0, f64::from(image.width), f64::from(image.height));
-    if image.width == width && image.height == height && region == whole {
+    if is_whole(&image, width, height, region) {
         return Ok(image);
     }
-    let Image { sample, width: w, height: h, data } = image;
-    let fail = |msg: String| ImageError::new(&sample.path, ImageErrorKind::Resize(msg));
+    resize_region_of(&image, width, height, region)
+}
+
+/// [`resize_region`] reading a borrowed image, for several crops of one image (its views): the
+/// whole image at the target size comes back as a copy.
+pub(crate) fn resize_region_of(
+    image: &Image<u8>,
+    width: u32,
+    height: u32,
+    region: (f64, f64, f64, f64),
+) -> Result<Image<u8>, ImageError> {
+    if is_whole(image, width, height, region) {
+        return Ok(image.clone());
+    }
+    let fail = |msg: String| ImageError::new(&image.sample.path, ImageErrorKind::Resize(msg));
     if width == 0 || height == 0 {
         return Err(fail(format!("the target {width}×{height} has no pixels")));
     }
     let (left, top, cw, ch) = region;
-    let src = FrImage::from_vec_u8(w, h, data, PixelType::U8x3).map_err(|e| fail(e.to_string()))?;
+    let src =
+        FrImageRef::new(image.width, image.height, &image.data, PixelType::U8x3).map_err(|e| fail(e.to_string()))?;
     let mut dst = FrImage::new(width, height, PixelType::U8x3);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)).crop(left, top, cw, ch);
     RESIZER.with_borrow_mut(|r| r.resize(&src, &mut dst, &options)).map_err(|e| fail(e.to_string()))?;
-    Ok(Image { sample, width, height, data: dst.into_vec() })
+    Ok(Image { sample: image.sample.clone(), width, height, data: dst.into_vec() })
+}
+
+/// Whether `region` is all of `image` and `image` is already `width × height`.
+fn is_whole(image: &Image<u8>, width: u32, height: u32, region: (f64, f64, f64, f64)) -> bool {
+    image.width == width && image.height == height && region == (0.0, 0.0, f64::from(width), f64::from(height))
 }
 
 /// The largest `(left, top, width, height)` box centered in `w × h` with the aspect ratio of

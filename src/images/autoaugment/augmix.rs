@@ -245,6 +245,14 @@ impl AugmentPolicy {
             Self::AugMix(policy) => policy.apply(image),
         }
     }
+
+    /// The same policy with its seed XORed with `mix` (another view's draws).
+    pub(crate) fn mixed(&self, mix: u64) -> Self {
+        match *self {
+            Self::Ops(policy) => Self::Ops(RandAugment { seed: policy.seed ^ mix, ..policy }),
+            Self::AugMix(policy) => Self::AugMix(AugMix { seed: policy.seed ^ mix, ..policy }),
+        }
+    }
 }
 
 #[cfg(test)]
