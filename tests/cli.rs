@@ -141,6 +141,14 @@ fn every_shipped_plan_runs_in_quick_mode_and_accounts_for_every_item() {
     };
     check_run("imagenet", &v);
     assert_eq!((&v["runs"][0]["items"], &v["runs"][0]["failed"]), (&80.into(), &0.into()), "{v}");
+    // The multi-crop plan on the same set: 8 views of each image; then timm's aug-splits form.
+    let Some(v) = json(&["run", "multi-crop", "--set", &images, "--json"]) else { return };
+    check_run("multi-crop", &v);
+    assert_eq!((&v["runs"][0]["items"], &v["runs"][0]["failed"]), (&80.into(), &0.into()), "{v}");
+    let splits = r#"stage.2.views=[{ width = 32, height = 32, augment = { seed = 1 } }, { of = 0, auto_augment = "augmix-m3-w3", seed = 1, copies = 2 }]"#;
+    let Some(v) = json(&["run", "multi-crop", "--set", &images, "--set", splits, "--json"]) else { return };
+    check_run("multi-crop", &v);
+    assert_eq!((&v["runs"][0]["items"], &v["runs"][0]["failed"]), (&80.into(), &0.into()), "{v}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -204,14 +212,14 @@ fn plans_lists_every_shipped_plan_with_its_description() {
     let out = shardpipe(&["plans"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for plan in PLANS.iter().chain(&["imagenet"]) {
+    for plan in PLANS.iter().chain(&["imagenet", "multi-crop"]) {
         assert!(text.lines().any(|l| l.starts_with(plan) && l.len() > plan.len() + 20), "{plan} missing:\n{text}");
     }
 }
 
 #[test]
 fn bad_input_is_one_line_naming_what_to_fix_with_exit_code_2() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 11] = [
         (
             &["run", "default", "--set", "placement.shards=4096"],
             "placement.shards = 4096, but this process may run on only",
@@ -226,6 +234,11 @@ fn bad_input_is_one_line_naming_what_to_fix_with_exit_code_2() {
         (&["run", "default", "--set", "source.count=lots"], "invalid type"),
         (&["run", "default", "--rate", "0"], "--rate 0: the rate must be a positive number"),
         (&["run", "default", "--set", "stage.0.op=decode_jpeg"], "unknown variant `decode_jpeg`"),
+        (
+            &["run", "multi-crop", "--set", "stage.2.views=[{ width = 8 }]"],
+            "stage 3 (op = \"views\"): views[0]: needs `width` and `height`",
+        ),
+        (&["run", "imagenet", "--set", "stage.3.views=[]"], "`views` applies only to op = \"views\""),
         (
             &["run", "default", "--set", "stage.0.max_failure_rate=5"],
             "max_failure_rate must be a fraction strictly between 0 and 1",

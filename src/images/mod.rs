@@ -24,6 +24,9 @@
 //! - [`RandAugment`] is timm's RandAugment and AutoAugment and torchvision's RandAugment and
 //!   TrivialAugmentWide (Pillow's operations, [`AugmentOp`]); [`AugMix`] mixes chains of them;
 //!   [`Augment::auto_augment`] runs either ([`AugmentPolicy`]) after the crop.
+//! - [`Views`] makes several views of each image from one decode (SimCLR's two crops, DINO's
+//!   multi-crop, timm's `--aug-splits`); [`loader_views`] and [`view_batches`] load them as
+//!   one batch per view ([`ViewBatch`]).
 //! - [`Erasing`] overwrites a random box of each normalized image (timm's `RandomErasing`);
 //!   [`erased`] adds it as a stage.
 //! - [`Mixup`] mixes whole batches (Mixup or CutMix, timm's batch mode) and makes their soft

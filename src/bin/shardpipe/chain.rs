@@ -25,6 +25,11 @@ pub enum Kind {
     /// Collated `[B, H, W, C]` (or `[B, C, H, W]`) batches of `Image`s or of `Floats`.
     ImageBatch,
     FloatBatch,
+    /// Several views of each decoded image (`views`): this many.
+    Views(usize),
+    /// Collated batches of views: one buffer per view, of pixels or normalized.
+    ViewBatch,
+    FloatViewBatch,
 }
 
 impl Kind {
@@ -40,6 +45,8 @@ impl Kind {
             Kind::Image => "decoded images".into(),
             Kind::Floats => "normalized images".into(),
             Kind::ImageBatch | Kind::FloatBatch => "image batches".into(),
+            Kind::Views(_) => "views of images".into(),
+            Kind::ViewBatch | Kind::FloatViewBatch => "batches of views".into(),
         }
     }
 }
@@ -110,6 +117,7 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
                 let normalizing = st.mean.is_some() || st.std.is_some();
                 match k {
                     Kind::Image if normalizing => Kind::FloatBatch,
+                    Kind::Views(_) if normalizing => Kind::FloatViewBatch,
                     Kind::Floats if normalizing => {
                         return Err(format!(
                             "{at}: `mean/std` normalize while collating, but these images are normalized already; drop them here or drop the `normalize` stage (one pass is cheaper)"
@@ -122,6 +130,7 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
                         ));
                     }
                     Kind::Image => Kind::ImageBatch,
+                    Kind::Views(_) => Kind::ViewBatch,
                     Kind::Floats => Kind::FloatBatch,
                     k if st.layout.is_some() => {
                         return Err(format!(
@@ -146,6 +155,13 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
                 Kind::Image
             }
             (Op::Resize, k) => return Err(expects("decoded images", &k)),
+            (Op::Views, Kind::Image) => {
+                let specs = st.views.as_deref().ok_or_else(|| {
+                    need("views = [{ width = 224, height = 224, copies = 2, augment = { seed = 7 } }] (the views of each image)")
+                })?;
+                Kind::Views(crate::view_spec::build(specs).map_err(|e| format!("{at}: {e}"))?.count())
+            }
+            (Op::Views, k) => return Err(expects("decoded images", &k)),
             (Op::Normalize, Kind::Image) => Kind::Floats,
             (Op::Normalize, k) => return Err(expects("decoded images", &k)),
             (Op::Route, k) => route_kind(st, k, &at)?,
@@ -203,6 +219,7 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
             (st.width.is_some() || st.height.is_some(), Op::Resize, "width/height"),
             (st.augment.is_some(), Op::Resize, "augment"),
             (st.crop_fraction.is_some(), Op::Resize, "crop_fraction"),
+            (st.views.is_some(), Op::Views, "views"),
             (st.paths.is_some() || st.weights.is_some() || st.batched, Op::Route, "paths/weights/batched"),
         ];
         for (given, op, key) in stray {

@@ -10,6 +10,7 @@ mod ops;
 mod output;
 mod plan;
 mod plot;
+mod view_spec;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

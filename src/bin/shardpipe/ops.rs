@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shardpipe::images::{self, BatchPool, Encoded, Image, ImageBatch, ImageFolder, Normalize, Sample};
+use shardpipe::images::{
+    self, BatchPool, Encoded, Image, ImageBatch, ImageFolder, Normalize, Sample, ViewBatch, ViewCollator,
+};
 use shardpipe::pipeline::{PipelineBuilder, Placement, path, source, source_epochs};
 
 use crate::chain::stage_kinds;
@@ -27,6 +29,10 @@ pub enum Value {
     Floats(Image<f32>),
     Images(ImageBatch<u8>),
     FloatImages(ImageBatch<f32>),
+    /// One image's views, in order.
+    Views(Vec<Image<u8>>),
+    ViewImages(ViewBatch<u8>),
+    FloatViewImages(ViewBatch<f32>),
 }
 
 impl Value {
@@ -36,6 +42,8 @@ impl Value {
             Value::Batch(b) => b.iter().map(Value::items).sum(),
             Value::Images(b) => b.len() as u64,
             Value::FloatImages(b) => b.len() as u64,
+            Value::ViewImages(b) => b.len() as u64,
+            Value::FloatViewImages(b) => b.len() as u64,
             _ => 1,
         }
     }
@@ -54,6 +62,8 @@ impl Value {
             Value::Image(_) => "an image",
             Value::Floats(_) => "a normalized image",
             Value::Images(_) | Value::FloatImages(_) => "an image batch",
+            Value::Views(_) => "an image's views",
+            Value::ViewImages(_) | Value::FloatViewImages(_) => "a batch of views",
         }
     }
 }
@@ -290,6 +300,13 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
                     other => Err(format!("resize expects an image, got {}", other.what())),
                 })
             }
+            Op::Views => {
+                let views = crate::view_spec::build(st.views.as_deref().expect("checked")).expect("checked");
+                b.pipe_blocking(move |v| match v {
+                    Value::Image(img) => views.apply(img).map(Value::Views).map_err(|e| e.to_string()),
+                    other => Err(format!("views expects an image, got {}", other.what())),
+                })
+            }
             Op::Normalize => {
                 let n = normalize_of(st);
                 b.pipe_blocking(move |v| match v {
@@ -318,6 +335,27 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
                     Kind::Image => {
                         collate_stage(agg, image, Value::Images, move |pool, i| pool.collate_layout(i, layout))
                             .name(collate)
+                    }
+                    Kind::Views(count) if st.mean.is_some() || st.std.is_some() => {
+                        let (n, collator) = (normalize_of(st), ViewCollator::new(count, 8));
+                        agg.pipe(move |values| {
+                            let views = views_of(values)?;
+                            collator
+                                .collate_normalized(views, &n, layout)
+                                .map(Value::FloatViewImages)
+                                .map_err(|e| e.to_string())
+                        })
+                        .name(collate)
+                    }
+                    Kind::Views(count) => {
+                        let collator = ViewCollator::new(count, 8);
+                        agg.pipe(move |values| {
+                            collator
+                                .collate(views_of(values)?, layout)
+                                .map(Value::ViewImages)
+                                .map_err(|e| e.to_string())
+                        })
+                        .name(collate)
                     }
                     Kind::Floats => {
                         collate_stage(agg, floats, Value::FloatImages, move |pool, i| pool.collate_layout(i, layout))
@@ -398,6 +436,9 @@ fn route_key(v: &Value) -> u64 {
         Value::Batch(items) => combine(&mut items.iter().map(route_key)),
         Value::Images(b) => combine(&mut b.samples.iter().map(|s| of_path(&s.path))),
         Value::FloatImages(b) => combine(&mut b.samples.iter().map(|s| of_path(&s.path))),
+        Value::Views(v) => v.first().map_or(FNV_OFFSET, |i| of_path(&i.sample.path)),
+        Value::ViewImages(b) => combine(&mut b.samples().iter().map(|s| of_path(&s.path))),
+        Value::FloatViewImages(b) => combine(&mut b.samples().iter().map(|s| of_path(&s.path))),
     }
 }
 
@@ -421,6 +462,13 @@ fn collate_stage<T: Send + 'static, U: Copy + Send + Sync + 'static>(
         let images = images.ok_or("batch: a batch of images held something else")?;
         collate(&pool, images).map(wrap).map_err(|e| e.to_string())
     })
+}
+
+/// The views of each image of a batch (a `batch` after `views`).
+fn views_of(values: Vec<Value>) -> Result<Vec<Vec<Image<u8>>>, String> {
+    let views: Option<Vec<_>> =
+        values.into_iter().map(|v| if let Value::Views(v) = v { Some(v) } else { None }).collect();
+    views.ok_or_else(|| "batch: a batch of views held something else".into())
 }
 
 /// A `normalize` or normalizing `batch` stage's mean and std (ImageNet's where left out).

@@ -21,6 +21,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("imagenet", include_str!("../../../shards/imagenet.toml")),
     ("cache-routing", include_str!("../../../shards/cache-routing.toml")),
     ("batched-routing", include_str!("../../../shards/batched-routing.toml")),
+    ("multi-crop", include_str!("../../../shards/multi-crop.toml")),
 ];
 
 /// A plan file.
@@ -133,6 +134,8 @@ pub struct Stage {
     /// `resize`: the share of the centered crop's sides kept (0.875: torchvision's
     /// `Resize(256)` + `CenterCrop(224)`).
     pub crop_fraction: Option<f64>,
+    /// `views`: the views made of each image (`view_spec`).
+    pub views: Option<Vec<crate::view_spec::ViewSpec>>,
     /// `normalize`: per-channel mean and std in [0, 1] units (default: ImageNet's).
     pub mean: Option<[f32; 3]>,
     pub std: Option<[f32; 3]>,
@@ -239,6 +242,7 @@ pub enum Op {
     Unbatch,
     Decode,
     Resize,
+    Views,
     Normalize,
     Route,
 }
@@ -414,6 +418,7 @@ pub fn op_name(op: Op) -> &'static str {
         Op::Unbatch => "unbatch",
         Op::Decode => "decode",
         Op::Resize => "resize",
+        Op::Views => "views",
         Op::Normalize => "normalize",
         Op::Route => "route",
     }
