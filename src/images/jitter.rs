@@ -11,6 +11,7 @@
 //! nearest `u8`, halves up (torchvision truncates, which darkens by half a level on average).
 
 use super::augment::Uniform;
+use super::lanes::{F4, add, byte_of, div, max, min, mul, round_to_byte, select_eq, select_ge, select_lt, splat, sub};
 use super::{CHANNELS, Image};
 
 /// The ranges of [`ColorJitter`]: each factor is drawn uniformly from
@@ -133,52 +134,106 @@ fn mean_grey(image: &Image<u8>) -> f32 {
     (sum / pixels as f64) as f32
 }
 
-fn saturate(image: &mut Image<u8>, f: f32) {
-    for px in image.data.chunks_exact_mut(CHANNELS) {
-        let g = (1.0 - f) * grey(px);
-        for v in px {
-            *v = to_u8(f * f32::from(*v) + g);
+/// Pixels per block of the per-pixel adjustments: each block is split into one array per
+/// channel and worked on four lanes at a time with the [`lanes`](super::lanes) operations (no
+/// branch, no float-to-integer cast: the pixel-by-pixel loop did not vectorize). It computes
+/// exactly what the pixel-by-pixel form did; the tests keep that form as their reference.
+const LANES: usize = 16;
+
+/// One block: `LANES` pixels, one array per channel.
+type Planes = [[f32; LANES]; CHANNELS];
+
+/// Runs `kernel` on every four pixels of `image` (red, green and blue lanes, written back as
+/// whole numbers in `0..=255`), a block at a time; a short last block is padded.
+fn by_lanes(image: &mut Image<u8>, kernel: impl Fn(&mut F4, &mut F4, &mut F4)) {
+    let run = |block: &mut [u8]| {
+        let mut planes: Planes = [[0.0; LANES]; CHANNELS];
+        for (k, px) in block.chunks_exact(CHANNELS).enumerate() {
+            for c in 0..CHANNELS {
+                planes[c][k] = f32::from(px[c]);
+            }
         }
+        let [r, g, b] = &mut planes;
+        for j in (0..LANES).step_by(4) {
+            let four = |plane: &mut [f32; LANES]| -> F4 { plane[j..j + 4].try_into().expect("four lanes") };
+            let (mut r4, mut g4, mut b4) = (four(r), four(g), four(b));
+            kernel(&mut r4, &mut g4, &mut b4);
+            (r[j..j + 4]).copy_from_slice(&r4);
+            (g[j..j + 4]).copy_from_slice(&g4);
+            (b[j..j + 4]).copy_from_slice(&b4);
+        }
+        for (k, px) in block.chunks_exact_mut(CHANNELS).enumerate() {
+            for c in 0..CHANNELS {
+                px[c] = byte_of(planes[c][k]);
+            }
+        }
+    };
+    let mut blocks = image.data.chunks_exact_mut(CHANNELS * LANES);
+    for block in &mut blocks {
+        run(block);
+    }
+    let rest = blocks.into_remainder();
+    if !rest.is_empty() {
+        let mut padded = [0u8; CHANNELS * LANES];
+        padded[..rest.len()].copy_from_slice(rest);
+        run(&mut padded);
+        rest.copy_from_slice(&padded[..rest.len()]);
     }
 }
 
-/// torchvision's `_rgb2hsv`, the shift, then `_hsv2rgb`, on
-/// `[0, 255]` values (value keeps the scale; hue and saturation are scale-free).
-fn rotate_hue(image: &mut Image<u8>, shift: f32) {
-    for px in image.data.chunks_exact_mut(CHANNELS) {
-        let (r, g, b) = (f32::from(px[0]), f32::from(px[1]), f32::from(px[2]));
-        let (max, min) = (r.max(g).max(b), r.min(g).min(b));
-        let chroma = max - min;
-        if chroma == 0.0 {
-            continue; // a grey has no hue to turn
+fn saturate(image: &mut Image<u8>, f: f32) {
+    let (keep, blend) = (splat(f), splat(1.0 - f));
+    by_lanes(image, |r, g, b| {
+        let grey = add(add(mul(splat(0.2989), *r), mul(splat(0.587), *g)), mul(splat(0.114), *b));
+        let grey = mul(blend, grey);
+        for c in [r, g, b] {
+            *c = round_to_byte(add(mul(keep, *c), grey));
         }
-        let s = chroma / max;
-        let inv = 1.0 / chroma;
-        let (rc, gc, bc) = ((max - r) * inv, (max - g) * inv, (max - b) * inv);
-        let h = if max == r {
-            bc - gc
-        } else if max == g {
-            2.0 + rc - bc
-        } else {
-            4.0 + gc - rc
-        };
-        let h6 = turns(h / 6.0 + shift) * 6.0;
-        let i = h6 as i32; // in 0..=6: h6 is non-negative, so the cast is its floor
-        let f = h6 - i as f32;
-        let v = max;
-        let p = (v * (1.0 - s)).clamp(0.0, 255.0);
-        let q = (v * (1.0 - s * f)).clamp(0.0, 255.0);
-        let t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 255.0);
-        let (r, g, b) = match i % 6 {
-            0 => (v, t, p),
-            1 => (q, v, p),
-            2 => (p, v, t),
-            3 => (p, q, v),
-            4 => (t, p, v),
-            _ => (v, p, q),
-        };
-        (px[0], px[1], px[2]) = (to_u8(r), to_u8(g), to_u8(b));
-    }
+    });
+}
+
+/// torchvision's `_rgb2hsv`, the shift, then `_hsv2rgb`, on `[0, 255]` values (value keeps the
+/// scale; hue and saturation are scale-free), four pixels at a time: every case is computed and
+/// each lane's one selected.
+fn rotate_hue(image: &mut Image<u8>, shift: f32) {
+    // A drawn shift is within half a turn; a hand-made one is brought to [0, 1) first, so one
+    // step of a turn either way below brings every hue back into [0, 1).
+    let shift = if (-0.5..=0.5).contains(&shift) { shift } else { turns(shift) };
+    let (zero, one) = (splat(0.0), splat(1.0));
+    by_lanes(image, |r, g, b| {
+        let (red, green, blue) = (*r, *g, *b);
+        let (v, least) = (max(max(red, green), blue), min(min(red, green), blue));
+        let chroma = sub(v, least);
+        // A grey (no chroma) has no hue to turn: it is written back as it is, and the divisions
+        // below divide by 1 instead of 0 for it.
+        let s = div(chroma, select_eq(chroma, zero, one, v));
+        let inv = div(one, select_eq(chroma, zero, one, chroma));
+        let (rc, gc, bc) = (mul(sub(v, red), inv), mul(sub(v, green), inv), mul(sub(v, blue), inv));
+        let h = select_eq(
+            v,
+            red,
+            sub(bc, gc),
+            select_eq(v, green, sub(add(splat(2.0), rc), bc), sub(add(splat(4.0), gc), rc)),
+        );
+        let x = add(div(h, splat(6.0)), splat(shift));
+        let x = select_lt(x, zero, add(x, one), select_ge(x, one, sub(x, one), x));
+        let h6 = mul(x, splat(6.0));
+        // The sector, floor(h6) in 0..=5, by comparisons (h6 = 6 reads as sector 5 at its end,
+        // which is the same colour as sector 0 at its start).
+        let sector =
+            [1.0, 2.0, 3.0, 4.0, 5.0].into_iter().fold(zero, |i, edge| add(i, select_ge(h6, splat(edge), one, zero)));
+        let f = sub(h6, sector);
+        let clamp = |x: F4| min(max(x, zero), splat(255.0));
+        let p = clamp(mul(v, sub(one, s)));
+        let q = clamp(mul(v, sub(one, mul(s, f))));
+        let t = clamp(mul(v, sub(one, mul(s, sub(one, f)))));
+        // Sectors 0..=5 are (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q).
+        let pick = |at: [F4; 6]| (0..5).fold(at[5], |out, k| select_eq(sector, splat(k as f32), at[k], out));
+        let turned = [pick([v, q, p, p, t, v]), pick([t, v, v, q, p, p]), pick([p, p, t, v, v, q])];
+        for ((c, was), now) in [r, g, b].into_iter().zip([red, green, blue]).zip(turned) {
+            *c = select_eq(chroma, zero, was, round_to_byte(now));
+        }
+    });
 }
 
 #[cfg(test)]
@@ -243,6 +298,88 @@ mod tests {
         }
         let worst = img.data.iter().zip(&before.data).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
         assert!(worst <= 2, "four quarter turns differ by up to {worst} (one rounding per turn)");
+    }
+
+    /// The pixel-by-pixel saturation the block form replaced: the reference it must match.
+    fn saturate_per_pixel(image: &mut Image<u8>, f: f32) {
+        for px in image.data.chunks_exact_mut(CHANNELS) {
+            let g = (1.0 - f) * grey(px);
+            for v in px {
+                *v = to_u8(f * f32::from(*v) + g);
+            }
+        }
+    }
+
+    /// The pixel-by-pixel hue rotation the block form replaced.
+    fn rotate_hue_per_pixel(image: &mut Image<u8>, shift: f32) {
+        for px in image.data.chunks_exact_mut(CHANNELS) {
+            let (r, g, b) = (f32::from(px[0]), f32::from(px[1]), f32::from(px[2]));
+            let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+            let chroma = max - min;
+            if chroma == 0.0 {
+                continue;
+            }
+            let s = chroma / max;
+            let inv = 1.0 / chroma;
+            let (rc, gc, bc) = ((max - r) * inv, (max - g) * inv, (max - b) * inv);
+            let h = if max == r {
+                bc - gc
+            } else if max == g {
+                2.0 + rc - bc
+            } else {
+                4.0 + gc - rc
+            };
+            let h6 = turns(h / 6.0 + shift) * 6.0;
+            let i = h6 as i32;
+            let f = h6 - i as f32;
+            let v = max;
+            let p = (v * (1.0 - s)).clamp(0.0, 255.0);
+            let q = (v * (1.0 - s * f)).clamp(0.0, 255.0);
+            let t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 255.0);
+            let (r, g, b) = match i % 6 {
+                0 => (v, t, p),
+                1 => (q, v, p),
+                2 => (p, v, t),
+                3 => (p, q, v),
+                4 => (t, p, v),
+                _ => (v, p, q),
+            };
+            (px[0], px[1], px[2]) = (to_u8(r), to_u8(g), to_u8(b));
+        }
+    }
+
+    #[test]
+    fn the_block_form_writes_what_the_per_pixel_form_writes() {
+        // Every colour on a grid of step 5 (52³ pixels, greys among them) and three more, so the
+        // last block is short.
+        let side: Vec<u8> = (0..=255).step_by(5).collect();
+        let mut colours: Vec<[u8; 3]> = Vec::new();
+        for &r in &side {
+            for &g in &side {
+                colours.extend(side.iter().map(|&b| [r, g, b]));
+            }
+        }
+        colours.extend([[1, 2, 3], [254, 0, 127], [9, 9, 9]]);
+        let img = image(colours.len() as u32, 1, |x, _| colours[x as usize]);
+        assert_ne!(colours.len() % LANES, 0, "a short last block is covered");
+        for shift in [0.5, 0.33, 0.1, 0.0137, -0.02, -0.25, -0.5] {
+            let (mut block, mut reference) = (img.clone(), img.clone());
+            rotate_hue(&mut block, shift);
+            rotate_hue_per_pixel(&mut reference, shift);
+            assert!(block.data == reference.data, "hue shift {shift}");
+        }
+        for f in [0.0, 0.6, 0.97, 1.0, 1.03, 1.4, 2.5] {
+            let (mut block, mut reference) = (img.clone(), img.clone());
+            saturate(&mut block, f);
+            saturate_per_pixel(&mut reference, f);
+            assert!(block.data == reference.data, "saturation {f}");
+        }
+        // A hand-made shift past half a turn is the same turn.
+        let (mut far, mut near) = (img.clone(), img.clone());
+        rotate_hue(&mut far, 1.25);
+        rotate_hue(&mut near, 0.25);
+        let worst = far.data.iter().zip(&near.data).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+        assert!(worst <= 1, "1.25 turns against 0.25: {worst}");
     }
 
     #[test]

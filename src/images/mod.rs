@@ -57,6 +57,7 @@ mod erasing;
 mod folder;
 mod gif;
 mod jitter;
+mod lanes;
 mod list;
 mod loader;
 mod mixup;
