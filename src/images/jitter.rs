@@ -155,7 +155,7 @@ fn by_lanes(image: &mut Image<u8>, kernel: impl Fn(&mut F4, &mut F4, &mut F4)) {
         }
         let [r, g, b] = &mut planes;
         for j in (0..LANES).step_by(4) {
-            let four = |plane: &mut [f32; LANES]| -> F4 { plane[j..j + 4].try_into().expect("four lanes") };
+            let four = |plane: &[f32; LANES]| -> F4 { [plane[j], plane[j + 1], plane[j + 2], plane[j + 3]] };
             let (mut r4, mut g4, mut b4) = (four(r), four(g), four(b));
             kernel(&mut r4, &mut g4, &mut b4);
             (r[j..j + 4]).copy_from_slice(&r4);
@@ -186,9 +186,9 @@ fn saturate(image: &mut Image<u8>, f: f32) {
     by_lanes(image, |r, g, b| {
         let grey = add(add(mul(splat(0.2989), *r), mul(splat(0.587), *g)), mul(splat(0.114), *b));
         let grey = mul(blend, grey);
-        for c in [r, g, b] {
-            *c = round_to_byte(add(mul(keep, *c), grey));
-        }
+        *r = round_to_byte(add(mul(keep, *r), grey));
+        *g = round_to_byte(add(mul(keep, *g), grey));
+        *b = round_to_byte(add(mul(keep, *b), grey));
     });
 }
 
@@ -220,19 +220,21 @@ fn rotate_hue(image: &mut Image<u8>, shift: f32) {
         let h6 = mul(x, splat(6.0));
         // The sector, floor(h6) in 0..=5, by comparisons (h6 = 6 reads as sector 5 at its end,
         // which is the same colour as sector 0 at its start).
-        let sector =
-            [1.0, 2.0, 3.0, 4.0, 5.0].into_iter().fold(zero, |i, edge| add(i, select_ge(h6, splat(edge), one, zero)));
+        let step = |edge: f32| select_ge(h6, splat(edge), one, zero);
+        let sector = add(add(add(step(1.0), step(2.0)), add(step(3.0), step(4.0))), step(5.0));
         let f = sub(h6, sector);
         let clamp = |x: F4| min(max(x, zero), splat(255.0));
         let p = clamp(mul(v, sub(one, s)));
         let q = clamp(mul(v, sub(one, mul(s, f))));
         let t = clamp(mul(v, sub(one, mul(s, sub(one, f)))));
         // Sectors 0..=5 are (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q).
-        let pick = |at: [F4; 6]| (0..5).fold(at[5], |out, k| select_eq(sector, splat(k as f32), at[k], out));
-        let turned = [pick([v, q, p, p, t, v]), pick([t, v, v, q, p, p]), pick([p, p, t, v, v, q])];
-        for ((c, was), now) in [r, g, b].into_iter().zip([red, green, blue]).zip(turned) {
-            *c = select_eq(chroma, zero, was, round_to_byte(now));
-        }
+        let pick = |at: [F4; 6]| {
+            let is = |k: f32, then: F4, other: F4| select_eq(sector, splat(k), then, other);
+            is(0.0, at[0], is(1.0, at[1], is(2.0, at[2], is(3.0, at[3], is(4.0, at[4], at[5])))))
+        };
+        *r = select_eq(chroma, zero, red, round_to_byte(pick([v, q, p, p, t, v])));
+        *g = select_eq(chroma, zero, green, round_to_byte(pick([t, v, v, q, p, p])));
+        *b = select_eq(chroma, zero, blue, round_to_byte(pick([p, p, t, v, v, q])));
     });
 }
 
