@@ -140,31 +140,26 @@ fn mean_grey(image: &Image<u8>) -> f32 {
 /// exactly what the pixel-by-pixel form did; the tests keep that form as their reference.
 const LANES: usize = 16;
 
-/// One block: `LANES` pixels, one array per channel.
-type Planes = [[f32; LANES]; CHANNELS];
+/// One block: `LANES` pixels, per channel in groups of four lanes.
+type Planes = [[F4; LANES / 4]; CHANNELS];
 
 /// Runs `kernel` on every four pixels of `image` (red, green and blue lanes, written back as
 /// whole numbers in `0..=255`), a block at a time; a short last block is padded.
 fn by_lanes(image: &mut Image<u8>, kernel: impl Fn(&mut F4, &mut F4, &mut F4)) {
     let run = |block: &mut [u8]| {
-        let mut planes: Planes = [[0.0; LANES]; CHANNELS];
+        let mut planes: Planes = [[[0.0; 4]; LANES / 4]; CHANNELS];
         for (k, px) in block.chunks_exact(CHANNELS).enumerate() {
             for c in 0..CHANNELS {
-                planes[c][k] = f32::from(px[c]);
+                planes[c][k / 4][k % 4] = f32::from(px[c]);
             }
         }
         let [r, g, b] = &mut planes;
-        for j in (0..LANES).step_by(4) {
-            let four = |plane: &[f32; LANES]| -> F4 { [plane[j], plane[j + 1], plane[j + 2], plane[j + 3]] };
-            let (mut r4, mut g4, mut b4) = (four(r), four(g), four(b));
-            kernel(&mut r4, &mut g4, &mut b4);
-            (r[j..j + 4]).copy_from_slice(&r4);
-            (g[j..j + 4]).copy_from_slice(&g4);
-            (b[j..j + 4]).copy_from_slice(&b4);
+        for j in 0..LANES / 4 {
+            kernel(&mut r[j], &mut g[j], &mut b[j]);
         }
         for (k, px) in block.chunks_exact_mut(CHANNELS).enumerate() {
             for c in 0..CHANNELS {
-                px[c] = byte_of(planes[c][k]);
+                px[c] = byte_of(planes[c][k / 4][k % 4]);
             }
         }
     };
