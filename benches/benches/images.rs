@@ -16,7 +16,10 @@
 //!
 //! Group `augment` draws and applies training crops to the same 32 images, decoded (not
 //! resized), output 224×224: `crop_flip` (`Augment::new(7)`), `crop_flip_jitter`
-//! (`color_jitter(0.4, 0.4, 0.4, 0.0)`, timm's default) and `crop_flip_jitter_hue` (hue 0.1 too).
+//! (`color_jitter(0.4, 0.4, 0.4, 0.0)`, timm's default), `crop_flip_jitter_hue` (hue 0.1 too),
+//! `crop_bicubic` (the crop resized with `Resample::Bicubic`) and `dino_global` (DINO's first
+//! global view: scale 0.4–1, bicubic, jitter (0.4, 0.4, 0.2, 0.1) at p 0.8, grayscale at 0.2,
+//! always blurred with a radius from 0.1–2).
 //!
 //! Group `autoaugment` applies automatic augmentation to the same 32 images, resized to 224²,
 //! each timed on its own just after it is copied (in cache, as a resize stage's output is):
@@ -237,6 +240,8 @@ fn collate_group(c: &mut Criterion) {
         ("crop_flip", crop),
         ("crop_flip_jitter", crop.color_jitter(0.4, 0.4, 0.4, 0.0).expect("in range")),
         ("crop_flip_jitter_hue", crop.color_jitter(0.4, 0.4, 0.4, 0.1).expect("in range")),
+        ("crop_bicubic", crop.resample(Resample::Bicubic)),
+        ("dino_global", dino_global()),
     ];
     for (name, a) in augments {
         g.bench_function(name, |b| {
@@ -248,6 +253,13 @@ fn collate_group(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// DINO's first global view (`DataAugmentationDINO.global_transfo1`).
+fn dino_global() -> Augment {
+    let a = Augment::new(7).scale(0.4, 1.0).and_then(|a| a.color_jitter(0.4, 0.4, 0.2, 0.1));
+    let a = a.and_then(|a| a.color_jitter_p(0.8)).and_then(|a| a.grayscale(0.2)).and_then(|a| a.blur(1.0, 0.1, 2.0));
+    a.expect("in range").resample(Resample::Bicubic)
 }
 
 /// One group over the set in `format`; `bare_threads` adds `decode_resize_bare_threads`.

@@ -1,5 +1,6 @@
 //! Training-time augmentation: torchvision's `RandomResizedCrop` followed by
-//! `RandomHorizontalFlip` and, when asked for, `ColorJitter`, drawn per image from a seed.
+//! `RandomHorizontalFlip` and, when asked for, `ColorJitter` and the self-supervised recipes'
+//! grayscale, blur and solarize steps (`photometric.rs`), drawn per image from a seed.
 //!
 //! Each image's draw comes from its own generator, seeded with the augmentation's seed, the
 //! sample's epoch and its index in the folder: the same image gets the same crop in every run,
@@ -7,15 +8,16 @@
 //! epoch. Nothing is shared between images, so no lock or atomic is on the path.
 //!
 //! ```text
-//!  Image (W×H) ─draw(seed, epoch, index)─▶ crop box + flip? (+ jitter) ─resize box to w×h─▶ mirror rows?
-//!     ─▶ colour jitter? ─▶ Image (w×h)
+//!  Image (W×H) ─draw(seed, epoch, index)─▶ crop box + flip? (+ jitter, coins) ─resize box to w×h─▶ mirror rows?
+//!     ─▶ colour jitter? ─▶ grayscale? ─▶ blur? ─▶ solarize? ─▶ policy? ─▶ Image (w×h)
 //! ```
 
 use super::autoaugment::AugmentPolicy;
 use super::folder::{SplitMix64, epoch_mix};
 use super::jitter::{ColorJitter, Jitter};
+use super::photometric::{Drawn, Photometric};
 use super::resize::{resize_region, resize_region_of};
-use super::{CHANNELS, Image, ImageError, Sample};
+use super::{CHANNELS, Image, ImageError, Resample, Sample};
 
 /// Crop attempts before the fallback, as torchvision makes.
 const ATTEMPTS: usize = 10;
@@ -35,7 +37,9 @@ pub struct Augment {
     scale: (f64, f64),
     ratio: (f64, f64),
     flip: f64,
+    resample: Resample,
     jitter: ColorJitter,
+    photometric: Photometric,
     auto: Option<AugmentPolicy>,
 }
 
@@ -65,6 +69,17 @@ pub enum AugmentError {
         /// The accepted range.
         range: &'static str,
     },
+    /// The probability of a random step.
+    #[error("augment {what} {value}: need a probability from 0 to 1 (DINO uses 0.8 for the jitter, 0.2 for grayscale)")]
+    Probability {
+        /// `jitter_p`, `grayscale`, `blur` or `solarize`.
+        what: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// The blur's radius range.
+    #[error("augment blur sigma ({0}, {1}): need 0 < low <= high, in pixels (DINO's and BYOL's range is 0.1, 2.0)")]
+    BlurSigma(f64, f64),
 }
 
 /// What [`Augment::draw`] chose for one image.
@@ -74,8 +89,16 @@ pub struct Draw {
     pub crop: (u32, u32, u32, u32),
     /// Whether the resized crop is mirrored left to right.
     pub flip: bool,
-    /// The colour jitter, when [`Augment::color_jitter`] asked for one.
+    /// The colour jitter, when [`Augment::color_jitter`] asked for one (and its
+    /// [`color_jitter_p`](Augment::color_jitter_p) coin came up).
     pub color: Option<Jitter>,
+    /// Whether the image is turned grey ([`Augment::grayscale`]).
+    pub grayscale: bool,
+    /// The Gaussian blur's radius (standard deviation, in pixels), when [`Augment::blur`]'s
+    /// coin came up.
+    pub blur: Option<f32>,
+    /// Whether values from 128 up are inverted ([`Augment::solarize`]).
+    pub solarize: bool,
 }
 
 impl Augment {
@@ -87,7 +110,9 @@ impl Augment {
             scale: (0.08, 1.0),
             ratio: (3.0 / 4.0, 4.0 / 3.0),
             flip: 0.5,
+            resample: Resample::Bilinear,
             jitter: ColorJitter::default(),
+            photometric: Photometric::default(),
             auto: None,
         }
     }
@@ -119,6 +144,14 @@ impl Augment {
         Ok(self)
     }
 
+    /// The filter that resizes the crop: bilinear (the default, torchvision's), or bicubic as
+    /// DINO and timm's recipes ask for (`Resample::Bicubic`, Pillow's cubic). Nearest takes the
+    /// pixel under each output pixel's centre.
+    pub fn resample(mut self, resample: Resample) -> Self {
+        self.resample = resample;
+        self
+    }
+
     /// torchvision's `ColorJitter(brightness, contrast, saturation, hue)` after the crop and
     /// flip, in a random order per image: brightness, contrast and saturation factors are drawn
     /// from `[max(0, 1 − x), 1 + x]`, the hue shift from `[−hue, hue]` turns (`hue` at most
@@ -147,6 +180,40 @@ impl Augment {
         Ok(self)
     }
 
+    /// The probability that an image gets the colour jitter at all (torchvision's
+    /// `RandomApply([ColorJitter(…)], p)`; SimCLR, BYOL and DINO use 0.8). Default 1.
+    pub fn color_jitter_p(mut self, p: f64) -> Result<Self, AugmentError> {
+        self.photometric.jitter = probability("jitter_p", p)?;
+        Ok(self)
+    }
+
+    /// torchvision's `RandomGrayscale(p)` after the jitter: the image's grey (Pillow's `L`) in
+    /// all three channels.
+    pub fn grayscale(mut self, p: f64) -> Result<Self, AugmentError> {
+        self.photometric.grayscale = probability("grayscale", p)?;
+        Ok(self)
+    }
+
+    /// DINO's `GaussianBlur(p, radius_min, radius_max)` after the grayscale step: with
+    /// probability `p`, Pillow's `GaussianBlur` of a radius (standard deviation, in pixels) drawn
+    /// uniformly from `[low, high]`. DINO blurs its first global view always (1.0), its second
+    /// rarely (0.1) and its local views half the time (0.5), all with 0.1–2.0.
+    pub fn blur(mut self, p: f64, low: f64, high: f64) -> Result<Self, AugmentError> {
+        self.photometric.blur = probability("blur", p)?;
+        if !(low > 0.0 && low <= high && high.is_finite()) {
+            return Err(AugmentError::BlurSigma(low, high));
+        }
+        self.photometric.sigma = (low, high);
+        Ok(self)
+    }
+
+    /// Pillow's `ImageOps.solarize` (values from 128 up inverted) with probability `p`, after
+    /// the blur: DINO's and BYOL's second view use 0.2.
+    pub fn solarize(mut self, p: f64) -> Result<Self, AugmentError> {
+        self.photometric.solarize = probability("solarize", p)?;
+        Ok(self)
+    }
+
     /// An automatic augmentation policy ([`AugmentPolicy`]: a [`RandAugment`](super::RandAugment)
     /// — timm's RandAugment or AutoAugment, torchvision's RandAugment or TrivialAugmentWide — or
     /// an [`AugMix`](super::AugMix)) applied to the resized image, after the flip and any colour
@@ -166,7 +233,9 @@ impl Augment {
         let flip = rng.unit() < self.flip;
         // Drawn after the crop and flip, so turning jitter on leaves those as they were.
         let color = (!self.jitter.is_off()).then(|| self.jitter.draw(&mut rng));
-        Draw { crop, flip, color }
+        let coins = self.photometric.draw(self.seed, sample);
+        let color = color.filter(|_| coins.jitter);
+        Draw { crop, flip, color, grayscale: coins.grayscale, blur: coins.blur, solarize: coins.solarize }
     }
 
     /// The generator of `sample`'s draws.
@@ -217,14 +286,14 @@ impl Augment {
     /// [`resize`](super::resize)), mirrored if the draw says so, then colour-jittered if asked.
     pub fn apply(&self, image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
         let draw = self.draw(&image.sample, image.width, image.height);
-        let out = resize_region(image, width, height, region_of(draw.crop))?;
+        let out = resize_region(image, width, height, region_of(draw.crop), self.resample)?;
         self.finish(out, draw)
     }
 
     /// [`apply`](Self::apply) on a borrowed image (one of several views of it).
     pub(crate) fn apply_to(&self, image: &Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
         let draw = self.draw(&image.sample, image.width, image.height);
-        let out = resize_region_of(image, width, height, region_of(draw.crop))?;
+        let out = resize_region_of(image, width, height, region_of(draw.crop), self.resample)?;
         self.finish(out, draw)
     }
 
@@ -236,20 +305,27 @@ impl Augment {
         Self { seed: self.seed ^ mix, auto: self.auto.as_ref().map(|p| p.mixed(mix)), ..*self }
     }
 
-    /// The resized crop `out` mirrored, jittered and auto-augmented as `draw` and the policy say.
+    /// The resized crop `out` mirrored, jittered, greyed, blurred, solarized and auto-augmented
+    /// as `draw` and the policy say.
     fn finish(&self, mut out: Image<u8>, draw: Draw) -> Result<Image<u8>, ImageError> {
-        let Draw { flip, color, .. } = draw;
+        let Draw { flip, color, grayscale, blur, solarize, .. } = draw;
         if flip {
             mirror(&mut out);
         }
         if let Some(jitter) = color {
             jitter.apply(&mut out);
         }
+        Drawn { jitter: color.is_some(), grayscale, blur, solarize }.apply(&mut out);
         match &self.auto {
             Some(policy) => policy.apply(out),
             None => Ok(out),
         }
     }
+}
+
+/// `p` if it is a probability, else the error naming `what`.
+fn probability(what: &'static str, p: f64) -> Result<f64, AugmentError> {
+    if (0.0..=1.0).contains(&p) { Ok(p) } else { Err(AugmentError::Probability { what, value: p }) }
 }
 
 /// A whole-pixel crop box as the resizer's `(left, top, width, height)`.
@@ -468,7 +544,7 @@ mod tests {
         for index in 0..50 {
             let s = sample(index, 1);
             let (d, dj) = (plain.draw(&s, 300, 200), jittered.draw(&s, 300, 200));
-            assert_eq!((d.crop, d.flip, d.color), (dj.crop, dj.flip, None), "image {index}");
+            assert_eq!(Draw { color: None, ..dj }, d, "image {index}");
             let jitter = dj.color.expect("drawn when asked for");
             let input = Image { sample: s, ..img.clone() };
             let mut want = plain.apply(input.clone(), 48, 32).unwrap();
@@ -495,6 +571,72 @@ mod tests {
     }
 
     #[test]
+    fn grayscale_blur_and_solarize_follow_the_jitter_and_leave_the_other_draws_alone() {
+        let img = image(300, 200, |x, y| [(x * 255 / 299) as u8, (y * 255 / 199) as u8, 90]);
+        let jittered = Augment::new(4).color_jitter(0.4, 0.4, 0.2, 0.1).unwrap();
+        let dino = jittered.color_jitter_p(0.8).unwrap().grayscale(0.2).unwrap().blur(0.5, 0.1, 2.0).unwrap();
+        let dino = dino.solarize(0.2).unwrap();
+        let (mut greyed, mut blurred, mut solarized, mut unjittered) = (0, 0, 0, 0);
+        for index in 0..200 {
+            let input = Image { sample: sample(index, 1), ..img.clone() };
+            let (d, dd) = (jittered.draw(&input.sample, 300, 200), dino.draw(&input.sample, 300, 200));
+            assert_eq!((d.crop, d.flip), (dd.crop, dd.flip), "image {index}: the same crop and flip");
+            assert!(dd.color.is_none() || dd.color == d.color, "image {index}: the same jitter when it applies");
+            let mut want = Augment::new(4).flip(0.0).unwrap().apply(input.clone(), 48, 32).unwrap();
+            if dd.flip {
+                mirror(&mut want);
+            }
+            if let Some(jitter) = dd.color {
+                jitter.apply(&mut want);
+            }
+            if dd.grayscale {
+                crate::images::autoaugment::grayscale(&mut want);
+            }
+            if let Some(radius) = dd.blur {
+                assert!((0.1..=2.0).contains(&radius), "radius {radius}");
+                crate::images::autoaugment::gaussian_blur(&mut want, radius);
+            }
+            if dd.solarize {
+                crate::images::autoaugment::solarize(&mut want, 128.0);
+            }
+            let got = dino.apply(input, 48, 32).unwrap();
+            assert_eq!(got, want, "image {index}: crop, flip, jitter, grey, blur, solarize");
+            if dd.grayscale {
+                assert!(got.data.chunks_exact(3).all(|px| px[0] == px[1] && px[1] == px[2]) || dd.solarize);
+            }
+            greyed += usize::from(dd.grayscale);
+            blurred += usize::from(dd.blur.is_some());
+            solarized += usize::from(dd.solarize);
+            unjittered += usize::from(dd.color.is_none());
+        }
+        // Binomial(200, p): every step both came up and stayed down.
+        for (n, what) in [(greyed, "grey"), (blurred, "blur"), (solarized, "solarize"), (unjittered, "no jitter")] {
+            assert!((10..190).contains(&n), "{what}: {n} of 200");
+        }
+        let never = jittered.color_jitter_p(0.0).unwrap();
+        assert!((0..50).all(|i| never.draw(&sample(i, 0), 300, 200).color.is_none()));
+        let always = jittered.color_jitter_p(1.0).unwrap();
+        assert!((0..50).all(|i| always.draw(&sample(i, 0), 300, 200) == jittered.draw(&sample(i, 0), 300, 200)));
+    }
+
+    #[test]
+    fn a_bicubic_crop_rings_at_an_edge_where_a_bilinear_one_does_not() {
+        // A sharp step from 50 to 200, enlarged: Catmull–Rom overshoots on both sides of it.
+        let img = image(40, 40, |x, _| if x < 20 { [50; 3] } else { [200; 3] });
+        let whole = Augment::new(1).scale(1.0, 1.0).unwrap().ratio(1.0, 1.0).unwrap().flip(0.0).unwrap();
+        let range = |a: Augment| {
+            let out = a.apply(img.clone(), 160, 160).unwrap();
+            (*out.data.iter().min().unwrap(), *out.data.iter().max().unwrap())
+        };
+        assert_eq!(range(whole), (50, 200), "bilinear stays between its inputs");
+        let (lo, hi) = range(whole.resample(Resample::Bicubic));
+        assert!(lo < 50 && hi > 200, "bicubic overshoots: {lo}..{hi}");
+        let flat = image(40, 40, |_, _| [77, 88, 99]);
+        let out = whole.resample(Resample::Bicubic).apply(flat, 64, 64).unwrap();
+        assert!(out.data.chunks_exact(3).all(|px| px == [77, 88, 99]), "a flat image stays flat");
+    }
+
+    #[test]
     fn settings_out_of_range_are_refused_with_the_range() {
         let jitter = |b, c, s, h| Augment::new(0).color_jitter(b, c, s, h).unwrap_err().to_string();
         assert!(jitter(-0.1, 0.0, 0.0, 0.0).starts_with("augment brightness -0.1: need a number from 0 up"));
@@ -512,5 +654,15 @@ mod tests {
         assert_eq!(Augment::new(0).flip(1.5), Err(AugmentError::Flip(1.5)));
         assert!(AugmentError::Scale(0.0, 1.0).to_string().contains("need 0 < low <= high <= 1"));
         assert!(Augment::new(0).scale(0.2, 0.2).is_ok() && Augment::new(0).ratio(1.0, 1.0).is_ok());
+        let coin = |r: Result<Augment, AugmentError>| r.unwrap_err().to_string();
+        assert!(
+            coin(Augment::new(0).grayscale(1.2)).starts_with("augment grayscale 1.2: need a probability from 0 to 1")
+        );
+        assert!(coin(Augment::new(0).color_jitter_p(-0.5)).starts_with("augment jitter_p -0.5: need a probability"));
+        assert!(coin(Augment::new(0).solarize(f64::NAN)).starts_with("augment solarize NaN: need a probability"));
+        assert!(coin(Augment::new(0).blur(2.0, 0.1, 2.0)).starts_with("augment blur 2: need a probability"));
+        assert_eq!(Augment::new(0).blur(0.5, 0.0, 2.0), Err(AugmentError::BlurSigma(0.0, 2.0)));
+        assert_eq!(Augment::new(0).blur(0.5, 3.0, 2.0), Err(AugmentError::BlurSigma(3.0, 2.0)));
+        assert!(coin(Augment::new(0).blur(0.5, 1.0, f64::INFINITY)).contains("need 0 < low <= high, in pixels"));
     }
 }

@@ -16,8 +16,9 @@
 //!   their first bytes; [`resize`] center-crops to the target's aspect ratio and resizes with
 //!   fast_image_resize (a convolution with a bilinear filter, like Pillow's `BILINEAR`);
 //!   [`Augment`] crops and flips at random instead, for training (torchvision's
-//!   `RandomResizedCrop` and `RandomHorizontalFlip`, and optionally `ColorJitter`, drawn per
-//!   image and epoch from a seed); [`normalize`] turns pixels into `(x / 255 - mean) / std`
+//!   `RandomResizedCrop` and `RandomHorizontalFlip`, and optionally `ColorJitter` and the
+//!   self-supervised recipes' random grayscale, Gaussian blur and solarize, drawn per image and
+//!   epoch from a seed); [`normalize`] turns pixels into `(x / 255 - mean) / std`
 //!   floats; [`collate`] copies a batch's images once into one buffer, which the consumer then
 //!   owns (no further copy); [`collate_normalized`] normalizes and lays out ([`Layout`]) in
 //!   that same copy.
@@ -61,6 +62,7 @@ mod lanes;
 mod list;
 mod loader;
 mod mixup;
+mod photometric;
 mod png;
 mod resize;
 mod resume;

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use fast_image_resize::images::{Image as FrImage, ImageRef as FrImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
-use super::{Augment, Image, ImageError, ImageErrorKind};
+use super::{Augment, Image, ImageError, ImageErrorKind, Resample};
 
 thread_local! {
     // A resizer keeps its scratch buffers between calls: one per thread saves an allocation
@@ -25,7 +25,7 @@ pub fn resize(image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, Im
 /// 224 / 256 = 0.875. `fraction` must be in (0, 1]; 1 is [`resize`].
 pub fn resize_center(image: Image<u8>, width: u32, height: u32, fraction: f64) -> Result<Image<u8>, ImageError> {
     let region = center_region(&image, width, height, fraction)?;
-    resize_region(image, width, height, region)
+    resize_region(image, width, height, region, Resample::Bilinear)
 }
 
 /// The region [`resize_center`] resizes.
@@ -48,6 +48,8 @@ fn center_region(
 
 /// Which region of each image the `resize` stage resizes.
 #[derive(Debug, Clone, Copy, PartialEq)]
+// One per stage or view, built once: staying `Copy` matters more than its size (~230 bytes).
+#[allow(clippy::large_enum_variant)]
 pub enum Crop {
     /// The centered region with the target's aspect ratio, keeping this share of its sides
     /// ([`resize_center`]): 1 keeps all of it (the default, [`resize`]); 0.875 is torchvision's
@@ -76,25 +78,28 @@ impl Crop {
     pub(crate) fn apply_to(&self, image: &Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
         match self {
             Self::Center(fraction) => {
-                resize_region_of(image, width, height, center_region(image, width, height, *fraction)?)
+                let region = center_region(image, width, height, *fraction)?;
+                resize_region_of(image, width, height, region, Resample::Bilinear)
             }
             Self::Random(augment) => augment.apply_to(image, width, height),
         }
     }
 }
 
-/// Resizes the `(left, top, width, height)` region of `image` to `width × height`, with the
-/// filter [`resize`] uses. The whole image at the target size comes back unchanged.
+/// Resizes the `(left, top, width, height)` region of `image` to `width × height` with the
+/// `resample` filter ([`resize`] uses bilinear). The whole image at the target size comes back
+/// unchanged.
 pub(crate) fn resize_region(
     image: Image<u8>,
     width: u32,
     height: u32,
     region: (f64, f64, f64, f64),
+    resample: Resample,
 ) -> Result<Image<u8>, ImageError> {
     if is_whole(&image, width, height, region) {
         return Ok(image);
     }
-    resize_region_of(&image, width, height, region)
+    resize_region_of(&image, width, height, region, resample)
 }
 
 /// [`resize_region`] reading a borrowed image, for several crops of one image (its views): the
@@ -104,6 +109,7 @@ pub(crate) fn resize_region_of(
     width: u32,
     height: u32,
     region: (f64, f64, f64, f64),
+    resample: Resample,
 ) -> Result<Image<u8>, ImageError> {
     if is_whole(image, width, height, region) {
         return Ok(image.clone());
@@ -116,9 +122,20 @@ pub(crate) fn resize_region_of(
     let src =
         FrImageRef::new(image.width, image.height, &image.data, PixelType::U8x3).map_err(|e| fail(e.to_string()))?;
     let mut dst = FrImage::new(width, height, PixelType::U8x3);
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)).crop(left, top, cw, ch);
+    let options = ResizeOptions::new().resize_alg(algorithm(resample)).crop(left, top, cw, ch);
     RESIZER.with_borrow_mut(|r| r.resize(&src, &mut dst, &options)).map_err(|e| fail(e.to_string()))?;
     Ok(Image { sample: image.sample.clone(), width, height, data: dst.into_vec() })
+}
+
+/// fast_image_resize's form of a filter: its convolutions are Pillow's (`BILINEAR` is the
+/// triangle filter, `BICUBIC` the cubic with a = −0.5, Catmull–Rom), averaging over the whole
+/// footprint when shrinking; nearest takes the pixel under each output pixel's centre.
+fn algorithm(resample: Resample) -> ResizeAlg {
+    match resample {
+        Resample::Nearest => ResizeAlg::Nearest,
+        Resample::Bilinear => ResizeAlg::Convolution(FilterType::Bilinear),
+        Resample::Bicubic => ResizeAlg::Convolution(FilterType::CatmullRom),
+    }
 }
 
 /// Whether `region` is all of `image` and `image` is already `width × height`.

@@ -178,10 +178,12 @@ impl From<LayoutSpec> for shardpipe::images::Layout {
 }
 
 /// `augment = { seed = 7, scale = [0.08, 1.0], ratio = [0.75, 1.333], flip = 0.5 }` on a
-/// `resize` stage: torchvision's `RandomResizedCrop` and `RandomHorizontalFlip` (its defaults for
-/// the keys left out), `ColorJitter` with any of `brightness`, `contrast`, `saturation`, `hue`,
-/// and `auto_augment = "rand-m9-mstd0.5-inc1"` (or `"augmix-m3-w3"`, `"original"`, `"ra"`,
-/// `"ta_wide"`...).
+/// `resize` stage: torchvision's `RandomResizedCrop` (`resample = "bicubic"` for its filter) and
+/// `RandomHorizontalFlip` (its defaults for the keys left out), `ColorJitter` with any of
+/// `brightness`, `contrast`, `saturation`, `hue` (applied with probability `jitter_p`), the
+/// self-supervised steps `grayscale = p`, `blur = p` (`blur_sigma = [0.1, 2.0]`) and
+/// `solarize = p`, and `auto_augment = "rand-m9-mstd0.5-inc1"` (or `"augmix-m3-w3"`,
+/// `"original"`, `"ra"`, `"ta_wide"`...).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AugmentSpec {
@@ -194,6 +196,16 @@ pub struct AugmentSpec {
     pub contrast: Option<f64>,
     pub saturation: Option<f64>,
     pub hue: Option<f64>,
+    /// The filter that resizes the crop (default bilinear).
+    pub resample: Option<ResampleSpec>,
+    /// The probability of applying the colour jitter (torchvision's `RandomApply`; default 1).
+    pub jitter_p: Option<f64>,
+    /// Probabilities of `RandomGrayscale`, DINO's `GaussianBlur` and `Solarization`.
+    pub grayscale: Option<f64>,
+    pub blur: Option<f64>,
+    /// The blur's radius range in pixels (default DINO's `[0.1, 2.0]`); needs `blur`.
+    pub blur_sigma: Option<[f64; 2]>,
+    pub solarize: Option<f64>,
     /// An automatic augmentation policy by name: timm's `rand-m9-mstd0.5-inc1` form, AugMix
     /// (`augmix-m3-w3`) or an AutoAugment table (`original`, `v0`, `3a`...), torchvision's `ra`
     /// (`ra-n2-m9`) or `ta_wide`; seeded with `seed`.
@@ -217,15 +229,64 @@ impl AugmentSpec {
         if let Some(p) = self.flip {
             a = a.flip(p)?;
         }
+        if let Some(resample) = self.resample {
+            a = a.resample(resample.into());
+        }
         let jitter = [self.brightness, self.contrast, self.saturation, self.hue];
         if jitter.iter().any(Option::is_some) {
             let [b, c, s, h] = jitter.map(|x| x.unwrap_or(0.0));
             a = a.color_jitter(b, c, s, h)?;
+        } else if let Some(p) = self.jitter_p {
+            return Err(format!(
+                "augment jitter_p {p}: there is no colour jitter to apply; set brightness, contrast, saturation or hue too"
+            )
+            .into());
+        }
+        if let Some(p) = self.jitter_p {
+            a = a.color_jitter_p(p)?;
+        }
+        if let Some(p) = self.grayscale {
+            a = a.grayscale(p)?;
+        }
+        match (self.blur, self.blur_sigma) {
+            (Some(p), sigma) => {
+                let [lo, hi] = sigma.unwrap_or([0.1, 2.0]);
+                a = a.blur(p, lo, hi)?;
+            }
+            (None, Some([lo, hi])) => {
+                return Err(format!(
+                    "augment blur_sigma [{lo}, {hi}]: set blur = p too (the probability of blurring; DINO uses 1.0, 0.1 and 0.5)"
+                )
+                .into());
+            }
+            (None, None) => {}
+        }
+        if let Some(p) = self.solarize {
+            a = a.solarize(p)?;
         }
         if let Some(name) = &self.auto_augment {
             a = a.auto_augment(shardpipe::images::AugmentPolicy::parse(self.seed, name)?);
         }
         Ok(a)
+    }
+}
+
+/// `resample = "bilinear"`, `"bicubic"` or `"nearest"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResampleSpec {
+    Nearest,
+    Bilinear,
+    Bicubic,
+}
+
+impl From<ResampleSpec> for shardpipe::images::Resample {
+    fn from(r: ResampleSpec) -> Self {
+        match r {
+            ResampleSpec::Nearest => Self::Nearest,
+            ResampleSpec::Bilinear => Self::Bilinear,
+            ResampleSpec::Bicubic => Self::Bicubic,
+        }
     }
 }
 
@@ -541,6 +602,26 @@ mod tests {
         let spec = jittered.unwrap().stages[2].augment.clone().unwrap();
         assert_eq!(spec.build().unwrap(), shardpipe::images::Augment::new(3).color_jitter(0.4, 0.0, 0.0, 0.1).unwrap());
         assert!(err(&["stage.2.augment={ seed = 3, hue = 0.7 }"]).contains("augment hue 0.7: need 0 to 0.5"));
+        let dino = "stage.2.augment={ seed = 3, resample = \"bicubic\", brightness = 0.4, jitter_p = 0.8, grayscale = 0.2, blur = 0.1, solarize = 0.2 }";
+        let spec = load(&text(imagenet), &[dino.into()]).unwrap().stages[2].augment.clone().unwrap();
+        let want = shardpipe::images::Augment::new(3).resample(shardpipe::images::Resample::Bicubic);
+        let want = want.color_jitter(0.4, 0.0, 0.0, 0.0).unwrap().color_jitter_p(0.8).unwrap().grayscale(0.2).unwrap();
+        assert_eq!(spec.build().unwrap(), want.blur(0.1, 0.1, 2.0).unwrap().solarize(0.2).unwrap());
+        let sigma =
+            load(&text(imagenet), &["stage.2.augment={ seed = 3, blur = 1.0, blur_sigma = [0.5, 1.5] }".into()]);
+        let spec = sigma.unwrap().stages[2].augment.clone().unwrap();
+        assert_eq!(spec.build().unwrap(), shardpipe::images::Augment::new(3).blur(1.0, 0.5, 1.5).unwrap());
+        assert!(err(&["stage.2.augment={ seed = 3, jitter_p = 0.8 }"]).contains("there is no colour jitter to apply"));
+        assert!(err(&["stage.2.augment={ seed = 3, blur_sigma = [0.1, 2.0] }"]).contains("set blur = p too"));
+        assert!(
+            err(&["stage.2.augment={ seed = 3, blur = 1.0, blur_sigma = [2.0, 1.0] }"])
+                .contains("need 0 < low <= high, in pixels")
+        );
+        assert!(
+            err(&["stage.2.augment={ seed = 3, grayscale = 1.5 }"])
+                .contains("augment grayscale 1.5: need a probability")
+        );
+        assert!(err(&["stage.2.augment={ seed = 3, resample = \"lanczos\" }"]).contains("unknown variant `lanczos`"));
         let auto =
             load(&text(imagenet), &["stage.2.augment={ seed = 3, auto_augment = \"rand-m9-mstd0.5-inc1\" }".into()]);
         let spec = auto.unwrap().stages[2].augment.clone().unwrap();

@@ -18,7 +18,7 @@ const PASSES: u32 = 3;
 
 /// Blurs `image` in place with a Gaussian of `radius` (its standard deviation, in pixels); a
 /// radius of 0 (or less) leaves it as it is.
-pub(super) fn gaussian_blur(image: &mut Image<u8>, radius: f32) {
+pub(in crate::images) fn gaussian_blur(image: &mut Image<u8>, radius: f32) {
     let (w, h) = (image.width as usize, image.height as usize);
     if radius.is_nan() || radius <= 0.0 || w == 0 || h == 0 {
         return;
@@ -71,13 +71,14 @@ impl BoxWeights {
         Self { radius: whole as usize, inside, rim }
     }
 
-    /// `PASSES` box blurs down the columns of `data`, rows of `row` values, in place.
-    fn column_passes(&self, data: &mut [u8], row: usize) {
+    /// `PASSES` box blurs down the columns of `data`, rows of `row` values: each pass writes
+    /// into the other buffer, and the last one's output becomes `data`.
+    fn column_passes(&self, data: &mut Vec<u8>, row: usize) {
         let mut scratch = vec![0u8; data.len()];
         let mut acc = vec![0u32; row];
         for _ in 0..PASSES {
             self.column_blur(data, &mut scratch, &mut acc, row);
-            data.copy_from_slice(&scratch);
+            std::mem::swap(data, &mut scratch);
         }
     }
 

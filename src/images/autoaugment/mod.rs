@@ -23,7 +23,9 @@ mod timm;
 mod warp;
 
 pub use augmix::{AugMix, AugMixDraw, AugmentPolicy};
+pub(super) use blur::gaussian_blur;
 pub use op::AugmentOp;
+pub(super) use pixel::{grayscale, solarize};
 pub use warp::Resample;
 
 use super::augment::Uniform;

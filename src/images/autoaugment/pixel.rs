@@ -48,7 +48,7 @@ pub(super) fn posterize(image: &mut Image<u8>, bits: u8) {
 }
 
 /// Inverts every value at or above `threshold` (above 255: nothing).
-pub(super) fn solarize(image: &mut Image<u8>, threshold: f32) {
+pub(in crate::images) fn solarize(image: &mut Image<u8>, threshold: f32) {
     apply_table(image, std::array::from_fn(|x| if x as f32 >= threshold { 255 - x as u8 } else { x as u8 }));
 }
 
@@ -149,6 +149,14 @@ pub(super) fn sharpness(image: &mut Image<u8>, f: f32) {
             let smooth = ((sum + 6) / 13) as f32;
             out[i] = to_u8(smooth + f * (f32::from(here[i]) - smooth));
         }
+    }
+}
+
+/// Every pixel's three values set to its grey (`L`), as torchvision's `RandomGrayscale` makes
+/// of a PIL image (`convert("L")`, then the grey in each channel).
+pub(in crate::images) fn grayscale(image: &mut Image<u8>) {
+    for px in image.data.chunks_exact_mut(CHANNELS) {
+        px.fill(grey(px));
     }
 }
 
