@@ -77,24 +77,110 @@ impl ColorJitter {
 
 impl Jitter {
     /// Applies the adjustments to `image` in place, in order; those that change nothing are
-    /// skipped.
+    /// skipped. They share passes over the image where they can: brightness and contrast
+    /// before the first per-pixel adjustment become one table read as the pixels are loaded,
+    /// and the ones after it run in the same pass. A contrast blends with the mean grey of the
+    /// image the adjustments before it leave, so after a per-pixel adjustment it waits for the
+    /// pass that sums those values.
     pub fn apply(&self, image: &mut Image<u8>) {
+        let mut pass = Pass::default();
         for adjust in self.order {
             match adjust {
                 Adjust::Brightness if self.brightness != 1.0 => {
                     let f = self.brightness;
-                    map_values(image, |x| x * f);
+                    pass.push(Step::Scale(f), || std::array::from_fn(|x| to_u8(x as f32 * f)));
                 }
                 Adjust::Contrast if self.contrast != 1.0 => {
-                    let (f, mean) = (self.contrast, mean_grey(image));
-                    map_values(image, |x| f * x + (1.0 - f) * mean);
+                    let sums = if pass.len > 0 { pass.run(image) } else { pass.sums(image) };
+                    if pass.len > 0 {
+                        pass = Pass::default();
+                    }
+                    let (f, mean) = (self.contrast, mean_of(sums, image.data.len() / CHANNELS));
+                    pass.push(Step::Blend { keep: f, offset: (1.0 - f) * mean }, || {
+                        std::array::from_fn(|x| to_u8(f * x as f32 + (1.0 - f) * mean))
+                    });
                 }
-                Adjust::Saturation if self.saturation != 1.0 => saturate(image, self.saturation),
-                Adjust::Hue if self.hue != 0.0 => rotate_hue(image, self.hue),
+                Adjust::Saturation if self.saturation != 1.0 => pass.push_lanes(Step::Saturate(self.saturation)),
+                // A drawn shift is within half a turn; a hand-made one is brought to [0, 1)
+                // first, so one step of a turn either way in the kernel brings every hue back
+                // into [0, 1).
+                Adjust::Hue if self.hue != 0.0 => pass.push_lanes(Step::Hue(if (-0.5..=0.5).contains(&self.hue) {
+                    self.hue
+                } else {
+                    turns(self.hue)
+                })),
                 _ => {}
             }
         }
+        pass.finish(image);
     }
+}
+
+/// Adjustments that run in one pass: a table the values go through as they are loaded (the
+/// brightness and contrast before any per-pixel step), then steps on four pixels' lanes.
+#[derive(Default)]
+struct Pass {
+    table: Option<[u8; 256]>,
+    steps: [Option<Step>; 4],
+    len: usize,
+}
+
+impl Pass {
+    /// A per-value step: into the table while no lanes step is queued, else a lanes step.
+    fn push(&mut self, step: Step, table: impl FnOnce() -> [u8; 256]) {
+        if self.len > 0 {
+            return self.push_lanes(step);
+        }
+        let next = table();
+        self.table = Some(match self.table {
+            Some(first) => std::array::from_fn(|x| next[usize::from(first[x])]),
+            None => next,
+        });
+    }
+
+    fn push_lanes(&mut self, step: Step) {
+        self.steps[self.len] = Some(step);
+        self.len += 1;
+    }
+
+    /// The sums of the values of `image` through the table, without writing them.
+    fn sums(&self, image: &Image<u8>) -> [u64; CHANNELS] {
+        let Some(table) = &self.table else { return sums_of(image) };
+        let mut sums = [0; CHANNELS];
+        for px in image.data.chunks_exact(CHANNELS) {
+            for c in 0..CHANNELS {
+                sums[c] += u64::from(table[usize::from(px[c])]);
+            }
+        }
+        sums
+    }
+
+    /// Runs the pass over `image`, giving the sums of the values written.
+    fn run(&self, image: &mut Image<u8>) -> [u64; CHANNELS] {
+        let steps: Vec<Step> = self.steps[..self.len].iter().flatten().copied().collect();
+        run_steps(image, self.table.as_ref(), &steps)
+    }
+
+    fn finish(&self, image: &mut Image<u8>) {
+        if self.len > 0 {
+            self.run(image);
+        } else if let Some(table) = self.table {
+            apply_table(image, table);
+        }
+    }
+}
+
+/// One adjustment as a pass runs it, on four pixels' lanes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Step {
+    /// Brightness: `f × x`.
+    Scale(f32),
+    /// Contrast: `keep × x + offset`, where `offset` is `(1 − keep) × mean grey`.
+    Blend { keep: f32, offset: f32 },
+    /// Saturation: `f × x + (1 − f) × the pixel's grey`.
+    Saturate(f32),
+    /// Hue: turn by this shift (within `[-0.5, 1)` turns).
+    Hue(f32),
 }
 
 /// The nearest `u8` (halves up), clamped: `as` saturates below 0 and above 255. Not
@@ -109,10 +195,6 @@ fn turns(x: f32) -> f32 {
     if f < 0.0 { f + 1.0 } else { f }
 }
 
-fn grey(px: &[u8]) -> f32 {
-    0.2989 * f32::from(px[0]) + 0.587 * f32::from(px[1]) + 0.114 * f32::from(px[2])
-}
-
 /// `f` of every value, through a 256-entry table (the same function for every channel).
 pub(super) fn map_values(image: &mut Image<u8>, f: impl Fn(f32) -> f32) {
     apply_table(image, std::array::from_fn(|x| to_u8(f(x as f32))));
@@ -125,13 +207,36 @@ pub(super) fn apply_table(image: &mut Image<u8>, table: [u8; 256]) {
     }
 }
 
-fn mean_grey(image: &Image<u8>) -> f32 {
-    let pixels = image.data.len() / CHANNELS;
+/// The sums of the red, green and blue values of `image`.
+fn sums_of(image: &Image<u8>) -> [u64; CHANNELS] {
+    let mut sums = [0; CHANNELS];
+    add_sums(&mut sums, &image.data);
+    sums
+}
+
+fn add_sums(sums: &mut [u64; CHANNELS], data: &[u8]) {
+    // Per-block `u32` counts (a block holds at most 2²⁴ values of 255 before they could wrap).
+    for block in data.chunks(CHANNELS << 20) {
+        let mut part = [0u32; CHANNELS];
+        for px in block.chunks_exact(CHANNELS) {
+            part[0] += u32::from(px[0]);
+            part[1] += u32::from(px[1]);
+            part[2] += u32::from(px[2]);
+        }
+        for c in 0..CHANNELS {
+            sums[c] += u64::from(part[c]);
+        }
+    }
+}
+
+/// The mean grey (`0.2989 R + 0.587 G + 0.114 B`) of `pixels` pixels whose channels add up to
+/// `sums`: exact up to the last step's rounding, in any order of the pixels.
+fn mean_of(sums: [u64; CHANNELS], pixels: usize) -> f32 {
     if pixels == 0 {
         return 0.0;
     }
-    let sum: f64 = image.data.chunks_exact(CHANNELS).map(|px| f64::from(grey(px))).sum();
-    (sum / pixels as f64) as f32
+    let weighted = 0.2989 * sums[0] as f64 + 0.587 * sums[1] as f64 + 0.114 * sums[2] as f64;
+    (weighted / pixels as f64) as f32
 }
 
 /// Pixels per block of the per-pixel adjustments: each block is split into one array per
@@ -143,19 +248,25 @@ const LANES: usize = 16;
 /// One block: `LANES` pixels, per channel in groups of four lanes.
 type Planes = [[F4; LANES / 4]; CHANNELS];
 
-/// Runs `kernel` on every four pixels of `image` (red, green and blue lanes, written back as
-/// whole numbers in `0..=255`), a block at a time; a short last block is padded.
-fn by_lanes(image: &mut Image<u8>, kernel: impl Fn(&mut F4, &mut F4, &mut F4)) {
+/// Runs `steps` in order on every four pixels of `image`, its values read through `table`
+/// (red, green and blue lanes, each step
+/// leaving whole numbers in `0..=255`), a block at a time; a short last block is padded. Gives
+/// the sums of the values written, for a contrast after these steps.
+fn run_steps(image: &mut Image<u8>, table: Option<&[u8; 256]>, steps: &[Step]) -> [u64; CHANNELS] {
+    let identity: [u8; 256] = std::array::from_fn(|x| x as u8);
+    let table = table.unwrap_or(&identity);
     let run = |block: &mut [u8]| {
         let mut planes: Planes = [[[0.0; 4]; LANES / 4]; CHANNELS];
         for (k, px) in block.chunks_exact(CHANNELS).enumerate() {
             for c in 0..CHANNELS {
-                planes[c][k / 4][k % 4] = f32::from(px[c]);
+                planes[c][k / 4][k % 4] = f32::from(table[usize::from(px[c])]);
             }
         }
         let [r, g, b] = &mut planes;
-        for j in 0..LANES / 4 {
-            kernel(&mut r[j], &mut g[j], &mut b[j]);
+        for &step in steps {
+            for j in 0..LANES / 4 {
+                step_lanes(step, &mut r[j], &mut g[j], &mut b[j]);
+            }
         }
         for (k, px) in block.chunks_exact_mut(CHANNELS).enumerate() {
             for c in 0..CHANNELS {
@@ -163,9 +274,11 @@ fn by_lanes(image: &mut Image<u8>, kernel: impl Fn(&mut F4, &mut F4, &mut F4)) {
             }
         }
     };
+    let mut sums = [0; CHANNELS];
     let mut blocks = image.data.chunks_exact_mut(CHANNELS * LANES);
     for block in &mut blocks {
         run(block);
+        add_sums(&mut sums, block);
     }
     let rest = blocks.into_remainder();
     if !rest.is_empty() {
@@ -173,64 +286,76 @@ fn by_lanes(image: &mut Image<u8>, kernel: impl Fn(&mut F4, &mut F4, &mut F4)) {
         padded[..rest.len()].copy_from_slice(rest);
         run(&mut padded);
         rest.copy_from_slice(&padded[..rest.len()]);
+        add_sums(&mut sums, rest);
+    }
+    sums
+}
+
+/// One step on four pixels.
+#[inline(always)]
+fn step_lanes(step: Step, r: &mut F4, g: &mut F4, b: &mut F4) {
+    match step {
+        Step::Scale(f) => {
+            let f = splat(f);
+            (*r, *g, *b) = (round_to_byte(mul(*r, f)), round_to_byte(mul(*g, f)), round_to_byte(mul(*b, f)));
+        }
+        Step::Blend { keep, offset } => {
+            let (keep, offset) = (splat(keep), splat(offset));
+            *r = round_to_byte(add(mul(keep, *r), offset));
+            *g = round_to_byte(add(mul(keep, *g), offset));
+            *b = round_to_byte(add(mul(keep, *b), offset));
+        }
+        Step::Saturate(f) => saturate(r, g, b, f),
+        Step::Hue(shift) => rotate_hue(r, g, b, shift),
     }
 }
 
-fn saturate(image: &mut Image<u8>, f: f32) {
+#[inline(always)]
+fn saturate(r: &mut F4, g: &mut F4, b: &mut F4, f: f32) {
     let (keep, blend) = (splat(f), splat(1.0 - f));
-    by_lanes(image, |r, g, b| {
-        let grey = add(add(mul(splat(0.2989), *r), mul(splat(0.587), *g)), mul(splat(0.114), *b));
-        let grey = mul(blend, grey);
-        *r = round_to_byte(add(mul(keep, *r), grey));
-        *g = round_to_byte(add(mul(keep, *g), grey));
-        *b = round_to_byte(add(mul(keep, *b), grey));
-    });
+    let grey = add(add(mul(splat(0.2989), *r), mul(splat(0.587), *g)), mul(splat(0.114), *b));
+    let grey = mul(blend, grey);
+    *r = round_to_byte(add(mul(keep, *r), grey));
+    *g = round_to_byte(add(mul(keep, *g), grey));
+    *b = round_to_byte(add(mul(keep, *b), grey));
 }
 
 /// torchvision's `_rgb2hsv`, the shift, then `_hsv2rgb`, on `[0, 255]` values (value keeps the
 /// scale; hue and saturation are scale-free), four pixels at a time: every case is computed and
 /// each lane's one selected.
-fn rotate_hue(image: &mut Image<u8>, shift: f32) {
-    // A drawn shift is within half a turn; a hand-made one is brought to [0, 1) first, so one
-    // step of a turn either way below brings every hue back into [0, 1).
-    let shift = if (-0.5..=0.5).contains(&shift) { shift } else { turns(shift) };
+#[inline(always)]
+fn rotate_hue(r: &mut F4, g: &mut F4, b: &mut F4, shift: f32) {
     let (zero, one) = (splat(0.0), splat(1.0));
-    by_lanes(image, |r, g, b| {
-        let (red, green, blue) = (*r, *g, *b);
-        let (v, least) = (max(max(red, green), blue), min(min(red, green), blue));
-        let chroma = sub(v, least);
-        // A grey (no chroma) has no hue to turn: it is written back as it is, and the divisions
-        // below divide by 1 instead of 0 for it.
-        let s = div(chroma, select_eq(chroma, zero, one, v));
-        let inv = div(one, select_eq(chroma, zero, one, chroma));
-        let (rc, gc, bc) = (mul(sub(v, red), inv), mul(sub(v, green), inv), mul(sub(v, blue), inv));
-        let h = select_eq(
-            v,
-            red,
-            sub(bc, gc),
-            select_eq(v, green, sub(add(splat(2.0), rc), bc), sub(add(splat(4.0), gc), rc)),
-        );
-        let x = add(div(h, splat(6.0)), splat(shift));
-        let x = select_lt(x, zero, add(x, one), select_ge(x, one, sub(x, one), x));
-        let h6 = mul(x, splat(6.0));
-        // The sector, floor(h6) in 0..=5, by comparisons (h6 = 6 reads as sector 5 at its end,
-        // which is the same colour as sector 0 at its start).
-        let step = |edge: f32| select_ge(h6, splat(edge), one, zero);
-        let sector = add(add(add(step(1.0), step(2.0)), add(step(3.0), step(4.0))), step(5.0));
-        let f = sub(h6, sector);
-        let clamp = |x: F4| min(max(x, zero), splat(255.0));
-        let p = clamp(mul(v, sub(one, s)));
-        let q = clamp(mul(v, sub(one, mul(s, f))));
-        let t = clamp(mul(v, sub(one, mul(s, sub(one, f)))));
-        // Sectors 0..=5 are (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q).
-        let pick = |at: [F4; 6]| {
-            let is = |k: f32, then: F4, other: F4| select_eq(sector, splat(k), then, other);
-            is(0.0, at[0], is(1.0, at[1], is(2.0, at[2], is(3.0, at[3], is(4.0, at[4], at[5])))))
-        };
-        *r = select_eq(chroma, zero, red, round_to_byte(pick([v, q, p, p, t, v])));
-        *g = select_eq(chroma, zero, green, round_to_byte(pick([t, v, v, q, p, p])));
-        *b = select_eq(chroma, zero, blue, round_to_byte(pick([p, p, t, v, v, q])));
-    });
+    let (red, green, blue) = (*r, *g, *b);
+    let (v, least) = (max(max(red, green), blue), min(min(red, green), blue));
+    let chroma = sub(v, least);
+    // A grey (no chroma) has no hue to turn: it is written back as it is, and the divisions
+    // below divide by 1 instead of 0 for it.
+    let s = div(chroma, select_eq(chroma, zero, one, v));
+    let inv = div(one, select_eq(chroma, zero, one, chroma));
+    let (rc, gc, bc) = (mul(sub(v, red), inv), mul(sub(v, green), inv), mul(sub(v, blue), inv));
+    let h =
+        select_eq(v, red, sub(bc, gc), select_eq(v, green, sub(add(splat(2.0), rc), bc), sub(add(splat(4.0), gc), rc)));
+    let x = add(div(h, splat(6.0)), splat(shift));
+    let x = select_lt(x, zero, add(x, one), select_ge(x, one, sub(x, one), x));
+    let h6 = mul(x, splat(6.0));
+    // The sector, floor(h6) in 0..=5, by comparisons (h6 = 6 reads as sector 5 at its end,
+    // which is the same colour as sector 0 at its start).
+    let step = |edge: f32| select_ge(h6, splat(edge), one, zero);
+    let sector = add(add(add(step(1.0), step(2.0)), add(step(3.0), step(4.0))), step(5.0));
+    let f = sub(h6, sector);
+    let clamp = |x: F4| min(max(x, zero), splat(255.0));
+    let p = clamp(mul(v, sub(one, s)));
+    let q = clamp(mul(v, sub(one, mul(s, f))));
+    let t = clamp(mul(v, sub(one, mul(s, sub(one, f)))));
+    // Sectors 0..=5 are (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q).
+    let pick = |at: [F4; 6]| {
+        let is = |k: f32, then: F4, other: F4| select_eq(sector, splat(k), then, other);
+        is(0.0, at[0], is(1.0, at[1], is(2.0, at[2], is(3.0, at[3], is(4.0, at[4], at[5])))))
+    };
+    *r = select_eq(chroma, zero, red, round_to_byte(pick([v, q, p, p, t, v])));
+    *g = select_eq(chroma, zero, green, round_to_byte(pick([t, v, v, q, p, p])));
+    *b = select_eq(chroma, zero, blue, round_to_byte(pick([p, p, t, v, v, q])));
 }
 
 #[cfg(test)]
@@ -245,6 +370,10 @@ mod tests {
         let mut j = Jitter { order, brightness: 1.0, contrast: 1.0, saturation: 1.0, hue: 0.0 };
         set(&mut j);
         j
+    }
+
+    fn grey(px: &[u8]) -> f32 {
+        0.2989 * f32::from(px[0]) + 0.587 * f32::from(px[1]) + 0.114 * f32::from(px[2])
     }
 
     fn px(img: &Image<u8>, i: usize) -> [u8; 3] {
@@ -361,22 +490,62 @@ mod tests {
         assert_ne!(colours.len() % LANES, 0, "a short last block is covered");
         for shift in [0.5, 0.33, 0.1, 0.0137, -0.02, -0.25, -0.5] {
             let (mut block, mut reference) = (img.clone(), img.clone());
-            rotate_hue(&mut block, shift);
+            run_steps(&mut block, None, &[Step::Hue(shift)]);
             rotate_hue_per_pixel(&mut reference, shift);
             assert!(block.data == reference.data, "hue shift {shift}");
         }
         for f in [0.0, 0.6, 0.97, 1.0, 1.03, 1.4, 2.5] {
             let (mut block, mut reference) = (img.clone(), img.clone());
-            saturate(&mut block, f);
+            run_steps(&mut block, None, &[Step::Saturate(f)]);
             saturate_per_pixel(&mut reference, f);
             assert!(block.data == reference.data, "saturation {f}");
         }
         // A hand-made shift past half a turn is the same turn.
         let (mut far, mut near) = (img.clone(), img.clone());
-        rotate_hue(&mut far, 1.25);
-        rotate_hue(&mut near, 0.25);
+        only(|j| j.hue = 1.25).apply(&mut far);
+        only(|j| j.hue = 0.25).apply(&mut near);
         let worst = far.data.iter().zip(&near.data).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
         assert!(worst <= 1, "1.25 turns against 0.25: {worst}");
+    }
+
+    /// The whole jitter one adjustment at a time over the whole image, as it ran before the
+    /// adjustments shared passes: tables for brightness and contrast, the per-pixel forms above.
+    fn apply_one_at_a_time(j: &Jitter, image: &mut Image<u8>) {
+        for adjust in j.order {
+            match adjust {
+                Adjust::Brightness => map_values(image, |x| x * j.brightness),
+                Adjust::Contrast => {
+                    let pixels = image.data.len() as f64 / 3.0;
+                    let sum = |c: usize| image.data.iter().skip(c).step_by(3).map(|&v| f64::from(v)).sum::<f64>();
+                    let mean = ((0.2989 * sum(0) + 0.587 * sum(1) + 0.114 * sum(2)) / pixels) as f32;
+                    map_values(image, |x| j.contrast * x + (1.0 - j.contrast) * mean);
+                }
+                Adjust::Saturation => saturate_per_pixel(image, j.saturation),
+                Adjust::Hue => rotate_hue_per_pixel(image, j.hue),
+            }
+        }
+    }
+
+    #[test]
+    fn passes_write_what_one_adjustment_at_a_time_writes() {
+        // Smooth colours with a short last block, and every drawn order (contrast anywhere,
+        // adjustments left out).
+        let img = image(83, 61, |x, y| [(x * 3) as u8, (y * 4) as u8, ((x * y) % 251) as u8]);
+        let cj = ColorJitter { brightness: 0.5, contrast: 0.6, saturation: 0.7, hue: 0.2 };
+        let mut rng = Uniform(SplitMix64(3));
+        for round in 0..300 {
+            let mut j = cj.draw(&mut rng);
+            match round % 5 {
+                1 => j.contrast = 1.0,
+                2 => j.brightness = 1.0,
+                3 => (j.saturation, j.hue) = (1.0, 0.0),
+                _ => {}
+            }
+            let (mut fused, mut reference) = (img.clone(), img.clone());
+            j.apply(&mut fused);
+            apply_one_at_a_time(&j, &mut reference);
+            assert!(fused.data == reference.data, "round {round}: {j:?}");
+        }
     }
 
     #[test]
