@@ -90,7 +90,7 @@ pub use loader::{
     view_batches,
 };
 pub use mixup::{Mix, Mixable, MixedBatch, Mixup, MixupError};
-pub use resize::{Crop, resize, resize_center};
+pub use resize::{Crop, resize, resize_center, resize_center_with};
 pub use resume::{LoaderState, ResumeError, StateError};
 pub use views::{View, ViewBatch, ViewCollator, Views, ViewsError};
 

@@ -24,8 +24,20 @@ pub fn resize(image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, Im
 /// evaluation transforms do: torchvision's `Resize(256)` then `CenterCrop(224)` keeps
 /// 224 / 256 = 0.875. `fraction` must be in (0, 1]; 1 is [`resize`].
 pub fn resize_center(image: Image<u8>, width: u32, height: u32, fraction: f64) -> Result<Image<u8>, ImageError> {
+    resize_center_with(image, width, height, fraction, Resample::Bilinear)
+}
+
+/// [`resize_center`] with the `resample` filter: timm's evaluation transforms resize with
+/// bicubic for most of its models (`interpolation='bicubic'` in their configurations).
+pub fn resize_center_with(
+    image: Image<u8>,
+    width: u32,
+    height: u32,
+    fraction: f64,
+    resample: Resample,
+) -> Result<Image<u8>, ImageError> {
     let region = center_region(&image, width, height, fraction)?;
-    resize_region(image, width, height, region, Resample::Bilinear)
+    resize_region(image, width, height, region, resample)
 }
 
 /// The region [`resize_center`] resizes.
@@ -55,6 +67,9 @@ pub enum Crop {
     /// ([`resize_center`]): 1 keeps all of it (the default, [`resize`]); 0.875 is torchvision's
     /// `Resize(256)` + `CenterCrop(224)` for evaluation.
     Center(f64),
+    /// The same centered region resized with another filter ([`resize_center_with`]):
+    /// `Crop::CenterWith(0.875, Resample::Bicubic)` is timm's usual evaluation transform.
+    CenterWith(f64, Resample),
     /// A random resized crop and flip per image, for training ([`Augment::apply`]).
     Random(Augment),
 }
@@ -70,6 +85,7 @@ impl Crop {
     pub fn apply(&self, image: Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
         match self {
             Self::Center(fraction) => resize_center(image, width, height, *fraction),
+            Self::CenterWith(fraction, resample) => resize_center_with(image, width, height, *fraction, *resample),
             Self::Random(augment) => augment.apply(image, width, height),
         }
     }
@@ -77,9 +93,10 @@ impl Crop {
     /// [`apply`](Self::apply) reading a borrowed image (one of several views of it).
     pub(crate) fn apply_to(&self, image: &Image<u8>, width: u32, height: u32) -> Result<Image<u8>, ImageError> {
         match self {
-            Self::Center(fraction) => {
+            Self::Center(fraction) => Self::CenterWith(*fraction, Resample::Bilinear).apply_to(image, width, height),
+            Self::CenterWith(fraction, resample) => {
                 let region = center_region(image, width, height, *fraction)?;
-                resize_region_of(image, width, height, region, Resample::Bilinear)
+                resize_region_of(image, width, height, region, *resample)
             }
             Self::Random(augment) => augment.apply_to(image, width, height),
         }
@@ -202,7 +219,23 @@ mod tests {
         for bad in [0.0, 1.5, f64::NAN] {
             let e = resize_center(img.clone(), 32, 32, bad).unwrap_err().to_string();
             assert!(e.contains("crop fraction") && e.contains("outside (0, 1]"), "{e}");
+            let e = Crop::CenterWith(bad, Resample::Bicubic).apply(img.clone(), 32, 32).unwrap_err().to_string();
+            assert!(e.contains("outside (0, 1]"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_center_crop_takes_the_filter_it_is_given() {
+        let img = image(90, 70, |x, y| [(x * 2) as u8, (y * 3) as u8, ((x * y) % 256) as u8]);
+        let bilinear = Crop::CenterWith(0.875, Resample::Bilinear);
+        let want = resize_center(img.clone(), 24, 24, 0.875).unwrap();
+        assert_eq!(bilinear.apply(img.clone(), 24, 24).unwrap(), want);
+        assert_eq!(Crop::Center(0.875).apply_to(&img, 24, 24).unwrap(), want, "borrowed, the same");
+        let bicubic = Crop::CenterWith(0.875, Resample::Bicubic);
+        let cubic = bicubic.apply(img.clone(), 24, 24).unwrap();
+        assert_ne!(cubic, want, "another filter, other values");
+        assert_eq!(cubic, resize_center_with(img.clone(), 24, 24, 0.875, Resample::Bicubic).unwrap());
+        assert_eq!(bicubic.apply_to(&img, 24, 24).unwrap(), cubic);
     }
 
     #[test]

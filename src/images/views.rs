@@ -141,7 +141,9 @@ impl Views {
                 View::Crop { width, height, .. } if width == 0 || height == 0 => {
                     return Err(ViewsError::NoPixels { view, width, height });
                 }
-                View::Crop { crop: Crop::Center(fraction), .. } if !(fraction > 0.0 && fraction <= 1.0) => {
+                View::Crop { crop: Crop::Center(fraction) | Crop::CenterWith(fraction, _), .. }
+                    if !(fraction > 0.0 && fraction <= 1.0) =>
+                {
                     return Err(ViewsError::Fraction { view, fraction });
                 }
                 View::Augmented { of, .. } if of >= view => return Err(ViewsError::NotEarlier { view, of }),

@@ -206,6 +206,11 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
                 ));
             }
         }
+        if st.resample.is_some() && st.augment.is_some() {
+            return Err(format!(
+                "{at}: `resample` here is the center crop's filter; an `augment` stage takes it inside: augment = {{ resample = \"bicubic\", … }}"
+            ));
+        }
         if st.std.is_some_and(|s| s.iter().any(|&x| !(x.is_finite() && x > 0.0))) {
             return Err(format!("{at}: every `std` value must be a positive number"));
         }
@@ -219,6 +224,7 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
             (st.width.is_some() || st.height.is_some(), Op::Resize, "width/height"),
             (st.augment.is_some(), Op::Resize, "augment"),
             (st.crop_fraction.is_some(), Op::Resize, "crop_fraction"),
+            (st.resample.is_some(), Op::Resize, "resample"),
             (st.views.is_some(), Op::Views, "views"),
             (st.paths.is_some() || st.weights.is_some() || st.batched, Op::Route, "paths/weights/batched"),
         ];

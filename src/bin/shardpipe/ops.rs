@@ -293,7 +293,7 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
                 let (w, h) = (st.width.expect("checked"), st.height.expect("checked"));
                 let crop = match &st.augment {
                     Some(a) => images::Crop::Random(a.build().expect("checked")),
-                    None => images::Crop::Center(st.crop_fraction.unwrap_or(1.0)),
+                    None => crate::plan::center_crop(st.crop_fraction, st.resample),
                 };
                 b.pipe_blocking(move |v| match v {
                     Value::Image(img) => crop.apply(img, w, h).map(Value::Image).map_err(|e| e.to_string()),

@@ -134,6 +134,9 @@ pub struct Stage {
     /// `resize`: the share of the centered crop's sides kept (0.875: torchvision's
     /// `Resize(256)` + `CenterCrop(224)`).
     pub crop_fraction: Option<f64>,
+    /// `resize` without `augment`: the center crop's filter (default bilinear; `augment`
+    /// takes its own).
+    pub resample: Option<ResampleSpec>,
     /// `views`: the views made of each image (`view_spec`).
     pub views: Option<Vec<crate::view_spec::ViewSpec>>,
     /// `normalize`: per-channel mean and std in [0, 1] units (default: ImageNet's).
@@ -268,6 +271,16 @@ impl AugmentSpec {
             a = a.auto_augment(shardpipe::images::AugmentPolicy::parse(self.seed, name)?);
         }
         Ok(a)
+    }
+}
+
+/// The center crop of a `resize` stage or view: `crop_fraction` of the centered region's sides
+/// (default all), resized with `resample` (default bilinear).
+pub fn center_crop(fraction: Option<f64>, resample: Option<ResampleSpec>) -> shardpipe::images::Crop {
+    let fraction = fraction.unwrap_or(1.0);
+    match resample {
+        Some(r) => shardpipe::images::Crop::CenterWith(fraction, r.into()),
+        None => shardpipe::images::Crop::Center(fraction),
     }
 }
 
@@ -643,6 +656,18 @@ mod tests {
         );
         assert!(err(&["stage.2.augment={ scale = [0.5, 1.0] }"]).contains("missing field `seed`"));
         assert!(err(&["stage.2.crop_fraction=1.2"]).contains("crop_fraction = 1.2 is outside (0, 1]"));
+        let cubic = load(&text(imagenet), &["stage.2.resample=\"bicubic\"".into()]).unwrap();
+        assert_eq!(cubic.stages[2].resample, Some(ResampleSpec::Bicubic));
+        assert_eq!(
+            center_crop(Some(0.875), Some(ResampleSpec::Bicubic)),
+            shardpipe::images::Crop::CenterWith(0.875, shardpipe::images::Resample::Bicubic)
+        );
+        assert_eq!(center_crop(None, None), shardpipe::images::Crop::Center(1.0));
+        assert!(
+            err(&["stage.2.resample=\"bicubic\"", "stage.2.augment={ seed = 1 }"])
+                .contains("an `augment` stage takes it inside: augment = { resample = \"bicubic\", … }")
+        );
+        assert!(err(&["stage.1.resample=\"bicubic\""]).contains("`resample` applies only to op = \"resize\""));
         assert!(
             err(&["stage.2.crop_fraction=0.875", "stage.2.augment={ seed = 1 }"])
                 .contains("`crop_fraction` is for center crops; an `augment` stage crops with its `scale`")

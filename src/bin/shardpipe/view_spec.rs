@@ -13,7 +13,7 @@
 use serde::Deserialize;
 use shardpipe::images::{AugmentPolicy, Crop, View, Views};
 
-use crate::plan::AugmentSpec;
+use crate::plan::{AugmentSpec, ResampleSpec, center_crop};
 
 /// One entry of `views`: a crop (`width`, `height`, and `augment` or `crop_fraction`) or an
 /// earlier view augmented again (`of`, `auto_augment`, `seed`), `copies` times.
@@ -26,6 +26,8 @@ pub struct ViewSpec {
     pub augment: Option<AugmentSpec>,
     /// A center crop's share of the centered region's sides.
     pub crop_fraction: Option<f64>,
+    /// A center crop's filter (default bilinear; `augment` takes its own).
+    pub resample: Option<ResampleSpec>,
     /// The view (counting every copy, from 0) this one augments again.
     pub of: Option<usize>,
     /// With `of`: the policy, by the names `augment.auto_augment` takes.
@@ -62,8 +64,11 @@ pub fn build(specs: &[ViewSpec]) -> Result<Views, String> {
 }
 
 fn one_view(spec: &ViewSpec) -> Result<View, String> {
-    let crop_keys =
-        spec.width.is_some() || spec.height.is_some() || spec.augment.is_some() || spec.crop_fraction.is_some();
+    let crop_keys = spec.width.is_some()
+        || spec.height.is_some()
+        || spec.augment.is_some()
+        || spec.crop_fraction.is_some()
+        || spec.resample.is_some();
     let of_keys = spec.of.is_some() || spec.auto_augment.is_some() || spec.seed.is_some();
     match (spec.of, crop_keys) {
         (None, _) if of_keys => {
@@ -80,13 +85,16 @@ fn one_view(spec: &ViewSpec) -> Result<View, String> {
                 (Some(_), Some(_)) => {
                     return Err("`crop_fraction` is for center crops; an `augment` view crops with its `scale` (drop one)".into());
                 }
+                (Some(_), None) if spec.resample.is_some() => {
+                    return Err("`resample` here is a center crop's filter; an `augment` view takes it inside `augment`".into());
+                }
                 (Some(a), None) => Crop::Random(a.build()?),
-                (None, f) => Crop::Center(f.unwrap_or(1.0)),
+                (None, f) => center_crop(f, spec.resample),
             };
             Ok(View::crop(w, h, crop))
         }
         (Some(_), true) => Err(
-            "a view with `of` has the size of the view it augments: drop `width`, `height`, `augment` and `crop_fraction`"
+            "a view with `of` has the size of the view it augments: drop `width`, `height`, `augment`, `crop_fraction` and `resample`"
                 .into(),
         ),
         (Some(of), false) => {
@@ -123,10 +131,19 @@ mod tests {
                 { width = 16, height = 8, copies = 3, augment = { seed = 1 } },
                 { width = 20, height = 20, crop_fraction = 0.875 },
                 { of = 4, auto_augment = "augmix-m3-w3", seed = 2 },
+                { width = 20, height = 20, crop_fraction = 0.875, resample = "bicubic" },
             ]"#,
         ))
         .unwrap();
-        assert_eq!(views.sizes(), [(32, 32), (32, 32), (16, 8), (16, 8), (16, 8), (20, 20), (16, 8)]);
+        assert_eq!(views.sizes(), [(32, 32), (32, 32), (16, 8), (16, 8), (16, 8), (20, 20), (16, 8), (20, 20)]);
+        let want = shardpipe::images::Views::new([
+            View::crop(20, 20, Crop::Center(0.875)),
+            View::crop(20, 20, Crop::CenterWith(0.875, shardpipe::images::Resample::Bicubic)),
+        ]);
+        let got = build(&specs(
+            r#"views = [{ width = 20, height = 20, crop_fraction = 0.875 }, { width = 20, height = 20, crop_fraction = 0.875, resample = "bicubic" }]"#,
+        ));
+        assert_eq!(format!("{got:?}"), format!("{want:?}"));
     }
 
     #[test]
@@ -150,6 +167,10 @@ mod tests {
         assert!(
             err(r#"views = [{ width = 8, height = 8 }, { of = 1, seed = 3, auto_augment = "rand-m9" }]"#)
                 .contains("view 1 augments view 1, which is not before it")
+        );
+        assert!(
+            err(r#"views = [{ width = 8, height = 8, resample = "bicubic", augment = { seed = 1 } }]"#)
+                .contains("an `augment` view takes it inside `augment`")
         );
         assert!(
             err("views = [{ width = 8, height = 8, crop_fraction = 0.5, augment = { seed = 1 } }]")
