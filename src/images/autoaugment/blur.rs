@@ -183,8 +183,8 @@ mod tests {
         for radius in [0.3, 1.0, 2.0, 9.5, 60.0, 127.9] {
             let boxed = BoxWeights::new(box_radius(radius));
             let (mut wide, mut narrow) = (vec![0u8; data.len()], vec![0u8; data.len()]);
-            boxed.column_blur(&data, &mut wide, &mut vec![0u32; 40], 40);
-            boxed.column_blur_narrow(&data, &mut narrow, &mut vec![0u16; 40], 40);
+            boxed.column_blur(&data, &mut wide, &mut [0u32; 40], 40);
+            boxed.column_blur_narrow(&data, &mut narrow, &mut [0u16; 40], 40);
             assert!(wide == narrow, "radius {radius} (box {})", boxed.radius);
         }
     }
