@@ -11,8 +11,8 @@
 //! image's draws come from its own generator (the seed, the sample's epoch and its index): an
 //! image is erased the same way in every batch, placement and run, and anew each epoch.
 
-use super::augment::Uniform;
-use super::{ImageBatch, Layout, Sample};
+use super::augment::{Uniform, view_mix};
+use super::{ImageBatch, Layout, Sample, ViewBatch};
 
 /// Random-erasing settings; `Erasing::new(seed)` starts from timm's defaults (`prob` 0.5, area
 /// 0.02–1/3 of the image, aspect 0.3–1/0.3, one box, filled with zeros). timm's ImageNet
@@ -190,6 +190,21 @@ impl Erasing {
     }
 }
 
+impl Erasing {
+    /// Erases views `from..` of `batch` (each view's batch as [`apply`](Self::apply) erases
+    /// one), every view with draws of its own: its position is mixed into the seed as
+    /// [`Views`](super::Views) mixes it into the crops', so two views of an image lose
+    /// different boxes. timm's `--aug-splits` with random erasing leaves the clean first split
+    /// alone: `from = 1`.
+    pub fn apply_views(&self, batch: ViewBatch<f32>, from: usize) -> ViewBatch<f32> {
+        let views = batch.views.into_iter().enumerate();
+        let erase = |(v, b): (usize, ImageBatch<f32>)| {
+            if v < from { b } else { Self { seed: self.seed ^ view_mix(v), ..*self }.apply(b) }
+        };
+        ViewBatch { views: views.map(erase).collect() }
+    }
+}
+
 /// Standard normal fill values, two per accepted draw (Marsaglia's polar method: one logarithm
 /// and no trigonometry per pair, from one 64-bit draw per try): a per-pixel fill draws one for
 /// every value it erases, and Box–Muller's `ln`, `sqrt` and `cos` per value cost 3 × as much.
@@ -242,6 +257,23 @@ mod tests {
             })
             .collect();
         collate_layout(images, layout).unwrap()
+    }
+
+    #[test]
+    fn views_from_the_first_erased_are_erased_each_with_its_own_boxes() {
+        let erasing = Erasing::new(5).prob(1.0).unwrap();
+        let views = ViewBatch { views: (0..4).map(|_| batch(6, 20, 15, Layout::Chw)).collect() };
+        let out = erasing.apply_views(views.clone(), 1);
+        assert_eq!(out.views[0], views.views[0], "view 0 is the clean split: untouched");
+        for v in 1..4 {
+            let alone = Erasing { seed: 5 ^ view_mix(v), ..erasing }.apply(views.views[v].clone());
+            assert_eq!(out.views[v], alone, "view {v}: erased with its own draws");
+            assert_ne!(out.views[v], views.views[v], "view {v} lost boxes");
+        }
+        assert_ne!(out.views[1], out.views[2], "two views of the same images lose different boxes");
+        let all = erasing.apply_views(views.clone(), 0);
+        assert_eq!(all.views[0], erasing.apply(views.views[0].clone()), "view 0 draws what apply draws");
+        assert_eq!(erasing.apply_views(views.clone(), 9), views, "from past the last view: nothing erased");
     }
 
     /// Exactly the drawn boxes change, filled as `fill` says, the same in both layouts.

@@ -165,6 +165,17 @@ pub fn erased(batches: PipelineBuilder<ImageBatch<f32>>, erasing: Erasing) -> Pi
     batches.pipe(move |batch| Some(erasing.apply(batch))).name("erase")
 }
 
+/// Each batch's views `from..` randomly erased by `erasing` (stage `erase`;
+/// [`Erasing::apply_views`]): `from = 1` is timm's `--aug-splits` with erasing, the clean
+/// first split left alone.
+pub fn erased_views(
+    batches: PipelineBuilder<ViewBatch<f32>>,
+    erasing: Erasing,
+    from: usize,
+) -> PipelineBuilder<ViewBatch<f32>> {
+    batches.pipe(move |batch| Some(erasing.apply_views(batch, from))).name("erase")
+}
+
 /// Each batch mixed by `mixup` (stage `mixup`; [`Mixup::apply`]): Mixup or CutMix in place,
 /// with the soft targets to train against. A batch with an unlabelled sample, or a label not
 /// below the classes, fails the stage (counted, with the file named).
