@@ -95,59 +95,59 @@ impl BoxWeights {
     /// four-lane 32-bit multiply). `acc × inside + lr × rim` =
     /// `(acc × inside_hi + lr × rim_hi) × 2¹² + acc × inside_lo + lr × rim_lo`, exactly.
     fn column_blur_narrow(&self, src: &[u8], dst: &mut [u8], acc: &mut [u16], row: usize) {
-        let rows = src.len() / row;
-        let r = self.radius as isize;
-        let last = rows as isize - 1;
-        let line = |y: isize| &src[y.clamp(0, last) as usize * row..][..row];
-        acc.fill(0);
-        for k in -r - 1..r {
-            for (a, &v) in acc.iter_mut().zip(line(k)) {
-                *a += u16::from(v);
-            }
-        }
         let split = |w: u32| ((w >> 12) as u16, (w & 0xfff) as u16);
         let ((inside_hi, inside_lo), (rim_hi, rim_lo)) = (split(self.inside), split(self.rim));
         let wide = |a: u16, b: u16| u32::from(a) * u32::from(b);
-        for (y, out) in dst.chunks_exact_mut(row).enumerate() {
-            let y = y as isize;
-            let (left, add, right) = (line(y - r - 1), line(y + r), line(y + r + 1));
-            let acc = &mut acc[..row];
-            for i in 0..row {
-                let (l, f) = (u16::from(left[i]), u16::from(right[i]));
-                acc[i] = acc[i] + u16::from(add[i]) - l;
-                let (a, lr) = (acc[i], l + f);
-                let high = wide(a, inside_hi) + wide(lr, rim_hi);
-                let bulk = (high << 12) + wide(a, inside_lo) + wide(lr, rim_lo);
-                out[i] = ((bulk + (1 << 23)) >> 24) as u8;
-            }
-        }
+        self.sweep(src, dst, acc, row, |acc, l, add, f| {
+            let (l, f) = (u16::from(l), u16::from(f));
+            *acc = *acc + u16::from(add) - l;
+            let (a, lr) = (*acc, l + f);
+            let high = wide(a, inside_hi) + wide(lr, rim_hi);
+            let bulk = (high << 12) + wide(a, inside_lo) + wide(lr, rim_lo);
+            ((bulk + (1 << 23)) >> 24) as u8
+        });
     }
 
     /// One box blur down the columns of `src` into `dst` (Pillow's `ImagingLineBoxBlur`, run on
-    /// every column at once): a running sum per column of the window `[y − r, y + r]`, rows past
-    /// an edge repeating the edge row.
+    /// every column at once).
     fn column_blur(&self, src: &[u8], dst: &mut [u8], acc: &mut [u32], row: usize) {
-        let rows = src.len() / row;
+        let (inside, rim) = (self.inside, self.rim);
+        self.sweep(src, dst, acc, row, |acc, l, add, f| {
+            let (l, f) = (u32::from(l), u32::from(f));
+            *acc = *acc + u32::from(add) - l;
+            let bulk = *acc * inside + (l + f) * rim;
+            ((bulk + (1 << 23)) >> 24) as u8
+        });
+    }
+
+    /// Runs down the columns of `src`, keeping a running sum per column of the window
+    /// `[y − r, y + r]` in `acc` (rows past an edge repeat the edge row): `value(sum, leaving,
+    /// entering, just outside)` moves a column's sum to row `y` and gives its output there.
+    #[inline(always)]
+    fn sweep<A: Copy + Default + From<u8> + std::ops::AddAssign>(
+        &self,
+        src: &[u8],
+        dst: &mut [u8],
+        acc: &mut [A],
+        row: usize,
+        value: impl Fn(&mut A, u8, u8, u8) -> u8,
+    ) {
         let r = self.radius as isize;
-        let last = rows as isize - 1;
+        let last = (src.len() / row) as isize - 1;
         let line = |y: isize| &src[y.clamp(0, last) as usize * row..][..row];
-        acc.fill(0);
+        acc.fill(A::default());
         // The window of row −1: [−r − 1, r − 1].
         for k in -r - 1..r {
             for (a, &v) in acc.iter_mut().zip(line(k)) {
-                *a += u32::from(v);
+                *a += A::from(v);
             }
         }
-        let (inside, rim) = (self.inside, self.rim);
         for (y, out) in dst.chunks_exact_mut(row).enumerate() {
             let y = y as isize;
             let (left, add, right) = (line(y - r - 1), line(y + r), line(y + r + 1));
             let acc = &mut acc[..row];
             for i in 0..row {
-                let (l, f) = (u32::from(left[i]), u32::from(right[i]));
-                acc[i] = acc[i] + u32::from(add[i]) - l;
-                let bulk = acc[i] * inside + (l + f) * rim;
-                out[i] = ((bulk + (1 << 23)) >> 24) as u8;
+                out[i] = value(&mut acc[i], left[i], add[i], right[i]);
             }
         }
     }
