@@ -91,10 +91,7 @@ impl Jitter {
                     pass.push(Step::Scale(f), || std::array::from_fn(|x| to_u8(x as f32 * f)));
                 }
                 Adjust::Contrast if self.contrast != 1.0 => {
-                    let sums = if pass.len > 0 { pass.run(image) } else { pass.sums(image) };
-                    if pass.len > 0 {
-                        pass = Pass::default();
-                    }
+                    let sums = pass.settle(image);
                     let (f, mean) = (self.contrast, mean_of(sums, image.data.len() / CHANNELS));
                     pass.push(Step::Blend { keep: f, offset: (1.0 - f) * mean }, || {
                         std::array::from_fn(|x| to_u8(f * x as f32 + (1.0 - f) * mean))
@@ -118,11 +115,17 @@ impl Jitter {
 
 /// Adjustments that run in one pass: a table the values go through as they are loaded (the
 /// brightness and contrast before any per-pixel step), then steps on four pixels' lanes.
-#[derive(Default)]
 struct Pass {
     table: Option<[u8; 256]>,
-    steps: [Option<Step>; 4],
+    /// The first `len` are queued.
+    steps: [Step; 4],
     len: usize,
+}
+
+impl Default for Pass {
+    fn default() -> Self {
+        Self { table: None, steps: [Step::Scale(1.0); 4], len: 0 }
+    }
 }
 
 impl Pass {
@@ -139,12 +142,19 @@ impl Pass {
     }
 
     fn push_lanes(&mut self, step: Step) {
-        self.steps[self.len] = Some(step);
+        self.steps[self.len] = step;
         self.len += 1;
     }
 
-    /// The sums of the values of `image` through the table, without writing them.
-    fn sums(&self, image: &Image<u8>) -> [u64; CHANNELS] {
+    /// The sums of the values of `image` as the adjustments so far leave it, for a contrast:
+    /// with lanes steps queued the pass runs and a new one starts; with only a table the values
+    /// are summed through it, nothing written.
+    fn settle(&mut self, image: &mut Image<u8>) -> [u64; CHANNELS] {
+        if self.len > 0 {
+            let sums = self.run(image);
+            *self = Self::default();
+            return sums;
+        }
         let Some(table) = &self.table else { return sums_of(image) };
         let mut sums = [0; CHANNELS];
         for px in image.data.chunks_exact(CHANNELS) {
@@ -157,8 +167,7 @@ impl Pass {
 
     /// Runs the pass over `image`, giving the sums of the values written.
     fn run(&self, image: &mut Image<u8>) -> [u64; CHANNELS] {
-        let steps: Vec<Step> = self.steps[..self.len].iter().flatten().copied().collect();
-        run_steps(image, self.table.as_ref(), &steps)
+        run_steps(image, self.table.as_ref(), &self.steps[..self.len])
     }
 
     fn finish(&self, image: &mut Image<u8>) {

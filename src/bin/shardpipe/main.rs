@@ -4,6 +4,7 @@
 //! Errors in what the user gave (a plan, a flag) print one line and exit with code 2; a run that
 //! hit a failure limit prints its report and exits with code 1.
 
+mod augment_spec;
 mod bench;
 mod chain;
 mod ops;

@@ -293,7 +293,7 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
                 let (w, h) = (st.width.expect("checked"), st.height.expect("checked"));
                 let crop = match &st.augment {
                     Some(a) => images::Crop::Random(a.build().expect("checked")),
-                    None => crate::plan::center_crop(st.crop_fraction, st.resample),
+                    None => crate::augment_spec::center_crop(st.crop_fraction, st.resample),
                 };
                 b.pipe_blocking(move |v| match v {
                     Value::Image(img) => crop.apply(img, w, h).map(Value::Image).map_err(|e| e.to_string()),
@@ -337,25 +337,15 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
                             .name(collate)
                     }
                     Kind::Views(count) if st.mean.is_some() || st.std.is_some() => {
-                        let (n, collator) = (normalize_of(st), ViewCollator::new(count, 8));
-                        agg.pipe(move |values| {
-                            let views = views_of(values)?;
-                            collator
-                                .collate_normalized(views, &n, layout)
-                                .map(Value::FloatViewImages)
-                                .map_err(|e| e.to_string())
+                        let n = normalize_of(st);
+                        view_collate_stage(agg, count, Value::FloatViewImages, move |c, views| {
+                            c.collate_normalized(views, &n, layout)
                         })
                         .name(collate)
                     }
                     Kind::Views(count) => {
-                        let collator = ViewCollator::new(count, 8);
-                        agg.pipe(move |values| {
-                            collator
-                                .collate(views_of(values)?, layout)
-                                .map(Value::ViewImages)
-                                .map_err(|e| e.to_string())
-                        })
-                        .name(collate)
+                        view_collate_stage(agg, count, Value::ViewImages, move |c, views| c.collate(views, layout))
+                            .name(collate)
                     }
                     Kind::Floats => {
                         collate_stage(agg, floats, Value::FloatImages, move |pool, i| pool.collate_layout(i, layout))
@@ -456,7 +446,7 @@ fn collate_stage<T: Send + 'static, U: Copy + Send + Sync + 'static>(
     wrap: fn(ImageBatch<U>) -> Value,
     collate: impl Fn(&Arc<BatchPool<U>>, Vec<Image<T>>) -> Result<ImageBatch<U>, images::ImageError> + Send + Sync + 'static,
 ) -> PipelineBuilder<Value> {
-    let pool = BatchPool::new(8);
+    let pool = BatchPool::new(POOLED_BATCHES);
     batches.pipe(move |values: Vec<Value>| {
         let images: Option<Vec<Image<T>>> = values.into_iter().map(take).collect();
         let images = images.ok_or("batch: a batch of images held something else")?;
@@ -464,12 +454,28 @@ fn collate_stage<T: Send + 'static, U: Copy + Send + Sync + 'static>(
     })
 }
 
-/// The views of each image of a batch (a `batch` after `views`).
-fn views_of(values: Vec<Value>) -> Result<Vec<Vec<Image<u8>>>, String> {
-    let views: Option<Vec<_>> =
-        values.into_iter().map(|v| if let Value::Views(v) = v { Some(v) } else { None }).collect();
-    views.ok_or_else(|| "batch: a batch of views held something else".into())
+/// [`collate_stage`] for a `batch` after `views`: each batch's images' views collated into one
+/// buffer per view, from pools of their own.
+fn view_collate_stage<U: Copy + Send + Sync + 'static>(
+    batches: PipelineBuilder<Vec<Value>>,
+    count: usize,
+    wrap: fn(ViewBatch<U>) -> Value,
+    collate: impl Fn(&ViewCollator<U>, Vec<Vec<Image<u8>>>) -> Result<ViewBatch<U>, images::ImageError>
+    + Send
+    + Sync
+    + 'static,
+) -> PipelineBuilder<Value> {
+    let collator = ViewCollator::new(count, POOLED_BATCHES);
+    batches.pipe(move |values: Vec<Value>| {
+        let views: Option<Vec<_>> =
+            values.into_iter().map(|v| if let Value::Views(v) = v { Some(v) } else { None }).collect();
+        let views = views.ok_or("batch: a batch of views held something else")?;
+        collate(&collator, views).map(wrap).map_err(|e| e.to_string())
+    })
 }
+
+/// Batch buffers each collating stage keeps for reuse.
+const POOLED_BATCHES: usize = 8;
 
 /// A `normalize` or normalizing `batch` stage's mean and std (ImageNet's where left out).
 fn normalize_of(st: &crate::plan::Stage) -> Normalize {

@@ -13,7 +13,7 @@
 use serde::Deserialize;
 use shardpipe::images::{AugmentPolicy, Crop, View, Views};
 
-use crate::plan::{AugmentSpec, ResampleSpec, center_crop};
+use crate::augment_spec::{AugmentSpec, ResampleSpec, center_crop};
 
 /// One entry of `views`: a crop (`width`, `height`, and `augment` or `crop_fraction`) or an
 /// earlier view augmented again (`of`, `auto_augment`, `seed`), `copies` times.
