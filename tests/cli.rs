@@ -99,7 +99,7 @@ fn an_image_list_is_a_source_and_a_bad_or_empty_list_is_refused_naming_it() {
         }
     }
     let list = dir.join("train.tsv");
-    std::fs::write(&list, lines).unwrap();
+    std::fs::write(&list, &lines).unwrap();
     let Some(run) = one_epoch(&format!("source.images={}", list.display())) else { return };
     assert_eq!((run["items"].as_u64(), run["failed"].as_u64()), (Some(12), Some(0)), "{run}");
 
@@ -107,12 +107,19 @@ fn an_image_list_is_a_source_and_a_bad_or_empty_list_is_refused_naming_it() {
     std::fs::write(&bad, "a.jpg 1\nb.jpg\n").unwrap();
     let empty = dir.join("empty.lst");
     std::fs::write(&empty, "# nothing yet\n").unwrap();
-    for (list, expect) in [
-        (bad, "bad.txt, line 2: `b.jpg` has no label, but line 1 has a number label"),
-        (empty, "empty.lst: the list names no files"),
+    let unlabelled = dir.join("unlabelled.txt");
+    std::fs::write(
+        &unlabelled,
+        lines.lines().skip(1).map(|l| l.split('\t').next().unwrap().to_owned() + "\n").collect::<String>(),
+    )
+    .unwrap();
+    for (plan, list, expect) in [
+        ("imagenet", bad, "bad.txt, line 2: `b.jpg` has no label, but line 1 has a number label"),
+        ("imagenet", empty, "empty.lst: the list names no files"),
+        ("imagenet-train", unlabelled, "stage 5 (op = \"mixup\"): "),
     ] {
         let args = format!("source.images={}", list.display());
-        let out = shardpipe(&["run", "imagenet", "--set", &args]);
+        let out = shardpipe(&["run", plan, "--set", &args]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(expect) && err.trim_end().lines().count() == 1, "{args:?}: {err}");
@@ -148,6 +155,18 @@ fn every_shipped_plan_runs_in_quick_mode_and_accounts_for_every_item() {
     let splits = r#"stage.2.views=[{ width = 32, height = 32, augment = { seed = 1 } }, { of = 0, auto_augment = "augmix-m3-w3", seed = 1, copies = 2 }]"#;
     let Some(v) = json(&["run", "multi-crop", "--set", &images, "--set", splits, "--json"]) else { return };
     check_run("multi-crop", &v);
+    assert_eq!((&v["runs"][0]["items"], &v["runs"][0]["failed"]), (&80.into(), &0.into()), "{v}");
+    // timm's training recipe: batches of 8 mixed and erased; then the same on aug-splits views
+    // (every view mixed, the clean first split left unerased).
+    let train = ["run", "imagenet-train", "--set", &images, "--set", "stage.3.size=8", "--json"];
+    let Some(v) = json(&train) else { return };
+    check_run("imagenet-train", &v);
+    assert_eq!((&v["runs"][0]["items"], &v["runs"][0]["failed"]), (&80.into(), &0.into()), "{v}");
+    let mixed = v["runs"][0]["stages"].as_array().unwrap().iter().find(|s| s["name"] == "mixup").unwrap().clone();
+    assert_eq!((&mixed["received"], &mixed["emitted"]), (&10.into(), &10.into()), "{mixed}");
+    let views = format!("stage.2={{ op = \"views\", views = {} }}", &splits["stage.2.views=".len()..]);
+    let Some(v) = json(&[&train[..], &["--set", &views, "--set", "stage.5.erase.from=1"]].concat()) else { return };
+    check_run("imagenet-train", &v);
     assert_eq!((&v["runs"][0]["items"], &v["runs"][0]["failed"]), (&80.into(), &0.into()), "{v}");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -212,7 +231,7 @@ fn plans_lists_every_shipped_plan_with_its_description() {
     let out = shardpipe(&["plans"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for plan in PLANS.iter().chain(&["imagenet", "multi-crop"]) {
+    for plan in PLANS.iter().chain(&["imagenet", "multi-crop", "imagenet-train"]) {
         assert!(text.lines().any(|l| l.starts_with(plan) && l.len() > plan.len() + 20), "{plan} missing:\n{text}");
     }
 }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::{
-    BatchPool, Crop, Erasing, Image, ImageBatch, ImageFolder, Layout, Mixable, MixedBatch, Mixup, Normalize, ViewBatch,
-    ViewCollator, Views, decode, read,
+    BatchPool, Crop, Erasing, Image, ImageBatch, ImageFolder, Layout, Mixable, MixedBatch, MixedViews, Mixup,
+    Normalize, ViewBatch, ViewCollator, Views, decode, read,
 };
 use crate::pipeline::{PipelineBuilder, source_epochs};
 
@@ -184,6 +184,15 @@ pub fn mixed<T: Mixable + Send + 'static>(
     mixup: Mixup,
 ) -> PipelineBuilder<MixedBatch<T>> {
     batches.pipe(move |batch| mixup.apply(batch)).name("mixup")
+}
+
+/// Each batch of views mixed by `mixup` (stage `mixup`; [`Mixup::apply_views`]): one draw per
+/// batch shared by its views, each view mixed within itself, with its targets.
+pub fn mixed_views<T: Mixable + Send + 'static>(
+    batches: PipelineBuilder<ViewBatch<T>>,
+    mixup: Mixup,
+) -> PipelineBuilder<MixedViews<T>> {
+    batches.pipe(move |batch| mixup.apply_views(batch)).name("mixup")
 }
 
 /// The `batch` stage: `size` images per batch, the epoch's short last one left over with

@@ -22,7 +22,7 @@
 
 use super::augment::Uniform;
 use super::folder::{SplitMix64, epoch_mix};
-use super::{ImageBatch, Layout, Sample};
+use super::{ImageBatch, Layout, Sample, ViewBatch};
 
 /// Batch-level Mixup/CutMix settings; `Mixup::new(seed, classes)` starts from timm's recipe
 /// defaults (`mixup_alpha` 0.8, `cutmix_alpha` 1.0, `prob` 1.0, `switch_prob` 0.5,
@@ -70,7 +70,7 @@ impl Mix {
 }
 
 /// A mixed batch and the soft targets to train it against.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MixedBatch<T> {
     /// The images, mixed in place (shape, layout and samples unchanged).
     pub batch: ImageBatch<T>,
@@ -229,6 +229,37 @@ impl Mixup {
             row[labels[labels.len() - 1 - i]] += (on - off) * (1.0 - lambda);
         }
         Ok(MixedBatch { batch, targets, classes, mix })
+    }
+
+    /// Mixes every view of `batch` as [`Mixup::apply`] mixes a batch. The views hold the same
+    /// samples, so they share one draw: all mixed or none, by Mixup or CutMix alike, with the
+    /// same λ; a CutMix box is placed on each view's own size from the same draws (λ is then
+    /// corrected to the box each view lost, so views of other sizes may get other targets).
+    /// Image `i` of a view is paired with image `B−1−i` of the same view. (timm, which mixes
+    /// its `--aug-splits` as one concatenated batch, pairs it with image `B−1−i` of the
+    /// mirrored split: the same sample, so the same targets, from another view of it.)
+    pub fn apply_views<T: Mixable>(&self, batch: ViewBatch<T>) -> Result<MixedViews<T>, MixupError> {
+        let views = batch.views.into_iter().map(|view| self.apply(view)).collect::<Result<_, _>>()?;
+        Ok(MixedViews { views })
+    }
+}
+
+/// A batch of views, each mixed ([`Mixup::apply_views`]).
+#[derive(Debug, Clone)]
+pub struct MixedViews<T> {
+    /// One mixed batch per view, with its targets, in view order.
+    pub views: Vec<MixedBatch<T>>,
+}
+
+impl<T> MixedViews<T> {
+    /// Images in the batch (each has every view).
+    pub fn len(&self) -> usize {
+        self.views.first().map_or(0, |v| v.batch.len())
+    }
+
+    /// Whether it holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -423,6 +454,37 @@ mod tests {
             .filter(|&s| Mixup::new(s, 2).unwrap().draw(&samples, 32, 32) != mixup.draw(&samples, 32, 32))
             .count();
         assert!(differ >= 23, "{differ} of 24 seeds draw differently");
+    }
+
+    #[test]
+    fn the_views_of_a_batch_share_one_draw_and_each_mixes_within_itself() {
+        // Two views of one size and a smaller third, as DINO's global and local crops.
+        let views = || ViewBatch {
+            views: vec![batch(6, 13, 9, Layout::Chw), batch(6, 13, 9, Layout::Chw), batch(6, 5, 4, Layout::Chw)],
+        };
+        let mut kinds = [0; 3];
+        for seed in 0..40 {
+            let mixup = Mixup::new(seed, 4).unwrap().prob(0.8).unwrap();
+            let out = mixup.apply_views(views()).unwrap();
+            assert_eq!(out.len(), 6);
+            let [a, b, small] = &out.views[..] else { panic!("{} views", out.views.len()) };
+            // Each view is what mixing it alone gives: same pairs, same draws.
+            for (k, view) in views().views.into_iter().enumerate() {
+                let alone = mixup.apply(view).unwrap();
+                assert_eq!((&alone.batch.data, alone.mix), (&out.views[k].batch.data, out.views[k].mix), "seed {seed}");
+            }
+            assert_eq!((a.mix, &a.targets), (b.mix, &b.targets), "views of one size mix alike (seed {seed})");
+            match (a.mix, small.mix) {
+                (Mix::None, Mix::None) => kinds[0] += 1,
+                (Mix::Mixup { lambda }, Mix::Mixup { lambda: l }) => {
+                    assert_eq!((lambda, &a.targets), (l, &small.targets), "seed {seed}");
+                    kinds[1] += 1;
+                }
+                (Mix::Cutmix { .. }, Mix::Cutmix { .. }) => kinds[2] += 1,
+                other => panic!("seed {seed}: views drew apart: {other:?}"),
+            }
+        }
+        assert!(kinds.iter().all(|&n| n > 0), "none, mixup, cutmix over 40 seeds: {kinds:?}");
     }
 
     #[test]

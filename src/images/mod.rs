@@ -86,10 +86,10 @@ pub use erasing::{ErasedBox, Erasing, ErasingError, Fill};
 pub use folder::{FolderError, ImageFolder, Sample};
 pub use jitter::{Adjust, Jitter};
 pub use loader::{
-    LoaderOptions, batches, erased, erased_views, loader, loader_views, mixed, normalized_batches,
+    LoaderOptions, batches, erased, erased_views, loader, loader_views, mixed, mixed_views, normalized_batches,
     normalized_view_batches, view_batches,
 };
-pub use mixup::{Mix, Mixable, MixedBatch, Mixup, MixupError};
+pub use mixup::{Mix, Mixable, MixedBatch, MixedViews, Mixup, MixupError};
 pub use resize::{Crop, resize, resize_center, resize_center_with};
 pub use resume::{LoaderState, ResumeError, StateError};
 pub use views::{View, ViewBatch, ViewCollator, Views, ViewsError};

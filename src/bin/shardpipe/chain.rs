@@ -30,6 +30,9 @@ pub enum Kind {
     /// Collated batches of views: one buffer per view, of pixels or normalized.
     ViewBatch,
     FloatViewBatch,
+    /// Mixed batches with their soft targets (`mixup`): of image batches, of pixels or
+    /// normalized, or of batches of views.
+    Mixed(Box<Kind>),
 }
 
 impl Kind {
@@ -47,6 +50,7 @@ impl Kind {
             Kind::ImageBatch | Kind::FloatBatch => "image batches".into(),
             Kind::Views(_) => "views of images".into(),
             Kind::ViewBatch | Kind::FloatViewBatch => "batches of views".into(),
+            Kind::Mixed(k) => format!("mixed {}", k.describe()),
         }
     }
 }
@@ -164,6 +168,20 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
             (Op::Views, k) => return Err(expects("decoded images", &k)),
             (Op::Normalize, Kind::Image) => Kind::Floats,
             (Op::Normalize, k) => return Err(expects("decoded images", &k)),
+            (Op::Mixup, k @ (Kind::ImageBatch | Kind::FloatBatch | Kind::ViewBatch | Kind::FloatViewBatch)) => {
+                let spec =
+                    st.mixup.as_ref().ok_or_else(|| need("mixup = { seed = 5 } (timm's Mixup/CutMix settings)"))?;
+                // The folder's classes are known only when it is opened: any count checks the rest.
+                spec.build(1).map_err(|e| format!("{at}: {e}"))?;
+                Kind::Mixed(Box::new(k))
+            }
+            (Op::Mixup, k) => {
+                return Err(format!(
+                    "{}; put a `batch` stage before it (Mixup pairs the images of a batch)",
+                    expects("image batches", &k)
+                ));
+            }
+            (Op::Erase, k) => erase_kind(st, k, &at)?,
             (Op::Route, k) => route_kind(st, k, &at)?,
         };
         if in_path && st.shards.is_some() {
@@ -226,6 +244,8 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
             (st.crop_fraction.is_some(), Op::Resize, "crop_fraction"),
             (st.resample.is_some(), Op::Resize, "resample"),
             (st.views.is_some(), Op::Views, "views"),
+            (st.mixup.is_some(), Op::Mixup, "mixup"),
+            (st.erase.is_some(), Op::Erase, "erase"),
             (st.paths.is_some() || st.weights.is_some() || st.batched, Op::Route, "paths/weights/batched"),
         ];
         for (given, op, key) in stray {
@@ -236,6 +256,38 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
     }
     kinds.push(kind);
     Ok(kinds)
+}
+
+/// What an `erase` stage gives: what it gets, normalized image batches (mixed or not) or
+/// batches of views, with boxes erased; `from` only on views.
+fn erase_kind(st: &Stage, kind: Kind, at: &str) -> Result<Kind, String> {
+    let spec = st.erase.as_ref().ok_or_else(|| {
+        format!("{at}: needs `erase = {{ seed = 3, prob = 0.25, mode = \"pixel\" }}` (timm's random-erasing settings)")
+    })?;
+    spec.build().map_err(|e| format!("{at}: {e}"))?;
+    let inner = if let Kind::Mixed(k) = &kind { k.as_ref() } else { &kind };
+    match inner {
+        Kind::FloatViewBatch => {}
+        Kind::FloatBatch if spec.from.is_some() => {
+            return Err(format!(
+                "{at}: `from` picks the first view to erase, but this stage gets image batches; drop it"
+            ));
+        }
+        Kind::FloatBatch => {}
+        Kind::ImageBatch | Kind::ViewBatch => {
+            return Err(format!(
+                "{at}: erases normalized batches (timm erases after normalizing, where 0 is the mean colour), but gets {} of pixels; give the `batch` stage `mean` and `std`",
+                kind.describe()
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "{at}: expects normalized image batches, but gets {}; put a `batch` stage with `mean` and `std` before it",
+                kind.describe()
+            ));
+        }
+    }
+    Ok(kind)
 }
 
 /// What a `route` stage gives: the kind every one of its paths gives from `kind`. A batched

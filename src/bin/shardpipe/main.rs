@@ -5,6 +5,7 @@
 //! hit a failure limit prints its report and exits with code 1.
 
 mod augment_spec;
+mod batch_spec;
 mod bench;
 mod chain;
 mod ops;

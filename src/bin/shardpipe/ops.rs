@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shardpipe::images::{
-    self, BatchPool, Encoded, Image, ImageBatch, ImageFolder, Normalize, Sample, ViewBatch, ViewCollator,
+    self, BatchPool, Encoded, Image, ImageBatch, ImageFolder, MixedBatch, MixedViews, Normalize, Sample, ViewBatch,
+    ViewCollator,
 };
 use shardpipe::pipeline::{PipelineBuilder, Placement, path, source, source_epochs};
 
@@ -33,6 +34,11 @@ pub enum Value {
     Views(Vec<Image<u8>>),
     ViewImages(ViewBatch<u8>),
     FloatViewImages(ViewBatch<f32>),
+    /// Batches mixed by `mixup`, with their targets.
+    Mixed(MixedBatch<u8>),
+    FloatMixed(MixedBatch<f32>),
+    MixedViews(MixedViews<u8>),
+    FloatMixedViews(MixedViews<f32>),
 }
 
 impl Value {
@@ -44,6 +50,10 @@ impl Value {
             Value::FloatImages(b) => b.len() as u64,
             Value::ViewImages(b) => b.len() as u64,
             Value::FloatViewImages(b) => b.len() as u64,
+            Value::Mixed(b) => b.batch.len() as u64,
+            Value::FloatMixed(b) => b.batch.len() as u64,
+            Value::MixedViews(b) => b.len() as u64,
+            Value::FloatMixedViews(b) => b.len() as u64,
             _ => 1,
         }
     }
@@ -64,6 +74,8 @@ impl Value {
             Value::Images(_) | Value::FloatImages(_) => "an image batch",
             Value::Views(_) => "an image's views",
             Value::ViewImages(_) | Value::FloatViewImages(_) => "a batch of views",
+            Value::Mixed(_) | Value::FloatMixed(_) => "a mixed image batch",
+            Value::MixedViews(_) | Value::FloatMixedViews(_) => "a mixed batch of views",
         }
     }
 }
@@ -226,11 +238,13 @@ fn image_dir(dir: &Path, generate: Option<&Generate>) -> Result<ImageFolder, Str
 
 /// The source of a plan: `items` overrides the count or keeps the first N files (0: endless,
 /// for `--duration`).
-fn plan_source(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value>, String> {
+fn plan_source(plan: &Plan, items: Option<u64>) -> Result<(PipelineBuilder<Value>, u32, String), String> {
     let endless = items == Some(0);
     let epochs = if endless { u64::MAX } else { plan.source.epochs };
+    let (mut classes, mut origin) = (0, String::from("the source"));
     let builder = if plan.source.images.is_some() {
         let folder = Arc::new(image_folder(plan, items)?);
+        (classes, origin) = (u32::try_from(folder.classes().len()).unwrap_or(u32::MAX), folder.origin().to_owned());
         // Few, slow items: a short ring lets the dealer give each to the shard with room.
         source_epochs(move |e| (e < epochs).then(|| folder.epoch(e).into_iter().map(Value::Sample))).buffer(8)
     } else if plan.source.dir.is_some() || plan.source.glob.is_some() {
@@ -249,18 +263,21 @@ fn plan_source(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value>
         .buffer(1024)
     };
     let rate = plan.source.rate;
-    Ok(if rate > 0.0 { builder.rate(rate) } else { builder })
+    Ok((if rate > 0.0 { builder.rate(rate) } else { builder }, classes, origin))
 }
 
 /// Builds the plan's pipeline (not started).
 pub fn pipeline(plan: &Plan, items: Option<u64>) -> Result<PipelineBuilder<Value>, String> {
     let kinds = crate::plan::chain(plan).expect("checked when loaded");
-    let b = add_stages(plan_source(plan, items)?, &plan.stages, &kinds);
+    let (source, classes, origin) = plan_source(plan, items)?;
+    mixup_classes(&plan.stages, classes, &origin)?;
+    let b = add_stages(source, &plan.stages, &kinds, classes);
     Ok(b.sink(plan.sink.buffer))
 }
 
-/// Adds `stages` to `b`; `kinds[i]` is what enters stage `i` (the plan's check made them).
-fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -> PipelineBuilder<Value> {
+/// Adds `stages` to `b`; `kinds[i]` is what enters stage `i` (the plan's check made them);
+/// `classes` is the image folder's, for `mixup` targets.
+fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind], classes: u32) -> PipelineBuilder<Value> {
     for (i, st) in stages.iter().enumerate() {
         let us = Duration::from_micros(st.us.unwrap_or(0));
         b = match st.op {
@@ -314,6 +331,35 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
                     other => Err(format!("normalize expects an image, got {}", other.what())),
                 })
             }
+            Op::Mixup => {
+                let mixup = st.mixup.as_ref().expect("checked").build(classes).expect("checked by mixup_classes");
+                let failed = |e: images::MixupError| e.to_string();
+                b.pipe_blocking(move |v| match v {
+                    Value::Images(batch) => mixup.apply(batch).map(Value::Mixed).map_err(failed),
+                    Value::FloatImages(batch) => mixup.apply(batch).map(Value::FloatMixed).map_err(failed),
+                    Value::ViewImages(batch) => mixup.apply_views(batch).map(Value::MixedViews).map_err(failed),
+                    Value::FloatViewImages(batch) => {
+                        mixup.apply_views(batch).map(Value::FloatMixedViews).map_err(failed)
+                    }
+                    other => Err(format!("mixup expects an image batch, got {}", other.what())),
+                })
+            }
+            Op::Erase => {
+                let spec = st.erase.as_ref().expect("checked");
+                let (erasing, from) = (spec.build().expect("checked"), spec.from.unwrap_or(0));
+                b.pipe_blocking(move |v| match v {
+                    Value::FloatImages(batch) => Ok(Value::FloatImages(erasing.apply(batch))),
+                    Value::FloatViewImages(batch) => Ok(Value::FloatViewImages(erasing.apply_views(batch, from))),
+                    Value::FloatMixed(mut mixed) => {
+                        mixed.batch = erasing.apply(mixed.batch);
+                        Ok(Value::FloatMixed(mixed))
+                    }
+                    Value::FloatMixedViews(mixed) => {
+                        Ok(Value::FloatMixedViews(erase_mixed_views(&erasing, mixed, from)))
+                    }
+                    other => Err(format!("erase expects a normalized image batch, got {}", other.what())),
+                })
+            }
             Op::Checksum => b.pipe(|v| Some(Value::Sum(checksum(&v)))),
             Op::Batch => {
                 let agg = b.aggregate(st.size.expect("checked: a size"));
@@ -364,7 +410,7 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
                 let router = weighted_router(weights);
                 let chains = paths.into_iter().map(|stages| {
                     let kinds = stage_kinds(&stages, kinds[i].clone(), "", true).expect("checked when loaded");
-                    move |p| add_stages(p, &stages, &kinds)
+                    move |p| add_stages(p, &stages, &kinds, classes)
                 });
                 if st.batched {
                     // The route splits `Vec`s: unwrap each batch for it, wrap each sub-batch again.
@@ -388,6 +434,37 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind]) -
         }
     }
     b
+}
+
+/// Erases views `from..` of a mixed batch of views, its targets kept.
+fn erase_mixed_views(erasing: &images::Erasing, mixed: MixedViews<f32>, from: usize) -> MixedViews<f32> {
+    let (batches, rest): (Vec<_>, Vec<_>) =
+        mixed.views.into_iter().map(|m| (m.batch, (m.targets, m.classes, m.mix))).unzip();
+    let erased = erasing.apply_views(ViewBatch { views: batches }, from);
+    let views = erased.views.into_iter().zip(rest);
+    MixedViews {
+        views: views.map(|(batch, (targets, classes, mix))| MixedBatch { batch, targets, classes, mix }).collect(),
+    }
+}
+
+/// Checks that every `mixup` stage (in routes too) has classes to make targets for: its own
+/// `classes`, or the image folder's (`classes`; 0 when it has none).
+fn mixup_classes(stages: &[Stage], classes: u32, origin: &str) -> Result<(), String> {
+    for (i, st) in stages.iter().enumerate() {
+        if let Some(spec) = &st.mixup
+            && spec.classes.is_none()
+            && classes == 0
+        {
+            return Err(format!(
+                "stage {} (op = \"mixup\"): {origin} has no classes to make targets for; load images from class sub-directories or a list with labels, or set mixup = {{ classes = N, … }}",
+                i + 1
+            ));
+        }
+        for path in st.paths.iter().flatten() {
+            mixup_classes(path, classes, origin)?;
+        }
+    }
+    Ok(())
 }
 
 /// Sends each item down a path chosen by a hash of the item, in proportion to `weights` (the
@@ -429,6 +506,14 @@ fn route_key(v: &Value) -> u64 {
         Value::Views(v) => v.first().map_or(FNV_OFFSET, |i| of_path(&i.sample.path)),
         Value::ViewImages(b) => combine(&mut b.samples().iter().map(|s| of_path(&s.path))),
         Value::FloatViewImages(b) => combine(&mut b.samples().iter().map(|s| of_path(&s.path))),
+        Value::Mixed(b) => combine(&mut b.batch.samples.iter().map(|s| of_path(&s.path))),
+        Value::FloatMixed(b) => combine(&mut b.batch.samples.iter().map(|s| of_path(&s.path))),
+        Value::MixedViews(b) => {
+            combine(&mut b.views.iter().take(1).flat_map(|v| &v.batch.samples).map(|s| of_path(&s.path)))
+        }
+        Value::FloatMixedViews(b) => {
+            combine(&mut b.views.iter().take(1).flat_map(|v| &v.batch.samples).map(|s| of_path(&s.path)))
+        }
     }
 }
 

@@ -23,6 +23,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("cache-routing", include_str!("../../../shards/cache-routing.toml")),
     ("batched-routing", include_str!("../../../shards/batched-routing.toml")),
     ("multi-crop", include_str!("../../../shards/multi-crop.toml")),
+    ("imagenet-train", include_str!("../../../shards/imagenet-train.toml")),
 ];
 
 /// A plan file.
@@ -143,6 +144,10 @@ pub struct Stage {
     /// `normalize`: per-channel mean and std in [0, 1] units (default: ImageNet's).
     pub mean: Option<[f32; 3]>,
     pub std: Option<[f32; 3]>,
+    /// `mixup`: timm's Mixup/CutMix settings (`batch_spec`).
+    pub mixup: Option<crate::batch_spec::MixupSpec>,
+    /// `erase`: timm's random-erasing settings (`batch_spec`).
+    pub erase: Option<crate::batch_spec::EraseSpec>,
     /// Items queued ahead of the stage.
     pub buffer: Option<usize>,
     pub name: Option<String>,
@@ -196,6 +201,8 @@ pub enum Op {
     Resize,
     Views,
     Normalize,
+    Mixup,
+    Erase,
     Route,
 }
 
@@ -372,6 +379,8 @@ pub fn op_name(op: Op) -> &'static str {
         Op::Resize => "resize",
         Op::Views => "views",
         Op::Normalize => "normalize",
+        Op::Mixup => "mixup",
+        Op::Erase => "erase",
         Op::Route => "route",
     }
 }
