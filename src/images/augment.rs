@@ -78,9 +78,17 @@ pub enum AugmentError {
         value: f64,
     },
     /// The blur's radius range.
-    #[error("augment blur sigma ({0}, {1}): need 0 < low <= high, in pixels (DINO's and BYOL's range is 0.1, 2.0)")]
+    #[error(
+        "augment blur sigma ({0}, {1}): need 0 < low <= high <= {MAX_BLUR_SIGMA}, in pixels (DINO's and BYOL's range is 0.1, 2.0)"
+    )]
     BlurSigma(f64, f64),
 }
+
+/// The widest blur [`Augment::blur`] takes, in pixels (DINO's widest is 2): each box pass starts
+/// a column by summing a window of about four times the radius, so a far wider one would stall
+/// the stage (and its sums overflow past ~8 million). Any crop this blur is useful on is a flat
+/// colour long before it.
+pub const MAX_BLUR_SIGMA: f64 = 4096.0;
 
 /// What [`Augment::draw`] chose for one image.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -197,10 +205,11 @@ impl Augment {
     /// DINO's `GaussianBlur(p, radius_min, radius_max)` after the grayscale step: with
     /// probability `p`, Pillow's `GaussianBlur` of a radius (standard deviation, in pixels) drawn
     /// uniformly from `[low, high]`. DINO blurs its first global view always (1.0), its second
-    /// rarely (0.1) and its local views half the time (0.5), all with 0.1–2.0.
+    /// rarely (0.1) and its local views half the time (0.5), all with 0.1–2.0. `high` is at most
+    /// [`MAX_BLUR_SIGMA`].
     pub fn blur(mut self, p: f64, low: f64, high: f64) -> Result<Self, AugmentError> {
         self.photometric.blur = probability("blur", p)?;
-        if !(low > 0.0 && low <= high && high.is_finite()) {
+        if !(low > 0.0 && low <= high && high <= MAX_BLUR_SIGMA) {
             return Err(AugmentError::BlurSigma(low, high));
         }
         self.photometric.sigma = (low, high);
@@ -663,6 +672,10 @@ mod tests {
         assert!(coin(Augment::new(0).blur(2.0, 0.1, 2.0)).starts_with("augment blur 2: need a probability"));
         assert_eq!(Augment::new(0).blur(0.5, 0.0, 2.0), Err(AugmentError::BlurSigma(0.0, 2.0)));
         assert_eq!(Augment::new(0).blur(0.5, 3.0, 2.0), Err(AugmentError::BlurSigma(3.0, 2.0)));
-        assert!(coin(Augment::new(0).blur(0.5, 1.0, f64::INFINITY)).contains("need 0 < low <= high, in pixels"));
+        assert!(
+            coin(Augment::new(0).blur(0.5, 1.0, f64::INFINITY)).contains("need 0 < low <= high <= 4096, in pixels")
+        );
+        assert_eq!(Augment::new(0).blur(0.5, 1.0, 1e9), Err(AugmentError::BlurSigma(1.0, 1e9)));
+        assert!(Augment::new(0).blur(0.5, 1.0, MAX_BLUR_SIGMA).is_ok());
     }
 }

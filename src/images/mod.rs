@@ -74,7 +74,7 @@ mod webp;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use augment::{Augment, AugmentError, Draw};
+pub use augment::{Augment, AugmentError, Draw, MAX_BLUR_SIGMA};
 pub use autoaugment::{
     AugMix, AugMixDraw, AugmentOp, AugmentPolicy, IMAGENET_MEAN_FILL, MAX_LAYERS, RandAugment, RandAugmentError,
     Resample,

@@ -516,7 +516,7 @@ mod tests {
         assert!(err(&["stage.2.augment={ seed = 3, blur_sigma = [0.1, 2.0] }"]).contains("set blur = p too"));
         assert!(
             err(&["stage.2.augment={ seed = 3, blur = 1.0, blur_sigma = [2.0, 1.0] }"])
-                .contains("need 0 < low <= high, in pixels")
+                .contains("need 0 < low <= high <= 4096, in pixels")
         );
         assert!(
             err(&["stage.2.augment={ seed = 3, grayscale = 1.5 }"])

@@ -190,6 +190,17 @@ mod tests {
     }
 
     #[test]
+    fn the_widest_blur_augment_takes_makes_a_crop_one_flat_colour() {
+        let mut img = image(40, 30, |x, y| [(x * 6) as u8, (y * 8) as u8, ((x * y) % 256) as u8]);
+        gaussian_blur(&mut img, crate::images::augment::MAX_BLUR_SIGMA as f32);
+        for c in 0..CHANNELS {
+            let channel = img.data.iter().skip(c).step_by(CHANNELS);
+            let (lo, hi) = channel.fold((255, 0), |(lo, hi), &v| (v.min(lo), v.max(hi)));
+            assert!(hi - lo <= 1, "channel {c}: {lo}..={hi}");
+        }
+    }
+
+    #[test]
     fn a_flat_image_stays_flat_and_a_bright_dot_spreads_symmetrically() {
         let mut flat = image(9, 7, |_, _| [10, 200, 255]);
         let want = flat.clone();
