@@ -198,10 +198,13 @@ impl Erasing {
     /// alone: `from = 1`.
     pub fn apply_views(&self, batch: ViewBatch<f32>, from: usize) -> ViewBatch<f32> {
         let views = batch.views.into_iter().enumerate();
-        let erase = |(v, b): (usize, ImageBatch<f32>)| {
-            if v < from { b } else { Self { seed: self.seed ^ view_mix(v), ..*self }.apply(b) }
-        };
-        ViewBatch { views: views.map(erase).collect() }
+        ViewBatch { views: views.map(|(v, b)| if v < from { b } else { self.apply_view(b, v) }).collect() }
+    }
+
+    /// Erases `batch` as view `view` of a batch of views ([`apply_views`](Self::apply_views)
+    /// erases each view so), for views held in something else (mixed batches of views).
+    pub fn apply_view(&self, batch: ImageBatch<f32>, view: usize) -> ImageBatch<f32> {
+        Self { seed: self.seed ^ view_mix(view), ..*self }.apply(batch)
     }
 }
 

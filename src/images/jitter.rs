@@ -219,13 +219,8 @@ pub(super) fn apply_table(image: &mut Image<u8>, table: [u8; 256]) {
 /// The sums of the red, green and blue values of `image`.
 fn sums_of(image: &Image<u8>) -> [u64; CHANNELS] {
     let mut sums = [0; CHANNELS];
-    add_sums(&mut sums, &image.data);
-    sums
-}
-
-fn add_sums(sums: &mut [u64; CHANNELS], data: &[u8]) {
     // Per-block `u32` counts (a block holds at most 2²⁴ values of 255 before they could wrap).
-    for block in data.chunks(CHANNELS << 20) {
+    for block in image.data.chunks(CHANNELS << 20) {
         let mut part = [0u32; CHANNELS];
         for px in block.chunks_exact(CHANNELS) {
             part[0] += u32::from(px[0]);
@@ -236,6 +231,7 @@ fn add_sums(sums: &mut [u64; CHANNELS], data: &[u8]) {
             sums[c] += u64::from(part[c]);
         }
     }
+    sums
 }
 
 /// The mean grey (`0.2989 R + 0.587 G + 0.114 B`) of `pixels` pixels whose channels add up to

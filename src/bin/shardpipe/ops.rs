@@ -436,15 +436,16 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind], c
     b
 }
 
-/// Erases views `from..` of a mixed batch of views, its targets kept.
+/// Erases views `from..` of a mixed batch of views as `Erasing::apply_views` would, its targets
+/// kept.
 fn erase_mixed_views(erasing: &images::Erasing, mixed: MixedViews<f32>, from: usize) -> MixedViews<f32> {
-    let (batches, rest): (Vec<_>, Vec<_>) =
-        mixed.views.into_iter().map(|m| (m.batch, (m.targets, m.classes, m.mix))).unzip();
-    let erased = erasing.apply_views(ViewBatch { views: batches }, from);
-    let views = erased.views.into_iter().zip(rest);
-    MixedViews {
-        views: views.map(|(batch, (targets, classes, mix))| MixedBatch { batch, targets, classes, mix }).collect(),
-    }
+    let erase = |(v, mut m): (usize, MixedBatch<f32>)| {
+        if v >= from {
+            m.batch = erasing.apply_view(m.batch, v);
+        }
+        m
+    };
+    MixedViews { views: mixed.views.into_iter().enumerate().map(erase).collect() }
 }
 
 /// Checks that every `mixup` stage (in routes too) has classes to make targets for: its own

@@ -75,10 +75,10 @@ impl BoxWeights {
     /// into the other buffer, and the last one's output becomes `data`.
     fn column_passes(&self, data: &mut Vec<u8>, row: usize) {
         let mut scratch = vec![0u8; data.len()];
-        let mut acc = vec![0u32; row];
-        let mut short = vec![0u16; row];
         // A window of up to 257 values of 255 fits a u16 running sum (radius 2 is a window of 3).
         let narrow = self.radius <= 127;
+        // Only the running sums that the window's width calls for.
+        let (mut short, mut acc) = if narrow { (vec![0u16; row], Vec::new()) } else { (Vec::new(), vec![0u32; row]) };
         for _ in 0..PASSES {
             if narrow {
                 self.column_blur_narrow(data, &mut scratch, &mut short, row);
