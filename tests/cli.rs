@@ -156,6 +156,11 @@ fn every_shipped_plan_runs_in_quick_mode_and_accounts_for_every_item() {
     let Some(v) = json(&["run", "multi-crop", "--set", &images, "--set", splits, "--json"]) else { return };
     check_run("multi-crop", &v);
     assert_eq!((&v["runs"][0]["items"], &v["runs"][0]["failed"]), (&80.into(), &0.into()), "{v}");
+    // DINOv2's blur (torchvision's kernel of 9 taps) on a global view and two local ones.
+    let dinov2 = r#"stage.2.views=[{ width = 32, height = 32, augment = { seed = 1, scale = [0.32, 1.0], blur = 0.9, blur_kernel = 9, solarize = 0.2 } }, { width = 16, height = 16, copies = 2, augment = { seed = 1, scale = [0.05, 0.32], blur = 0.5, blur_kernel = 9 } }]"#;
+    let Some(v) = json(&["run", "multi-crop", "--set", &images, "--set", dinov2, "--json"]) else { return };
+    check_run("multi-crop", &v);
+    assert_eq!((&v["runs"][0]["items"], &v["runs"][0]["failed"]), (&80.into(), &0.into()), "{v}");
     // timm's training recipe: batches of 8 mixed and erased; then the same on aug-splits views
     // (every view mixed, the clean first split left unerased).
     let train = ["run", "imagenet-train", "--set", &images, "--set", "stage.3.size=8", "--json"];
@@ -231,7 +236,7 @@ fn plans_lists_every_shipped_plan_with_its_description() {
     let out = shardpipe(&["plans"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for plan in PLANS.iter().chain(&["imagenet", "multi-crop", "imagenet-train"]) {
+    for plan in PLANS.iter().chain(&["imagenet", "multi-crop", "imagenet-train", "dinov2"]) {
         assert!(text.lines().any(|l| l.starts_with(plan) && l.len() > plan.len() + 20), "{plan} missing:\n{text}");
     }
 }

@@ -19,7 +19,8 @@
 //! (`color_jitter(0.4, 0.4, 0.4, 0.0)`, timm's default), `crop_flip_jitter_hue` (hue 0.1 too),
 //! `crop_bicubic` (the crop resized with `Resample::Bicubic`) and `dino_global` (DINO's first
 //! global view: scale 0.4–1, bicubic, jitter (0.4, 0.4, 0.2, 0.1) at p 0.8, grayscale at 0.2,
-//! always blurred with a radius from 0.1–2).
+//! always blurred with a radius from 0.1–2) and `dino_global_kernel9` (the same with
+//! torchvision's `GaussianBlur(9, σ)`, DINOv2's blur, instead of Pillow's).
 //!
 //! Group `autoaugment` applies automatic augmentation to the same 32 images, resized to 224²,
 //! each timed on its own just after it is copied (in cache, as a resize stage's output is):
@@ -242,6 +243,7 @@ fn collate_group(c: &mut Criterion) {
         ("crop_flip_jitter_hue", crop.color_jitter(0.4, 0.4, 0.4, 0.1).expect("in range")),
         ("crop_bicubic", crop.resample(Resample::Bicubic)),
         ("dino_global", dino_global()),
+        ("dino_global_kernel9", dino_global().blur_kernel(9).expect("odd")),
     ];
     for (name, a) in augments {
         g.bench_function(name, |b| {

@@ -15,6 +15,7 @@
 use super::autoaugment::AugmentPolicy;
 use super::folder::{SplitMix64, epoch_mix};
 use super::jitter::{ColorJitter, Jitter};
+use super::kernel_blur::MAX_BLUR_KERNEL;
 use super::photometric::{Drawn, Photometric};
 use super::resize::{resize_region, resize_region_of};
 use super::{CHANNELS, Image, ImageError, Resample, Sample};
@@ -82,6 +83,11 @@ pub enum AugmentError {
         "augment blur sigma ({0}, {1}): need 0 < low <= high <= {MAX_BLUR_SIGMA}, in pixels (DINO's and BYOL's range is 0.1, 2.0)"
     )]
     BlurSigma(f64, f64),
+    /// The size of torchvision's blur kernel.
+    #[error(
+        "augment blur kernel {0}: need an odd number of taps from 1 to {MAX_BLUR_KERNEL} (torchvision's GaussianBlur needs it odd; DINOv2 uses 9, SimCLR about a tenth of the crop: 23 for 224)"
+    )]
+    BlurKernel(u32),
 }
 
 /// The widest blur [`Augment::blur`] takes, in pixels (DINO's widest is 2): each box pass starts
@@ -216,6 +222,19 @@ impl Augment {
         Ok(self)
     }
 
+    /// The blur of [`blur`](Self::blur) as torchvision's `GaussianBlur(kernel_size, sigma)`
+    /// instead of Pillow's: a sampled Gaussian of `kernel_size` taps (odd, at most
+    /// [`MAX_BLUR_KERNEL`]), edges mirrored, rounded back to bytes. DINOv2 uses 9 taps with
+    /// σ in 0.1–2.0 (its `GaussianBlur(p)` is `RandomApply` with probability `1 - p`: its first
+    /// global view is never blurred, its second with 0.9, its local views with 0.5).
+    pub fn blur_kernel(mut self, kernel_size: u32) -> Result<Self, AugmentError> {
+        if kernel_size.is_multiple_of(2) || kernel_size > MAX_BLUR_KERNEL {
+            return Err(AugmentError::BlurKernel(kernel_size));
+        }
+        self.photometric.kernel = Some(kernel_size);
+        Ok(self)
+    }
+
     /// Pillow's `ImageOps.solarize` (values from 128 up inverted) with probability `p`, after
     /// the blur: DINO's and BYOL's second view use 0.2.
     pub fn solarize(mut self, p: f64) -> Result<Self, AugmentError> {
@@ -324,7 +343,7 @@ impl Augment {
         if let Some(jitter) = color {
             jitter.apply(&mut out);
         }
-        Drawn { jitter: color.is_some(), grayscale, blur, solarize }.apply(&mut out);
+        Drawn { jitter: color.is_some(), grayscale, blur, solarize }.apply(&mut out, self.photometric.kernel);
         match &self.auto {
             Some(policy) => policy.apply(out),
             None => Ok(out),
@@ -677,5 +696,10 @@ mod tests {
         );
         assert_eq!(Augment::new(0).blur(0.5, 1.0, 1e9), Err(AugmentError::BlurSigma(1.0, 1e9)));
         assert!(Augment::new(0).blur(0.5, 1.0, MAX_BLUR_SIGMA).is_ok());
+        for even_or_wide in [0, 8, MAX_BLUR_KERNEL + 2] {
+            assert_eq!(Augment::new(0).blur_kernel(even_or_wide), Err(AugmentError::BlurKernel(even_or_wide)));
+        }
+        assert!(coin(Augment::new(0).blur_kernel(8)).contains("need an odd number of taps from 1 to 255"));
+        assert!(Augment::new(0).blur_kernel(1).is_ok() && Augment::new(0).blur_kernel(MAX_BLUR_KERNEL).is_ok());
     }
 }

@@ -58,6 +58,7 @@ mod erasing;
 mod folder;
 mod gif;
 mod jitter;
+mod kernel_blur;
 mod lanes;
 mod list;
 mod loader;
@@ -85,6 +86,7 @@ pub use elastic::ElasticError;
 pub use erasing::{ErasedBox, Erasing, ErasingError, Fill};
 pub use folder::{FolderError, ImageFolder, Sample};
 pub use jitter::{Adjust, Jitter};
+pub use kernel_blur::MAX_BLUR_KERNEL;
 pub use loader::{
     LoaderOptions, batches, erased, erased_views, loader, loader_views, mixed, mixed_views, normalized_batches,
     normalized_view_batches, view_batches,

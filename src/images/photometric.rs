@@ -1,7 +1,8 @@
 //! The random colour and blur steps that self-supervised recipes (SimCLR, BYOL, DINO) add after
 //! the crop and flip: the colour jitter applied only with a probability (torchvision's
 //! `RandomApply([ColorJitter(…)], p)`), `RandomGrayscale(p)`, a Gaussian blur of random radius
-//! (DINO's `GaussianBlur(p, 0.1, 2.0)`: Pillow's blur) and `Solarization(p)` (Pillow's
+//! (DINO's `GaussianBlur(p, 0.1, 2.0)`: Pillow's blur; or, given a kernel size, torchvision's
+//! `GaussianBlur(kernel_size, sigma)`, which DINOv2 uses) and `Solarization(p)` (Pillow's
 //! `ImageOps.solarize`, threshold 128).
 //!
 //! ```text
@@ -14,6 +15,7 @@
 
 use super::augment::Uniform;
 use super::autoaugment::{gaussian_blur, grayscale, solarize};
+use super::kernel_blur::kernel_blur;
 use super::{Image, Sample};
 
 /// What the coins and the radius are mixed with, apart from the crop's stream.
@@ -31,12 +33,14 @@ pub(super) struct Photometric {
     pub(super) blur: f64,
     /// The blur's standard deviation in pixels, drawn uniformly from this range.
     pub(super) sigma: (f64, f64),
+    /// torchvision's kernel of this many taps instead of Pillow's blur.
+    pub(super) kernel: Option<u32>,
     pub(super) solarize: f64,
 }
 
 impl Default for Photometric {
     fn default() -> Self {
-        Self { jitter: 1.0, grayscale: 0.0, blur: 0.0, sigma: (0.1, 2.0), solarize: 0.0 }
+        Self { jitter: 1.0, grayscale: 0.0, blur: 0.0, sigma: (0.1, 2.0), kernel: None, solarize: 0.0 }
     }
 }
 
@@ -65,13 +69,16 @@ impl Photometric {
 }
 
 impl Drawn {
-    /// The steps after the jitter, in DINO's order.
-    pub(super) fn apply(&self, image: &mut Image<u8>) {
+    /// The steps after the jitter, in DINO's order; the blur is Pillow's, or torchvision's of
+    /// `kernel` taps.
+    pub(super) fn apply(&self, image: &mut Image<u8>, kernel: Option<u32>) {
         if self.grayscale {
             grayscale(image);
         }
-        if let Some(radius) = self.blur {
-            gaussian_blur(image, radius);
+        match (self.blur, kernel) {
+            (Some(sigma), Some(size)) => kernel_blur(image, size, sigma),
+            (Some(radius), None) => gaussian_blur(image, radius),
+            (None, _) => {}
         }
         if self.solarize {
             solarize(image, SOLARIZE_AT);
@@ -119,20 +126,32 @@ mod tests {
         assert!(draws(&Photometric::default()).iter().all(|d| *d == Drawn { jitter: true, ..Drawn::default() }));
     }
 
+    fn img_for_kernel() -> Image<u8> {
+        image(40, 30, |x, y| [(x * 6) as u8, ((x * y) % 251) as u8, (y * 8) as u8])
+    }
+
     #[test]
     fn grayscale_then_blur_then_solarize() {
         let img = image(40, 30, |x, y| [(x * 6) as u8, (y * 8) as u8, 200]);
         let d = Drawn { jitter: false, grayscale: true, blur: Some(1.5), solarize: true };
         let mut got = img.clone();
-        d.apply(&mut got);
+        d.apply(&mut got, None);
         let mut want = img;
         grayscale(&mut want);
         assert!(want.data.chunks_exact(3).all(|px| px[0] == px[1] && px[1] == px[2]), "grey in every channel");
         gaussian_blur(&mut want, 1.5);
         solarize(&mut want, 128.0);
         assert_eq!(got, want);
+        let mut torchvision = img_for_kernel();
+        let mut want = torchvision.clone();
+        Drawn { blur: Some(1.5), ..Drawn::default() }.apply(&mut torchvision, Some(9));
+        kernel_blur(&mut want, 9, 1.5);
+        assert_eq!(torchvision, want, "a kernel size picks torchvision's blur");
+        let mut pillow = img_for_kernel();
+        gaussian_blur(&mut pillow, 1.5);
+        assert_ne!(torchvision, pillow, "the two blurs are different filters");
         let mut untouched = got.clone();
-        Drawn::default().apply(&mut untouched);
+        Drawn::default().apply(&mut untouched, Some(9));
         assert_eq!(untouched, got, "no coin up: nothing changes");
     }
 }

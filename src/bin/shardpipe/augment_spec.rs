@@ -7,7 +7,8 @@ use serde::Deserialize;
 /// `resize` stage: torchvision's `RandomResizedCrop` (`resample = "bicubic"` for its filter) and
 /// `RandomHorizontalFlip` (its defaults for the keys left out), `ColorJitter` with any of
 /// `brightness`, `contrast`, `saturation`, `hue` (applied with probability `jitter_p`), the
-/// self-supervised steps `grayscale = p`, `blur = p` (`blur_sigma = [0.1, 2.0]`) and
+/// self-supervised steps `grayscale = p`, `blur = p` (`blur_sigma = [0.1, 2.0]`; `blur_kernel = 9`
+/// for torchvision's kernel instead of Pillow's blur) and
 /// `solarize = p`, and `auto_augment = "rand-m9-mstd0.5-inc1"` (or `"augmix-m3-w3"`,
 /// `"original"`, `"ra"`, `"ta_wide"`...).
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +32,9 @@ pub struct AugmentSpec {
     pub blur: Option<f64>,
     /// The blur's radius range in pixels (default DINO's `[0.1, 2.0]`); needs `blur`.
     pub blur_sigma: Option<[f64; 2]>,
+    /// torchvision's `GaussianBlur(kernel_size)` of this many taps instead of Pillow's blur
+    /// (DINOv2: 9); needs `blur`.
+    pub blur_kernel: Option<u32>,
     pub solarize: Option<f64>,
     /// An automatic augmentation policy by name: timm's `rand-m9-mstd0.5-inc1` form, AugMix
     /// (`augmix-m3-w3`) or an AutoAugment table (`original`, `v0`, `3a`...), torchvision's `ra`
@@ -86,6 +90,16 @@ impl AugmentSpec {
                 .into());
             }
             (None, None) => {}
+        }
+        match (self.blur, self.blur_kernel) {
+            (Some(_), Some(k)) => a = a.blur_kernel(k)?,
+            (None, Some(k)) => {
+                return Err(format!(
+                    "augment blur_kernel {k}: set blur = p too (the probability of blurring; DINOv2 uses 0, 0.9 and 0.5 with 9 taps)"
+                )
+                .into());
+            }
+            (_, None) => {}
         }
         if let Some(p) = self.solarize {
             a = a.solarize(p)?;

@@ -24,6 +24,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("batched-routing", include_str!("../../../shards/batched-routing.toml")),
     ("multi-crop", include_str!("../../../shards/multi-crop.toml")),
     ("imagenet-train", include_str!("../../../shards/imagenet-train.toml")),
+    ("dinov2", include_str!("../../../shards/dinov2.toml")),
 ];
 
 /// A plan file.
@@ -514,6 +515,17 @@ mod tests {
         assert_eq!(spec.build().unwrap(), shardpipe::images::Augment::new(3).blur(1.0, 0.5, 1.5).unwrap());
         assert!(err(&["stage.2.augment={ seed = 3, jitter_p = 0.8 }"]).contains("there is no colour jitter to apply"));
         assert!(err(&["stage.2.augment={ seed = 3, blur_sigma = [0.1, 2.0] }"]).contains("set blur = p too"));
+        let kernel = load(&text(imagenet), &["stage.2.augment={ seed = 3, blur = 0.5, blur_kernel = 9 }".into()]);
+        let spec = kernel.unwrap().stages[2].augment.clone().unwrap();
+        let want = shardpipe::images::Augment::new(3).blur(0.5, 0.1, 2.0).unwrap().blur_kernel(9).unwrap();
+        assert_eq!(spec.build().unwrap(), want);
+        assert!(
+            err(&["stage.2.augment={ seed = 3, blur_kernel = 9 }"]).contains("augment blur_kernel 9: set blur = p too")
+        );
+        assert!(
+            err(&["stage.2.augment={ seed = 3, blur = 1.0, blur_kernel = 8 }"])
+                .contains("augment blur kernel 8: need an odd number of taps from 1 to 255")
+        );
         assert!(
             err(&["stage.2.augment={ seed = 3, blur = 1.0, blur_sigma = [2.0, 1.0] }"])
                 .contains("need 0 < low <= high <= 4096, in pixels")
