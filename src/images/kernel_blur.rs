@@ -13,6 +13,7 @@
 //! within `f32` rounding of a half. Pillow's blur ([`Augment::blur`](super::Augment::blur)
 //! without a kernel size) is another filter: three box blurs each way, edges repeated.
 
+use super::lanes::byte_of;
 use super::{CHANNELS, Image};
 
 /// The widest kernel [`Augment::blur_kernel`](super::Augment::blur_kernel) takes: each output
@@ -55,7 +56,7 @@ pub(super) fn kernel_blur(image: &mut Image<u8>, size: u32, sigma: f32) {
         starts.extend((0..taps.len()).map(|t| mirror(y as isize + t as isize - half as isize, h) * row_len));
         weighted_sum(&mut sum, &taps, &across, &starts);
         for (o, &s) in out.iter_mut().zip(&sum) {
-            *o = round_to_byte(s);
+            *o = nearest_even_byte(s);
         }
     }
 }
@@ -87,13 +88,11 @@ fn weighted_sum(out: &mut [f32], taps: &[f32], from: &[f32], starts: &[usize]) {
     }
 }
 
-/// torchvision's `output.round_().to(uint8)`: to the nearest whole number, halves to even.
-/// Added to 2²³, a value in `[0, 2²³)` lands on the float whose last mantissa bits are that whole
-/// number, rounded as the FPU rounds (to even): the same as `round_ties_even`, which on the
-/// baseline x86-64 target is a library call per value, where this vectorizes.
-fn round_to_byte(s: f32) -> u8 {
-    const TWO_23: f32 = 8_388_608.0;
-    ((s.clamp(0.0, 255.0) + TWO_23).to_bits() & 0xff) as u8
+/// torchvision's `output.round_().to(uint8)`: to the nearest whole number, halves to even, by
+/// [`byte_of`]'s 2²³ trick (the same as `round_ties_even`, which on the baseline x86-64 target
+/// is a library call per value, where this vectorizes).
+fn nearest_even_byte(s: f32) -> u8 {
+    byte_of(s.clamp(0.0, 255.0))
 }
 
 /// torchvision's `_get_gaussian_kernel1d`: `exp(-½ (x/σ)²)` at the `size` whole offsets around
@@ -226,11 +225,11 @@ mod tests {
         for (s, want) in
             [(0.5, 0), (1.5, 2), (2.5, 2), (2.4999, 2), (2.5001, 3), (254.5, 254), (255.0001, 255), (-0.3, 0)]
         {
-            assert_eq!(round_to_byte(s), want, "{s}");
+            assert_eq!(nearest_even_byte(s), want, "{s}");
         }
         for i in 0..=2550 {
             let s = i as f32 * 0.1;
-            assert_eq!(round_to_byte(s), s.round_ties_even() as u8, "{s}");
+            assert_eq!(nearest_even_byte(s), s.round_ties_even() as u8, "{s}");
         }
     }
 

@@ -86,7 +86,8 @@ pub(super) fn round_to_byte(x: F4) -> F4 {
 }
 
 /// The byte of a whole number in `0..=255` held in a float (as [`round_to_byte`] gives), read
-/// from its bits rather than by a saturating cast.
+/// from its bits rather than by a saturating cast. A value in `[0, 255]` that is not whole
+/// comes out rounded to the nearest, halves to even (the FPU's rounding of the addition).
 #[inline(always)]
 pub(super) fn byte_of(whole: f32) -> u8 {
     (whole + MAGIC).to_bits() as u8

@@ -202,9 +202,9 @@ fn aggregated<T: Send + 'static>(images: PipelineBuilder<T>, size: usize, drop_l
     if drop_last { batched.drop_last() } else { batched }
 }
 
-/// Batch buffers kept for reuse: more than the batches a pipeline holds at once (the sink's
-/// buffer and the consumer's), so steady state allocates none.
-const POOLED_BATCHES: usize = 8;
+/// Batch buffers each collating stage keeps for reuse: more than the batches a pipeline holds at
+/// once (the sink's buffer and the consumer's), so steady state allocates none.
+pub const POOLED_BATCHES: usize = 8;
 
 fn stage_options<T: Send + 'static>(b: PipelineBuilder<T>, opts: &LoaderOptions) -> PipelineBuilder<T> {
     let b = if opts.ordered { b.ordered() } else { b };

@@ -261,6 +261,11 @@ impl<T> MixedViews<T> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The batch's samples, in batch order (the same for every view).
+    pub fn samples(&self) -> &[super::Sample] {
+        self.views.first().map_or(&[], |v| &v.batch.samples)
+    }
 }
 
 /// A pixel value Mixup can blend: `f32` exactly; `u8` (timm's `FastCollateMixup`) with `λ`

@@ -88,8 +88,8 @@ pub use folder::{FolderError, ImageFolder, Sample};
 pub use jitter::{Adjust, Jitter};
 pub use kernel_blur::MAX_BLUR_KERNEL;
 pub use loader::{
-    LoaderOptions, batches, erased, erased_views, loader, loader_views, mixed, mixed_views, normalized_batches,
-    normalized_view_batches, view_batches,
+    LoaderOptions, POOLED_BATCHES, batches, erased, erased_views, loader, loader_views, mixed, mixed_views,
+    normalized_batches, normalized_view_batches, view_batches,
 };
 pub use mixup::{Mix, Mixable, MixedBatch, MixedViews, Mixup, MixupError};
 pub use resize::{Crop, resize, resize_center, resize_center_with};

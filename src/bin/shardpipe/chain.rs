@@ -201,8 +201,8 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
             ("buffer", st.buffer.map(|v| v as u64), MAX_COUNT),
             ("concurrency", st.concurrency.map(|v| v as u64), MAX_COUNT),
             ("us", st.us, 3_600_000_000),
-            ("width", st.width.map(u64::from), 16_384),
-            ("height", st.height.map(u64::from), 16_384),
+            ("width", st.width.map(u64::from), u64::from(MAX_SIDE)),
+            ("height", st.height.map(u64::from), u64::from(MAX_SIDE)),
         ];
         for (key, value, max) in limits {
             if let Some(v) = value.filter(|&v| v > max) {
@@ -334,6 +334,9 @@ fn route_kind(st: &Stage, kind: Kind, at: &str) -> Result<Kind, String> {
 
 /// The most items a batch, a queue or a stage's concurrency may hold in a plan.
 const MAX_COUNT: u64 = 1 << 20;
+
+/// The widest or tallest image a `resize` stage or a view may make, in pixels.
+pub const MAX_SIDE: u32 = 16_384;
 
 /// The source keys that only some source kinds take.
 fn check_source_options(s: &Source) -> Result<(), String> {

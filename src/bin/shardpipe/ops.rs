@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shardpipe::images::{
-    self, BatchPool, Encoded, Image, ImageBatch, ImageFolder, MixedBatch, MixedViews, Normalize, Sample, ViewBatch,
-    ViewCollator,
+    self, BatchPool, Encoded, Image, ImageBatch, ImageFolder, MixedBatch, MixedViews, Normalize, POOLED_BATCHES,
+    Sample, ViewBatch, ViewCollator,
 };
 use shardpipe::pipeline::{PipelineBuilder, Placement, path, source, source_epochs};
 
@@ -493,6 +493,7 @@ fn route_key(v: &Value) -> u64 {
     let fnv = |bytes: &[u8]| bytes.iter().fold(FNV_OFFSET, |h, &x| (h ^ u64::from(x)).wrapping_mul(FNV_PRIME));
     let of_path = |p: &Path| fnv(p.as_os_str().as_encoded_bytes());
     let combine = |keys: &mut dyn Iterator<Item = u64>| keys.fold(FNV_OFFSET, |h, k| (h ^ k).wrapping_mul(FNV_PRIME));
+    let of_samples = |samples: &[Sample]| combine(&mut samples.iter().map(|s| of_path(&s.path)));
     match v {
         Value::Int(x) | Value::Sum(x) => *x,
         Value::Path(p) => of_path(p),
@@ -502,19 +503,15 @@ fn route_key(v: &Value) -> u64 {
         Value::Floats(i) => of_path(&i.sample.path),
         Value::Bytes(b) => fnv(&b[..b.len().min(64)]) ^ b.len() as u64,
         Value::Batch(items) => combine(&mut items.iter().map(route_key)),
-        Value::Images(b) => combine(&mut b.samples.iter().map(|s| of_path(&s.path))),
-        Value::FloatImages(b) => combine(&mut b.samples.iter().map(|s| of_path(&s.path))),
+        Value::Images(b) => of_samples(&b.samples),
+        Value::FloatImages(b) => of_samples(&b.samples),
         Value::Views(v) => v.first().map_or(FNV_OFFSET, |i| of_path(&i.sample.path)),
-        Value::ViewImages(b) => combine(&mut b.samples().iter().map(|s| of_path(&s.path))),
-        Value::FloatViewImages(b) => combine(&mut b.samples().iter().map(|s| of_path(&s.path))),
-        Value::Mixed(b) => combine(&mut b.batch.samples.iter().map(|s| of_path(&s.path))),
-        Value::FloatMixed(b) => combine(&mut b.batch.samples.iter().map(|s| of_path(&s.path))),
-        Value::MixedViews(b) => {
-            combine(&mut b.views.iter().take(1).flat_map(|v| &v.batch.samples).map(|s| of_path(&s.path)))
-        }
-        Value::FloatMixedViews(b) => {
-            combine(&mut b.views.iter().take(1).flat_map(|v| &v.batch.samples).map(|s| of_path(&s.path)))
-        }
+        Value::ViewImages(b) => of_samples(b.samples()),
+        Value::FloatViewImages(b) => of_samples(b.samples()),
+        Value::Mixed(b) => of_samples(&b.batch.samples),
+        Value::FloatMixed(b) => of_samples(&b.batch.samples),
+        Value::MixedViews(b) => of_samples(b.samples()),
+        Value::FloatMixedViews(b) => of_samples(b.samples()),
     }
 }
 
@@ -559,9 +556,6 @@ fn view_collate_stage<U: Copy + Send + Sync + 'static>(
         collate(&collator, views).map(wrap).map_err(|e| e.to_string())
     })
 }
-
-/// Batch buffers each collating stage keeps for reuse.
-const POOLED_BATCHES: usize = 8;
 
 /// A `normalize` or normalizing `batch` stage's mean and std (ImageNet's where left out).
 fn normalize_of(st: &crate::plan::Stage) -> Normalize {

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use shardpipe::images::{AugmentPolicy, Crop, View, Views};
 
 use crate::augment_spec::{AugmentSpec, ResampleSpec, center_crop};
+use crate::chain::MAX_SIDE;
 
 /// One entry of `views`: a crop (`width`, `height`, and `augment` or `crop_fraction`) or an
 /// earlier view augmented again (`of`, `auto_augment`, `seed`), `copies` times.
@@ -78,8 +79,8 @@ fn one_view(spec: &ViewSpec) -> Result<View, String> {
             let (Some(w), Some(h)) = (spec.width, spec.height) else {
                 return Err("needs `width` and `height` (or `of = N` to augment an earlier view again)".into());
             };
-            if w > 16_384 || h > 16_384 {
-                return Err(format!("{w}×{h} is more than the 16384 pixels a side this command accepts"));
+            if w > MAX_SIDE || h > MAX_SIDE {
+                return Err(format!("{w}×{h} is more than the {MAX_SIDE} pixels a side this command accepts"));
             }
             let crop = match (&spec.augment, spec.crop_fraction) {
                 (Some(_), Some(_)) => {
