@@ -188,6 +188,8 @@ fn check_run(plan: &str, v: &serde_json::Value) {
     let run = &v["runs"][0];
     assert!(run["account"]["balances"].as_bool().unwrap(), "{plan}: {run}");
     assert!(run["items"].as_u64().unwrap() > 0, "{plan}");
+    let clock = run["clock"].as_str().unwrap_or_default();
+    assert!(clock.starts_with("tsc at ") || clock.starts_with("monotonic ("), "{plan}: clock {clock:?}");
     for key in ["p50", "p90", "p99", "p999", "p9999", "max"] {
         assert!(run["latency_ns"][key].is_u64(), "{plan}: latency_ns.{key}");
     }

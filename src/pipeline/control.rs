@@ -58,6 +58,8 @@ pub(crate) struct StageControl {
 #[derive(Debug)]
 pub(crate) struct Control {
     pub(crate) start: Instant,
+    /// `start` on the stamp clock (`stats::now_ns`).
+    start_ns: u64,
     /// Per stage: it discards what it receives (the source, index 0: it stops emitting). Set
     /// for a failing stage and everything upstream of it, or for every stage by `stop()`.
     cancelled: Vec<AtomicBool>,
@@ -123,8 +125,11 @@ impl Control {
                 samples: Mutex::new(Vec::new()),
             })
             .collect();
+        // The stamp clock's reading at `start` (it may be another clock than `Instant`).
+        let start_ns = crate::stats::now_ns().saturating_sub(u64::try_from(start.elapsed().as_nanos()).unwrap_or(0));
         Self {
             start,
+            start_ns,
             cancelled: stages.iter().map(|_| AtomicBool::new(false)).collect(),
             upstream,
             stages,
@@ -174,7 +179,7 @@ impl Control {
     /// Nanoseconds since the pipeline started (the stamp unit).
     #[inline]
     pub(crate) fn now_ns(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        crate::stats::now_ns().saturating_sub(self.start_ns)
     }
 
     /// Whether stage `index` must discard what it receives (cancelled upstream of a failure, or

@@ -63,6 +63,36 @@ impl<T: Send + 'static> Dealer<T> {
         }
     }
 
+    /// Deals an item to a ring with room without building a future (the common case); hands it
+    /// back, as the message [`send`](Self::send) takes, when the caller must wait (every ring is
+    /// full, the receiver is gone, or the dealer is ordered).
+    #[inline]
+    pub(crate) fn try_item(&mut self, env: Envelope<T>, cx: &StageCx) -> Result<(), Msg<T>> {
+        let n = self.targets.len();
+        if self.ordered && n > 1 {
+            return Err(Msg::Item(env));
+        }
+        let dealt = if n == 1 {
+            self.targets[0]
+                .try_send(Msg::Item(env))
+                .map_err(|(TrySendError::Full(m) | TrySendError::Disconnected(m))| m)
+        } else {
+            offer(&self.targets, self.turn, Msg::Item(env))
+        };
+        dealt?;
+        if n > 1 {
+            self.in_chunk += 1;
+            if self.in_chunk == CHUNK {
+                self.in_chunk = 0;
+                self.turn = (self.turn + 1) % n;
+            }
+        }
+        if self.counts_output {
+            cx.stats.borrow_mut().emitted += 1;
+        }
+        Ok(())
+    }
+
     /// Whether delivered items count as the stage's output.
     pub(crate) fn counts_output(&self) -> bool {
         self.counts_output

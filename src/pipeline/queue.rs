@@ -10,27 +10,30 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::report::StageStats;
+use crate::stats::now_ns;
 
 /// How long a queue held items, written into its producing stage's stats when the queue goes.
 /// The clock is read only when the queue turns empty or non-empty: a stage that keeps up drains
-/// a batch at a time, so that is about twice per batch, not per item.
+/// a batch at a time, so that is about twice per batch, not per item; a stage fed one item at a
+/// time (a slow op upstream) reads it twice per item, so it is the cheap stamp clock.
+/// Times are nanoseconds on `stats::now_ns`.
 struct Occupancy {
     stats: Rc<RefCell<StageStats>>,
-    created: Instant,
-    nonempty_since: Option<Instant>,
-    nonempty: Duration,
+    created: u64,
+    nonempty_since: Option<u64>,
+    nonempty: u64,
 }
 
 impl Drop for Occupancy {
     fn drop(&mut self) {
-        let now = Instant::now();
-        let open = self.nonempty_since.map_or(Duration::ZERO, |t| now - t);
+        let now = now_ns();
+        let open = self.nonempty_since.map_or(0, |t| now.saturating_sub(t));
         let mut s = self.stats.borrow_mut();
-        s.output_nonempty += self.nonempty + open;
-        s.output_lifetime += now - self.created;
+        s.output_nonempty += Duration::from_nanos(self.nonempty + open);
+        s.output_lifetime += Duration::from_nanos(now.saturating_sub(self.created));
     }
 }
 
@@ -60,9 +63,9 @@ pub(crate) fn local_queue<T>(
         send_wakers: Vec::new(),
         occupancy: stats.map(|stats| Occupancy {
             stats: stats.clone(),
-            created: Instant::now(),
+            created: now_ns(),
             nonempty_since: None,
-            nonempty: Duration::ZERO,
+            nonempty: 0,
         }),
     }));
     (LocalSender { state: state.clone() }, LocalReceiver { state })
@@ -115,7 +118,7 @@ impl<T> LocalSender<T> {
         if s.items.len() == 1
             && let Some(o) = &mut s.occupancy
         {
-            o.nonempty_since = Some(Instant::now());
+            o.nonempty_since = Some(now_ns());
         }
         if let Some(w) = s.recv_waker.take() {
             drop(s);
@@ -187,7 +190,7 @@ impl<T> LocalReceiver<T> {
             && let Some(o) = &mut s.occupancy
             && let Some(since) = o.nonempty_since.take()
         {
-            o.nonempty += since.elapsed();
+            o.nonempty += now_ns().saturating_sub(since);
         }
         // Every waiting sender re-checks; those that find no room wait again.
         let wakers = std::mem::take(&mut s.send_wakers);

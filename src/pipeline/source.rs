@@ -127,7 +127,9 @@ pub(crate) async fn source_task<P: Passes>(
             slow = now.saturating_sub(last_stamp) > SLOW_GAP_NS;
             last_stamp = now;
             cx.received(1);
-            dealer.send(Msg::Item(Envelope { value, stamps: Stamps::One(stamp) }), &cx).await;
+            if let Err(msg) = dealer.try_item(Envelope { value, stamps: Stamps::One(stamp) }, &cx) {
+                dealer.send(msg, &cx).await;
+            }
             if now.saturating_sub(last_flush) > MAX_UNPUBLISHED_NS {
                 dealer.flush();
                 last_flush = now;

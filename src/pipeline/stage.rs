@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::cancel::{CancelSet, guarded, wake_me_on_cancel};
 use super::control::Control;
@@ -25,6 +25,7 @@ use super::queue::{LocalReceiver, LocalSender};
 use super::report::StageStats;
 use crate::channel::Receiver;
 use crate::runtime::{JoinHandle, context, spawn_local, task_panic_message, yield_now};
+use crate::stats::now_ns;
 
 /// Envelopes a worker takes from its input per batch.
 pub(crate) const BATCH: usize = 64;
@@ -100,13 +101,13 @@ pub(crate) async fn waited<F: Future>(fut: F, record: impl FnOnce(Duration)) -> 
     let out = poll_fn(|cx| {
         let p = fut.as_mut().poll(cx);
         if p.is_pending() {
-            since.get_or_insert_with(Instant::now);
+            since.get_or_insert_with(now_ns);
         }
         p
     })
     .await;
     if let Some(t) = since {
-        record(t.elapsed());
+        record(Duration::from_nanos(now_ns().saturating_sub(t)));
     }
     out
 }
@@ -252,14 +253,14 @@ impl StageCx {
     /// Runs one async op call, timed, with a panic turned into a failure message; the stage's
     /// hook, if any, runs around it.
     async fn call<U>(&self, fut: impl Future<Output = Result<Option<U>, String>>) -> Result<Option<U>, String> {
-        let t0 = Instant::now();
+        let t0 = now_ns();
         if let Some(h) = &self.hook
             && let Err(e) = hook::before(h)
         {
             return Err(e);
         }
         let r = caught(fut).await.and_then(|r| r);
-        let elapsed = t0.elapsed();
+        let elapsed = Duration::from_nanos(now_ns().saturating_sub(t0));
         self.record_duration(elapsed);
         if let Some(h) = &self.hook {
             hook::after(h, elapsed, r.as_ref().map(|out| usize::from(out.is_some())).map_err(String::as_str));
@@ -322,7 +323,7 @@ pub(crate) async fn inline_worker<T, U, A>(
         // Calls timed on every call read the clock once each: back to back in a batch, one
         // call's end is the next one's start (the queue push between them counts towards the
         // next call). Anything that may wait in between starts the chain again.
-        let mut chained: Option<Instant> = None;
+        let mut chained: Option<u64> = None;
         for msg in buf.drain(..) {
             let Envelope { value, stamps } = match msg {
                 Msg::Item(env) => env,
@@ -338,9 +339,9 @@ pub(crate) async fn inline_worker<T, U, A>(
                 continue;
             }
             let t0 = match timing {
-                Timing::Every => Some(chained.take().unwrap_or_else(Instant::now)),
+                Timing::Every => Some(chained.take().unwrap_or_else(now_ns)),
                 // A hook gets every call's time.
-                Timing::Sampled => (calls.is_multiple_of(TIME_ONE_IN) || cx.hook.is_some()).then(Instant::now),
+                Timing::Sampled => (calls.is_multiple_of(TIME_ONE_IN) || cx.hook.is_some()).then(now_ns),
             };
             calls += 1;
             let r = match cx.hook.as_ref().map(hook::before) {
@@ -350,8 +351,8 @@ pub(crate) async fn inline_worker<T, U, A>(
             };
             let mut elapsed = Duration::ZERO;
             if let Some(t0) = t0 {
-                let end = Instant::now();
-                elapsed = end - t0;
+                let end = now_ns();
+                elapsed = Duration::from_nanos(end.saturating_sub(t0));
                 cx.record_duration(elapsed);
                 if matches!(timing, Timing::Every) {
                     chained = Some(end);

@@ -7,6 +7,10 @@
 
 use hdrhistogram::Histogram;
 
+mod clock;
+pub(crate) use clock::now_ns;
+pub use clock::{ClockSource, clock_source};
+
 /// Nanosecond durations from 1 ns to one hour at 3 significant digits.
 ///
 /// The histogram (~270 KB of counters) is allocated at the first record: a pipeline has a

@@ -58,6 +58,7 @@ pub fn json(plan: &str, runs: &[Run]) -> serde_json::Value {
                 "repeat": r.repeat,
                 "shards": rep.shards,
                 "driver": rep.driver,
+                "clock": shardpipe::stats::clock_source().to_string(),
                 "items": rep.account.delivered,
                 "seconds": rep.elapsed.as_secs_f64(),
                 "items_per_sec": rep.items_per_sec(),
