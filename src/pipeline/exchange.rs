@@ -80,16 +80,10 @@ impl<T: Send + 'static> Dealer<T> {
             offer(&self.targets, self.turn, Msg::Item(env))
         };
         dealt?;
-        if n > 1 {
-            self.in_chunk += 1;
-            if self.in_chunk == CHUNK {
-                self.in_chunk = 0;
-                self.turn = (self.turn + 1) % n;
-            }
+        if n > 1 && self.fills_chunk() {
+            self.pass_turn();
         }
-        if self.counts_output {
-            cx.stats.borrow_mut().emitted += 1;
-        }
+        self.delivered(cx);
         Ok(())
     }
 
@@ -109,8 +103,7 @@ impl<T: Send + 'static> Dealer<T> {
             self.targets[0].send(Msg::Item(env)).await
         } else if self.ordered {
             let r = self.targets[self.turn].send(Msg::Item(env)).await;
-            self.in_chunk += 1;
-            if self.in_chunk == CHUNK {
+            if self.fills_chunk() {
                 self.close_chunk().await;
             }
             r
@@ -119,19 +112,13 @@ impl<T: Send + 'static> Dealer<T> {
                 Ok(()) => Ok(()),
                 Err(msg) => self.targets[self.turn].send(msg).await,
             };
-            self.in_chunk += 1;
-            if self.in_chunk == CHUNK {
-                self.in_chunk = 0;
-                self.turn = (self.turn + 1) % n;
+            if self.fills_chunk() {
+                self.pass_turn();
             }
             r
         };
         match outcome {
-            Ok(()) => {
-                if self.counts_output {
-                    cx.stats.borrow_mut().emitted += 1;
-                }
-            }
+            Ok(()) => self.delivered(cx),
             Err(e) => {
                 if let Msg::Item(env) = e.0 {
                     cx.discard(env.units());
@@ -140,10 +127,28 @@ impl<T: Send + 'static> Dealer<T> {
         }
     }
 
-    async fn close_chunk(&mut self) {
-        let _ = self.targets[self.turn].send(Msg::Chunk).await;
+    /// Counts one dealt item into the current chunk; true when that fills it.
+    fn fills_chunk(&mut self) -> bool {
+        self.in_chunk += 1;
+        self.in_chunk == CHUNK
+    }
+
+    /// The next target's turn, with a fresh chunk.
+    fn pass_turn(&mut self) {
         self.in_chunk = 0;
         self.turn = (self.turn + 1) % self.targets.len();
+    }
+
+    /// An item reached a ring: the source and the sink count it as their output.
+    fn delivered(&self, cx: &StageCx) {
+        if self.counts_output {
+            cx.stats.borrow_mut().emitted += 1;
+        }
+    }
+
+    async fn close_chunk(&mut self) {
+        let _ = self.targets[self.turn].send(Msg::Chunk).await;
+        self.pass_turn();
     }
 }
 

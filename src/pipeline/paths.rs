@@ -19,7 +19,6 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::builder::{NO_STAGE, PipelineBuilder};
 use super::envelope::Msg;
@@ -29,6 +28,7 @@ use super::route::{Chosen, PerBatch, PerItem, Route};
 use super::stage::{BATCH, Inbound, StageCx, charge, forward_marker};
 use super::wiring::{DEFAULT_BUFFER, Kind, ShardBuild, Wiring};
 use crate::runtime::task_panic_message;
+use crate::stats::now_ns;
 
 /// One path of [`PipelineBuilder::path_variants`]: the stages an item routed there goes
 /// through, added to the builder it is given. Make one with [`path`].
@@ -295,11 +295,11 @@ where
                 cx.discard(units);
                 continue;
             }
-            let t0 = calls.is_multiple_of(R::TIME_ONE_IN).then(Instant::now);
+            let t0 = calls.is_multiple_of(R::TIME_ONE_IN).then(now_ns);
             calls += 1;
             let chosen = catch_unwind(AssertUnwindSafe(|| router.choose(&env.value, outputs.len())));
             if let Some(t0) = t0 {
-                cx.record_duration(t0.elapsed());
+                cx.record_call_ns(now_ns().saturating_sub(t0));
             }
             match chosen {
                 Ok(Ok(choice)) => match R::split(choice, env, &mut parts) {

@@ -186,8 +186,8 @@ impl StageCx {
         s.filtered_units += units;
     }
 
-    pub(crate) fn record_duration(&self, d: Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    /// Records one op call's length in nanoseconds.
+    pub(crate) fn record_call_ns(&self, ns: u64) {
         self.stats.borrow_mut().task_time.record(ns);
     }
 
@@ -260,10 +260,14 @@ impl StageCx {
             return Err(e);
         }
         let r = caught(fut).await.and_then(|r| r);
-        let elapsed = Duration::from_nanos(now_ns().saturating_sub(t0));
-        self.record_duration(elapsed);
+        let elapsed = now_ns().saturating_sub(t0);
+        self.record_call_ns(elapsed);
         if let Some(h) = &self.hook {
-            hook::after(h, elapsed, r.as_ref().map(|out| usize::from(out.is_some())).map_err(String::as_str));
+            hook::after(
+                h,
+                Duration::from_nanos(elapsed),
+                r.as_ref().map(|out| usize::from(out.is_some())).map_err(String::as_str),
+            );
         }
         r
     }
@@ -349,17 +353,21 @@ pub(crate) async fn inline_worker<T, U, A>(
                 _ => catch_unwind(AssertUnwindSafe(|| apply(value, &mut outputs)))
                     .unwrap_or_else(|p| Err(format!("panicked: {}", task_panic_message(&*p)))),
             };
-            let mut elapsed = Duration::ZERO;
+            let mut elapsed = 0;
             if let Some(t0) = t0 {
                 let end = now_ns();
-                elapsed = Duration::from_nanos(end.saturating_sub(t0));
-                cx.record_duration(elapsed);
+                elapsed = end.saturating_sub(t0);
+                cx.record_call_ns(elapsed);
                 if matches!(timing, Timing::Every) {
                     chained = Some(end);
                 }
             }
             if let Some(h) = &cx.hook {
-                hook::after(h, elapsed, r.as_ref().map(|()| outputs.len()).map_err(String::as_str));
+                hook::after(
+                    h,
+                    Duration::from_nanos(elapsed),
+                    r.as_ref().map(|()| outputs.len()).map_err(String::as_str),
+                );
             }
             match r {
                 Ok(()) => {
