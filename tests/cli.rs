@@ -244,6 +244,24 @@ fn plans_lists_every_shipped_plan_with_its_description() {
 }
 
 #[test]
+fn help_names_every_op_of_the_catalog() {
+    // The catalog as the plan parser knows it: its "unknown variant" error lists every op.
+    let out = shardpipe(&["run", "default", "--set", "stage.0.op=no_such_op"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let list = err.split("expected one of").nth(1).unwrap_or_else(|| panic!("no op list in: {err}"));
+    let list = list.split(": in").next().unwrap_or(list);
+    let ops: Vec<&str> = list.split('`').skip(1).step_by(2).collect();
+    assert!(ops.len() >= 10 && ops.contains(&"noop") && ops.contains(&"route"), "{ops:?} from {err}");
+    let help = String::from_utf8_lossy(&shardpipe(&["--help"]).stdout).replace('\n', " ");
+    let after = help.split("op catalog").nth(1).expect("--help describes the op catalog");
+    let listed = after.split('(').nth(1).and_then(|l| l.split(')').next()).expect("a list in parentheses");
+    let listed: Vec<&str> = listed.split(',').map(str::trim).collect();
+    for op in ops {
+        assert!(listed.contains(&op), "--help leaves out `{op}`: {listed:?}");
+    }
+}
+
+#[test]
 fn bad_input_is_one_line_naming_what_to_fix_with_exit_code_2() {
     let cases: [(&[&str], &str); 11] = [
         (

@@ -29,9 +29,9 @@ use crate::plan::{Mode, Plan, PlanText};
 /// Run data-loading pipelines on one event loop or on every core, and compare the two.
 ///
 /// A plan (a TOML file; see docs/plans.md) describes a source, stages from the op catalog
-/// (noop, spin, sleep, read, checksum, batch, unbatch, decode, resize, normalize) and a
-/// placement. With no command,
-/// `shardpipe` compares the embedded default plan on one loop and on every core.
+/// (noop, spin, sleep, read, checksum, batch, unbatch, decode, resize, views, normalize, mixup,
+/// erase, route) and a placement. With no command, `shardpipe` compares the embedded default
+/// plan on one loop and on every core.
 #[derive(Parser)]
 #[command(name = "shardpipe", version)]
 struct Cli {
