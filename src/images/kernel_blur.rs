@@ -33,7 +33,8 @@ pub(super) fn kernel_blur(image: &mut Image<u8>, size: u32, sigma: f32) {
     // Along rows: each row mirrored into `padded`; output value `j` sums `padded[j + 3t]`.
     let mut across = vec![0f32; row_len * h];
     let mut padded = vec![0f32; (w + 2 * half) * CHANNELS];
-    let mut starts: Vec<usize> = Vec::with_capacity(taps.len());
+    // Every padded row starts its taps at the same offsets.
+    let mut starts: Vec<usize> = (0..taps.len()).map(|t| t * CHANNELS).collect();
     for (src, dst) in image.data.chunks_exact(row_len).zip(across.chunks_exact_mut(row_len)) {
         for (p, &s) in padded[half * CHANNELS..][..row_len].iter_mut().zip(src) {
             *p = f32::from(s);
@@ -45,8 +46,6 @@ pub(super) fn kernel_blur(image: &mut Image<u8>, size: u32, sigma: f32) {
                 padded[i * CHANNELS + c] = f32::from(src[x * CHANNELS + c]);
             }
         }
-        starts.clear();
-        starts.extend((0..taps.len()).map(|t| t * CHANNELS));
         weighted_sum(dst, &taps, &padded, &starts);
     }
     // Down columns: output row `y` sums the mirrored rows around it, weighted.

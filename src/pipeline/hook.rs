@@ -69,13 +69,14 @@ pub(crate) fn before(hook: &Hook) -> Result<(), String> {
 }
 
 /// Calls `after_call` with what the call did: `Ok(outputs)` (0: filtered) or the failure
-/// message. A panic in it is ignored.
-pub(crate) fn after(hook: &Hook, elapsed: Duration, result: Result<usize, &str>) {
+/// message, and how long the call took in nanoseconds (on `stats::now_ns`). A panic in it is
+/// ignored.
+pub(crate) fn after(hook: &Hook, elapsed_ns: u64, result: Result<usize, &str>) {
     let (outcome, error) = match result {
         Ok(0) => (CallOutcome::Filtered, None),
         Ok(n) => (CallOutcome::Emitted(n), None),
         Err(e) => (CallOutcome::Failed, Some(e)),
     };
-    let info = CallInfo { elapsed, outcome, error };
+    let info = CallInfo { elapsed: Duration::from_nanos(elapsed_ns), outcome, error };
     let _ = catch_unwind(AssertUnwindSafe(|| hook.borrow_mut().after_call(&info)));
 }

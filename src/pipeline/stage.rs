@@ -263,11 +263,7 @@ impl StageCx {
         let elapsed = now_ns().saturating_sub(t0);
         self.record_call_ns(elapsed);
         if let Some(h) = &self.hook {
-            hook::after(
-                h,
-                Duration::from_nanos(elapsed),
-                r.as_ref().map(|out| usize::from(out.is_some())).map_err(String::as_str),
-            );
+            hook::after(h, elapsed, r.as_ref().map(|out| usize::from(out.is_some())).map_err(String::as_str));
         }
         r
     }
@@ -363,11 +359,7 @@ pub(crate) async fn inline_worker<T, U, A>(
                 }
             }
             if let Some(h) = &cx.hook {
-                hook::after(
-                    h,
-                    Duration::from_nanos(elapsed),
-                    r.as_ref().map(|()| outputs.len()).map_err(String::as_str),
-                );
+                hook::after(h, elapsed, r.as_ref().map(|()| outputs.len()).map_err(String::as_str));
             }
             match r {
                 Ok(()) => {

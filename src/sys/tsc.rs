@@ -1,5 +1,5 @@
 //! The CPU's time-stamp counter: a cycle count the pipeline's clock reads in ~8 ns where the
-//! vDSO's `clock_gettime` takes ~20 ns here. `crate::clock` decides whether it may be trusted
+//! vDSO's `clock_gettime` takes ~20 ns here. `crate::stats::clock` decides whether it may be trusted
 //! and scales it to nanoseconds; this file only reads it and asks the CPU about it.
 
 /// Whether this build can read a time-stamp counter at all.
