@@ -7,13 +7,15 @@
 //!   concurrency 8;
 //! - `sleep1ms_sharded`: one stage awaiting a 1 ms timer per item, concurrency 256 in total;
 //! - `spin2us_bare_threads`: the physical reference for `spin2us_*`: one plain thread per CPU,
-//!   pinned, burning 2 µs per item for its share of the items, no pipeline at all.
+//!   pinned, burning 2 µs per item for its share of the items, no pipeline at all;
+//! - `noop3_sharded_indexed`, `spin2us_sharded_indexed`: the same pipelines started with
+//!   `source_indexed` (every shard makes its own items) instead of an iterator on shard 0.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use shardpipe::pipeline::{PipelineBuilder, Placement, source};
+use shardpipe::pipeline::{PipelineBuilder, Placement, source, source_indexed};
 
 const ITEMS: u64 = 100_000;
 
@@ -44,13 +46,22 @@ fn run(b: PipelineBuilder<Vec<u64>>, p: Placement) {
     assert_eq!(n, ITEMS, "every item must arrive");
 }
 
-fn noop3() -> PipelineBuilder<Vec<u64>> {
-    source(0..ITEMS).pipe(Some).pipe(Some).pipe(Some).aggregate(256)
+/// The bench's source items, from an iterator on shard 0 or made on every shard.
+fn items(indexed: bool) -> PipelineBuilder<u64> {
+    if indexed { source_indexed(ITEMS, |i| i) } else { source(0..ITEMS) }
+}
+
+fn noop3(indexed: bool) -> PipelineBuilder<Vec<u64>> {
+    items(indexed).pipe(Some).pipe(Some).pipe(Some).aggregate(256)
 }
 
 fn spin_stage(us: u64) -> PipelineBuilder<Vec<u64>> {
+    spin_stage_from(us, false)
+}
+
+fn spin_stage_from(us: u64, indexed: bool) -> PipelineBuilder<Vec<u64>> {
     let d = Duration::from_micros(us);
-    source(0..ITEMS)
+    items(indexed)
         .pipe_blocking(move |x| {
             spin(d);
             Some(x)
@@ -92,10 +103,12 @@ fn pipeline(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(ITEMS));
     g.sample_size(10);
-    g.bench_function("noop3_single", |b| b.iter(|| run(noop3(), single())));
-    g.bench_function("noop3_sharded", |b| b.iter(|| run(noop3(), sharded())));
+    g.bench_function("noop3_single", |b| b.iter(|| run(noop3(false), single())));
+    g.bench_function("noop3_sharded", |b| b.iter(|| run(noop3(false), sharded())));
+    g.bench_function("noop3_sharded_indexed", |b| b.iter(|| run(noop3(true), sharded())));
     g.bench_function("spin2us_single", |b| b.iter(|| run(spin_stage(2), single())));
     g.bench_function("spin2us_sharded", |b| b.iter(|| run(spin_stage(2), sharded())));
+    g.bench_function("spin2us_sharded_indexed", |b| b.iter(|| run(spin_stage_from(2, true), sharded())));
     g.bench_function("spin2us_bare_threads", |b| b.iter(|| bare_threads_spin(Duration::from_micros(2))));
     g.measurement_time(Duration::from_secs(12));
     g.bench_function("spin20us_single", |b| b.iter(|| run(spin_stage(20), single())));

@@ -77,6 +77,16 @@ pub enum PipelineBuildError {
         /// The rate asked for.
         rate: f64,
     },
+    /// `rate` or `source_thread` on [`source_indexed`](super::source_indexed), whose items every
+    /// shard makes for itself.
+    #[error(
+        "{option} does not apply to source_indexed (every shard makes its own items there); \
+         start the pipeline with source(..) for an open-loop rate or a source on its own thread"
+    )]
+    SplitSourceOption {
+        /// `"rate"` or `"source_thread"`.
+        option: &'static str,
+    },
     /// A failure rate limit outside (0, 1).
     #[error(
         "{whose} max_failure_rate must be a fraction strictly between 0 and 1 (0.05 for 5%), got {rate}; \
@@ -247,6 +257,13 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             if spec.kind == Kind::Route && spec.paths == 0 {
                 return Err(PipelineBuildError::NoPaths { stage: spec.name.clone() });
             }
+        }
+        let source = &self.specs[0];
+        if source.split && source.rate.is_some() {
+            return Err(PipelineBuildError::SplitSourceOption { option: "rate" });
+        }
+        if source.split && source.threaded {
+            return Err(PipelineBuildError::SplitSourceOption { option: "source_thread" });
         }
         if let Some(rate) = self.specs[0].rate
             && !(rate.is_finite() && rate > 0.0)

@@ -34,6 +34,7 @@ mod route;
 mod source;
 mod source_thread;
 mod sources;
+mod split_source;
 mod stage;
 mod wiring;
 
@@ -46,4 +47,4 @@ pub use merge::{SubPipeline, merge_pipelines, sub_pipeline};
 pub use paths::{Path, path};
 pub use profile::{Profile, ProfileError, ProfileLevel, StageProfile};
 pub use report::{Account, FailureLimitExceeded, Report, ShardUsage, StageFailures, StageReport, StageStats, fmt_ns};
-pub use sources::{merge_sources, source, source_epochs};
+pub use sources::{merge_sources, source, source_epochs, source_indexed};

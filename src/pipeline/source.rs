@@ -148,7 +148,7 @@ pub(crate) async fn source_task<P: Passes>(
 
 /// Calls into the user's source code; a panic there ends the source and fails the pipeline
 /// (`None`): an iterator that panicked cannot be resumed.
-fn pull<R>(cx: &StageCx, f: impl FnOnce() -> R) -> Option<R> {
+pub(crate) fn pull<R>(cx: &StageCx, f: impl FnOnce() -> R) -> Option<R> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => Some(r),
         Err(p) => {

@@ -1,10 +1,12 @@
 //! The functions that start a pipeline from its source: one iterator ([`source`]), a pass per
-//! epoch ([`source_epochs`]), or several iterators at once ([`merge_sources`]).
+//! epoch ([`source_epochs`]), several iterators at once ([`merge_sources`]), or items every
+//! shard makes for itself ([`source_indexed`]).
 //!
-//! Each places a source task on shard 0 that stamps items and deals them to the first stage's
-//! shards through one ring per shard. The task pulls from the user's iterator right there, or —
-//! with `source_thread()`, and always for merged sources — from rings fed by threads that run
-//! the iterators (`source_thread.rs`).
+//! The first three place a source task on shard 0 that stamps items and deals them to the first
+//! stage's shards through one ring per shard. The task pulls from the user's iterator right
+//! there, or — with `source_thread()`, and always for merged sources — from rings fed by threads
+//! that run the iterators (`source_thread.rs`). [`source_indexed`] places a task on every shard of
+//! the first stage instead (`split_source.rs`).
 
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
@@ -13,10 +15,12 @@ use super::builder::{PipelineBuilder, Wire};
 use super::envelope::Msg;
 use super::exchange::Dealer;
 use super::profile::{source_profiler, take_wire};
+use super::queue::local_queue;
 use super::source::{Inline, Passes, source_task};
 use super::source_thread::{self, Fed, Feed};
+use super::split_source::{Split, SplitShare, split_source_task};
 use super::stage::{Inbound, StageCx};
-use super::wiring::{Kind, ShardBuild, StageSpec, Wiring};
+use super::wiring::{DEFAULT_BUFFER, Kind, PlaceSource, ShardBuild, StageSpec, Wiring};
 use crate::channel;
 
 /// Capacity of the source's ring to each shard unless set with `buffer(n)` right after
@@ -51,6 +55,46 @@ where
 {
     let mut make = make;
     source_passes(move |e| make(e).map(IntoIterator::into_iter), true)
+}
+
+/// Starts a pipeline from `len` items that every shard makes for itself: `item(i)` for each `i`
+/// in `0..len`, called on the shard whose first stage takes the item. One pass.
+///
+/// [`source`] runs the user's iterator on shard 0, which stamps and deals every item to the other
+/// shards: with cheap stages that one shard is the ceiling (a no-work pipeline keeps shard 0 busy
+/// while the others idle). Here each shard claims chunks of 32 indices from a shared cursor as its
+/// first stage takes them, so the source's work is spread and items stay on the shard that made
+/// them; a shard that is behind claims fewer. Suits anything addressed by index: a file list
+/// (`move |i| paths[i as usize].clone()`), a seeded generator, a range. In an ordered pipeline
+/// shard `p` of `n` makes chunks `p, p + n, …` instead (no claiming, so no balancing), and
+/// source order is kept.
+///
+/// `item` runs on several shards at once (hence `Sync`). A panic in it fails the pipeline, as
+/// in [`source`]. `rate` and `source_thread` do not apply (the build refuses them): use
+/// [`source`] for an open-loop or a blocking source.
+pub fn source_indexed<T, F>(len: u64, item: F) -> PipelineBuilder<T>
+where
+    T: Send + 'static,
+    F: Fn(u64) -> T + Send + Sync + 'static,
+{
+    let split = Split::new(len, item);
+    let place: PlaceSource = Box::new(move |w: &mut Wiring, targets: &[usize]| {
+        let cap = w.specs[0].buffer;
+        let (ordered, shards) = (w.ordered, targets.len());
+        w.hold(cap + 1, shards);
+        for (position, &t) in targets.iter().enumerate() {
+            let split = split.clone();
+            w.steps[t].push(Box::new(move |sb: &mut ShardBuild| {
+                let cx: StageCx = sb.stage(0);
+                let (out, rx) = local_queue::<Msg<T>>(cap, Some(&cx.stats));
+                sb.spawn(split_source_task(split, SplitShare { out, position, shards, ordered }, cx));
+                sb.set_upstream(Inbound::Local(rx));
+            }));
+        }
+    });
+    let mut spec = StageSpec::new("source".into(), Kind::Source, DEFAULT_BUFFER);
+    spec.split = true;
+    placed_source::<T>(place, spec)
 }
 
 /// Starts a pipeline from several iterators at once (SPDL's `Merge` of sources; mixing data
@@ -135,27 +179,30 @@ where
     T: Send + 'static,
     F: FnOnce(&mut Wiring) -> SourceStep<T> + Send + 'static,
 {
-    let wire: Wire = Box::new(move |w: &mut Wiring| {
-        w.source = Some(Box::new(move |w: &mut Wiring, targets: &[usize]| {
-            let step = prepare(w);
-            let cap = w.specs[0].buffer;
-            let rate = w.specs[0].rate;
-            let ordered = w.ordered;
-            let (txs, rxs): (Vec<_>, Vec<_>) = targets.iter().map(|_| channel::bounded::<Msg<T>>(cap)).unzip();
-            w.hold(cap.max(2).next_power_of_two() + 1, targets.len());
-            w.steps[0].push(Box::new(move |sb: &mut ShardBuild| {
-                let dealer = Dealer::new(txs.into_iter().map(|t| t.connect()).collect(), ordered, true);
-                step(sb, dealer, rate);
-            }));
-            for (&t, rx) in targets.iter().zip(rxs) {
-                w.steps[t].push(Box::new(move |sb: &mut ShardBuild| sb.set_upstream(Inbound::Ring(rx.connect()))));
-            }
+    let place: PlaceSource = Box::new(move |w: &mut Wiring, targets: &[usize]| {
+        let step = prepare(w);
+        let cap = w.specs[0].buffer;
+        let rate = w.specs[0].rate;
+        let ordered = w.ordered;
+        let (txs, rxs): (Vec<_>, Vec<_>) = targets.iter().map(|_| channel::bounded::<Msg<T>>(cap)).unzip();
+        w.hold(cap.max(2).next_power_of_two() + 1, targets.len());
+        w.steps[0].push(Box::new(move |sb: &mut ShardBuild| {
+            let dealer = Dealer::new(txs.into_iter().map(|t| t.connect()).collect(), ordered, true);
+            step(sb, dealer, rate);
         }));
+        for (&t, rx) in targets.iter().zip(rxs) {
+            w.steps[t].push(Box::new(move |sb: &mut ShardBuild| sb.set_upstream(Inbound::Ring(rx.connect()))));
+        }
     });
+    placed_source::<T>(place, StageSpec::new("source".into(), Kind::Source, SOURCE_RING))
+}
+
+/// A builder whose source `place` lays out once the first stage's shards are known.
+fn placed_source<T: Send + 'static>(place: PlaceSource, spec: StageSpec) -> PipelineBuilder<T> {
+    let wire: Wire = Box::new(move |w: &mut Wiring| w.source = Some(place));
     // The wiring waits in a slot that `profile` can take it from instead.
     let slot = Arc::new(Mutex::new(Some(wire)));
     let taker = slot.clone();
-    let spec = StageSpec::new("source".into(), Kind::Source, SOURCE_RING);
     let mut b = bare_builder(Box::new(move |w: &mut Wiring| take_wire(&taker)(w)), spec);
     b.profilers[0] = Some(source_profiler::<T>(slot));
     b

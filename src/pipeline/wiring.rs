@@ -74,6 +74,8 @@ pub(crate) struct StageSpec {
     pub(crate) rate: Option<f64>,
     /// The source only: run the user's iterator on a thread of its own.
     pub(crate) threaded: bool,
+    /// The source only: every shard makes its own items (`source_indexed`).
+    pub(crate) split: bool,
     /// The outputs this stage reads, as (stage, output): the previous stage's (output 0) in a
     /// chain; a router's output `k` for the first stage of its path `k`; the last stage of
     /// every path after `path_variants`.
@@ -99,6 +101,7 @@ impl StageSpec {
             shards: None,
             rate: None,
             threaded: false,
+            split: false,
             parents: Vec::new(),
             paths: 0,
             in_path: false,

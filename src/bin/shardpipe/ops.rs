@@ -11,7 +11,7 @@ use shardpipe::images::{
     self, BatchPool, Encoded, Image, ImageBatch, ImageFolder, MixedBatch, MixedViews, Normalize, POOLED_BATCHES,
     Sample, ViewBatch, ViewCollator,
 };
-use shardpipe::pipeline::{PipelineBuilder, Placement, path, source, source_epochs};
+use shardpipe::pipeline::{PipelineBuilder, Placement, path, source, source_epochs, source_indexed};
 
 use crate::chain::stage_kinds;
 use crate::plan::{Generate, Kind, Mode, Op, Plan, Stage};
@@ -255,7 +255,10 @@ fn plan_source(plan: &Plan, items: Option<u64>) -> Result<(PipelineBuilder<Value
     } else {
         let count = items.or(plan.source.count).unwrap_or(0);
         let end = if count == 0 { u64::MAX } else { count };
-        if epochs == 1 {
+        if epochs == 1 && plan.source.rate <= 0.0 {
+            // Every shard makes its own numbers: no one shard deals every item (tiny tasks).
+            return Ok((source_indexed(end, Value::Int), classes, origin));
+        } else if epochs == 1 {
             source((0..end).map(Value::Int))
         } else {
             source_epochs(move |e| (e < epochs).then(|| (0..end).map(Value::Int)))
