@@ -265,7 +265,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         if source.split && source.threaded {
             return Err(PipelineBuildError::SplitSourceOption { option: "source_thread" });
         }
-        if let Some(rate) = self.specs[0].rate
+        if let Some(rate) = source.rate
             && !(rate.is_finite() && rate > 0.0)
         {
             return Err(PipelineBuildError::BadRate { rate });

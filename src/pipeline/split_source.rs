@@ -22,7 +22,7 @@ use super::envelope::{Envelope, Msg, Stamps};
 use super::exchange::CHUNK;
 use super::queue::LocalSender;
 use super::source::pull;
-use super::stage::{BATCH, StageCx, charge};
+use super::stage::{StageCx, charge, forward_marker};
 
 /// The items to make, and the next chunk nobody has claimed.
 pub(crate) struct Split<F> {
@@ -64,7 +64,6 @@ where
         cx.control.started_pass(0, Some(split.len));
     }
     let mut own = share.position as u64;
-    let mut since_charge = 0usize;
     loop {
         let c = if share.ordered {
             let c = own;
@@ -75,53 +74,23 @@ where
             split.next_chunk.fetch_add(1, Ordering::Relaxed)
         };
         let indices = split.chunk(c);
-        if indices.is_empty() {
+        let made = (indices.end - indices.start) as usize;
+        if made == 0 {
             return;
         }
-        let full = indices.end - indices.start == CHUNK as u64;
         for i in indices {
             if cx.control.source_stopped() {
                 return;
             }
             let Some(value) = pull(&cx, || (split.item)(i)) else { return };
             cx.received(1);
-            let env = Envelope { value, stamps: Stamps::One(cx.control.now_ns()) };
-            if !queue(&share.out, Msg::Item(env), &cx).await {
-                return;
-            }
-            since_charge += 1;
-            if since_charge == BATCH {
-                since_charge = 0;
-                charge(BATCH).await;
-            }
+            cx.emit(&share.out, Envelope { value, stamps: Stamps::One(cx.control.now_ns()) }).await;
         }
-        if share.ordered && share.shards > 1 && full && !queue(&share.out, Msg::Chunk, &cx).await {
-            return;
+        if share.ordered && share.shards > 1 && made == CHUNK {
+            forward_marker(&share.out, Msg::Chunk).await;
         }
-    }
-}
-
-/// Queues `msg` for the first stage (waiting for room); `false` once nobody will take it (the
-/// pipeline is stopping), with an item counted as discarded.
-async fn queue<T>(out: &LocalSender<Msg<T>>, msg: Msg<T>, cx: &StageCx) -> bool {
-    let item = matches!(msg, Msg::Item(_));
-    let sent = match out.try_send(msg) {
-        Ok(()) => Ok(()),
-        Err((msg, false)) => out.send(msg).await,
-        Err((msg, true)) => Err(msg),
-    };
-    match sent {
-        Ok(()) => {
-            if item {
-                cx.stats.borrow_mut().emitted += 1;
-            }
-            true
-        }
-        Err(Msg::Item(env)) => {
-            cx.discard(env.units());
-            false
-        }
-        Err(_) => false,
+        // A chunk is at most one worker batch: the budget is charged per chunk.
+        charge(made).await;
     }
 }
 
