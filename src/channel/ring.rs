@@ -135,7 +135,7 @@ impl<T> Producer<T> {
     }
 
     /// Writes `value` into the next free slot without publishing it, or hands it back if full.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_push(&mut self, value: T) -> Result<(), T> {
         let cap = self.shared.capacity();
         if self.tail.wrapping_sub(self.cached_head) == cap {

@@ -342,7 +342,7 @@ impl<T: 'static> Sender<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn after_push(&self, p: &mut Producer<T>) {
         let batching = &self.inner.batching;
         let pending = p.unpublished();
@@ -362,6 +362,7 @@ impl<T: 'static> Sender<T> {
     }
 
     /// Sends without waiting.
+    #[inline(always)]
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let mut p = self.inner.producer.borrow_mut();
         if p.is_consumer_gone() {

@@ -66,7 +66,7 @@ impl<T: Send + 'static> Dealer<T> {
     /// Deals an item to a ring with room without building a future (the common case); hands it
     /// back, as the message [`send`](Self::send) takes, when the caller must wait (every ring is
     /// full, the receiver is gone, or the dealer is ordered).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_item(&mut self, env: Envelope<T>, cx: &StageCx) -> Result<(), Msg<T>> {
         let n = self.targets.len();
         if self.ordered && n > 1 {
@@ -154,6 +154,7 @@ impl<T: Send + 'static> Dealer<T> {
 
 /// Offers `msg` to the target whose turn it is, then to the others; hands it back if every
 /// ring is full.
+#[inline(always)]
 fn offer<T: Send + 'static>(targets: &[Sender<Msg<T>>], turn: usize, mut msg: Msg<T>) -> Result<(), Msg<T>> {
     let n = targets.len();
     for k in 0..n {
