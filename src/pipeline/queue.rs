@@ -115,7 +115,32 @@ impl<T> LocalSender<T> {
             return Err((value, false));
         }
         s.items.push_back(value);
-        if s.items.len() == 1
+        Self::pushed(s, 1);
+        Ok(())
+    }
+
+    /// Moves as many of `values` (from the front, in order) as there is room for: `Ok` when all
+    /// went, else `Err` with the rest left in `values` and whether the receiver is gone
+    /// (`true`: nothing was moved) or the queue is full (`false`). One borrow and at most one
+    /// wake for the whole run.
+    pub(crate) fn try_send_many(&self, values: &mut Vec<T>) -> Result<(), bool> {
+        let mut s = self.state.borrow_mut();
+        if !s.receiver_alive {
+            return Err(true);
+        }
+        let n = values.len().min(s.capacity.saturating_sub(s.items.len()));
+        s.items.extend(values.drain(..n));
+        if n > 0 {
+            Self::pushed(s, n);
+        }
+        if values.is_empty() { Ok(()) } else { Err(false) }
+    }
+
+    /// After `n` values went into the queue: starts its non-empty time if they were the first,
+    /// and wakes the receiver if it waits.
+    #[inline]
+    fn pushed(mut s: std::cell::RefMut<'_, State<T>>, n: usize) {
+        if s.items.len() == n
             && let Some(o) = &mut s.occupancy
         {
             o.nonempty_since = Some(now_ns());
@@ -124,7 +149,6 @@ impl<T> LocalSender<T> {
             drop(s);
             w.wake();
         }
-        Ok(())
     }
 
     fn poll_send(&self, cx: &mut Context<'_>, value: &mut Option<T>) -> Poll<Result<(), T>> {
@@ -244,6 +268,43 @@ mod tests {
         drop(tx2);
         assert_eq!(poll_many(&rx, &mut buf), Poll::Ready(0));
         assert_eq!(buf, vec![7]);
+    }
+
+    #[test]
+    fn a_run_fills_the_room_in_order_and_keeps_the_rest() {
+        let (tx, rx) = local_queue::<u32>(3, None);
+        let mut run = vec![1, 2, 3, 4, 5];
+        assert_eq!(tx.try_send_many(&mut run), Err(false), "two do not fit");
+        assert_eq!(run, vec![4, 5], "the rest stays, in order");
+        let mut buf = Vec::new();
+        assert_eq!(poll_many(&rx, &mut buf), Poll::Ready(3));
+        assert_eq!(tx.try_send_many(&mut run), Ok(()));
+        assert!(run.is_empty());
+        assert_eq!(poll_many(&rx, &mut buf), Poll::Ready(2));
+        assert_eq!(buf, vec![1, 2, 3, 4, 5]);
+        drop(rx);
+        let mut late = vec![6];
+        assert_eq!(tx.try_send_many(&mut late), Err(true), "the receiver is gone");
+        assert_eq!(late, vec![6], "nothing is moved then");
+    }
+
+    #[test]
+    fn a_run_wakes_a_waiting_receiver() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let (tx, rx) = local_queue::<u32>(4, None);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut buf = Vec::new();
+        assert!(rx.poll_recv_many(&mut Context::from_waker(&waker), &mut buf, 8).is_pending());
+        assert_eq!(tx.try_send_many(&mut vec![1, 2]), Ok(()));
+        assert_eq!(count.0.load(Ordering::Relaxed), 1, "one wake for the run");
     }
 
     #[test]

@@ -226,6 +226,27 @@ impl StageCx {
         Emitted::AfterWaiting
     }
 
+    /// Sends a run of items (held back while a batch of calls ran) in order, waiting for room
+    /// for those that do not fit at once; leaves `run` empty.
+    async fn emit_run<U>(&self, out: &LocalSender<Msg<U>>, run: &mut Vec<Msg<U>>) -> Emitted {
+        let n = run.len() as u64;
+        let Err(gone) = out.try_send_many(run) else {
+            self.stats.borrow_mut().emitted += n;
+            return Emitted::AtOnce;
+        };
+        self.stats.borrow_mut().emitted += n - run.len() as u64;
+        let mut how = Emitted::AtOnce;
+        for msg in run.drain(..) {
+            let Msg::Item(env) = msg else { unreachable!("a run holds items only") };
+            if gone {
+                self.discard(env.units());
+            } else if self.emit(out, env).await == Emitted::AfterWaiting {
+                how = Emitted::AfterWaiting;
+            }
+        }
+        how
+    }
+
     /// Sends the outputs of one call, sharing out the input's stamps; no output is a filter.
     async fn emit_all<U>(&self, out: &LocalSender<Msg<U>>, outputs: &mut Vec<U>, stamps: Stamps) -> Emitted {
         match outputs.len() {
@@ -318,17 +339,23 @@ pub(crate) async fn inline_worker<T, U, A>(
 {
     let mut buf = Vec::with_capacity(BATCH);
     let mut outputs = Vec::new();
+    // One-output calls' items, held until the batch ends (or something must go out after
+    // them) and then queued in one go. Nothing downstream on this shard could take them any
+    // sooner: it runs only once this task yields. Inputs in `buf` and items here together never
+    // exceed a batch, so the in-flight bound is unchanged.
+    let mut run = Vec::with_capacity(BATCH);
     let mut calls = 0u64;
     while let Some((n, discarding)) = cx.next_batch(&mut input, &mut buf).await {
         // Calls timed on every call read the clock once each: back to back in a batch, one
-        // call's end is the next one's start (the queue push between them counts towards the
-        // next call). Anything that may wait in between starts the chain again.
+        // call's end is the next one's start. Anything that may wait in between starts the
+        // chain again.
         let mut chained: Option<u64> = None;
         for msg in buf.drain(..) {
             let Envelope { value, stamps } = match msg {
                 Msg::Item(env) => env,
                 marker => {
                     cx.unreceived_marker();
+                    cx.emit_run(&output, &mut run).await;
                     forward_marker(&output, marker.recast()).await;
                     chained = None;
                     continue;
@@ -362,8 +389,14 @@ pub(crate) async fn inline_worker<T, U, A>(
                 hook::after(h, elapsed, r.as_ref().map(|()| outputs.len()).map_err(String::as_str));
             }
             match r {
+                Ok(()) if outputs.len() == 1 => {
+                    let value = outputs.pop().expect("one output");
+                    run.push(Msg::Item(Envelope { value, stamps }));
+                }
                 Ok(()) => {
-                    if cx.emit_all(&output, &mut outputs, stamps).await == Emitted::AfterWaiting {
+                    let before = cx.emit_run(&output, &mut run).await;
+                    let these = cx.emit_all(&output, &mut outputs, stamps).await;
+                    if before == Emitted::AfterWaiting || these == Emitted::AfterWaiting {
                         chained = None;
                     }
                 }
@@ -373,6 +406,7 @@ pub(crate) async fn inline_worker<T, U, A>(
                 }
             }
         }
+        cx.emit_run(&output, &mut run).await;
         charge(n).await;
     }
 }
