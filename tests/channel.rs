@@ -208,6 +208,27 @@ fn try_send_reports_full_with_the_value() {
 }
 
 #[test]
+fn try_send_many_sends_what_fits_in_order_and_keeps_the_rest() {
+    let (tx, rx) = channel::bounded::<u8>(4);
+    let (tx, rx) = (tx.connect(), rx.connect());
+    let mut run = vec![1, 2, 3, 4, 5, 6];
+    assert_eq!(tx.try_send_many(&mut run), Err(TrySendError::Full(())));
+    assert_eq!(run, vec![5, 6], "what did not fit stays, in order");
+    assert_eq!(rx.try_recv(), Ok(1), "what went is visible at once");
+    assert_eq!(tx.try_send_many(&mut run), Err(TrySendError::Full(())));
+    assert_eq!(run, vec![6]);
+    let got: Vec<u8> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert_eq!(got, vec![2, 3, 4, 5]);
+    assert_eq!(tx.try_send_many(&mut run), Ok(()));
+    assert!(run.is_empty());
+    assert_eq!(rx.try_recv(), Ok(6));
+    drop(rx);
+    let mut late = vec![7, 8];
+    assert_eq!(tx.try_send_many(&mut late), Err(TrySendError::Disconnected(())));
+    assert_eq!(late, vec![7, 8], "nothing is taken when the receiver is gone");
+}
+
+#[test]
 fn mesh_all_to_all_delivers_everything() {
     let Some(rt) = common::runtime(|b| {
         b.shards(4).oversubscribe(true);

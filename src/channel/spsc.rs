@@ -380,6 +380,27 @@ impl<T: 'static> Sender<T> {
         }
     }
 
+    /// Sends as many of `values` (from the front, in order) as fit now, under one borrow and
+    /// one batching check: `Ok` when all went; else the rest stay in `values`, and the error
+    /// says why (`Disconnected`: nothing was sent).
+    #[inline]
+    pub fn try_send_many(&self, values: &mut Vec<T>) -> Result<(), TrySendError<()>> {
+        let mut p = self.inner.producer.borrow_mut();
+        if p.is_consumer_gone() {
+            return Err(TrySendError::Disconnected(()));
+        }
+        let n = p.push_from(values);
+        if values.is_empty() {
+            if n > 0 {
+                self.after_push(&mut p);
+            }
+            Ok(())
+        } else {
+            self.inner.publish(&mut p);
+            Err(TrySendError::Full(()))
+        }
+    }
+
     /// Publishes every batched item now.
     pub fn flush(&self) {
         self.inner.publish(&mut self.inner.producer.borrow_mut());

@@ -87,6 +87,41 @@ impl<T: Send + 'static> Dealer<T> {
         Ok(())
     }
 
+    /// How many items [`try_run`](Self::try_run) may deal at once: what is left of the current
+    /// target's chunk (a run never straddles two targets), 1 for an ordered dealer over several
+    /// targets (it deals item by item, closing each chunk with a marker).
+    pub(crate) fn run_room(&self) -> usize {
+        match self.targets.len() {
+            1 => CHUNK,
+            _ if self.ordered => 1,
+            _ => CHUNK - self.in_chunk,
+        }
+    }
+
+    /// Deals a run of items (at most [`run_room`](Self::run_room)) to the current target under
+    /// one borrow of its ring; true when all went. What did not fit (the ring is full, or its
+    /// receiver is gone) stays in `run`, for [`try_item`](Self::try_item) or
+    /// [`send`](Self::send) to place one at a time.
+    pub(crate) fn try_run(&mut self, run: &mut Vec<Msg<T>>, cx: &StageCx) -> bool {
+        if self.ordered && self.targets.len() > 1 {
+            return false;
+        }
+        debug_assert!(run.len() <= self.run_room(), "a run fits the current chunk");
+        let before = run.len();
+        let all = self.targets[self.turn].try_send_many(run).is_ok();
+        let dealt = before - run.len();
+        if self.targets.len() > 1 {
+            self.in_chunk += dealt;
+            if self.in_chunk == CHUNK {
+                self.pass_turn();
+            }
+        }
+        if self.counts_output {
+            cx.stats.borrow_mut().emitted += dealt as u64;
+        }
+        all
+    }
+
     /// Whether delivered items count as the stage's output.
     pub(crate) fn counts_output(&self) -> bool {
         self.counts_output

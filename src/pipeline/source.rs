@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use super::envelope::{Envelope, Msg, Stamps};
-use super::exchange::Dealer;
+use super::exchange::{CHUNK, Dealer};
 use super::stage::{BATCH, Inbound, StageCx, charge};
 use crate::runtime::task_panic_message;
 use crate::runtime::time::sleep;
@@ -22,6 +22,10 @@ const MAX_UNPUBLISHED_NS: u64 = 20_000;
 /// ([`Inline`]), or the source thread's feed ([`super::source_thread`]).
 pub(crate) trait Passes {
     type Item: Send + 'static;
+
+    /// `next` returns without waiting (the user's iterator called right here): the source may
+    /// then hold a few fast items back and deal them as one run.
+    const NEVER_WAITS: bool;
 
     /// Starts pass `epoch`: `false` when there is none (the stream ends, or the user's code
     /// panicked, which has failed the pipeline).
@@ -52,6 +56,8 @@ where
 {
     type Item = I::Item;
 
+    const NEVER_WAITS: bool = true;
+
     async fn start(&mut self, epoch: u64, cx: &StageCx) -> bool {
         self.items = pull(cx, || (self.make_pass)(epoch)).flatten();
         let Some(items) = &self.items else { return false };
@@ -65,6 +71,45 @@ where
         }
         let items = self.items.as_mut()?;
         pull(cx, || items.next()).flatten()
+    }
+}
+
+/// Items stamped but not dealt yet: a fast iterator's items go to the dealer a run at a time
+/// (one ring borrow and one batching check per run, not per item). A run is dealt before
+/// anything that may wait, and as soon as it fills the current target's chunk, its first item
+/// is [`SLOW_GAP_NS`] old, or an item came slowly, so holding items back costs them at most that.
+struct Run<T> {
+    items: Vec<Msg<T>>,
+    first_ns: u64,
+}
+
+impl<T: Send + 'static> Run<T> {
+    /// Adds an item stamped at `now`; true when the run must be dealt now.
+    fn add(&mut self, env: Envelope<T>, now: u64, slow: bool, dealer: &Dealer<T>) -> bool {
+        if self.items.is_empty() {
+            self.first_ns = now;
+        }
+        self.items.push(Msg::Item(env));
+        slow || self.items.len() >= dealer.run_room() || now.saturating_sub(self.first_ns) >= SLOW_GAP_NS
+    }
+
+    /// Deals the run: in one go when the current target has room, else item by item, waiting
+    /// where every ring is full. Returns how many items were dealt.
+    async fn deal(&mut self, dealer: &mut Dealer<T>, cx: &StageCx) -> usize {
+        let n = self.items.len();
+        if n == 0 {
+            return 0;
+        }
+        cx.received(n);
+        if !dealer.try_run(&mut self.items, cx) {
+            for msg in self.items.drain(..) {
+                let Msg::Item(env) = msg else { unreachable!("a run holds items only") };
+                if let Err(msg) = dealer.try_item(env, cx) {
+                    dealer.send(msg, cx).await;
+                }
+            }
+        }
+        n
     }
 }
 
@@ -95,6 +140,9 @@ pub(crate) async fn source_task<P: Passes>(
 ) {
     let mut since_charge = 0usize;
     let (mut last_stamp, mut last_flush) = (0u64, 0u64);
+    // Runs only where nothing in the loop waits between items (no rate to keep).
+    let runs = P::NEVER_WAITS && rate.is_none();
+    let mut run = Run { items: Vec::with_capacity(if runs { CHUNK } else { 1 }), first_ns: 0 };
     // Open loop: item k is due at `first + k / rate`; it is stamped with that time.
     let interval_ns = rate.map(|r| 1e9 / r);
     let mut emitted = 0u64;
@@ -107,6 +155,7 @@ pub(crate) async fn source_task<P: Passes>(
         }
         loop {
             if cx.control.source_stopped() {
+                run.deal(&mut dealer, &cx).await;
                 return;
             }
             let Some(value) = passes.next(&cx, slow, &|| dealer.flush()).await else { break };
@@ -126,20 +175,21 @@ pub(crate) async fn source_task<P: Passes>(
             emitted += 1;
             slow = now.saturating_sub(last_stamp) > SLOW_GAP_NS;
             last_stamp = now;
-            cx.received(1);
-            if let Err(msg) = dealer.try_item(Envelope { value, stamps: Stamps::One(stamp) }, &cx) {
-                dealer.send(msg, &cx).await;
+            let env = Envelope { value, stamps: Stamps::One(stamp) };
+            if !run.add(env, now, slow || !runs, &dealer) {
+                continue;
             }
+            since_charge += run.deal(&mut dealer, &cx).await;
             if now.saturating_sub(last_flush) > MAX_UNPUBLISHED_NS {
                 dealer.flush();
                 last_flush = now;
             }
-            since_charge += 1;
-            if since_charge == BATCH {
+            if since_charge >= BATCH {
+                charge(since_charge).await;
                 since_charge = 0;
-                charge(BATCH).await;
             }
         }
+        run.deal(&mut dealer, &cx).await;
         if mark_epochs {
             dealer.send(Msg::Epoch(epoch), &cx).await;
         }

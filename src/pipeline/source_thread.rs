@@ -138,6 +138,8 @@ impl<T: Send + 'static> Fed<T> {
 impl<T: Send + 'static> Passes for Fed<T> {
     type Item = T;
 
+    const NEVER_WAITS: bool = false;
+
     async fn start(&mut self, epoch: u64, cx: &StageCx) -> bool {
         // Every live thread starts the pass, or stops (its passes are over).
         let mut in_pass: Vec<bool> = vec![false; self.feeds.len()];
