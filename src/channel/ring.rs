@@ -239,7 +239,7 @@ impl<T> Producer<T> {
     /// Free slots, up to `want`: counted from the cached head, refreshed only when that shows
     /// fewer than `want`.
     #[inline]
-    pub(crate) fn room_for(&mut self, want: usize) -> usize {
+    fn room_for(&mut self, want: usize) -> usize {
         let cap = self.shared.capacity();
         if cap - self.tail.wrapping_sub(self.cached_head) < want {
             self.cached_head = self.shared.head.load(Ordering::Acquire);
