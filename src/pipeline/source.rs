@@ -130,7 +130,8 @@ pub(crate) fn exact_len(items: &impl Iterator) -> Option<u64> {
 /// did, and before every call into an iterator whose items come more than 2 µs apart (the gap
 /// between stamps, read anyway, tells). What this cannot catch: an iterator that returns items
 /// quickly and then blocks until the consumer has them (it waits on itself: run such an
-/// iterator on the source thread, `source_thread()`, docs/pipeline.md).
+/// iterator on the source thread, `source_thread()`, docs/pipeline.md). Before any of that, a
+/// fast iterator's items reach the dealer a [`Run`] at a time.
 pub(crate) async fn source_task<P: Passes>(
     mut passes: P,
     mark_epochs: bool,
