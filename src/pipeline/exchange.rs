@@ -80,10 +80,10 @@ impl<T: Send + 'static> Dealer<T> {
             offer(&self.targets, self.turn, Msg::Item(env))
         };
         dealt?;
-        if n > 1 && self.fills_chunk() {
+        if n > 1 && self.fills_chunk(1) {
             self.pass_turn();
         }
-        self.delivered(cx);
+        self.delivered(1, cx);
         Ok(())
     }
 
@@ -110,15 +110,10 @@ impl<T: Send + 'static> Dealer<T> {
         let before = run.len();
         let all = self.targets[self.turn].try_send_many(run).is_ok();
         let dealt = before - run.len();
-        if self.targets.len() > 1 {
-            self.in_chunk += dealt;
-            if self.in_chunk == CHUNK {
-                self.pass_turn();
-            }
+        if self.targets.len() > 1 && self.fills_chunk(dealt) {
+            self.pass_turn();
         }
-        if self.counts_output {
-            cx.stats.borrow_mut().emitted += dealt as u64;
-        }
+        self.delivered(dealt, cx);
         all
     }
 
@@ -138,7 +133,7 @@ impl<T: Send + 'static> Dealer<T> {
             self.targets[0].send(Msg::Item(env)).await
         } else if self.ordered {
             let r = self.targets[self.turn].send(Msg::Item(env)).await;
-            if self.fills_chunk() {
+            if self.fills_chunk(1) {
                 self.close_chunk().await;
             }
             r
@@ -147,13 +142,13 @@ impl<T: Send + 'static> Dealer<T> {
                 Ok(()) => Ok(()),
                 Err(msg) => self.targets[self.turn].send(msg).await,
             };
-            if self.fills_chunk() {
+            if self.fills_chunk(1) {
                 self.pass_turn();
             }
             r
         };
         match outcome {
-            Ok(()) => self.delivered(cx),
+            Ok(()) => self.delivered(1, cx),
             Err(e) => {
                 if let Msg::Item(env) = e.0 {
                     cx.discard(env.units());
@@ -162,9 +157,9 @@ impl<T: Send + 'static> Dealer<T> {
         }
     }
 
-    /// Counts one dealt item into the current chunk; true when that fills it.
-    fn fills_chunk(&mut self) -> bool {
-        self.in_chunk += 1;
+    /// Counts `n` dealt items into the current chunk; true when that fills it.
+    fn fills_chunk(&mut self, n: usize) -> bool {
+        self.in_chunk += n;
         self.in_chunk == CHUNK
     }
 
@@ -174,10 +169,10 @@ impl<T: Send + 'static> Dealer<T> {
         self.turn = (self.turn + 1) % self.targets.len();
     }
 
-    /// An item reached a ring: the source and the sink count it as their output.
-    fn delivered(&self, cx: &StageCx) {
+    /// `n` items reached a ring: the source and the sink count them as their output.
+    fn delivered(&self, n: usize, cx: &StageCx) {
         if self.counts_output {
-            cx.stats.borrow_mut().emitted += 1;
+            cx.stats.borrow_mut().emitted += n as u64;
         }
     }
 

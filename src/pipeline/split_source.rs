@@ -64,6 +64,7 @@ where
         cx.control.started_pass(0, Some(split.len));
     }
     let mut own = share.position as u64;
+    let mut run = Vec::with_capacity(CHUNK);
     loop {
         let c = if share.ordered {
             let c = own;
@@ -78,13 +79,20 @@ where
         if made == 0 {
             return;
         }
+        // The chunk's items go to the first stage as one run, as a worker's outputs do: that
+        // stage runs on this shard, so it could not take them before this task yields anyway.
         for i in indices {
             if cx.control.source_stopped() {
-                return;
+                break;
             }
-            let Some(value) = pull(&cx, || (split.item)(i)) else { return };
-            cx.received(1);
-            cx.emit(&share.out, Envelope { value, stamps: Stamps::One(cx.control.now_ns()) }).await;
+            let Some(value) = pull(&cx, || (split.item)(i)) else { break };
+            run.push(Msg::Item(Envelope { value, stamps: Stamps::One(cx.control.now_ns()) }));
+        }
+        let complete = run.len() == made;
+        cx.received(run.len());
+        cx.emit_run(&share.out, &mut run).await;
+        if !complete {
+            return;
         }
         if share.ordered && share.shards > 1 && made == CHUNK {
             forward_marker(&share.out, Msg::Chunk).await;
