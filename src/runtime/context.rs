@@ -10,7 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use async_task::Runnable;
+use super::task::Runnable;
 
 use super::shard::ShardShared;
 use super::time::Timers;

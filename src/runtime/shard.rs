@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_task::Runnable;
+use super::task::Runnable;
 use crossbeam_queue::SegQueue;
 use crossbeam_utils::CachePadded;
 

@@ -1,8 +1,14 @@
 //! Spawning tasks and joining them: `spawn_local`, [`JoinHandle`], panic capture, `yield_now`.
 //!
-//! A task is an `async-task` cell whose schedule function knows its home shard: a wake on the home
-//! thread pushes onto the local run queue (no atomics), a wake from any other thread goes to the
-//! home shard's remote inbox and rings its doorbell.
+//! A task is an `async-task` cell that carries its home shard as the cell's metadata: a wake on the
+//! home thread pushes onto the local run queue (no atomics), a wake from any other thread goes to
+//! the home shard's remote inbox and rings its doorbell.
+//!
+//! The schedule function is a plain `fn` ([`schedule`]), not a closure holding the home shard:
+//! async-task guards every schedule of a task whose schedule function has a size with an extra
+//! waker (a reference-count increment and decrement), and turns every wake by value into a wake by
+//! reference plus a drop (two more), so a capturing closure costs four atomics per spawn-and-await
+//! that the metadata does not.
 
 use std::any::Any;
 use std::future::{Future, poll_fn};
@@ -10,7 +16,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use async_task::{Runnable, ScheduleInfo, WithInfo};
+use async_task::{Builder, ScheduleInfo, WithInfo};
 
 use super::context;
 use super::shard::ShardShared;
@@ -51,14 +57,20 @@ pub enum SpawnError {
 
 pub(crate) type TaskResult<T> = Result<T, Box<dyn Any + Send>>;
 
+/// A task's home shard, kept in its async-task cell's metadata.
+pub(crate) type Home = Arc<ShardShared>;
+
+/// A task ready to run, as the run queues hold it.
+pub(crate) type Runnable = async_task::Runnable<Home>;
+
 /// Yields the task's output once it finishes. Dropping the handle detaches the task (it runs on).
 #[derive(Debug)]
 pub struct JoinHandle<T> {
-    task: Option<async_task::FallibleTask<TaskResult<T>>>,
+    task: Option<async_task::FallibleTask<TaskResult<T>, Home>>,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: async_task::Task<TaskResult<T>>) -> Self {
+    pub(crate) fn new(task: async_task::Task<TaskResult<T>, Home>) -> Self {
         Self { task: Some(task.fallible()) }
     }
 
@@ -143,17 +155,20 @@ async fn supervised<F: Future>(fut: F) -> TaskResult<F::Output> {
     .await
 }
 
-/// The schedule function for every task homed on `home`.
-pub(crate) fn scheduler(home: Arc<ShardShared>) -> impl Fn(Runnable, ScheduleInfo) + Send + Sync + 'static {
-    move |runnable, info| {
-        if context::shard_key() == home.key {
-            if info.woken_while_running {
-                context::note_yield();
-            }
-            context::push_local(runnable);
-        } else {
-            home.push_remote(runnable);
+/// The schedule function of every task: its home shard's local queue when woken on the home
+/// thread, else the home shard's inbox.
+fn schedule(runnable: Runnable, info: ScheduleInfo) {
+    let home = runnable.metadata();
+    if context::shard_key() == home.key {
+        if info.woken_while_running {
+            context::note_yield();
         }
+        context::push_local(runnable);
+    } else {
+        // Owned: once the runnable is in the inbox, the home shard may run the task to its end
+        // and free the cell, metadata included, before `push_remote` rings the doorbell.
+        let home = Arc::clone(home);
+        home.push_remote(runnable);
     }
 }
 
@@ -176,7 +191,14 @@ where
     F::Output: 'static,
 {
     let home = context::with(|cx| cx.shard.clone()).ok_or(SpawnError::NotOnShard)?;
-    let (runnable, task) = async_task::spawn_local(supervised(fut), WithInfo(scheduler(home)));
+    let fut = supervised(fut);
+    // SAFETY: async-task requires that a `!Send` future is polled and dropped only on the thread
+    // that spawned it: this shard's thread, which is `home`'s. Every schedule goes through
+    // `schedule`, which puts the runnable on the home shard's local queue or its inbox, and only
+    // the home shard's thread pops either (the inbox is drained on that thread before it exits,
+    // and a shard exits only when no task of its own is live). The future is `'static` and
+    // `schedule` is a plain `fn`. (`spawn_local` would check the thread on every poll instead.)
+    let (runnable, task) = unsafe { Builder::new().metadata(home).spawn_unchecked(|_| fut, WithInfo(schedule)) };
     runnable.schedule();
     Ok(JoinHandle::new(task))
 }
@@ -187,7 +209,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (runnable, task) = async_task::spawn(supervised(fut), WithInfo(scheduler(home.clone())));
+    let (runnable, task) = Builder::new().metadata(Arc::clone(home)).spawn(|_| supervised(fut), WithInfo(schedule));
     runnable.schedule();
     JoinHandle::new(task)
 }
@@ -231,12 +253,13 @@ where
 {
     let fut = supervised(async move { f().await });
     // SAFETY: async-task requires that a `!Send` future is polled and dropped only on one thread.
-    // Every schedule of this task goes through `scheduler(home)`, which puts the runnable on the
+    // Every schedule of this task goes through `schedule`, which puts the runnable on the
     // home shard's local queue or its inbox, and only the home shard's thread pops either (the
     // inbox is drained on that thread before it exits, and a shard exits only when no task of its
     // own is live, so no runnable of this task outlives the shard loop). The future is `'static`
-    // and the schedule function is `Send + Sync + 'static`.
-    let (runnable, task) = unsafe { async_task::spawn_unchecked(fut, WithInfo(scheduler(home.clone()))) };
+    // and `schedule` is a plain `fn`.
+    let (runnable, task) =
+        unsafe { Builder::new().metadata(Arc::clone(home)).spawn_unchecked(|_| fut, WithInfo(schedule)) };
     runnable.schedule();
     JoinHandle::new(task)
 }
