@@ -15,6 +15,10 @@ use shardpipe::images::{
 use shardpipe::pipeline::Placement;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Freed image buffers stay in the process instead of faulting in again (docs/data-loading.md).
+    if let Err(e) = shardpipe::runtime::retain_freed_memory() {
+        println!("allocator left as it is: {e}");
+    }
     let dir = match std::env::args().nth(1) {
         Some(d) => d.into(),
         None => {

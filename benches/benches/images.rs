@@ -8,6 +8,10 @@
 //! - `pipeline_single`, `pipeline_sharded`: the whole loader, files → io_uring read → decode →
 //!   resize 224 → batches of 32 collated into `[32, 224, 224, 3]`, drained by the bench thread.
 //!
+//! The process first calls `shardpipe::runtime::retain_freed_memory()`, as a loader program
+//! does, so every function here runs with glibc's thresholds fixed high (the one-core reference
+//! measures the same either way; see docs/benchmarks.md, session 26).
+//!
 //! Group `collate` turns 32 resized 224×224 images into one batch, the buffer reused through a
 //! `BatchPool` as in the loader; only the collation is timed (cloning the inputs is not):
 //! `u8_hwc` (`collate`), `u8_chw` (`collate_layout`), `normalize_then_collate_f32_hwc` (a
@@ -106,6 +110,12 @@ fn run_loader(folder: &ImageFolder, p: Placement) {
 }
 
 fn images(c: &mut Criterion) {
+    // As a loader program starts (docs/data-loading.md): freed image buffers stay in the process.
+    // Process-wide, so every function of every group runs with it, the references included.
+    match shardpipe::runtime::retain_freed_memory() {
+        Ok(setting) => eprintln!("allocator: {setting:?}"),
+        Err(e) => eprintln!("allocator: left as it is: {e}"),
+    }
     group(c, "images", ImageFormat::Jpeg, true);
     group(c, "images_png", ImageFormat::Png, false);
     collate_group(c);

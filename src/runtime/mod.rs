@@ -8,6 +8,7 @@
 pub(crate) mod block_on;
 mod builder;
 pub(crate) mod context;
+mod memory;
 pub(crate) mod shard;
 mod task;
 pub mod time;
@@ -21,6 +22,9 @@ use std::thread::JoinHandle as ThreadHandle;
 pub use block_on::block_on;
 pub use builder::{BuildError, Builder};
 pub use context::current_shard;
+pub use memory::{
+    MemorySetting, MemorySettingError, RETAINED_MMAP_THRESHOLD, RETAINED_TRIM_THRESHOLD, retain_freed_memory,
+};
 use shard::ShardShared;
 pub use shard::{ShardInfo, ShardReport};
 pub(crate) use task::panic_message as task_panic_message;

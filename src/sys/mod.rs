@@ -1,7 +1,8 @@
 //! Every raw libc call the crate makes outside the io_uring crate: eventfds, fd ownership,
-//! the io_uring sysctl, the CPU's time-stamp counter (`tsc`). Callers above this module see safe
-//! functions only.
+//! the io_uring sysctl, the CPU's time-stamp counter (`tsc`), glibc's allocator thresholds
+//! (`malloc`). Callers above this module see safe functions only.
 
+pub(crate) mod malloc;
 pub(crate) mod tsc;
 
 use std::io;

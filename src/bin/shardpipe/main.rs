@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shardpipe::pipeline::{PipelineBuildError, RecvTimeoutError, Report};
+use shardpipe::runtime::{MemorySettingError, retain_freed_memory};
 
 use crate::output::Run;
 use crate::plan::{Mode, Plan, PlanText};
@@ -218,6 +219,11 @@ impl From<String> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     interrupted();
+    // Image plans free a decoded and a resized image per item on every shard: keep that memory
+    // in the process (docs/data-loading.md). `GLIBC_TUNABLES` with malloc settings overrides it.
+    if let Err(e @ MemorySettingError::Refused { .. }) = retain_freed_memory() {
+        eprintln!("shardpipe: note: {e}");
+    }
     let result = match cli.command {
         None => default_compare(),
         Some(Command::Run(a)) => run_command(&a),
