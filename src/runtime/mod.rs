@@ -10,6 +10,7 @@ mod builder;
 pub(crate) mod context;
 mod memory;
 pub(crate) mod shard;
+mod supervised;
 mod task;
 pub mod time;
 mod usage;

@@ -12,7 +12,6 @@
 
 use std::any::Any;
 use std::future::{Future, poll_fn};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -20,6 +19,7 @@ use async_task::{Builder, ScheduleInfo, WithInfo};
 
 use super::context;
 use super::shard::ShardShared;
+use super::supervised::Supervised;
 use std::sync::Arc;
 
 /// Why a task produced no value.
@@ -91,6 +91,7 @@ impl<T> JoinHandle<T> {
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
+    #[inline(always)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let task = self.task.as_mut().expect("JoinHandle polled after completion");
         match Pin::new(task).poll(cx) {
@@ -123,36 +124,6 @@ pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
     } else {
         "non-string panic payload".to_owned()
     }
-}
-
-/// Counts the task as live on its shard from its first poll to its drop.
-struct LiveGuard;
-
-impl LiveGuard {
-    fn enter() -> Self {
-        context::add_live(1);
-        LiveGuard
-    }
-}
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        context::add_live(-1);
-    }
-}
-
-/// Wraps `fut` so a panic becomes an `Err` for the handle and the shard's live count stays right.
-/// The body of an async fn starts at the first poll, so the guard exists exactly while the task
-/// has started and not finished.
-async fn supervised<F: Future>(fut: F) -> TaskResult<F::Output> {
-    let _live = LiveGuard::enter();
-    let mut fut = std::pin::pin!(fut);
-    poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-        Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-        Ok(Poll::Pending) => Poll::Pending,
-        Err(p) => Poll::Ready(Err(p)),
-    })
-    .await
 }
 
 /// The schedule function of every task: its home shard's local queue when woken on the home
@@ -191,7 +162,7 @@ where
     F::Output: 'static,
 {
     let home = context::with(|cx| cx.shard.clone()).ok_or(SpawnError::NotOnShard)?;
-    let fut = supervised(fut);
+    let fut = Supervised::new(fut);
     // SAFETY: async-task requires that a `!Send` future is polled and dropped only on the thread
     // that spawned it: this shard's thread, which is `home`'s. Every schedule goes through
     // `schedule`, which puts the runnable on the home shard's local queue or its inbox, and only
@@ -209,7 +180,8 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (runnable, task) = Builder::new().metadata(Arc::clone(home)).spawn(|_| supervised(fut), WithInfo(schedule));
+    let (runnable, task) =
+        Builder::new().metadata(Arc::clone(home)).spawn(|_| Supervised::new(fut), WithInfo(schedule));
     runnable.schedule();
     JoinHandle::new(task)
 }
@@ -251,7 +223,7 @@ where
     Fut: Future + 'static,
     Fut::Output: Send + 'static,
 {
-    let fut = supervised(async move { f().await });
+    let fut = Supervised::new(async move { f().await });
     // SAFETY: async-task requires that a `!Send` future is polled and dropped only on one thread.
     // Every schedule of this task goes through `schedule`, which puts the runnable on the
     // home shard's local queue or its inbox, and only the home shard's thread pops either (the
