@@ -101,7 +101,8 @@ impl<T: Send + 'static> Run<T> {
             return 0;
         }
         cx.received(n);
-        if !dealer.try_run(&mut self.items, cx) {
+        // A lone item (a slow or rated source, an ordered dealer) takes `try_item`'s path alone.
+        if n == 1 || !dealer.try_run(&mut self.items, cx) {
             for msg in self.items.drain(..) {
                 let Msg::Item(env) = msg else { unreachable!("a run holds items only") };
                 if let Err(msg) = dealer.try_item(env, cx) {

@@ -229,6 +229,9 @@ impl StageCx {
     /// Sends a run of items (held back while a batch of calls ran) in order, waiting for room
     /// for those that do not fit at once; leaves `run` empty.
     pub(crate) async fn emit_run<U>(&self, out: &LocalSender<Msg<U>>, run: &mut Vec<Msg<U>>) -> Emitted {
+        if run.is_empty() {
+            return Emitted::AtOnce;
+        }
         let n = run.len() as u64;
         let Err(gone) = out.try_send_many(run) else {
             self.stats.borrow_mut().emitted += n;

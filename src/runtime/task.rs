@@ -162,16 +162,31 @@ where
     F::Output: 'static,
 {
     let home = context::with(|cx| cx.shard.clone()).ok_or(SpawnError::NotOnShard)?;
+    // SAFETY: the future is made here, on `home`'s own thread.
+    Ok(unsafe { spawn_homed(home, fut) })
+}
+
+/// Spawns `fut`, which may be `!Send`, homed on `home`, where every poll and its drop happen:
+/// every schedule goes through `schedule`, which puts the runnable on the home shard's local
+/// queue or its inbox, and only the home shard's thread pops either (the inbox is drained on that
+/// thread before it exits, and a shard exits only when no task of its own is live). async-task's
+/// own `spawn_local` would check the thread on every poll instead.
+///
+/// # Safety
+/// `fut` may be moved to `home`'s thread: it was made there, or until its first poll it holds
+/// only `Send` data.
+unsafe fn spawn_homed<F>(home: Home, fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
     let fut = Supervised::new(fut);
-    // SAFETY: async-task requires that a `!Send` future is polled and dropped only on the thread
-    // that spawned it: this shard's thread, which is `home`'s. Every schedule goes through
-    // `schedule`, which puts the runnable on the home shard's local queue or its inbox, and only
-    // the home shard's thread pops either (the inbox is drained on that thread before it exits,
-    // and a shard exits only when no task of its own is live). The future is `'static` and
-    // `schedule` is a plain `fn`. (`spawn_local` would check the thread on every poll instead.)
+    // SAFETY: async-task requires that a `!Send` future is polled and dropped on one thread only:
+    // `home`'s (see above), which the caller lets it move to. The future is `'static` and
+    // `schedule` is a plain `fn`.
     let (runnable, task) = unsafe { Builder::new().metadata(home).spawn_unchecked(|_| fut, WithInfo(schedule)) };
     runnable.schedule();
-    Ok(JoinHandle::new(task))
+    JoinHandle::new(task)
 }
 
 /// Spawns a `Send` future homed on `home`, from any thread.
@@ -223,15 +238,6 @@ where
     Fut: Future + 'static,
     Fut::Output: Send + 'static,
 {
-    let fut = Supervised::new(async move { f().await });
-    // SAFETY: async-task requires that a `!Send` future is polled and dropped only on one thread.
-    // Every schedule of this task goes through `schedule`, which puts the runnable on the
-    // home shard's local queue or its inbox, and only the home shard's thread pops either (the
-    // inbox is drained on that thread before it exits, and a shard exits only when no task of its
-    // own is live, so no runnable of this task outlives the shard loop). The future is `'static`
-    // and `schedule` is a plain `fn`.
-    let (runnable, task) =
-        unsafe { Builder::new().metadata(Arc::clone(home)).spawn_unchecked(|_| fut, WithInfo(schedule)) };
-    runnable.schedule();
-    JoinHandle::new(task)
+    // SAFETY: until its first poll the future holds only `f`, which is `Send`.
+    unsafe { spawn_homed(Arc::clone(home), async move { f().await }) }
 }
