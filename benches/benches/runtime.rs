@@ -517,6 +517,10 @@ fn read(c: &mut Criterion) {
                 assert_eq!(n, FILES * FILE_SIZE);
             })
         });
+    }
+    {
+        // Every CPU this process may use (two here; sixteen on a sixteen-core machine).
+        let rt = shardpipe::Runtime::builder().build().expect("shardpipe runtime on every CPU");
         let f = files.clone();
         g.bench_function("shardpipe_all_shards", |b| {
             b.iter(|| {

@@ -1,8 +1,16 @@
 //! Batching: `aggregate(n)` and custom aggregators.
 //!
 //! Each shard batches what it holds. For `aggregate(n)` the shards' incomplete last batches are
-//! merged on shard 0 at the end of the stream, so at most one batch in the whole run is short
-//! (or, under `drop_last`, fewer than `n` items are left over in total), as on a single loop.
+//! merged at the end of each epoch and of the stream, so at most one batch per epoch is short
+//! (or, under `drop_last`, fewer than `n` items are left over), as on a single loop.
+//!
+//! The merge runs up a binary tree of the stage's shards (position `p` hands its rest to
+//! `(p - 1) / 2`): each shard takes its children's rests, batches them with its own, emits the
+//! full batches it made and hands what is still short to its parent; the root (the first shard)
+//! emits the one short batch. A shard hands its rest on before it emits, so the merge takes one
+//! hop per tree level, and no shard collates more than a few merged batches. (Gathering every
+//! rest on one shard made it collate up to `shards - 1` batches alone while the others idled:
+//! about 10 ms of 65 per 512 images on 16 shards.)
 
 use std::mem;
 
@@ -24,15 +32,19 @@ pub trait Aggregator<T> {
     fn flush(&mut self) -> Option<Self::Output>;
 }
 
-/// Where a shard's incomplete last batch goes at the end of each epoch and of the stream: one
-/// message per shard each time (empty when nothing is left), so shard 0 knows when it has all.
-pub(crate) enum Leftovers<T: 'static> {
-    /// Alone (one shard): nothing to merge.
-    Alone,
-    /// Shards 1..: hand it to shard 0.
-    SendTo(Sender<Vec<Envelope<T>>>),
-    /// Shard 0: merge every other shard's into its own.
-    Gather(Vec<Receiver<Vec<Envelope<T>>>>),
+/// A shard's place in the merge tree of incomplete batches: one message on each edge per epoch
+/// end and per stream end (empty when nothing is left), so each shard knows when it has all.
+pub(crate) struct Leftovers<T: 'static> {
+    /// The rests of this shard's children in the tree (none on a leaf, or when alone).
+    pub(crate) children: Vec<Receiver<Vec<Envelope<T>>>>,
+    /// Where this shard's rest goes, its children's merged in; `None` on the root, which emits
+    /// the short batch (or, under `drop_last`, counts it as left over).
+    pub(crate) parent: Option<Sender<Vec<Envelope<T>>>>,
+}
+
+/// The parent of position `pos` (> 0) in the merge tree.
+pub(crate) const fn tree_parent(pos: usize) -> usize {
+    (pos - 1) / 2
 }
 
 /// Batches of exactly `size`, in arrival order.
@@ -101,8 +113,9 @@ pub(crate) async fn aggregate_worker<T: Send + 'static>(
     flush(&mut batcher, drop_last, &leftovers, &output, &cx).await;
 }
 
-/// The end of an epoch or of the stream: merge the shards' incomplete batches on shard 0, then
-/// emit (or under `drop_last` count as left over) what is still short of a batch.
+/// The end of an epoch or of the stream: merge the children's incomplete batches into this
+/// shard's, hand what is still short to the parent, then emit the full batches; the root emits
+/// (or under `drop_last` counts as left over) what is short of a batch.
 async fn flush<T: Send + 'static>(
     batcher: &mut Batcher<T>,
     drop_last: bool,
@@ -110,28 +123,28 @@ async fn flush<T: Send + 'static>(
     output: &LocalSender<Msg<Vec<T>>>,
     cx: &StageCx,
 ) {
-    match leftovers {
-        Leftovers::SendTo(tx) => {
-            let rest = mem::take(&mut batcher.pending);
-            if let Err(e) = tx.send(rest).await {
-                cx.discard(e.0.iter().map(Envelope::units).sum());
-            }
-            return;
-        }
-        Leftovers::Gather(rxs) => {
-            for rx in rxs {
-                for env in rx.recv().await.unwrap_or_default() {
-                    if cx.discarding() {
-                        cx.discard(env.units());
-                    } else if let Some(batch) = batcher.push(env) {
-                        cx.emit(output, batch).await;
-                    }
-                }
+    let mut full = Vec::new();
+    for rx in &leftovers.children {
+        for env in rx.recv().await.unwrap_or_default() {
+            if cx.discarding() {
+                cx.discard(env.units());
+            } else if let Some(batch) = batcher.push(env) {
+                full.push(batch);
             }
         }
-        Leftovers::Alone => {}
     }
-    if batcher.pending.is_empty() {
+    if let Some(tx) = &leftovers.parent {
+        // Before emitting: an emit may wait for this shard's own collation, and the parent (and
+        // its ancestors) wait for this rest.
+        let rest = mem::replace(&mut batcher.pending, Vec::with_capacity(batcher.size));
+        if let Err(e) = tx.send(rest).await {
+            cx.discard(e.0.iter().map(Envelope::units).sum());
+        }
+    }
+    for batch in full {
+        cx.emit(output, batch).await;
+    }
+    if leftovers.parent.is_some() || batcher.pending.is_empty() {
         return;
     }
     if cx.discarding() {

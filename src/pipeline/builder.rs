@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::aggregate::{Aggregator, Leftovers, aggregate_worker, custom_aggregate_worker};
+use super::aggregate::{Aggregator, Leftovers, aggregate_worker, custom_aggregate_worker, tree_parent};
 use super::envelope::Envelope;
 use super::hook::{HookContext, HookFactory, TaskHook};
 use super::profile::{Profiler, stage_profiler};
@@ -279,15 +279,15 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             w.hold(BATCH + size, set.len());
             w.units_per_item *= size.max(1) as u64;
             w.hold(spec.buffer + 1, set.len());
-            let (txs, mut rxs): (Vec<_>, Vec<_>) =
-                (1..set.len()).map(|_| channel::bounded::<Vec<Envelope<T>>>(2)).unzip();
-            let mut txs = txs.into_iter();
-            for (pos, &j) in set.iter().enumerate() {
-                let leftovers = match pos {
-                    0 if rxs.is_empty() => Prepared::Alone,
-                    0 => Prepared::Gather(std::mem::take(&mut rxs)),
-                    _ => Prepared::SendTo(txs.next().expect("one ring per other shard")),
-                };
+            // The merge tree of incomplete batches: one ring from each position to its parent.
+            let mut tree: Vec<Prepared<T>> =
+                set.iter().map(|_| Prepared { children: Vec::new(), parent: None }).collect();
+            for pos in 1..set.len() {
+                let (tx, rx) = channel::bounded::<Vec<Envelope<T>>>(2);
+                tree[pos].parent = Some(tx);
+                tree[tree_parent(pos)].children.push(rx);
+            }
+            for (&j, leftovers) in set.iter().zip(tree) {
                 let (buffer, drop_last) = (spec.buffer, spec.drop_last);
                 w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
                     let leftovers = leftovers.connect();
@@ -502,19 +502,17 @@ where
     }
 }
 
-/// `aggregate`'s leftover rings before they are bound to their shard.
-enum Prepared<T> {
-    Alone,
-    SendTo(channel::SharedSender<Vec<Envelope<T>>>),
-    Gather(Vec<SharedReceiver<Vec<Envelope<T>>>>),
+/// `aggregate`'s merge-tree rings for one shard, before they are bound to it.
+struct Prepared<T> {
+    children: Vec<SharedReceiver<Vec<Envelope<T>>>>,
+    parent: Option<channel::SharedSender<Vec<Envelope<T>>>>,
 }
 
 impl<T: Send + 'static> Prepared<T> {
     fn connect(self) -> Leftovers<T> {
-        match self {
-            Prepared::Alone => Leftovers::Alone,
-            Prepared::SendTo(tx) => Leftovers::SendTo(tx.connect()),
-            Prepared::Gather(rxs) => Leftovers::Gather(rxs.into_iter().map(SharedReceiver::connect).collect()),
+        Leftovers {
+            children: self.children.into_iter().map(SharedReceiver::connect).collect(),
+            parent: self.parent.map(channel::SharedSender::connect),
         }
     }
 }
