@@ -10,6 +10,8 @@ use shardpipe::{Runtime, channel};
 const ITEMS_PER_SHARD: u64 = 5_000_000;
 const PINGS: u32 = 20_000;
 const SPAWNS: u32 = 200_000;
+/// Timed passes of the read measure (after one untimed pass).
+const READ_PASSES: u32 = 5;
 
 pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     let rt = Runtime::builder().build()?;
@@ -107,28 +109,56 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("spawn + await: {:.0} ns per task ({SPAWNS} tasks)", spawn.as_nanos() as f64 / f64::from(SPAWNS));
 
     // 4. Read 256 files of 128 KiB from the page cache: every shard (2 readers each, buffers
-    //    reused) against std::fs::read on one thread.
+    //    reused) against std::fs::read on one thread. One untimed pass of each first (fresh
+    //    buffers fault their pages in, parked shards wake), then the best of READ_PASSES,
+    //    alternating, so a noisy moment slows both.
     let files = read_files()?;
-    // The one-thread baseline reuses one buffer too (a fresh 128 KiB buffer per file faults its
-    // pages in every time, which would flatter the shards).
-    let std_time = {
-        use std::io::Read as _;
-        let mut buf = Vec::with_capacity(128 * 1024);
-        let t = Instant::now();
-        for f in &files {
-            buf.clear();
-            std::fs::File::open(f)?.read_to_end(&mut buf)?;
-            std::hint::black_box(&buf);
+    let (mut std_best, mut ours_best, mut bytes) = (Duration::MAX, Duration::MAX, 0);
+    for pass in 0..=READ_PASSES {
+        let std_time = read_on_one_thread(&files)?;
+        let (ours, b) = read_on_every_shard(&rt, &files)?;
+        if pass > 0 {
+            (std_best, ours_best, bytes) = (std_best.min(std_time), ours_best.min(ours), b);
         }
-        t.elapsed()
-    };
+    }
+    println!(
+        "read {} files of 128 KiB ({} MiB), best of {READ_PASSES}: all shards {:.2} ms, std on one thread {:.2} ms = {:.2}x",
+        files.len(),
+        bytes >> 20,
+        ours_best.as_secs_f64() * 1e3,
+        std_best.as_secs_f64() * 1e3,
+        ours_best.as_secs_f64() / std_best.as_secs_f64()
+    );
+
+    let reports = rt.shutdown();
+    print_shard_reports(reports);
+    Ok(())
+}
+
+/// `files` read with `std` on this thread, one buffer reused (a fresh 128 KiB buffer per file
+/// faults its pages in every time, which would flatter the shards).
+fn read_on_one_thread(files: &[std::path::PathBuf]) -> std::io::Result<Duration> {
+    use std::io::Read as _;
+    let mut buf = Vec::with_capacity(128 * 1024);
     let t = Instant::now();
-    let per_shard: Vec<Vec<std::path::PathBuf>> =
-        (0..n).map(|s| files.iter().skip(s).step_by(n).cloned().collect()).collect();
-    let readers = per_shard
-        .into_iter()
-        .enumerate()
-        .map(|(s, mine)| {
+    for f in files {
+        buf.clear();
+        std::fs::File::open(f)?.read_to_end(&mut buf)?;
+        std::hint::black_box(&buf);
+    }
+    Ok(t.elapsed())
+}
+
+/// `files` dealt over every shard, two readers per shard; the time and the bytes read.
+fn read_on_every_shard(
+    rt: &Runtime,
+    files: &[std::path::PathBuf],
+) -> Result<(Duration, usize), Box<dyn std::error::Error>> {
+    let n = rt.shard_count();
+    let t = Instant::now();
+    let readers = (0..n)
+        .map(|s| {
+            let mine: Vec<_> = files.iter().skip(s).step_by(n).cloned().collect();
             rt.run_on(s, move || async move {
                 let half = mine.len().div_ceil(2);
                 let (a, b) = mine.split_at(half);
@@ -142,19 +172,7 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     for r in readers {
         bytes += r.join()?;
     }
-    let ours = t.elapsed();
-    println!(
-        "read {} files of 128 KiB ({} MiB): all shards {:.2} ms, std on one thread {:.2} ms = {:.2}x",
-        files.len(),
-        bytes >> 20,
-        ours.as_secs_f64() * 1e3,
-        std_time.as_secs_f64() * 1e3,
-        ours.as_secs_f64() / std_time.as_secs_f64()
-    );
-
-    let reports = rt.shutdown();
-    print_shard_reports(reports);
-    Ok(())
+    Ok((t.elapsed(), bytes))
 }
 
 /// Reads every file through the shard's ring, reusing one buffer; returns the bytes read.
