@@ -109,8 +109,8 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("spawn + await: {:.0} ns per task ({SPAWNS} tasks)", spawn.as_nanos() as f64 / f64::from(SPAWNS));
 
     // 4. Read 256 files of 128 KiB from the page cache: every shard (2 readers each, buffers
-    //    reused) against std::fs::read on one thread. One untimed pass of each first (fresh
-    //    buffers fault their pages in, parked shards wake), then the best of READ_PASSES,
+    //    reused) against std on one thread (one buffer reused). One untimed pass of each first
+    //    (fresh buffers fault their pages in, parked shards wake), then the best of READ_PASSES,
     //    alternating, so a noisy moment slows both.
     let files = read_files()?;
     let (mut std_best, mut ours_best, mut bytes) = (Duration::MAX, Duration::MAX, 0);
