@@ -254,6 +254,14 @@ impl<T> Producer<T> {
         self.tail.wrapping_sub(self.cached_head) < self.shared.capacity()
     }
 
+    /// Items written and not yet taken by the consumer, published or not (refreshes the cached
+    /// head: one load of the consumer's line).
+    #[inline]
+    pub(crate) fn queued(&mut self) -> usize {
+        self.cached_head = self.shared.head.load(Ordering::Acquire);
+        self.tail.wrapping_sub(self.cached_head)
+    }
+
     /// Free slots as last seen (refreshes the cached head).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn free(&mut self) -> usize {

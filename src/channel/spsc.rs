@@ -415,6 +415,11 @@ impl<T: 'static> Sender<T> {
     pub fn capacity(&self) -> usize {
         self.inner.producer.borrow().capacity()
     }
+
+    /// Items sent and not yet received (a fresh look at the receiver's position).
+    pub(crate) fn queued(&self) -> usize {
+        self.inner.producer.borrow_mut().queued()
+    }
 }
 
 struct ReceiverInner<T> {

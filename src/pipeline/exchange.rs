@@ -33,11 +33,24 @@ pub(crate) struct Dealer<T: 'static> {
     counts_output: bool,
     turn: usize,
     in_chunk: usize,
+    /// The target on the dealer's own shard, when it is one of several and the dealer is not
+    /// ordered: its turn is skipped while it has more queued than the target after it, so the
+    /// dealing shard (which also runs the source) is not handed an equal share on top.
+    local: Option<usize>,
 }
 
 impl<T: Send + 'static> Dealer<T> {
     pub(crate) fn new(targets: Vec<Sender<Msg<T>>>, ordered: bool, counts_output: bool) -> Self {
-        Self { targets, ordered, counts_output, turn: 0, in_chunk: 0 }
+        Self { targets, ordered, counts_output, turn: 0, in_chunk: 0, local: None }
+    }
+
+    /// Names `targets[index]` as the one on the dealer's own shard (for an unordered dealer over
+    /// several targets; otherwise nothing changes).
+    pub(crate) fn with_local(mut self, index: usize) -> Self {
+        if !self.ordered && self.targets.len() > 1 && index < self.targets.len() {
+            self.local = Some(index);
+        }
+        self
     }
 
     /// Sends one message on; an item nobody will receive (the pipeline is stopping) is counted
@@ -166,7 +179,17 @@ impl<T: Send + 'static> Dealer<T> {
     /// The next target's turn, with a fresh chunk.
     fn pass_turn(&mut self) {
         self.in_chunk = 0;
-        self.turn = (self.turn + 1) % self.targets.len();
+        let n = self.targets.len();
+        self.turn = (self.turn + 1) % n;
+        // Join the shorter queue between the own shard and the next: the own shard also runs
+        // the source, so under load its queue drains more slowly and it takes fewer chunks;
+        // under light load both are short and the turn goes round as usual.
+        if Some(self.turn) == self.local {
+            let next = (self.turn + 1) % n;
+            if self.targets[self.turn].queued() > self.targets[next].queued() {
+                self.turn = next;
+            }
+        }
     }
 
     /// `n` items reached a ring: the source and the sink count them as their output.
@@ -373,6 +396,40 @@ mod tests {
                 Poll::Pending => return (out, false),
             }
         }
+    }
+
+    #[test]
+    fn the_own_shard_loses_its_turn_only_while_its_queue_is_the_longer() {
+        let (tx, _rx) = rings(3);
+        let mut d = Dealer::new(tx, false, true).with_local(0);
+        d.turn = 2;
+        d.pass_turn();
+        assert_eq!(d.turn, 0, "both queues empty: the own shard takes its turn");
+        for v in 0..5 {
+            d.targets[0].try_send(item(v)).unwrap();
+        }
+        d.targets[1].try_send(item(9)).unwrap();
+        d.turn = 2;
+        d.pass_turn();
+        assert_eq!(d.turn, 1, "5 queued at home against 1: the turn goes to the next shard");
+        for v in 0..4 {
+            d.targets[1].try_send(item(v)).unwrap();
+        }
+        d.turn = 2;
+        d.pass_turn();
+        assert_eq!(d.turn, 0, "5 against 5: the own shard takes its turn");
+    }
+
+    #[test]
+    fn an_ordered_dealer_keeps_strict_turns() {
+        let (tx, _rx) = rings(2);
+        let mut d = Dealer::new(tx, true, true).with_local(0);
+        for v in 0..5 {
+            d.targets[0].try_send(item(v)).unwrap();
+        }
+        d.turn = 1;
+        d.pass_turn();
+        assert_eq!(d.turn, 0, "chunks must go round in order");
     }
 
     #[test]

@@ -186,8 +186,13 @@ where
         let ordered = w.ordered;
         let (txs, rxs): (Vec<_>, Vec<_>) = targets.iter().map(|_| channel::bounded::<Msg<T>>(cap)).unzip();
         w.hold(cap.max(2).next_power_of_two() + 1, targets.len());
+        // The source runs on shard 0; it may also be one of the first stage's shards.
+        let local = targets.iter().position(|&t| t == 0);
         w.steps[0].push(Box::new(move |sb: &mut ShardBuild| {
-            let dealer = Dealer::new(txs.into_iter().map(|t| t.connect()).collect(), ordered, true);
+            let mut dealer = Dealer::new(txs.into_iter().map(|t| t.connect()).collect(), ordered, true);
+            if let Some(i) = local {
+                dealer = dealer.with_local(i);
+            }
             step(sb, dealer, rate);
         }));
         for (&t, rx) in targets.iter().zip(rxs) {
