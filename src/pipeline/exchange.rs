@@ -398,38 +398,36 @@ mod tests {
         }
     }
 
+    /// Queues `n` more items on `d`'s target `i`.
+    fn fill(d: &Dealer<u32>, i: usize, n: u32) {
+        (0..n).for_each(|v| d.targets[i].try_send(item(v)).unwrap());
+    }
+
+    /// The target whose turn follows `from`'s.
+    fn turn_after(d: &mut Dealer<u32>, from: usize) -> usize {
+        d.turn = from;
+        d.pass_turn();
+        d.turn
+    }
+
     #[test]
     fn the_own_shard_loses_its_turn_only_while_its_queue_is_the_longer() {
         let (tx, _rx) = rings(3);
         let mut d = Dealer::new(tx, false, true).with_local(0);
-        d.turn = 2;
-        d.pass_turn();
-        assert_eq!(d.turn, 0, "both queues empty: the own shard takes its turn");
-        for v in 0..5 {
-            d.targets[0].try_send(item(v)).unwrap();
-        }
-        d.targets[1].try_send(item(9)).unwrap();
-        d.turn = 2;
-        d.pass_turn();
-        assert_eq!(d.turn, 1, "5 queued at home against 1: the turn goes to the next shard");
-        for v in 0..4 {
-            d.targets[1].try_send(item(v)).unwrap();
-        }
-        d.turn = 2;
-        d.pass_turn();
-        assert_eq!(d.turn, 0, "5 against 5: the own shard takes its turn");
+        assert_eq!(turn_after(&mut d, 2), 0, "both queues empty: the own shard takes its turn");
+        fill(&d, 0, 5);
+        fill(&d, 1, 1);
+        assert_eq!(turn_after(&mut d, 2), 1, "5 queued at home against 1: the turn goes to the next shard");
+        fill(&d, 1, 4);
+        assert_eq!(turn_after(&mut d, 2), 0, "5 against 5: the own shard takes its turn");
     }
 
     #[test]
     fn an_ordered_dealer_keeps_strict_turns() {
         let (tx, _rx) = rings(2);
         let mut d = Dealer::new(tx, true, true).with_local(0);
-        for v in 0..5 {
-            d.targets[0].try_send(item(v)).unwrap();
-        }
-        d.turn = 1;
-        d.pass_turn();
-        assert_eq!(d.turn, 0, "chunks must go round in order");
+        fill(&d, 0, 5);
+        assert_eq!(turn_after(&mut d, 1), 0, "chunks must go round in order");
     }
 
     #[test]
