@@ -189,7 +189,7 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
                 "{at}: `shards` cannot be set inside a route's path (paths run on their route's shards); set it on the route"
             ));
         }
-        if st.concurrency == Some(0) {
+        if st.concurrency.is_some_and(|c| c.on(1) == 0) {
             return Err(format!("{at}: concurrency must be at least 1"));
         }
         if st.buffer == Some(0) {
@@ -199,7 +199,7 @@ pub fn stage_kinds(stages: &[Stage], mut kind: Kind, within: &str, in_path: bool
         let limits = [
             ("size", st.size.map(|v| v as u64), MAX_COUNT),
             ("buffer", st.buffer.map(|v| v as u64), MAX_COUNT),
-            ("concurrency", st.concurrency.map(|v| v as u64), MAX_COUNT),
+            ("concurrency", st.concurrency.map(|c| c.here()), MAX_COUNT),
             ("us", st.us, 3_600_000_000),
             ("width", st.width.map(u64::from), u64::from(MAX_SIDE)),
             ("height", st.height.map(u64::from), u64::from(MAX_SIDE)),

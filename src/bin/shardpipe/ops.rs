@@ -570,7 +570,8 @@ fn normalize_of(st: &crate::plan::Stage) -> Normalize {
 fn options<T: Send + 'static>(mut b: PipelineBuilder<T>, st: &crate::plan::Stage, name: &str) -> PipelineBuilder<T> {
     b = b.name(name);
     if let Some(c) = st.concurrency {
-        b = b.concurrency(c);
+        // Checked against the plan's limit on load, so it fits.
+        b = b.concurrency(usize::try_from(c.here()).unwrap_or(usize::MAX));
     }
     if st.ordered {
         b = b.ordered();

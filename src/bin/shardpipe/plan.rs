@@ -11,6 +11,9 @@ use serde::Deserialize;
 use crate::augment_spec::{AugmentSpec, ResampleSpec};
 use crate::chain::check;
 pub use crate::chain::{Kind, chain};
+pub use concurrency::Concurrency;
+
+mod concurrency;
 
 /// The plans shipped in `shards/`, embedded so the command works from any directory.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -152,7 +155,8 @@ pub struct Stage {
     /// Items queued ahead of the stage.
     pub buffer: Option<usize>,
     pub name: Option<String>,
-    pub concurrency: Option<usize>,
+    /// Tasks in flight: a count, or per CPU (`"cpus"`, `"cpus*2"`).
+    pub concurrency: Option<Concurrency>,
     #[serde(default)]
     pub ordered: bool,
     pub max_failures: Option<u64>,

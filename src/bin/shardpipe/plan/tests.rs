@@ -46,6 +46,27 @@ fn bad_input_names_the_file_the_key_and_what_was_expected() {
 }
 
 #[test]
+fn concurrency_is_a_count_or_per_cpu_and_bad_values_name_the_key() {
+    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+    let at = |v: &str| load(&text(BASE), &[format!("stage.0.concurrency={v}")]);
+    assert_eq!(at("8").unwrap().stages[0].concurrency, Some(Concurrency::Fixed(8)));
+    let per_cpu = at("cpus*2").unwrap().stages[0].concurrency.unwrap();
+    assert_eq!((per_cpu, per_cpu.here()), (Concurrency::PerCpu(2), 2 * cpus));
+    assert_eq!(at("\"cpus\"").unwrap().stages[0].concurrency.unwrap().here(), cpus);
+    for (bad, says) in [
+        ("cpus*x", "\"cpus*x\" is not a count"),
+        ("2.5", "invalid type: floating point `2.5`, expected a count"),
+        ("-1", "-1 is negative"),
+        ("0", "concurrency must be at least 1"),
+        ("cpus*0", "concurrency must be at least 1"),
+        ("cpus*2000000", "is more than the 1048576 this command accepts"),
+    ] {
+        let e = at(bad).unwrap_err().to_string();
+        assert!(e.contains(says) && e.contains("stage"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn routes_check_every_path_and_name_the_path_in_errors() {
     let routing = EMBEDDED.iter().find(|(n, _)| *n == "cache-routing").unwrap().1;
     let p = load(&text(routing), &[]).unwrap();
