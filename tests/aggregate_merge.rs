@@ -6,17 +6,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{assert_balanced, runtime};
+use common::{assert_balanced, many_shards};
 use shardpipe::Runtime;
 use shardpipe::pipeline::{PipelineBuilder, source_epochs};
-
-/// A runtime of `n` shards on whatever CPUs there are (the tree's shape is what is tested).
-fn shards(n: usize) -> Option<Arc<Runtime>> {
-    runtime(|b| {
-        b.shards(n).oversubscribe(true).spin_before_park(std::time::Duration::from_micros(5));
-    })
-    .map(Arc::new)
-}
 
 /// The epochs' lengths: none a multiple of 64, and the last shorter than one chunk per shard.
 const LENS: [u64; 3] = [1000, 997, 50];
@@ -38,7 +30,7 @@ fn build<T: Send + 'static>(b: PipelineBuilder<T>, rt: &Arc<Runtime>) -> shardpi
 fn on_many_shards_each_epoch_has_one_short_batch_and_every_item_once() {
     // 2: a root and a leaf; 7: two full levels below the root; 12: a ragged third level.
     for n in [2, 7, 12] {
-        let Some(rt) = shards(n) else { return };
+        let Some(rt) = many_shards(n) else { return };
         let mut pipe = build(three_epochs().aggregate(64), &rt);
         for e in 0..3u64 {
             let batches: Vec<Vec<u64>> = pipe.epoch().collect();
@@ -60,7 +52,7 @@ fn on_many_shards_each_epoch_has_one_short_batch_and_every_item_once() {
 #[test]
 fn on_many_shards_drop_last_leaves_fewer_than_a_batch_per_epoch() {
     for n in [3, 7, 12] {
-        let Some(rt) = shards(n) else { return };
+        let Some(rt) = many_shards(n) else { return };
         let mut pipe = build(three_epochs().aggregate(64).drop_last(), &rt);
         let mut delivered = Vec::new();
         for e in 0..3u64 {

@@ -6,7 +6,8 @@
 //! - `decode_resize_bare_threads`: the same loop on one plain pinned thread per CPU, each
 //!   taking every n-th image: what the cores reach together without any pipeline;
 //! - `pipeline_single`, `pipeline_sharded`: the whole loader, files → io_uring read → decode →
-//!   resize 224 → batches of 32 collated into `[32, 224, 224, 3]`, drained by the bench thread.
+//!   resize 224 → batches of 32, each image written into its `[32, 224, 224, 3]` batch as it arrives
+//!   (`images::batches`), drained by the bench thread.
 //!
 //! The process first calls `shardpipe::runtime::retain_freed_memory()`, as a loader program
 //! does, so every function here runs with glibc's thresholds fixed high (the one-core reference

@@ -82,6 +82,25 @@ impl<T: Copy> BatchPool<T> {
         self.pooled(|buf| collate_into(buf, images))
     }
 
+    /// A buffer for the next batch: a dropped batch's, or a new one.
+    pub(super) fn buffer(&self) -> Vec<T> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    /// `data` (a buffer from [`buffer`](Self::buffer)) as a batch of `samples`' images of
+    /// `size` in `layout`, tied to this pool.
+    pub(super) fn batch(
+        self: &Arc<Self>,
+        data: Vec<T>,
+        samples: Vec<Sample>,
+        size: (u32, u32),
+        layout: Layout,
+    ) -> ImageBatch<T> {
+        let mut batch = batch_of(data, samples, size, layout);
+        batch.pool = Some(self.clone());
+        batch
+    }
+
     /// Buffers waiting for reuse.
     pub fn idle(&self) -> usize {
         self.free.len()
@@ -263,31 +282,36 @@ fn convert_into<T: Copy, U: Copy + Default>(
     map: impl Fn(usize, T) -> U,
 ) -> Result<ImageBatch<U>, ImageError> {
     let size = common_size(&images)?;
-    let plane = size.0 as usize * size.1 as usize;
-    let per = plane * CHANNELS;
+    let per = size.0 as usize * size.1 as usize * CHANNELS;
     data.resize(per * images.len(), U::default());
     let mut samples = Vec::with_capacity(images.len());
     for (img, out) in images.into_iter().zip(data.chunks_exact_mut(per)) {
-        match layout {
-            Layout::Hwc => {
-                for (o, px) in out.chunks_exact_mut(CHANNELS).zip(img.data.chunks_exact(CHANNELS)) {
-                    (o[0], o[1], o[2]) = (map(0, px[0]), map(1, px[1]), map(2, px[2]));
-                }
-            }
-            Layout::Chw => {
-                // Three sequential write streams, one read stream: each pixel is read once.
-                let (r, gb) = out.split_at_mut(plane);
-                let (g, b) = gb.split_at_mut(plane);
-                for (((r, g), b), px) in
-                    r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()).zip(img.data.chunks_exact(CHANNELS))
-                {
-                    (*r, *g, *b) = (map(0, px[0]), map(1, px[1]), map(2, px[2]));
-                }
-            }
-        }
+        write_image(out, &img.data, layout, &map);
         samples.push(img.sample);
     }
     Ok(batch_of(data, samples, size, layout))
+}
+
+/// Writes `map(channel, value)` of one image's HWC `values` into its slot `out` of a batch in
+/// `layout`'s order (an image's slot is contiguous in both layouts).
+pub(super) fn write_image<T: Copy, U: Copy>(out: &mut [U], values: &[T], layout: Layout, map: impl Fn(usize, T) -> U) {
+    match layout {
+        Layout::Hwc => {
+            for (o, px) in out.chunks_exact_mut(CHANNELS).zip(values.chunks_exact(CHANNELS)) {
+                (o[0], o[1], o[2]) = (map(0, px[0]), map(1, px[1]), map(2, px[2]));
+            }
+        }
+        Layout::Chw => {
+            // Three sequential write streams, one read stream: each pixel is read once.
+            let plane = out.len() / CHANNELS;
+            let (r, gb) = out.split_at_mut(plane);
+            let (g, b) = gb.split_at_mut(plane);
+            for (((r, g), b), px) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()).zip(values.chunks_exact(CHANNELS))
+            {
+                (*r, *g, *b) = (map(0, px[0]), map(1, px[1]), map(2, px[2]));
+            }
+        }
+    }
 }
 
 /// Per-channel `(x / 255 - mean) / std`.
@@ -304,7 +328,7 @@ impl Normalize {
     pub const IMAGENET: Normalize = Normalize { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
     /// Every channel's 256 results: a table lookup per value instead of arithmetic.
-    fn table(&self) -> [[f32; 256]; CHANNELS] {
+    pub(super) fn table(&self) -> [[f32; 256]; CHANNELS] {
         std::array::from_fn(|c| std::array::from_fn(|x| (x as f32 / 255.0 - self.mean[c]) / self.std[c]))
     }
 }

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use super::{
-    BatchPool, Crop, Erasing, Image, ImageBatch, ImageFolder, Layout, Mixable, MixedBatch, MixedViews, Mixup,
-    Normalize, ViewBatch, ViewCollator, Views, decode, read,
+    BatchCollector, BatchPool, Crop, Erasing, Image, ImageBatch, ImageFolder, Layout, Mixable, MixedBatch, MixedViews,
+    Mixup, Normalize, ViewBatch, ViewCollator, Views, decode, read,
 };
-use crate::pipeline::{PipelineBuilder, source_epochs};
+use crate::pipeline::{Collect, PipelineBuilder, source_epochs};
 
 /// How [`loader`] builds its chain.
 #[derive(Debug, Clone)]
@@ -102,22 +102,24 @@ fn decoded(folder: ImageFolder, opts: &LoaderOptions) -> PipelineBuilder<Image<u
     )
 }
 
-/// Batches of `size` images collated into one `[B, H, W, C]` buffer each (stages `batch` and
-/// `collate`; buffers of dropped batches are reused through a [`BatchPool`]); with `drop_last` the incomplete last batch of each epoch is left over (and
-/// counted) instead of delivered.
-pub fn batches<T: Copy + Send + 'static>(
+/// Batches of `size` images collated into one `[B, H, W, C]` buffer each (stage `batch`: each
+/// image is written into its batch as it arrives, [`BatchCollector`]; buffers of dropped
+/// batches are reused through a [`BatchPool`]); with `drop_last` the incomplete last batch of
+/// each epoch is left over (and counted) instead of delivered.
+pub fn batches<T: Copy + Default + Send + 'static>(
     images: PipelineBuilder<Image<T>>,
     size: usize,
     drop_last: bool,
 ) -> PipelineBuilder<ImageBatch<T>> {
     let pool = BatchPool::new(POOLED_BATCHES);
-    aggregated(images, size, drop_last).pipe(move |images| pool.collate(images)).name("collate")
+    collected(images, size, drop_last, move || BatchCollector::new(pool.clone(), size, Layout::Hwc))
 }
 
 /// Batches of `size` images normalized and collated in one pass into `f32` buffers in `layout`
-/// (stages `batch` and `collate`; [`collate_normalized`](super::collate_normalized)): what a
-/// PyTorch model takes with `Layout::Chw`. Cheaper than a `normalize` stage followed by
-/// [`batches`], which writes every value twice and allocates an `f32` image per image.
+/// (stage `batch`, [`BatchCollector::normalized`]: each image is written once, to its place in
+/// the batch, as it arrives): what a PyTorch model takes with `Layout::Chw`. Cheaper than a
+/// `normalize` stage followed by [`batches`], which writes every value twice and allocates an
+/// `f32` image per image.
 pub fn normalized_batches(
     images: PipelineBuilder<Image<u8>>,
     size: usize,
@@ -126,8 +128,7 @@ pub fn normalized_batches(
     layout: Layout,
 ) -> PipelineBuilder<ImageBatch<f32>> {
     let pool = BatchPool::new(POOLED_BATCHES);
-    let batched = aggregated(images, size, drop_last);
-    batched.pipe(move |images| pool.collate_normalized(images, &normalize, layout)).name("collate")
+    collected(images, size, drop_last, move || BatchCollector::normalized(pool.clone(), size, &normalize, layout))
 }
 
 /// Batches of `size` images' views (`count` per image, as [`loader_views`] makes them), each
@@ -199,6 +200,17 @@ pub fn mixed_views<T: Mixable + Send + 'static>(
 /// `drop_last`.
 fn aggregated<T: Send + 'static>(images: PipelineBuilder<T>, size: usize, drop_last: bool) -> PipelineBuilder<Vec<T>> {
     let batched = images.aggregate(size).name("batch");
+    if drop_last { batched.drop_last() } else { batched }
+}
+
+/// The `batch` stage building each batch with a collector from `make` as its images arrive.
+fn collected<T, C, M>(images: PipelineBuilder<T>, size: usize, drop_last: bool, make: M) -> PipelineBuilder<C::Batch>
+where
+    T: Send + 'static,
+    C: Collect<T>,
+    M: Fn() -> C + Send + Sync + 'static,
+{
+    let batched = images.aggregate_into(size, make).name("batch");
     if drop_last { batched.drop_last() } else { batched }
 }
 

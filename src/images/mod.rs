@@ -52,6 +52,7 @@ mod augment;
 mod autoaugment;
 mod batch;
 mod bmp;
+mod collect;
 mod decode;
 mod elastic;
 mod erasing;
@@ -81,6 +82,7 @@ pub use autoaugment::{
     Resample,
 };
 pub use batch::{BatchPool, ImageBatch, Layout, Normalize, collate, collate_layout, collate_normalized, normalize};
+pub use collect::{BatchCollector, Slot};
 pub use decode::{Encoded, decode, read};
 pub use elastic::ElasticError;
 pub use erasing::{ErasedBox, Erasing, ErasingError, Fill};

@@ -12,6 +12,7 @@
 //! rest on one shard made it collate up to `shards - 1` batches alone while the others idled:
 //! 5–13 ms of ~65 per 512 images on 16 shards.)
 
+use std::marker::PhantomData;
 use std::mem;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -32,14 +33,70 @@ pub trait Aggregator<T> {
     fn flush(&mut self) -> Option<Self::Output>;
 }
 
+/// Builds the batches of [`aggregate_into`](crate::pipeline::PipelineBuilder::aggregate_into)
+/// as their items arrive, one collector per shard: each item goes into its place in the batch
+/// at once (while it is still in the cache), and the batch is ready when its last item is in.
+/// The stage counts items, stamps and failures, and merges the shards' incomplete batches
+/// (handed over as slots) as [`aggregate`](crate::pipeline::PipelineBuilder::aggregate) does.
+pub trait Collect<T>: 'static {
+    /// A finished batch.
+    type Batch: Send + 'static;
+    /// One item as the batch holds it: how an incomplete batch's items move to another shard's
+    /// collector at the end of an epoch.
+    type Slot: Send + 'static;
+    /// Puts `item` in the next place of the batch being built; an item the batch cannot take
+    /// fails (counted as the stage's failure, with the message) and the batch goes on without it.
+    fn push(&mut self, item: T) -> Result<(), String>;
+    /// Puts an item that another collector of this stage held in the next place.
+    fn push_slot(&mut self, slot: Self::Slot) -> Result<(), String>;
+    /// The batch of the items put in since the last `take` (at least one).
+    fn take(&mut self) -> Self::Batch;
+    /// The items put in since the last `take`, in order, as slots; the collector starts over.
+    fn rest(&mut self) -> Vec<Self::Slot>;
+}
+
+/// `aggregate(n)`'s collector: the items themselves, in a `Vec`.
+pub(crate) struct Items<T> {
+    size: usize,
+    items: Vec<T>,
+}
+
+impl<T> Items<T> {
+    pub(crate) fn new(size: usize) -> Self {
+        Self { size, items: Vec::with_capacity(size) }
+    }
+}
+
+impl<T: Send + 'static> Collect<T> for Items<T> {
+    type Batch = Vec<T>;
+    type Slot = T;
+
+    fn push(&mut self, item: T) -> Result<(), String> {
+        self.items.push(item);
+        Ok(())
+    }
+
+    fn push_slot(&mut self, slot: T) -> Result<(), String> {
+        self.push(slot)
+    }
+
+    fn take(&mut self) -> Vec<T> {
+        mem::replace(&mut self.items, Vec::with_capacity(self.size))
+    }
+
+    fn rest(&mut self) -> Vec<T> {
+        mem::take(&mut self.items)
+    }
+}
+
 /// A shard's place in the merge tree of incomplete batches: one message on each edge per epoch
 /// end and per stream end (empty when nothing is left), so each shard knows when it has all.
-pub(crate) struct Leftovers<T: 'static> {
+pub(crate) struct Leftovers<S: 'static> {
     /// The rests of this shard's children in the tree (none on a leaf, or when alone).
-    pub(crate) children: Vec<Receiver<Vec<Envelope<T>>>>,
+    pub(crate) children: Vec<Receiver<Vec<Envelope<S>>>>,
     /// Where this shard's rest goes, its children's merged in; `None` on the root, which emits
     /// the short batch (or, under `drop_last`, counts it as left over).
-    pub(crate) parent: Option<Sender<Vec<Envelope<T>>>>,
+    pub(crate) parent: Option<Sender<Vec<Envelope<S>>>>,
 }
 
 /// The parent of position `pos` (> 0) in the merge tree.
@@ -47,46 +104,70 @@ pub(crate) const fn tree_parent(pos: usize) -> usize {
     (pos - 1) / 2
 }
 
-/// Batches of exactly `size`, in arrival order.
-struct Batcher<T> {
+/// Batches of exactly `size`, in arrival order, built by a collector; the stamps of the items
+/// in the batch being built are kept beside it, one entry per item.
+struct Batcher<T, C> {
     size: usize,
-    pending: Vec<Envelope<T>>,
+    collect: C,
+    stamps: Vec<Stamps>,
+    item: PhantomData<fn(T)>,
 }
 
-impl<T> Batcher<T> {
-    /// Adds one item; returns a full batch.
-    fn push(&mut self, env: Envelope<T>) -> Option<Envelope<Vec<T>>> {
-        self.pending.push(env);
-        (self.pending.len() == self.size).then(|| self.take())
+impl<T, C: Collect<T>> Batcher<T, C> {
+    fn new(size: usize, collect: C) -> Self {
+        Self { size, collect, stamps: Vec::with_capacity(size), item: PhantomData }
     }
 
-    fn take(&mut self) -> Envelope<Vec<T>> {
-        let pending = mem::replace(&mut self.pending, Vec::with_capacity(self.size));
-        let mut value = Vec::with_capacity(pending.len());
-        // One stamp per item is the common case: sized for it, grown for batches of batches.
-        let mut stamps = Vec::with_capacity(pending.len());
-        for e in pending {
-            value.push(e.value);
-            e.stamps.for_each(|s| stamps.push(s));
+    /// Puts one item (`put` hands it to the collector); returns a full batch. An item the
+    /// collector refuses, or whose collector panics, fails alone.
+    fn put<X>(
+        &mut self,
+        env: Envelope<X>,
+        put: impl FnOnce(&mut C, X) -> Result<(), String>,
+        cx: &StageCx,
+    ) -> Option<Envelope<C::Batch>> {
+        let Envelope { value, stamps } = env;
+        let outcome = catch_unwind(AssertUnwindSafe(|| put(&mut self.collect, value)))
+            .unwrap_or_else(|p| Err(format!("panicked: {}", task_panic_message(&*p))));
+        if let Err(msg) = outcome {
+            cx.fail(stamps.units(), msg);
+            return None;
         }
-        Envelope { value, stamps: Stamps::from_vec(stamps) }
+        self.stamps.push(stamps);
+        (self.stamps.len() == self.size).then(|| self.take())
+    }
+
+    fn take(&mut self) -> Envelope<C::Batch> {
+        // One stamp per item is the common case: sized for it, grown for batches of batches.
+        let mut all = Vec::with_capacity(self.stamps.len());
+        for s in self.stamps.drain(..) {
+            s.for_each(|x| all.push(x));
+        }
+        Envelope { value: self.collect.take(), stamps: Stamps::from_vec(all) }
+    }
+
+    /// The incomplete batch's items as slots with their stamps; the batcher starts over.
+    fn rest(&mut self) -> Vec<Envelope<C::Slot>> {
+        let slots = if self.stamps.is_empty() { Vec::new() } else { self.collect.rest() };
+        slots.into_iter().zip(self.stamps.drain(..)).map(|(value, stamps)| Envelope { value, stamps }).collect()
     }
 
     fn pending_units(&self) -> u64 {
-        self.pending.iter().map(Envelope::units).sum()
+        self.stamps.iter().map(Stamps::units).sum()
     }
 }
 
-/// The worker of `aggregate(size)`.
-pub(crate) async fn aggregate_worker<T: Send + 'static>(
+/// The worker of `aggregate(size)` and `aggregate_into(size, …)`.
+pub(crate) async fn aggregate_worker<T: Send + 'static, C: Collect<T>>(
     mut input: Inbound<T>,
-    output: LocalSender<Msg<Vec<T>>>,
+    output: LocalSender<Msg<C::Batch>>,
+    collect: C,
     size: usize,
     drop_last: bool,
-    leftovers: Leftovers<T>,
+    leftovers: Leftovers<C::Slot>,
     cx: StageCx,
 ) {
-    let mut batcher = Batcher { size, pending: Vec::with_capacity(size) };
+    let mut batcher = Batcher::new(size, collect);
     let mut buf = Vec::with_capacity(BATCH);
     while let Some((n, discarding)) = cx.next_batch(&mut input, &mut buf).await {
         for msg in buf.drain(..) {
@@ -94,7 +175,7 @@ pub(crate) async fn aggregate_worker<T: Send + 'static>(
                 Msg::Item(env) => {
                     if discarding {
                         cx.discard(env.units());
-                    } else if let Some(batch) = batcher.push(env) {
+                    } else if let Some(batch) = batcher.put(env, C::push, &cx) {
                         cx.emit(&output, batch).await;
                     }
                 }
@@ -116,11 +197,11 @@ pub(crate) async fn aggregate_worker<T: Send + 'static>(
 /// The end of an epoch or of the stream: merge the children's incomplete batches into this
 /// shard's, hand what is still short to the parent, then emit the full batches; the root emits
 /// (or under `drop_last` counts as left over) what is short of a batch.
-async fn flush<T: Send + 'static>(
-    batcher: &mut Batcher<T>,
+async fn flush<T, C: Collect<T>>(
+    batcher: &mut Batcher<T, C>,
     drop_last: bool,
-    leftovers: &Leftovers<T>,
-    output: &LocalSender<Msg<Vec<T>>>,
+    leftovers: &Leftovers<C::Slot>,
+    output: &LocalSender<Msg<C::Batch>>,
     cx: &StageCx,
 ) {
     let mut full = Vec::new();
@@ -128,7 +209,7 @@ async fn flush<T: Send + 'static>(
         for env in rx.recv().await.unwrap_or_default() {
             if cx.discarding() {
                 cx.discard(env.units());
-            } else if let Some(batch) = batcher.push(env) {
+            } else if let Some(batch) = batcher.put(env, C::push_slot, cx) {
                 full.push(batch);
             }
         }
@@ -136,7 +217,7 @@ async fn flush<T: Send + 'static>(
     if let Some(tx) = &leftovers.parent {
         // Before emitting: an emit may wait for this shard's own collation, and the parent (and
         // its ancestors) wait for this rest.
-        let rest = mem::replace(&mut batcher.pending, Vec::with_capacity(batcher.size));
+        let rest = batcher.rest();
         if let Err(e) = tx.send(rest).await {
             cx.discard(e.0.iter().map(Envelope::units).sum());
         }
@@ -144,15 +225,15 @@ async fn flush<T: Send + 'static>(
     for batch in full {
         cx.emit(output, batch).await;
     }
-    if leftovers.parent.is_some() || batcher.pending.is_empty() {
+    if leftovers.parent.is_some() || batcher.stamps.is_empty() {
         return;
     }
     if cx.discarding() {
         cx.discard(batcher.pending_units());
-        batcher.pending.clear();
+        batcher.rest();
     } else if drop_last {
         cx.stats.borrow_mut().left_over_units += batcher.pending_units();
-        batcher.pending.clear();
+        batcher.rest();
     } else {
         let last = batcher.take();
         cx.emit(output, last).await;

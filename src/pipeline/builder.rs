@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::aggregate::{Aggregator, Leftovers, aggregate_worker, custom_aggregate_worker, tree_parent};
+use super::aggregate::{Aggregator, Collect, Items, Leftovers, aggregate_worker, custom_aggregate_worker, tree_parent};
 use super::envelope::Envelope;
 use super::hook::{HookContext, HookFactory, TaskHook};
 use super::profile::{Profiler, stage_profiler};
@@ -273,6 +273,18 @@ impl<T: Send + 'static> PipelineBuilder<T> {
 
     /// Batches of `size` items (the last may be short; see [`PipelineBuilder::drop_last`]).
     pub fn aggregate(self, size: usize) -> PipelineBuilder<Vec<T>> {
+        self.aggregate_into(size, move || Items::new(size))
+    }
+
+    /// Batches of `size` items, as [`aggregate`](Self::aggregate) makes them, each built as its
+    /// items arrive by a [`Collect`]or from `make` (one per shard): an image goes into its
+    /// place in the batch buffer at once, not in a later pass over the whole batch.
+    pub fn aggregate_into<C, M>(self, size: usize, make: M) -> PipelineBuilder<C::Batch>
+    where
+        C: Collect<T>,
+        M: Fn() -> C + Send + Sync + 'static,
+    {
+        let make = Arc::new(make);
         let mut next = self.push_stage("aggregate", Kind::Aggregate, DEFAULT_BATCH_BUFFER, move |w, index| {
             let set = w.enter::<T>(index);
             let spec = w.specs[index].clone();
@@ -280,19 +292,19 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             w.units_per_item *= size.max(1) as u64;
             w.hold(spec.buffer + 1, set.len());
             // The merge tree of incomplete batches: one ring from each position to its parent.
-            let mut tree: Vec<Prepared<T>> =
+            let mut tree: Vec<Prepared<C::Slot>> =
                 set.iter().map(|_| Prepared { children: Vec::new(), parent: None }).collect();
             for pos in 1..set.len() {
-                let (tx, rx) = channel::bounded::<Vec<Envelope<T>>>(2);
+                let (tx, rx) = channel::bounded::<Vec<Envelope<C::Slot>>>(2);
                 tree[pos].parent = Some(tx);
                 tree[tree_parent(pos)].children.push(rx);
             }
             for (&j, leftovers) in set.iter().zip(tree) {
-                let (buffer, drop_last) = (spec.buffer, spec.drop_last);
+                let (buffer, drop_last, make) = (spec.buffer, spec.drop_last, make.clone());
                 w.steps[j].push(Box::new(move |sb: &mut ShardBuild| {
                     let leftovers = leftovers.connect();
                     sb.add_worker(index, buffer, |input, tx, cx| {
-                        aggregate_worker(input, tx, size, drop_last, leftovers, cx)
+                        aggregate_worker(input, tx, make(), size, drop_last, leftovers, cx)
                     });
                 }));
             }

@@ -38,7 +38,7 @@ mod split_source;
 mod stage;
 mod wiring;
 
-pub use aggregate::Aggregator;
+pub use aggregate::{Aggregator, Collect};
 pub use build::{PipelineBuildError, Placement};
 pub use builder::{Outcome, PipelineBuilder};
 pub use consumer::{EpochItems, Items, Pipeline, PipelineFailed, Progress, RecvTimeoutError};

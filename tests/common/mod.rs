@@ -29,6 +29,14 @@ pub fn two_shards() -> Option<Runtime> {
     })
 }
 
+/// `n` shards on whatever CPUs there are, shared: for tests of a pipeline's shape on many shards.
+pub fn many_shards(n: usize) -> Option<std::sync::Arc<Runtime>> {
+    runtime(|b| {
+        b.shards(n).oversubscribe(true).spin_before_park(std::time::Duration::from_micros(5));
+    })
+    .map(std::sync::Arc::new)
+}
+
 /// Iteration counts: smaller under miri.
 pub const fn scaled(n: usize) -> usize {
     if cfg!(miri) { n / 1000 } else { n }

@@ -8,12 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shardpipe::images::{
-    self, BatchPool, Encoded, Image, ImageBatch, ImageFolder, MixedBatch, MixedViews, Normalize, POOLED_BATCHES,
-    Sample, ViewBatch, ViewCollator,
+    self, BatchCollector, BatchPool, Encoded, Image, ImageBatch, ImageFolder, MixedBatch, MixedViews, Normalize,
+    POOLED_BATCHES, Sample, ViewBatch, ViewCollator,
 };
 use shardpipe::pipeline::{PipelineBuilder, Placement, path, source, source_epochs, source_indexed};
 
 use crate::chain::stage_kinds;
+use collect::ValueCollector;
+
+mod collect;
 use crate::plan::{Generate, Kind, Mode, Op, Plan, Stage};
 
 /// What flows through a plan's pipeline.
@@ -365,42 +368,51 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind], c
             }
             Op::Checksum => b.pipe(|v| Some(Value::Sum(checksum(&v)))),
             Op::Batch => {
-                let agg = b.aggregate(st.size.expect("checked: a size"));
-                let agg = if st.drop_last { agg.drop_last() } else { agg };
+                let size = st.size.expect("checked: a size");
                 let name = st.name.clone().unwrap_or_else(|| format!("batch{}", i + 1));
-                let agg = options(agg, st, &name);
-                let collate = format!("{name}.collate");
                 let layout = st.layout.map_or(images::Layout::Hwc, images::Layout::from);
                 let image = |v| if let Value::Image(i) = v { Some(i) } else { None };
                 let floats = |v| if let Value::Floats(i) = v { Some(i) } else { None };
+                // Images go into their batch buffer as they arrive (`ValueCollector`); other
+                // values are batched as they are.
+                let batched = |agg| batch_options(agg, st, &name);
+                let batched_values = |agg| batch_options(agg, st, &name);
                 match kinds[i] {
                     Kind::Image if st.mean.is_some() || st.std.is_some() => {
-                        let n = normalize_of(st);
-                        collate_stage(agg, image, Value::FloatImages, move |pool, i| {
-                            pool.collate_normalized(i, &n, layout)
-                        })
-                        .name(collate)
+                        let (n, pool) = (normalize_of(st), BatchPool::new(POOLED_BATCHES));
+                        batched(b.aggregate_into(size, move || {
+                            let inner = BatchCollector::normalized(pool.clone(), size, &n, layout);
+                            ValueCollector::new(inner, image, Value::FloatImages)
+                        }))
                     }
                     Kind::Image => {
-                        collate_stage(agg, image, Value::Images, move |pool, i| pool.collate_layout(i, layout))
-                            .name(collate)
-                    }
-                    Kind::Views(count) if st.mean.is_some() || st.std.is_some() => {
-                        let n = normalize_of(st);
-                        view_collate_stage(agg, count, Value::FloatViewImages, move |c, views| {
-                            c.collate_normalized(views, &n, layout)
-                        })
-                        .name(collate)
-                    }
-                    Kind::Views(count) => {
-                        view_collate_stage(agg, count, Value::ViewImages, move |c, views| c.collate(views, layout))
-                            .name(collate)
+                        let pool = BatchPool::new(POOLED_BATCHES);
+                        batched(b.aggregate_into(size, move || {
+                            ValueCollector::new(BatchCollector::new(pool.clone(), size, layout), image, Value::Images)
+                        }))
                     }
                     Kind::Floats => {
-                        collate_stage(agg, floats, Value::FloatImages, move |pool, i| pool.collate_layout(i, layout))
-                            .name(collate)
+                        let pool = BatchPool::new(POOLED_BATCHES);
+                        batched(b.aggregate_into(size, move || {
+                            let inner = BatchCollector::new(pool.clone(), size, layout);
+                            ValueCollector::new(inner, floats, Value::FloatImages)
+                        }))
                     }
-                    _ => agg.map(Value::Batch).name(format!("{name}.wrap")),
+                    Kind::Views(count) => {
+                        let agg = batched_values(b.aggregate(size));
+                        let collate = format!("{name}.collate");
+                        if st.mean.is_some() || st.std.is_some() {
+                            let n = normalize_of(st);
+                            view_collate_stage(agg, count, Value::FloatViewImages, move |c, views| {
+                                c.collate_normalized(views, &n, layout)
+                            })
+                            .name(collate)
+                        } else {
+                            view_collate_stage(agg, count, Value::ViewImages, move |c, views| c.collate(views, layout))
+                                .name(collate)
+                        }
+                    }
+                    _ => batched_values(b.aggregate(size)).map(Value::Batch).name(format!("{name}.wrap")),
                 }
             }
             Op::Unbatch => b.pipe_iter(|v| match v {
@@ -524,24 +536,8 @@ const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
 /// Other files larger than this fail at `read` the same way.
 const MAX_FILE_BYTES: u64 = 1 << 30;
 
-/// A stage collating each batch of image values into one buffer from its own pool: `take` gets
-/// the image out of a value, `collate` makes the batch, `wrap` puts it back into a value.
-fn collate_stage<T: Send + 'static, U: Copy + Send + Sync + 'static>(
-    batches: PipelineBuilder<Vec<Value>>,
-    take: fn(Value) -> Option<Image<T>>,
-    wrap: fn(ImageBatch<U>) -> Value,
-    collate: impl Fn(&Arc<BatchPool<U>>, Vec<Image<T>>) -> Result<ImageBatch<U>, images::ImageError> + Send + Sync + 'static,
-) -> PipelineBuilder<Value> {
-    let pool = BatchPool::new(POOLED_BATCHES);
-    batches.pipe(move |values: Vec<Value>| {
-        let images: Option<Vec<Image<T>>> = values.into_iter().map(take).collect();
-        let images = images.ok_or("batch: a batch of images held something else")?;
-        collate(&pool, images).map(wrap).map_err(|e| e.to_string())
-    })
-}
-
-/// [`collate_stage`] for a `batch` after `views`: each batch's images' views collated into one
-/// buffer per view, from pools of their own.
+/// The stage after a `batch` of views: each batch's images' views collated into one buffer per
+/// view, from pools of their own.
 fn view_collate_stage<U: Copy + Send + Sync + 'static>(
     batches: PipelineBuilder<Vec<Value>>,
     count: usize,
@@ -564,6 +560,12 @@ fn view_collate_stage<U: Copy + Send + Sync + 'static>(
 fn normalize_of(st: &crate::plan::Stage) -> Normalize {
     let d = Normalize::IMAGENET;
     Normalize { mean: st.mean.unwrap_or(d.mean), std: st.std.unwrap_or(d.std) }
+}
+
+/// A `batch` stage's options from the plan: `drop_last`, then those of every stage.
+fn batch_options<T: Send + 'static>(agg: PipelineBuilder<T>, st: &Stage, name: &str) -> PipelineBuilder<T> {
+    let agg = if st.drop_last { agg.drop_last() } else { agg };
+    options(agg, st, name)
 }
 
 /// A stage's options from the plan.
