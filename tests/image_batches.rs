@@ -85,3 +85,36 @@ fn an_image_of_another_size_fails_alone_and_the_account_balances() {
     assert_eq!(r.account.delivered, delivered);
     assert_balanced(&r);
 }
+
+#[test]
+fn view_batches_built_as_views_arrive_keep_every_view_in_step_across_shards() {
+    use shardpipe::images::view_batches;
+    let Some(rt) = many_shards(7) else { return };
+    // Two views per image: itself, and a 2×3 image of its own values.
+    let views = |e: u64, i: u64| {
+        let small = Image { data: image(e, i).data[..18].to_vec(), width: 2, height: 3, ..image(e, i) };
+        vec![image(e, i), small]
+    };
+    let source = source_epochs(move |e| LENS.get(e as usize).map(move |&len| (0..len).map(move |i| views(e, i))));
+    let mut pipe = build(view_batches(source, 2, 64, true, shardpipe::images::Layout::Hwc), &rt);
+    for e in 0..3u64 {
+        let mut seen = Vec::new();
+        for batch in pipe.epoch() {
+            assert_eq!(batch.len(), 64, "drop_last: only full batches");
+            let (big, small) = (&batch.views[0], &batch.views[1]);
+            assert_eq!(big.samples, small.samples, "both views in the same sample order");
+            for (k, s) in big.samples.iter().enumerate() {
+                let want = views(e, s.index);
+                assert_eq!(big.data[k * 72..][..72], want[0].data, "epoch {e}, image {}", s.index);
+                assert_eq!(small.data[k * 18..][..18], want[1].data, "epoch {e}, image {}", s.index);
+                seen.push(s.index);
+            }
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len() as u64, LENS[e as usize] / 64 * 64, "epoch {e}: every full batch, no image twice");
+    }
+    let r = pipe.finish().unwrap();
+    assert_eq!(r.account.left_over, LENS.iter().map(|l| l % 64).sum::<u64>());
+    assert_balanced(&r);
+}

@@ -9,12 +9,12 @@
 //! 1–2 % faster; docs/benchmarks.md, session 28.)
 //!
 //! At the end of an epoch the shards' incomplete batches merge (see `pipeline::aggregate`):
-//! each image moves as a [`Slot`], its values already in the batch's layout and type.
+//! each image moves as a [`BatchSlot`], its values already in the batch's layout and type.
 
 use std::sync::Arc;
 
 use super::batch::write_image;
-use super::{BatchPool, CHANNELS, Image, ImageBatch, ImageError, ImageErrorKind, Layout, Normalize, Sample};
+use super::{BatchPool, CHANNELS, Image, ImageBatch, ImageError, ImageErrorKind, Layout, Normalize, Sample, ViewBatch};
 use crate::pipeline::Collect;
 
 /// Writes one image's HWC values into its slot of the batch, in the batch's layout and type.
@@ -23,7 +23,7 @@ type Write<T, U> = Box<dyn Fn(&mut [U], &[T])>;
 /// One image of an incomplete batch, as the batch holds it: how it moves to another shard's
 /// collector at the end of an epoch.
 #[derive(Debug)]
-pub struct Slot<U> {
+pub struct BatchSlot<U> {
     values: Vec<U>,
     sample: Sample,
     size: (u32, u32),
@@ -88,29 +88,49 @@ impl<T, U: Copy + Default> BatchCollector<T, U> {
         self.size.0 as usize * self.size.1 as usize * CHANNELS
     }
 
-    /// Checks that an image of `size` with `values` values fits the batch, starting the batch
-    /// (its buffer, its size) on its first image; returns the image's place in `data`.
-    fn place(&mut self, path: &Arc<std::path::Path>, size: (u32, u32), values: usize) -> Result<usize, String> {
+    /// Checks that an image of `size` with `values` values fits the batch being built.
+    fn check(&self, path: &Arc<std::path::Path>, size: (u32, u32), values: usize) -> Result<(), String> {
         let index = self.samples.len();
         let want = size.0 as usize * size.1 as usize * CHANNELS;
         if values != want {
             let (width, height) = size;
-            return Err(
-                ImageError::new(path, ImageErrorKind::Malformed { index, values, width, height, want }).to_string()
-            );
+            let kind = ImageErrorKind::Malformed { index, values, width, height, want };
+            return Err(ImageError::new(path, kind).to_string());
         }
+        if index > 0 && size != self.size {
+            let kind = ImageErrorKind::Collate { index, got: size, want: self.size };
+            return Err(ImageError::new(path, kind).to_string());
+        }
+        Ok(())
+    }
+
+    /// The place in `data` of the next image, checked to be of `size`; the first image of a
+    /// batch starts it (its buffer, its size).
+    fn place(&mut self, size: (u32, u32)) -> usize {
+        let index = self.samples.len();
         if index == 0 {
             self.size = size;
             if self.data.capacity() == 0 {
                 self.data = self.pool.buffer();
             }
             // Resized, not cleared: a reused buffer of the same size is overwritten in place.
-            self.data.resize(want * self.batch, U::default());
-        } else if size != self.size {
-            let kind = ImageErrorKind::Collate { index, got: size, want: self.size };
-            return Err(ImageError::new(path, kind).to_string());
+            self.data.resize(self.per_image() * self.batch, U::default());
         }
-        Ok(index * want)
+        index * self.per_image()
+    }
+
+    /// Writes a checked image into the next place.
+    fn put(&mut self, img: Image<T>) {
+        let at = self.place((img.width, img.height));
+        (self.write)(&mut self.data[at..at + img.data.len()], &img.data);
+        self.samples.push(img.sample);
+    }
+
+    /// Writes a checked slot into the next place.
+    fn put_slot(&mut self, slot: BatchSlot<U>) {
+        let at = self.place(slot.size);
+        self.data[at..at + slot.values.len()].copy_from_slice(&slot.values);
+        self.samples.push(slot.sample);
     }
 }
 
@@ -120,19 +140,17 @@ where
     U: Copy + Default + Send + 'static,
 {
     type Batch = ImageBatch<U>;
-    type Slot = Slot<U>;
+    type Slot = BatchSlot<U>;
 
     fn push(&mut self, img: Image<T>) -> Result<(), String> {
-        let at = self.place(&img.sample.path, (img.width, img.height), img.data.len())?;
-        (self.write)(&mut self.data[at..at + img.data.len()], &img.data);
-        self.samples.push(img.sample);
+        self.check(&img.sample.path, (img.width, img.height), img.data.len())?;
+        self.put(img);
         Ok(())
     }
 
-    fn push_slot(&mut self, slot: Slot<U>) -> Result<(), String> {
-        let at = self.place(&slot.sample.path, slot.size, slot.values.len())?;
-        self.data[at..at + slot.values.len()].copy_from_slice(&slot.values);
-        self.samples.push(slot.sample);
+    fn push_slot(&mut self, slot: BatchSlot<U>) -> Result<(), String> {
+        self.check(&slot.sample.path, slot.size, slot.values.len())?;
+        self.put_slot(slot);
         Ok(())
     }
 
@@ -143,10 +161,77 @@ where
         self.pool.batch(data, samples, self.size, self.layout)
     }
 
-    fn rest(&mut self) -> Vec<Slot<U>> {
+    fn rest(&mut self) -> Vec<BatchSlot<U>> {
         let (per, size, data) = (self.per_image(), self.size, &self.data);
         let slots = self.samples.drain(..).enumerate();
-        slots.map(|(i, sample)| Slot { values: data[i * per..(i + 1) * per].to_vec(), sample, size }).collect()
+        slots.map(|(i, sample)| BatchSlot { values: data[i * per..(i + 1) * per].to_vec(), sample, size }).collect()
+    }
+}
+
+/// Builds batches of images' views ([`ViewBatch`]: one buffer per view) as they arrive: view `v`
+/// of each image goes into view `v`'s batch at once. An image with another number of views, or
+/// a view of another size than that view's batch, fails whole (no view of it is kept).
+#[derive(Debug)]
+pub struct ViewsCollector<U> {
+    views: Vec<BatchCollector<u8, U>>,
+}
+
+impl<U: Copy + Default + Send + 'static> ViewsCollector<U> {
+    /// One collector per view, each of `batch` images, from `make(view)`.
+    pub fn new(count: usize, make: impl Fn(usize) -> BatchCollector<u8, U>) -> Self {
+        Self { views: (0..count).map(make).collect() }
+    }
+
+    /// Checks every view of one image (`sizes[v]`: view `v`'s size and values) before any is
+    /// written, so a refused image leaves no view behind.
+    fn check(
+        &self,
+        path: &Arc<std::path::Path>,
+        sizes: impl ExactSizeIterator<Item = ((u32, u32), usize)>,
+    ) -> Result<(), String> {
+        let want = self.views.len();
+        if sizes.len() != want {
+            let kind = ImageErrorKind::Views { index: self.held(), got: sizes.len(), want };
+            return Err(ImageError::new(path, kind).to_string());
+        }
+        self.views.iter().zip(sizes).try_for_each(|(c, (size, values))| c.check(path, size, values))
+    }
+
+    fn held(&self) -> usize {
+        self.views.first().map_or(0, |c| c.samples.len())
+    }
+}
+
+impl<U: Copy + Default + Send + 'static> Collect<Vec<Image<u8>>> for ViewsCollector<U> {
+    type Batch = ViewBatch<U>;
+    type Slot = Vec<BatchSlot<U>>;
+
+    fn push(&mut self, views: Vec<Image<u8>>) -> Result<(), String> {
+        let Some(path) = views.first().map(|v| v.sample.path.clone()) else {
+            let kind = ImageErrorKind::Views { index: self.held(), got: 0, want: self.views.len() };
+            return Err(ImageError::new(&Arc::from(std::path::Path::new("?")), kind).to_string());
+        };
+        self.check(&path, views.iter().map(|v| ((v.width, v.height), v.data.len())))?;
+        self.views.iter_mut().zip(views).for_each(|(c, v)| c.put(v));
+        Ok(())
+    }
+
+    fn push_slot(&mut self, slots: Vec<BatchSlot<U>>) -> Result<(), String> {
+        let path = slots.first().map_or_else(|| Arc::from(std::path::Path::new("?")), |s| s.sample.path.clone());
+        self.check(&path, slots.iter().map(|s| (s.size, s.values.len())))?;
+        self.views.iter_mut().zip(slots).for_each(|(c, s)| c.put_slot(s));
+        Ok(())
+    }
+
+    fn take(&mut self) -> ViewBatch<U> {
+        ViewBatch { views: self.views.iter_mut().map(BatchCollector::take).collect() }
+    }
+
+    fn rest(&mut self) -> Vec<Vec<BatchSlot<U>>> {
+        let mut per_view: Vec<std::vec::IntoIter<BatchSlot<U>>> =
+            self.views.iter_mut().map(|c| c.rest().into_iter()).collect();
+        let images = per_view.first().map_or(0, ExactSizeIterator::len);
+        (0..images).map(|_| per_view.iter_mut().filter_map(Iterator::next).collect()).collect()
     }
 }
 
@@ -256,5 +341,61 @@ mod tests {
         let second = fill(&mut c, images(2)).pop().unwrap();
         assert_eq!((second.data.as_ptr(), pool.idle()), (ptr, 0), "the second batch is built in the first's buffer");
         assert_eq!(second, collate_layout(images(2), Layout::Hwc).unwrap());
+    }
+
+    /// Image `i`'s two views: itself at 5×4 and a 2×3 one.
+    fn views(i: u64) -> Vec<Image<u8>> {
+        vec![image(i, 5, 4), image(i + 100, 2, 3)]
+    }
+
+    fn views_collector(batch: usize, layout: Layout) -> ViewsCollector<u8> {
+        let pools = [BatchPool::new(2), BatchPool::new(2)];
+        ViewsCollector::new(2, |v| BatchCollector::new(pools[v].clone(), batch, layout))
+    }
+
+    #[test]
+    fn view_batches_built_on_arrival_equal_whole_batch_collation() {
+        for layout in [Layout::Hwc, Layout::Chw] {
+            let mut c = views_collector(3, layout);
+            (0..3).for_each(|i| c.push(views(i)).unwrap());
+            let want = crate::images::ViewCollator::new(2, 1).collate((0..3).map(views).collect(), layout).unwrap();
+            assert_eq!(c.take(), want, "{layout:?}");
+        }
+        let n = Normalize::IMAGENET;
+        let pools = [BatchPool::new(1), BatchPool::new(1)];
+        let mut c = ViewsCollector::new(2, |v| BatchCollector::normalized(pools[v].clone(), 2, &n, Layout::Chw));
+        (0..2).for_each(|i| c.push(views(i)).unwrap());
+        let want =
+            crate::images::ViewCollator::new(2, 1).collate_normalized((0..2).map(views).collect(), &n, Layout::Chw);
+        assert_eq!(c.take(), want.unwrap());
+    }
+
+    #[test]
+    fn an_image_whose_views_do_not_fit_fails_whole_and_leaves_no_view() {
+        let mut c = views_collector(4, Layout::Hwc);
+        c.push(views(0)).unwrap();
+        let e = c.push(vec![image(1, 5, 4)]).unwrap_err();
+        assert!(e.contains("img1.jpg") && e.contains("has 1 views, not the 2"), "{e}");
+        // The first view fits, the second does not: neither may stay.
+        let e = c.push(vec![image(2, 5, 4), image(102, 3, 3)]).unwrap_err();
+        assert!(e.contains("img2.jpg") && e.contains("is (3, 3) but the batch's first is (2, 3)"), "{e}");
+        assert!(c.push(Vec::new()).unwrap_err().contains("has 0 views"));
+        c.push(views(3)).unwrap();
+        let batch = c.take();
+        let want = crate::images::ViewCollator::new(2, 1).collate(vec![views(0), views(3)], Layout::Hwc).unwrap();
+        assert_eq!(batch, want, "only the images that fit, every view in step");
+    }
+
+    #[test]
+    fn an_incomplete_batch_of_views_moves_as_one_slot_list_per_image() {
+        let (mut child, mut parent) = (views_collector(3, Layout::Chw), views_collector(3, Layout::Chw));
+        child.push(views(0)).unwrap();
+        child.push(views(1)).unwrap();
+        parent.push(views(2)).unwrap();
+        let rest = child.rest();
+        assert_eq!(rest.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2], "two images, two views each");
+        rest.into_iter().for_each(|slots| parent.push_slot(slots).unwrap());
+        let want = crate::images::ViewCollator::new(2, 1).collate(vec![views(2), views(0), views(1)], Layout::Chw);
+        assert_eq!(parent.take(), want.unwrap());
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{
     BatchCollector, BatchPool, Crop, Erasing, Image, ImageBatch, ImageFolder, Layout, Mixable, MixedBatch, MixedViews,
-    Mixup, Normalize, ViewBatch, ViewCollator, Views, decode, read,
+    Mixup, Normalize, ViewBatch, Views, ViewsCollector, decode, read,
 };
 use crate::pipeline::{Collect, PipelineBuilder, source_epochs};
 
@@ -132,8 +132,8 @@ pub fn normalized_batches(
 }
 
 /// Batches of `size` images' views (`count` per image, as [`loader_views`] makes them), each
-/// view collated into a buffer of its own in `layout` (stages `batch` and `collate`; buffers of
-/// dropped batches are reused, per view).
+/// view collated into a buffer of its own in `layout` (stage `batch`: each view written into its
+/// batch as it arrives, [`ViewsCollector`]; buffers of dropped batches are reused, per view).
 pub fn view_batches(
     views: PipelineBuilder<Vec<Image<u8>>>,
     count: usize,
@@ -141,8 +141,10 @@ pub fn view_batches(
     drop_last: bool,
     layout: Layout,
 ) -> PipelineBuilder<ViewBatch<u8>> {
-    let collator = ViewCollator::new(count, POOLED_BATCHES);
-    aggregated(views, size, drop_last).pipe(move |images| collator.collate(images, layout)).name("collate")
+    let pools: Vec<_> = (0..count).map(|_| BatchPool::new(POOLED_BATCHES)).collect();
+    collected(views, size, drop_last, move || {
+        ViewsCollector::new(count, |v| BatchCollector::new(pools[v].clone(), size, layout))
+    })
 }
 
 /// [`view_batches`] normalized in the same pass, into `f32` buffers: what a PyTorch model
@@ -155,9 +157,10 @@ pub fn normalized_view_batches(
     normalize: Normalize,
     layout: Layout,
 ) -> PipelineBuilder<ViewBatch<f32>> {
-    let collator = ViewCollator::new(count, POOLED_BATCHES);
-    let batched = aggregated(views, size, drop_last);
-    batched.pipe(move |images| collator.collate_normalized(images, &normalize, layout)).name("collate")
+    let pools: Vec<_> = (0..count).map(|_| BatchPool::new(POOLED_BATCHES)).collect();
+    collected(views, size, drop_last, move || {
+        ViewsCollector::new(count, |v| BatchCollector::normalized(pools[v].clone(), size, &normalize, layout))
+    })
 }
 
 /// Each normalized batch's images randomly erased by `erasing` (stage `erase`;
@@ -194,13 +197,6 @@ pub fn mixed_views<T: Mixable + Send + 'static>(
     mixup: Mixup,
 ) -> PipelineBuilder<MixedViews<T>> {
     batches.pipe(move |batch| mixup.apply_views(batch)).name("mixup")
-}
-
-/// The `batch` stage: `size` images per batch, the epoch's short last one left over with
-/// `drop_last`.
-fn aggregated<T: Send + 'static>(images: PipelineBuilder<T>, size: usize, drop_last: bool) -> PipelineBuilder<Vec<T>> {
-    let batched = images.aggregate(size).name("batch");
-    if drop_last { batched.drop_last() } else { batched }
 }
 
 /// The `batch` stage building each batch with a collector from `make` as its images arrive.

@@ -82,7 +82,7 @@ pub use autoaugment::{
     Resample,
 };
 pub use batch::{BatchPool, ImageBatch, Layout, Normalize, collate, collate_layout, collate_normalized, normalize};
-pub use collect::{BatchCollector, Slot};
+pub use collect::{BatchCollector, BatchSlot, ViewsCollector};
 pub use decode::{Encoded, decode, read};
 pub use elastic::ElasticError;
 pub use erasing::{ErasedBox, Erasing, ErasingError, Fill};

@@ -1,8 +1,10 @@
-//! Batching: `aggregate(n)` and custom aggregators.
+//! Batching: `aggregate(n)`, `aggregate_into(n, …)` and custom aggregators.
 //!
-//! Each shard batches what it holds. For `aggregate(n)` the shards' incomplete last batches are
-//! merged at the end of each epoch and of the stream, so at most one batch per epoch is short
-//! (or, under `drop_last`, fewer than `n` items are left over), as on a single loop.
+//! Each shard batches what it holds: every item goes to the shard's [`Collect`]or as it arrives
+//! (for `aggregate(n)` a `Vec`; for image batches, a buffer the image is copied into at once),
+//! and a batch leaves when its `n`-th item is in. The shards' incomplete last batches are merged
+//! at the end of each epoch and of the stream, so at most one batch per epoch is short (or, under
+//! `drop_last`, fewer than `n` items are left over), as on a single loop.
 //!
 //! The merge runs up a binary tree of the stage's shards (position `p` hands its rest to
 //! `(p - 1) / 2`): each shard takes its children's rests, batches them with its own, emits the

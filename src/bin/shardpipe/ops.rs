@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use shardpipe::images::{
     self, BatchCollector, BatchPool, Encoded, Image, ImageBatch, ImageFolder, MixedBatch, MixedViews, Normalize,
-    POOLED_BATCHES, Sample, ViewBatch, ViewCollator,
+    POOLED_BATCHES, Sample, ViewBatch, ViewsCollector,
 };
 use shardpipe::pipeline::{PipelineBuilder, Placement, path, source, source_epochs, source_indexed};
 
@@ -373,10 +373,10 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind], c
                 let layout = st.layout.map_or(images::Layout::Hwc, images::Layout::from);
                 let image = |v| if let Value::Image(i) = v { Some(i) } else { None };
                 let floats = |v| if let Value::Floats(i) = v { Some(i) } else { None };
-                // Images go into their batch buffer as they arrive (`ValueCollector`); other
-                // values are batched as they are.
+                let views = |v| if let Value::Views(i) = v { Some(i) } else { None };
+                // Images and views go into their batch buffers as they arrive
+                // (`ValueCollector`); other values are batched as they are.
                 let batched = |agg| batch_options(agg, st, &name);
-                let batched_values = |agg| batch_options(agg, st, &name);
                 match kinds[i] {
                     Kind::Image if st.mean.is_some() || st.std.is_some() => {
                         let (n, pool) = (normalize_of(st), BatchPool::new(POOLED_BATCHES));
@@ -398,21 +398,22 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind], c
                             ValueCollector::new(inner, floats, Value::FloatImages)
                         }))
                     }
-                    Kind::Views(count) => {
-                        let agg = batched_values(b.aggregate(size));
-                        let collate = format!("{name}.collate");
-                        if st.mean.is_some() || st.std.is_some() {
-                            let n = normalize_of(st);
-                            view_collate_stage(agg, count, Value::FloatViewImages, move |c, views| {
-                                c.collate_normalized(views, &n, layout)
-                            })
-                            .name(collate)
-                        } else {
-                            view_collate_stage(agg, count, Value::ViewImages, move |c, views| c.collate(views, layout))
-                                .name(collate)
-                        }
+                    Kind::Views(count) if st.mean.is_some() || st.std.is_some() => {
+                        let n = normalize_of(st);
+                        let pools: Vec<_> = (0..count).map(|_| BatchPool::new(POOLED_BATCHES)).collect();
+                        batched(b.aggregate_into(size, move || {
+                            let make = |v: usize| BatchCollector::normalized(pools[v].clone(), size, &n, layout);
+                            ValueCollector::new(ViewsCollector::new(count, make), views, Value::FloatViewImages)
+                        }))
                     }
-                    _ => batched_values(b.aggregate(size)).map(Value::Batch).name(format!("{name}.wrap")),
+                    Kind::Views(count) => {
+                        let pools: Vec<_> = (0..count).map(|_| BatchPool::new(POOLED_BATCHES)).collect();
+                        batched(b.aggregate_into(size, move || {
+                            let make = |v: usize| BatchCollector::new(pools[v].clone(), size, layout);
+                            ValueCollector::new(ViewsCollector::new(count, make), views, Value::ViewImages)
+                        }))
+                    }
+                    _ => batch_options(b.aggregate(size), st, &name).map(Value::Batch).name(format!("{name}.wrap")),
                 }
             }
             Op::Unbatch => b.pipe_iter(|v| match v {
@@ -535,26 +536,6 @@ const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
 
 /// Other files larger than this fail at `read` the same way.
 const MAX_FILE_BYTES: u64 = 1 << 30;
-
-/// The stage after a `batch` of views: each batch's images' views collated into one buffer per
-/// view, from pools of their own.
-fn view_collate_stage<U: Copy + Send + Sync + 'static>(
-    batches: PipelineBuilder<Vec<Value>>,
-    count: usize,
-    wrap: fn(ViewBatch<U>) -> Value,
-    collate: impl Fn(&ViewCollator<U>, Vec<Vec<Image<u8>>>) -> Result<ViewBatch<U>, images::ImageError>
-    + Send
-    + Sync
-    + 'static,
-) -> PipelineBuilder<Value> {
-    let collator = ViewCollator::new(count, POOLED_BATCHES);
-    batches.pipe(move |values: Vec<Value>| {
-        let views: Option<Vec<_>> =
-            values.into_iter().map(|v| if let Value::Views(v) = v { Some(v) } else { None }).collect();
-        let views = views.ok_or("batch: a batch of views held something else")?;
-        collate(&collator, views).map(wrap).map_err(|e| e.to_string())
-    })
-}
 
 /// A `normalize` or normalizing `batch` stage's mean and std (ImageNet's where left out).
 fn normalize_of(st: &crate::plan::Stage) -> Normalize {

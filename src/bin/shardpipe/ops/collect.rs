@@ -1,39 +1,35 @@
-//! A plan's `batch` of images: the library's [`BatchCollector`] on the plan's [`Value`]s, so each
-//! image goes into its batch buffer as the stage receives it.
+//! A plan's `batch` of images or of views: the library's collectors (`BatchCollector`,
+//! `ViewsCollector`) on the plan's [`Value`]s, so each image goes into its batch buffer as the
+//! stage receives it.
 
-use shardpipe::images::{BatchCollector, Image, ImageBatch, Slot};
 use shardpipe::pipeline::Collect;
 
 use super::Value;
 
-/// A [`BatchCollector`] that takes its images out of values and hands its batches back as one.
-pub(super) struct ValueCollector<T, U> {
-    inner: BatchCollector<T, U>,
-    take: fn(Value) -> Option<Image<T>>,
-    wrap: fn(ImageBatch<U>) -> Value,
+/// A collector of `X`s that takes them out of values and hands its batches back as one.
+pub(super) struct ValueCollector<C: Collect<X>, X> {
+    inner: C,
+    take: fn(Value) -> Option<X>,
+    wrap: fn(C::Batch) -> Value,
 }
 
-impl<T, U> ValueCollector<T, U> {
-    pub(super) fn new(
-        inner: BatchCollector<T, U>,
-        take: fn(Value) -> Option<Image<T>>,
-        wrap: fn(ImageBatch<U>) -> Value,
-    ) -> Self {
+impl<C: Collect<X>, X> ValueCollector<C, X> {
+    pub(super) fn new(inner: C, take: fn(Value) -> Option<X>, wrap: fn(C::Batch) -> Value) -> Self {
         Self { inner, take, wrap }
     }
 }
 
-impl<T: 'static, U: Copy + Default + Send + 'static> Collect<Value> for ValueCollector<T, U> {
+impl<C: Collect<X>, X: 'static> Collect<Value> for ValueCollector<C, X> {
     type Batch = Value;
-    type Slot = Slot<U>;
+    type Slot = C::Slot;
 
     fn push(&mut self, value: Value) -> Result<(), String> {
         let what = value.what();
-        let image = (self.take)(value).ok_or_else(|| format!("batch: a batch of images got {what}"))?;
-        self.inner.push(image)
+        let item = (self.take)(value).ok_or_else(|| format!("batch: a batch of images got {what}"))?;
+        self.inner.push(item)
     }
 
-    fn push_slot(&mut self, slot: Slot<U>) -> Result<(), String> {
+    fn push_slot(&mut self, slot: C::Slot) -> Result<(), String> {
         self.inner.push_slot(slot)
     }
 
@@ -41,7 +37,7 @@ impl<T: 'static, U: Copy + Default + Send + 'static> Collect<Value> for ValueCol
         (self.wrap)(self.inner.take())
     }
 
-    fn rest(&mut self) -> Vec<Slot<U>> {
+    fn rest(&mut self) -> Vec<C::Slot> {
         self.inner.rest()
     }
 }
