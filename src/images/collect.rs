@@ -116,7 +116,12 @@ impl<T, U: Copy + Default> BatchCollector<T, U> {
             // Resized, not cleared: a reused buffer of the same size is overwritten in place.
             self.data.resize(self.per_image() * self.batch, U::default());
         }
-        index * self.per_image()
+        let at = index * self.per_image();
+        if self.data.len() < at + self.per_image() {
+            // More images than `batch` between two takes (a collector driven by hand).
+            self.data.resize(at + self.per_image(), U::default());
+        }
+        at
     }
 
     /// Writes a checked image into the next place.
@@ -328,6 +333,15 @@ mod tests {
         b.push(image(1, 3, 3)).unwrap();
         let e = b.push_slot(a.rest().pop().unwrap()).unwrap_err();
         assert!(e.contains("img0.jpg") && e.contains("is (5, 4) but the batch's first is (3, 3)"), "{e}");
+    }
+
+    #[test]
+    fn a_collector_driven_by_hand_past_its_batch_size_grows_instead_of_panicking() {
+        for batch in [0, 2] {
+            let mut c = BatchCollector::new(BatchPool::new(1), batch, Layout::Hwc);
+            images(5).into_iter().for_each(|img| c.push(img).unwrap());
+            assert_eq!(c.take(), collate_layout(images(5), Layout::Hwc).unwrap(), "batch {batch}");
+        }
     }
 
     #[test]
