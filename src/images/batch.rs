@@ -77,6 +77,11 @@ impl<T: Copy> BatchPool<T> {
         Arc::new(Self { free: ArrayQueue::new(keep.max(1)) })
     }
 
+    /// One pool per view of `views`, each keeping up to `keep` buffers (views differ in size).
+    pub fn per_view(views: usize, keep: usize) -> Vec<Arc<Self>> {
+        (0..views).map(|_| Self::new(keep)).collect()
+    }
+
     /// [`collate`] into a pooled buffer; the batch returns it when dropped.
     pub fn collate(self: &Arc<Self>, images: Vec<Image<T>>) -> Result<ImageBatch<T>, ImageError> {
         self.pooled(|buf| collate_into(buf, images))

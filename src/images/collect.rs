@@ -113,15 +113,15 @@ impl<T, U: Copy + Default> BatchCollector<T, U> {
             if self.data.capacity() == 0 {
                 self.data = self.pool.buffer();
             }
-            // Resized, not cleared: a reused buffer of the same size is overwritten in place.
-            self.data.resize(self.per_image() * self.batch, U::default());
         }
-        let at = index * self.per_image();
-        if self.data.len() < at + self.per_image() {
-            // More images than `batch` between two takes (a collector driven by hand).
-            self.data.resize(at + self.per_image(), U::default());
+        let per = self.per_image();
+        // Resized, not cleared: a reused buffer of the same size is overwritten in place. (It
+        // grows past `batch` images only for a collector driven by hand.)
+        let end = (index + 1) * per;
+        if index == 0 || self.data.len() < end {
+            self.data.resize(end.max(per * self.batch), U::default());
         }
-        at
+        index * per
     }
 
     /// Writes a checked image into the next place.
@@ -181,12 +181,22 @@ pub struct ViewsCollector<U> {
     views: Vec<BatchCollector<u8, U>>,
 }
 
-impl<U: Copy + Default + Send + 'static> ViewsCollector<U> {
-    /// One collector per view, each of `batch` images, from `make(view)`.
-    pub fn new(count: usize, make: impl Fn(usize) -> BatchCollector<u8, U>) -> Self {
-        Self { views: (0..count).map(make).collect() }
+impl ViewsCollector<u8> {
+    /// Batches of `batch` images' views, view `v` in `layout` in a buffer from `pools[v]` (one
+    /// pool per view: [`BatchPool::per_view`]), the values as they are.
+    pub fn new(pools: &[Arc<BatchPool<u8>>], batch: usize, layout: Layout) -> Self {
+        Self { views: pools.iter().map(|p| BatchCollector::new(p.clone(), batch, layout)).collect() }
     }
+}
 
+impl ViewsCollector<f32> {
+    /// [`new`](ViewsCollector::new)'s batches normalized by `n`.
+    pub fn normalized(pools: &[Arc<BatchPool<f32>>], batch: usize, n: &Normalize, layout: Layout) -> Self {
+        Self { views: pools.iter().map(|p| BatchCollector::normalized(p.clone(), batch, n, layout)).collect() }
+    }
+}
+
+impl<U: Copy + Default + Send + 'static> ViewsCollector<U> {
     /// Checks every view of one image (`sizes[v]`: view `v`'s size and values) before any is
     /// written, so a refused image leaves no view behind.
     fn check(
@@ -212,17 +222,14 @@ impl<U: Copy + Default + Send + 'static> Collect<Vec<Image<u8>>> for ViewsCollec
     type Slot = Vec<BatchSlot<U>>;
 
     fn push(&mut self, views: Vec<Image<u8>>) -> Result<(), String> {
-        let Some(path) = views.first().map(|v| v.sample.path.clone()) else {
-            let kind = ImageErrorKind::Views { index: self.held(), got: 0, want: self.views.len() };
-            return Err(ImageError::new(&Arc::from(std::path::Path::new("?")), kind).to_string());
-        };
+        let path = path_of(views.first().map(|v| &v.sample));
         self.check(&path, views.iter().map(|v| ((v.width, v.height), v.data.len())))?;
         self.views.iter_mut().zip(views).for_each(|(c, v)| c.put(v));
         Ok(())
     }
 
     fn push_slot(&mut self, slots: Vec<BatchSlot<U>>) -> Result<(), String> {
-        let path = slots.first().map_or_else(|| Arc::from(std::path::Path::new("?")), |s| s.sample.path.clone());
+        let path = path_of(slots.first().map(|s| &s.sample));
         self.check(&path, slots.iter().map(|s| (s.size, s.values.len())))?;
         self.views.iter_mut().zip(slots).for_each(|(c, s)| c.put_slot(s));
         Ok(())
@@ -238,6 +245,11 @@ impl<U: Copy + Default + Send + 'static> Collect<Vec<Image<u8>>> for ViewsCollec
         let images = per_view.first().map_or(0, ExactSizeIterator::len);
         (0..images).map(|_| per_view.iter_mut().filter_map(Iterator::next).collect()).collect()
     }
+}
+
+/// The file an image's views came from, for errors ("?" for an image with no view).
+fn path_of(first: Option<&Sample>) -> Arc<std::path::Path> {
+    first.map_or_else(|| Arc::from(std::path::Path::new("?")), |s| s.path.clone())
 }
 
 #[cfg(test)]
@@ -363,8 +375,7 @@ mod tests {
     }
 
     fn views_collector(batch: usize, layout: Layout) -> ViewsCollector<u8> {
-        let pools = [BatchPool::new(2), BatchPool::new(2)];
-        ViewsCollector::new(2, |v| BatchCollector::new(pools[v].clone(), batch, layout))
+        ViewsCollector::new(&BatchPool::per_view(2, 2), batch, layout)
     }
 
     #[test]
@@ -376,8 +387,7 @@ mod tests {
             assert_eq!(c.take(), want, "{layout:?}");
         }
         let n = Normalize::IMAGENET;
-        let pools = [BatchPool::new(1), BatchPool::new(1)];
-        let mut c = ViewsCollector::new(2, |v| BatchCollector::normalized(pools[v].clone(), 2, &n, Layout::Chw));
+        let mut c = ViewsCollector::normalized(&BatchPool::per_view(2, 1), 2, &n, Layout::Chw);
         (0..2).for_each(|i| c.push(views(i)).unwrap());
         let want =
             crate::images::ViewCollator::new(2, 1).collate_normalized((0..2).map(views).collect(), &n, Layout::Chw);

@@ -141,10 +141,8 @@ pub fn view_batches(
     drop_last: bool,
     layout: Layout,
 ) -> PipelineBuilder<ViewBatch<u8>> {
-    let pools: Vec<_> = (0..count).map(|_| BatchPool::new(POOLED_BATCHES)).collect();
-    collected(views, size, drop_last, move || {
-        ViewsCollector::new(count, |v| BatchCollector::new(pools[v].clone(), size, layout))
-    })
+    let pools = BatchPool::per_view(count, POOLED_BATCHES);
+    collected(views, size, drop_last, move || ViewsCollector::new(&pools, size, layout))
 }
 
 /// [`view_batches`] normalized in the same pass, into `f32` buffers: what a PyTorch model
@@ -157,10 +155,8 @@ pub fn normalized_view_batches(
     normalize: Normalize,
     layout: Layout,
 ) -> PipelineBuilder<ViewBatch<f32>> {
-    let pools: Vec<_> = (0..count).map(|_| BatchPool::new(POOLED_BATCHES)).collect();
-    collected(views, size, drop_last, move || {
-        ViewsCollector::new(count, |v| BatchCollector::normalized(pools[v].clone(), size, &normalize, layout))
-    })
+    let pools = BatchPool::per_view(count, POOLED_BATCHES);
+    collected(views, size, drop_last, move || ViewsCollector::normalized(&pools, size, &normalize, layout))
 }
 
 /// Each normalized batch's images randomly erased by `erasing` (stage `erase`;

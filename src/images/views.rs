@@ -221,7 +221,7 @@ pub struct ViewCollator<T> {
 impl<T: Copy> ViewCollator<T> {
     /// A collator for `views` views per image, keeping up to `keep` buffers per view.
     pub fn new(views: usize, keep: usize) -> Self {
-        Self { pools: (0..views).map(|_| BatchPool::new(keep)).collect() }
+        Self { pools: BatchPool::per_view(views, keep) }
     }
 
     /// Splits `images` (each image's views) into one list per view, refusing an image with

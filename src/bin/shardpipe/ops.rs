@@ -14,10 +14,10 @@ use shardpipe::images::{
 use shardpipe::pipeline::{PipelineBuilder, Placement, path, source, source_epochs, source_indexed};
 
 use crate::chain::stage_kinds;
+use crate::plan::{Generate, Kind, Mode, Op, Plan, Stage};
 use collect::ValueCollector;
 
 mod collect;
-use crate::plan::{Generate, Kind, Mode, Op, Plan, Stage};
 
 /// What flows through a plan's pipeline.
 #[derive(Debug, Clone)]
@@ -399,18 +399,16 @@ fn add_stages(mut b: PipelineBuilder<Value>, stages: &[Stage], kinds: &[Kind], c
                         }))
                     }
                     Kind::Views(count) if st.mean.is_some() || st.std.is_some() => {
-                        let n = normalize_of(st);
-                        let pools: Vec<_> = (0..count).map(|_| BatchPool::new(POOLED_BATCHES)).collect();
+                        let (n, pools) = (normalize_of(st), BatchPool::per_view(count, POOLED_BATCHES));
                         batched(b.aggregate_into(size, move || {
-                            let make = |v: usize| BatchCollector::normalized(pools[v].clone(), size, &n, layout);
-                            ValueCollector::new(ViewsCollector::new(count, make), views, Value::FloatViewImages)
+                            let inner = ViewsCollector::normalized(&pools, size, &n, layout);
+                            ValueCollector::new(inner, views, Value::FloatViewImages)
                         }))
                     }
                     Kind::Views(count) => {
-                        let pools: Vec<_> = (0..count).map(|_| BatchPool::new(POOLED_BATCHES)).collect();
+                        let pools = BatchPool::per_view(count, POOLED_BATCHES);
                         batched(b.aggregate_into(size, move || {
-                            let make = |v: usize| BatchCollector::new(pools[v].clone(), size, layout);
-                            ValueCollector::new(ViewsCollector::new(count, make), views, Value::ViewImages)
+                            ValueCollector::new(ViewsCollector::new(&pools, size, layout), views, Value::ViewImages)
                         }))
                     }
                     _ => batch_options(b.aggregate(size), st, &name).map(Value::Batch).name(format!("{name}.wrap")),
